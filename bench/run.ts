@@ -1,0 +1,34 @@
+/**
+ * `npm run bench [filter…]`: runs every `bench/*.bench.ts` (or those whose name contains a filter)
+ * one after another, each in its own process so one suite's garbage cannot slow the next.
+ */
+import { spawnSync } from "node:child_process"
+import { readdirSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const filters = process.argv.slice(2)
+const files = readdirSync(here)
+  .filter((f) => f.endsWith(".bench.ts"))
+  .filter((f) => filters.length === 0 || filters.some((filter) => f.includes(filter)))
+  .sort()
+
+if (files.length === 0) {
+  console.error(`no benchmark matches ${filters.join(", ")}`)
+  process.exit(1)
+}
+
+let failed = 0
+for (const file of files) {
+  console.log(`\n# ${file}`)
+  const result = spawnSync(process.execPath, ["--import", "tsx", "--expose-gc", join(here, file)], {
+    stdio: "inherit",
+    env: process.env
+  })
+  if (result.status !== 0) {
+    failed++
+    console.error(`${file} exited with ${result.status ?? result.signal}`)
+  }
+}
+process.exit(failed === 0 ? 0 : 1)

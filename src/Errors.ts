@@ -1,0 +1,235 @@
+/**
+ * Every error the toolkit produces, in one place.
+ *
+ * Rejections (`CircuitOpenError`, `BulkheadFullError`, `RateLimitedError`, `OverloadedError`,
+ * `TaskRunnerBusyError`) mean the protected work never ran, so it is safe to try elsewhere; they
+ * carry `retryAfter` when the rejecting primitive knows when capacity returns.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+const formatRetryAfter = (retryAfter: Duration.Duration | undefined): string =>
+  retryAfter === undefined ? "" : `, retry after ${Duration.format(retryAfter)}`
+
+/**
+ * A circuit breaker refused the call: it is open, isolated, or half-open with every probe slot taken.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>()("CircuitOpenError", {
+  breaker: Schema.String,
+  state: Schema.Literal("Open", "HalfOpen", "Isolated"),
+  retryAfter: Schema.optional(Schema.DurationFromSelf)
+}) {
+  override get message(): string {
+    return `circuit breaker "${this.breaker}" is ${this.state}${formatRetryAfter(this.retryAfter)}`
+  }
+}
+
+/**
+ * A bulkhead had no free permit: either every permit and queue slot was taken (`"full"`), or the
+ * caller waited in the queue longer than `queueTimeout` (`"queue-timeout"`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BulkheadFullError extends Schema.TaggedError<BulkheadFullError>()("BulkheadFullError", {
+  bulkhead: Schema.String,
+  reason: Schema.Literal("full", "queue-timeout"),
+  maxConcurrent: Schema.Number,
+  maxQueue: Schema.Number
+}) {
+  override get message(): string {
+    return this.reason === "full"
+      ? `bulkhead "${this.bulkhead}" is full (${this.maxConcurrent} running, ${this.maxQueue} queued)`
+      : `bulkhead "${this.bulkhead}" queue wait timed out`
+  }
+}
+
+/**
+ * A rate limiter refused the call for `key`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RateLimitedError extends Schema.TaggedError<RateLimitedError>()("RateLimitedError", {
+  limiter: Schema.String,
+  key: Schema.String,
+  limit: Schema.Number,
+  remaining: Schema.Number,
+  retryAfter: Schema.optional(Schema.DurationFromSelf),
+  resetAfter: Schema.optional(Schema.DurationFromSelf)
+}) {
+  override get message(): string {
+    return `rate limit "${this.limiter}" exceeded for key "${this.key}" (limit ${this.limit})${
+      formatRetryAfter(this.retryAfter)
+    }`
+  }
+}
+
+/**
+ * A load shedder or adaptive concurrency limiter refused the call because the service is overloaded.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class OverloadedError extends Schema.TaggedError<OverloadedError>()("OverloadedError", {
+  shedder: Schema.String,
+  reason: Schema.Literal("cpu", "concurrency", "connections"),
+  retryAfter: Schema.optional(Schema.DurationFromSelf)
+}) {
+  override get message(): string {
+    return `"${this.shedder}" is overloaded (${this.reason})${formatRetryAfter(this.retryAfter)}`
+  }
+}
+
+/**
+ * The work did not finish within `duration` and was interrupted.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
+  duration: Schema.DurationFromSelf,
+  operation: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    return `${this.operation ?? "operation"} timed out after ${Duration.format(this.duration)}`
+  }
+}
+
+/**
+ * `TaskRunner.scheduleImmediately` found no free slot.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TaskRunnerBusyError extends Schema.TaggedError<TaskRunnerBusyError>()("TaskRunnerBusyError", {
+  concurrency: Schema.Number
+}) {
+  override get message(): string {
+    return `task runner is busy (all ${this.concurrency} slots taken)`
+  }
+}
+
+/**
+ * A shared store (Redis) failed or did not answer in time. Kept apart from `RateLimitedError` so a
+ * broken store is never mistaken for a client over its limit.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
+  store: Schema.String,
+  operation: Schema.String,
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  override get message(): string {
+    return `${this.store} ${this.operation} failed: ${this.reason}`
+  }
+}
+
+/**
+ * An option passed to a constructor failed validation. `option` is the path of the offending field
+ * (`"window"`, `"tiers.0.rate"`), `value` the value that was given.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidOptionsError extends Schema.TaggedError<InvalidOptionsError>()("InvalidOptionsError", {
+  module: Schema.String,
+  option: Schema.String,
+  value: Schema.Unknown,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.module}: invalid option "${this.option}" (got ${formatValue(this.value)}): ${this.reason}`
+  }
+}
+
+/**
+ * A map-reduce reducer finished without writing a result.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NoOutputError extends Schema.TaggedError<NoOutputError>()("NoOutputError", {}) {
+  override get message(): string {
+    return "reducer finished without writing a result"
+  }
+}
+
+/**
+ * A registry was asked for a name it does not hold.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnknownNameError extends Schema.TaggedError<UnknownNameError>()("UnknownNameError", {
+  registry: Schema.String,
+  name: Schema.String
+}) {
+  override get message(): string {
+    return `${this.registry} has no entry named "${this.name}"`
+  }
+}
+
+/**
+ * The errors that mean "the protected work never ran": a caller may safely try another replica,
+ * fall back, or retry later without risking a duplicate side effect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Rejection =
+  | CircuitOpenError
+  | BulkheadFullError
+  | RateLimitedError
+  | OverloadedError
+  | TaskRunnerBusyError
+
+const rejectionTags: ReadonlySet<string> = new Set([
+  "CircuitOpenError",
+  "BulkheadFullError",
+  "RateLimitedError",
+  "OverloadedError",
+  "TaskRunnerBusyError"
+])
+
+/**
+ * Whether `u` is a rejection: the work never ran.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isRejection = (u: unknown): u is Rejection =>
+  Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && rejectionTags.has(u._tag)
+
+/**
+ * The `retryAfter` hint of any toolkit error (or any object with a `retryAfter` Duration).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const retryAfter = (u: unknown): Option.Option<Duration.Duration> =>
+  Predicate.hasProperty(u, "retryAfter") && Duration.isDuration(u.retryAfter)
+    ? Option.some(u.retryAfter)
+    : Option.none()
+
+const formatValue = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "bigint") return `${value}n`
+  if (typeof value === "number" || typeof value === "boolean" || value == null) return String(value)
+  if (Duration.isDuration(value)) return Duration.format(value)
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return String(value)
+  }
+}
