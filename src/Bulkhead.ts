@@ -192,27 +192,25 @@ export const make = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsEr
     }
 
     const protect = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend((): Effect.Effect<A, E | BulkheadFullError, R> => {
-          if (!closed && Q.tryAcquire(permits)) {
-            activeGauge.unsafeUpdate(permits.active, [])
-            return runHeld(restore, effect)
-          }
-          if (closed || permits.queue.length >= maxQueue) return reject()
-          return enqueue(restore, effect)
-        })
-      )
+      // the mask callback runs synchronously when the effect runs: check, take and guard the permit
+      // in one step, with no interruption point between taking it and installing its release
+      Effect.uninterruptibleMask((restore): Effect.Effect<A, E | BulkheadFullError, R> => {
+        if (!closed && Q.tryAcquire(permits)) {
+          activeGauge.unsafeUpdate(permits.active, [])
+          return runHeld(restore, effect)
+        }
+        if (closed || permits.queue.length >= maxQueue) return reject()
+        return enqueue(restore, effect)
+      })
 
     const tryProtect = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend((): Effect.Effect<A, E | BulkheadFullError, R> => {
-          if (!closed && Q.tryAcquire(permits)) {
-            activeGauge.unsafeUpdate(permits.active, [])
-            return runHeld(restore, effect)
-          }
-          return reject()
-        })
-      )
+      Effect.uninterruptibleMask((restore): Effect.Effect<A, E | BulkheadFullError, R> => {
+        if (!closed && Q.tryAcquire(permits)) {
+          activeGauge.unsafeUpdate(permits.active, [])
+          return runHeld(restore, effect)
+        }
+        return reject()
+      })
 
     const stats: Effect.Effect<Stats> = Effect.sync(() => ({
       active: permits.active,

@@ -23,3 +23,11 @@ export * as Bulkhead from "./Bulkhead.js"
  * @since 0.1.0
  */
 export * as MapReduce from "./MapReduce.js"
+
+/**
+ * Background task runners (go-zero `threading`): bounded `schedule` / `scheduleImmediately` / `wait`,
+ * worker groups, and an ordered runner that returns results in submission order.
+ *
+ * @since 0.1.0
+ */
+export * as TaskRunner from "./TaskRunner.js"
