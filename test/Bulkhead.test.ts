@@ -8,6 +8,7 @@ import {
   Either,
   Exit,
   Fiber,
+  FiberId,
   Layer,
   Metric,
   MetricKey,
@@ -167,6 +168,64 @@ describe("Bulkhead", () => {
       yield* release
       yield* settle
       expect(yield* bulkhead.stats).toMatchObject({ active: 0, queued: 0 })
+    }))
+
+  it.scoped("a permit handed over as the queue timeout fires is never lost", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({
+        name: "qt-race",
+        maxConcurrent: 1,
+        maxQueue: 5,
+        queueTimeout: "1 second"
+      })
+      // the holder finishes at the very instant the waiters' timeouts fire
+      const holder = yield* Effect.fork(bulkhead.protect(Effect.sleep("1 second")))
+      yield* settle
+      const waiters = yield* Effect.forEach(
+        Array.from({ length: 5 }),
+        () => Effect.fork(Effect.exit(bulkhead.protect(Effect.sleep("1 second")))),
+        { concurrency: "unbounded" }
+      )
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(holder)
+      yield* TestClock.adjust("5 seconds")
+      const exits = yield* Effect.forEach(waiters, Fiber.join)
+      const served = exits.filter(Exit.isSuccess).length
+      const timedOut = exits.filter((exit) => Exit.isFailure(exit) && failureOf(exit).reason === "queue-timeout").length
+      expect(served + timedOut).toBe(5)
+      expect(yield* bulkhead.stats).toMatchObject({ active: 0, queued: 0, timedOut })
+      expect(yield* bulkhead.tryProtect(Effect.succeed("free"))).toBe("free")
+    }))
+
+  it.scoped("a waiter interrupted just as a permit is handed to it passes the permit on", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ name: "grant-race", maxConcurrent: 1, maxQueue: 2 })
+      let ranW = false
+      let w: Fiber.RuntimeFiber<unknown, unknown> | undefined
+      yield* bulkhead.protect(Effect.gen(function*() {
+        w = yield* Effect.fork(bulkhead.protect(Effect.sync(() => (ranW = true))))
+        yield* settle
+        // the interrupt reaches w before w runs again; then our release hands it the permit
+        w.unsafeInterruptAsFork(FiberId.none)
+      }))
+      expect(Exit.isInterrupted(yield* Fiber.await(w!))).toBe(true)
+      expect(ranW).toBe(false)
+      expect(yield* bulkhead.stats).toMatchObject({ active: 0, queued: 0 })
+      expect(yield* bulkhead.tryProtect(Effect.succeed("free"))).toBe("free")
+    }))
+
+  it.scoped("a caller timed out by Effect.timeout frees the permit of interruptible work", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ name: "timeout-ok", maxConcurrent: 1 })
+      let interrupted = false
+      const work = Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => (interrupted = true))))
+      const caller = yield* Effect.fork(bulkhead.protect(work).pipe(Effect.timeout("1 second")))
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      expect(Exit.isFailure(yield* Fiber.await(caller))).toBe(true)
+      expect(interrupted).toBe(true)
+      expect(yield* bulkhead.stats).toMatchObject({ active: 0 })
     }))
 
   it.scoped("a queued caller served before queueTimeout runs normally", () =>
