@@ -39,6 +39,38 @@ await runSuite({
   note: "One fiber calls in a loop, so a permit is always free: this is the happy-path overhead."
 })
 
+const callers = Array.from({ length: 100 }, (_, i) => i)
+const contended = <E>(call: (effect: Effect.Effect<void>) => Effect.Effect<unknown, E>) =>
+  Effect.forEach(callers, () => call(Effect.yieldNow()), { concurrency: "unbounded", discard: true })
+
+await runSuite({
+  name: "bulkhead contention",
+  baseline: "100 fibers, bare",
+  cases: [
+    effectCase("100 fibers, bare", contended((effect) => effect)),
+    scopedEffectCase(
+      "100 fibers, Bulkhead.protect (10 permits, queue 100)",
+      Effect.map(
+        Bulkhead.make({ name: "bench-contended", maxConcurrent: 10, maxQueue: 100 }),
+        (b) => contended(b.protect)
+      )
+    ),
+    effectCase(
+      "100 fibers, Effect.makeSemaphore(10).withPermits(1)",
+      Effect.runSync(Effect.map(Effect.makeSemaphore(10), (semaphore) => contended(semaphore.withPermits(1))))
+    ),
+    effectCase(
+      "100 fibers, cockatiel bulkhead(10, 100) via Effect.tryPromise",
+      (() => {
+        const policy = cockatielBulkhead(10, 100)
+        return contended(() => Effect.tryPromise(() => policy.execute(() => Promise.resolve(1))))
+      })()
+    )
+  ],
+  warmupIterations: 50,
+  note: "One op = 100 concurrent callers through 10 permits: 90 of them queue and are handed a permit."
+})
+
 const items = Array.from({ length: 100_000 }, (_, i) => i)
 const square = (n: number) => Effect.succeed(n * n)
 

@@ -24,6 +24,8 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -290,6 +292,26 @@ export const tryProtect: {
  */
 export const layer = <I>(tag: Context.Tag<I, Bulkhead>, options: Options): Layer.Layer<I, InvalidOptionsError> =>
   Layer.scoped(tag, make(options))
+
+/**
+ * A layer providing a bulkhead whose options are read from `effect/Config`.
+ *
+ * @example
+ * ```ts
+ * const PaymentsBulkheadLive = Bulkhead.layerConfig(PaymentsBulkhead, Config.all({
+ *   name: Config.succeed("payments"),
+ *   maxConcurrent: Config.integer("PAYMENTS_MAX_CONCURRENT").pipe(Config.withDefault(10)),
+ *   maxQueue: Config.integer("PAYMENTS_MAX_QUEUE").pipe(Config.withDefault(0))
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <I>(
+  tag: Context.Tag<I, Bulkhead>,
+  config: Config.Config<Options>
+): Layer.Layer<I, InvalidOptionsError | ConfigError.ConfigError> => Layer.scoped(tag, Effect.flatMap(config, make))
 
 /**
  * Many named bulkheads in one place, one per downstream.

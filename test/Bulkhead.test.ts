@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
   Cause,
+  Config,
+  ConfigProvider,
   Context,
   Deferred,
   Duration,
@@ -14,6 +16,7 @@ import {
   MetricKey,
   Option,
   Scope,
+  Supervisor,
   TestClock
 } from "effect"
 import * as Bulkhead from "../src/Bulkhead.js"
@@ -226,6 +229,31 @@ describe("Bulkhead", () => {
       expect(Exit.isFailure(yield* Fiber.await(caller))).toBe(true)
       expect(interrupted).toBe(true)
       expect(yield* bulkhead.stats).toMatchObject({ active: 0 })
+    }))
+
+  it.scoped("no fiber is left behind by queueing, timing out or being interrupted", () =>
+    Effect.gen(function*() {
+      // TestClock forks its warning fiber on the first sleep: trigger it outside the supervised region
+      yield* Fiber.interrupt(yield* Effect.fork(Effect.sleep("1 hour")).pipe(Effect.tap(settle)))
+      const supervisor = yield* Supervisor.track
+      const bulkhead = yield* Bulkhead.make({ name: "fibers", maxConcurrent: 1, maxQueue: 3, queueTimeout: "1 second" })
+      const { release } = yield* hold(bulkhead)
+      const run = Effect.gen(function*() {
+        const timedOut = yield* Effect.fork(Effect.exit(bulkhead.protect(Effect.void)))
+        const interrupted = yield* Effect.fork(bulkhead.protect(Effect.void))
+        const alsoTimedOut = yield* Effect.fork(Effect.exit(bulkhead.protect(Effect.void)))
+        yield* settle
+        expect((yield* supervisor.value).length).toBeGreaterThan(0)
+        yield* Fiber.interrupt(interrupted)
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(timedOut)
+        yield* Fiber.join(alsoTimedOut)
+      }).pipe(Effect.supervised(supervisor))
+      yield* Effect.fork(run).pipe(Effect.flatMap(Fiber.join))
+      yield* release
+      yield* settle
+      expect((yield* supervisor.value).length).toBe(0)
+      expect(yield* bulkhead.stats).toMatchObject({ active: 0, queued: 0, timedOut: 2 })
     }))
 
   it.scoped("a queued caller served before queueTimeout runs normally", () =>
@@ -448,6 +476,31 @@ describe("Bulkhead", () => {
       expect(bulkhead.maxConcurrent).toBe(3)
       expect(yield* bulkhead.protect(Effect.succeed("ok"))).toBe("ok")
     }).pipe(Effect.provide(Bulkhead.layer(Db, { name: "db", maxConcurrent: 3 })))
+  })
+
+  it.effect("layerConfig reads the options from Config", () => {
+    class Api extends Context.Tag("test/ConfigBulkhead")<Api, Bulkhead.Bulkhead>() {}
+    const config = Config.all({
+      name: Config.succeed("api"),
+      maxConcurrent: Config.integer("API_MAX_CONCURRENT"),
+      maxQueue: Config.integer("API_MAX_QUEUE").pipe(Config.withDefault(0))
+    })
+    const provider = (entries: ReadonlyArray<[string, string]>) =>
+      Layer.setConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+    return Effect.gen(function*() {
+      const bulkhead = yield* Effect.provide(
+        Api,
+        Bulkhead.layerConfig(Api, config).pipe(
+          Layer.provide(provider([["API_MAX_CONCURRENT", "7"], ["API_MAX_QUEUE", "3"]]))
+        )
+      )
+      expect([bulkhead.maxConcurrent, bulkhead.maxQueue]).toEqual([7, 3])
+      const bad = yield* Effect.exit(Effect.provide(
+        Api,
+        Bulkhead.layerConfig(Api, config).pipe(Layer.provide(provider([["API_MAX_CONCURRENT", "0"]])))
+      ))
+      expect(failureOf(bad)).toBeInstanceOf(InvalidOptionsError)
+    })
   })
 
   it.effect("layer fails with InvalidOptionsError on bad options", () => {

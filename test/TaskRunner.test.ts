@@ -12,6 +12,7 @@ import {
   Option,
   Scope,
   Stream,
+  Supervisor,
   TestClock
 } from "effect"
 import { InvalidOptionsError, TaskRunnerBusyError } from "../src/Errors.js"
@@ -211,6 +212,24 @@ describe("TaskRunner", () => {
       expect(Exit.isInterrupted(yield* Effect.exit(runner.schedule(Effect.void)))).toBe(true)
       const busy = yield* Effect.either(runner.scheduleImmediately(Effect.void))
       expect(Either.isLeft(busy) && busy.left instanceof TaskRunnerBusyError).toBe(true)
+    }))
+})
+
+describe("TaskRunner fibers", () => {
+  it.effect("no task fiber outlives the runner's scope", () =>
+    Effect.gen(function*() {
+      const supervisor = yield* Supervisor.track
+      const scope = yield* Scope.make()
+      yield* Effect.gen(function*() {
+        const runner = yield* Scope.extend(TaskRunner.make(3), scope)
+        for (let i = 0; i < 3; i++) yield* runner.schedule(Effect.never)
+        yield* runner.schedule(Effect.void).pipe(Effect.fork)
+        yield* settle
+        expect((yield* supervisor.value).length).toBeGreaterThanOrEqual(3)
+        yield* Scope.close(scope, Exit.void)
+      }).pipe(Effect.supervised(supervisor))
+      yield* settle
+      expect((yield* supervisor.value).length).toBe(0)
     }))
 })
 
