@@ -46,7 +46,9 @@ export const drive = <A, E, R, B, E2, R2>(
       })
     }
     const worker = Effect.suspend(loop)
-    return runAll(Array.from({ length: workers }, () => worker)).pipe(
+    // no more fibers than items when the size is known
+    const size = Array.isArray(source) ? Math.max(1, Math.min(workers, source.length)) : workers
+    return runAll(Array.from({ length: size }, () => worker)).pipe(
       Effect.onExit((exit) =>
         exit._tag === "Failure" && typeof iterator.return === "function"
           ? Effect.sync(() => iterator.return!())
