@@ -141,21 +141,23 @@ export const make = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsEr
       activeGauge.unsafeUpdate(permits.active, [])
     }
 
-    // runs `effect` while holding a permit; the permit is returned however the effect ends
+    // the permit is returned however the work ends; one handler pair shared by every call
+    const heldHandlers = {
+      onFailure: (cause: Cause.Cause<unknown>) => {
+        releasePermit()
+        return Effect.failCause(cause)
+      },
+      onSuccess: (a: unknown) => {
+        releasePermit()
+        return Effect.succeed(a)
+      }
+    }
+
+    // runs `effect` while holding a permit (called in an uninterruptible region)
     const runHeld = <A, E, R>(
       restore: <AX, EX, RX>(self: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
       effect: Effect.Effect<A, E, R>
-    ): Effect.Effect<A, E, R> =>
-      Effect.matchCauseEffect(restore(effect), {
-        onFailure: (cause) => {
-          releasePermit()
-          return Effect.failCause(cause)
-        },
-        onSuccess: (a) => {
-          releasePermit()
-          return Effect.succeed(a)
-        }
-      })
+    ): Effect.Effect<A, E, R> => Effect.matchCauseEffect(restore(effect), heldHandlers) as Effect.Effect<A, E, R>
 
     const enqueue = <A, E, R>(
       restore: <AX, EX, RX>(self: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,

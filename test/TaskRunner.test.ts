@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import {
   Cause,
   Chunk,
+  Context,
   Deferred,
   Effect,
   Either,
@@ -107,6 +108,18 @@ describe("TaskRunner", () => {
       yield* Fiber.join(second)
       yield* runner.wait
       expect(yield* runner.stats).toMatchObject({ running: 0, waiting: 0, pending: 0 })
+    }))
+
+  it.scoped("tasks run with the services of the caller that scheduled them", () =>
+    Effect.gen(function*() {
+      class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}
+      const runner = yield* TaskRunner.make(1)
+      const seen: Array<string> = []
+      yield* runner.schedule(Effect.flatMap(Greeting, (g) => Effect.sync(() => seen.push(g)))).pipe(
+        Effect.provideService(Greeting, "hello")
+      )
+      yield* runner.wait
+      expect(seen).toEqual(["hello"])
     }))
 
   it.scoped("scheduleImmediately fails TaskRunnerBusyError when every slot is taken", () =>
