@@ -130,15 +130,25 @@ export const make = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsEr
     const failFull = Effect.fail(fullError)
     const failTimeout = Effect.fail(timeoutError)
 
+    // one warning per overload episode: set on the first rejection, cleared once a permit is free
+    let saturated = false
+    const logSaturated = Effect.logWarning("bulkhead saturated: rejecting calls").pipe(
+      Effect.annotateLogs({ module: "Bulkhead", bulkhead: name, maxConcurrent, maxQueue })
+    )
+    const failFullAndLog = Effect.zipRight(logSaturated, failFull)
+
     const reject = () => {
       rejected++
       rejectedCounter.unsafeUpdate(1, [])
-      return failFull
+      if (saturated) return failFull
+      saturated = true
+      return failFullAndLog
     }
 
     const releasePermit = () => {
       Q.release(permits)
       activeGauge.unsafeUpdate(permits.active, [])
+      if (saturated && permits.active < maxConcurrent) saturated = false
     }
 
     // the permit is returned however the work ends; one handler pair shared by every call

@@ -11,7 +11,9 @@ import {
   Exit,
   Fiber,
   FiberId,
+  HashMap,
   Layer,
+  Logger,
   Metric,
   MetricKey,
   Option,
@@ -417,6 +419,32 @@ describe("Bulkhead", () => {
       yield* release
       yield* settle
       expect((yield* Metric.value(active)).value).toBe(0)
+    }))
+
+  it.scoped("logs one warning per overload episode", () =>
+    Effect.gen(function*() {
+      const messages: Array<{ message: unknown; annotations: Record<string, unknown> }> = []
+      const logger = Logger.make(({ annotations, message }) => {
+        messages.push({
+          message: Array.isArray(message) ? message[0] : message,
+          annotations: Object.fromEntries(HashMap.toEntries(annotations))
+        })
+      })
+      yield* Effect.gen(function*() {
+        const bulkhead = yield* Bulkhead.make({ name: "noisy", maxConcurrent: 1 })
+        const first = yield* hold(bulkhead)
+        for (let i = 0; i < 5; i++) yield* Effect.exit(bulkhead.protect(Effect.void))
+        expect(messages).toHaveLength(1)
+        expect(messages[0].message).toBe("bulkhead saturated: rejecting calls")
+        expect(messages[0].annotations).toMatchObject({ module: "Bulkhead", bulkhead: "noisy", maxConcurrent: 1 })
+        yield* first.release
+        yield* Fiber.join(first.fiber)
+        // capacity came back: the next overload is a new episode
+        const second = yield* hold(bulkhead)
+        yield* Effect.exit(bulkhead.protect(Effect.void))
+        expect(messages).toHaveLength(2)
+        yield* second.release
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
     }))
 
   describe("Registry", () => {
