@@ -85,6 +85,15 @@ describe("MapReduce.mapReduce", () => {
         reduce: (a, b) => a + b
       })
       expect(fromStream).toBe(12)
+      // a string is an Iterable too
+      const letters = yield* MapReduce.mapReduce({
+        source: "abc",
+        map: (c) => Effect.succeed(c.toUpperCase()),
+        initial: "",
+        reduce: (acc, c) => acc + c,
+        workers: 1
+      })
+      expect(letters).toBe("ABC")
     }))
 
   it.effect("cancel with an error stops everything and fails with it", () =>

@@ -32,7 +32,7 @@ export const drive = <A, E, R, B, E2, R2>(
   step: (item: A) => Effect.Effect<B, E2, R2>,
   after: (value: B) => void
 ): Effect.Effect<void, E | E2, R | R2> => {
-  if (Stream.StreamTypeId in source || typeof source === "function") {
+  if (typeof source === "function" || (typeof source === "object" && Stream.StreamTypeId in source)) {
     return driveQueued(source as Stream.Stream<A, E, R>, workers, step, after)
   }
   return Effect.suspend(() => {
