@@ -11,7 +11,9 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { CircuitOpenError, InvalidOptionsError, TimeoutError } from "../src/Errors.js"
@@ -551,6 +553,24 @@ describe("Registry", () => {
       expect(yield* registry.remove("held")).toBe(true)
       expect(yield* registry.remove("held")).toBe(false)
       expect(yield* registry.names).toEqual([])
+    }))
+
+  it.effect("closing the scope stops the sweeper fiber and ends every breaker's changes stream", () =>
+    Effect.gen(function*() {
+      const supervisor = yield* Supervisor.track
+      const scope = yield* Scope.make()
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => CircuitBreaker.consecutive({ name, threshold: 1 }),
+        idleTimeToLive: "1 minute"
+      }).pipe(Scope.extend(scope), Effect.supervised(supervisor))
+      const breaker = yield* registry.get("a")
+      const changes = yield* Effect.fork(Stream.runCollect(breaker.changes))
+      yield* Effect.yieldNow()
+      expect(Chunk.size(yield* supervisor.value)).toBeGreaterThan(0)
+      yield* Scope.close(scope, Exit.void)
+      yield* TestClock.adjust("10 minutes")
+      expect(Chunk.size(yield* supervisor.value)).toBe(0)
+      expect(Chunk.size(yield* Fiber.join(changes))).toBe(0)
     }))
 
   it.effect("layerRegistry rejects a bad idleTimeToLive; Registry is a service", () =>
