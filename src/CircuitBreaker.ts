@@ -653,7 +653,7 @@ const handlers = <A, E, B, E2>(
 ) => ({ onFailure, onSuccess })
 
 const LAST_ERRORS = 5
-const noNeed = () => true
+const everyErrorFails = () => true
 
 const formatReason = (reason: unknown): string => {
   if (reason instanceof Error) return reason.message === "" ? reason.name : `${reason.name}: ${reason.message}`
@@ -676,7 +676,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
     const createdAt = clock.unsafeCurrentTimeMillis()
     const built = yield* buildPolicy(p, createdAt)
     const { core, name } = built
-    const defaultIsFailure = built.isFailure ?? noNeed
+    const defaultIsFailure = built.isFailure ?? everyErrorFails
     const isExcluded = built.isExcluded
     const hub = yield* Effect.acquireRelease(PubSub.unbounded<StateChange>(), PubSub.shutdown)
 
