@@ -56,7 +56,14 @@ await runSuite({
   baseline: "bare Effect.succeed",
   cases: [
     effectCase("bare Effect.succeed", succeed),
-    ...policies.map(([label, p]) => breakerCase(`${label}.protect(succeed)`, p, succeed))
+    ...policies.map(([label, p]) => breakerCase(`${label}.protect(succeed)`, p, succeed)),
+    scopedEffectCase(
+      "sre allow + permit.success (two-step)",
+      Effect.map(
+        CircuitBreaker.make(CircuitBreaker.sre({ name: "bench-sre-allow" })),
+        (b) => Effect.flatMap(b.allow, (permit) => permit.success)
+      )
+    )
   ],
   note: "Closed breaker, every call succeeds. Overhead = time/op − bare."
 })

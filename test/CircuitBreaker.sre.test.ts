@@ -201,6 +201,33 @@ describe("CircuitBreaker.sre", () => {
     }))
 })
 
+describe("CircuitBreaker.sre two-step", () => {
+  it.scoped("allow / permit drive the same algorithm", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "sre-permit" }))
+      for (let i = 0; i < 20; i++) yield* Effect.flatMap(breaker.allow, (p) => p.success)
+      // with successes in the window the breaker throttles at random (HalfOpen) before opening
+      const states: Array<string> = []
+      let reached = 0
+      for (let i = 0; i < 300; i++) {
+        const r = yield* Effect.either(breaker.allow)
+        if (Either.isRight(r)) {
+          reached++
+          yield* r.right.failure(new Error(`e${i}`))
+        } else {
+          states.push(r.left.state)
+        }
+      }
+      expect(states).toContain("HalfOpen")
+      expect(reached).toBeGreaterThan(15)
+      expect(reached).toBeLessThan(150)
+      const stats = yield* breaker.stats
+      expect(stats.failures).toBe(reached)
+      expect(stats.rejections).toBe(states.length)
+      expect(stats.lastErrors).toHaveLength(5)
+    }).pipe(Effect.withRandom(Random.make(9))))
+})
+
 describe("CircuitBreaker.sre state reporting", () => {
   it.scoped("a ratio hovering around zero does not flood `changes`", () =>
     Effect.gen(function*() {

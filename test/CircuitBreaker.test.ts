@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -449,6 +450,21 @@ describe("layers", () => {
       Effect.provide(CircuitBreaker.layerConfig(Payments)),
       Effect.withConfigProvider(ConfigProvider.fromMap(
         new Map([["policy", "consecutive"], ["name", "from-config"], ["threshold", "2"], ["openFor", "3 seconds"]])
+      ))
+    ))
+
+  it.effect("layerConfig reads under a prefix with Config.nested", () =>
+    Effect.gen(function*() {
+      const breaker = yield* Payments
+      expect(breaker.name).toBe("nested")
+      for (let i = 0; i < 4; i++) yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Closed")
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+    }).pipe(
+      Effect.provide(CircuitBreaker.layerConfig(Payments, Config.nested(CircuitBreaker.policyConfig, "PAYMENTS"))),
+      Effect.withConfigProvider(ConfigProvider.fromMap(
+        new Map([["PAYMENTS.policy", "countWindow"], ["PAYMENTS.name", "nested"], ["PAYMENTS.size", "5"]])
       ))
     ))
 
