@@ -17,7 +17,8 @@ import * as Stream from "effect/Stream"
 import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
-import { CircuitOpenError, InvalidOptionsError, TimeoutError } from "../src/Errors.js"
+import * as Errors from "../src/Errors.js"
+import { BulkheadFullError, CircuitOpenError, InvalidOptionsError, TimeoutError } from "../src/Errors.js"
 
 const boom = Effect.fail("boom" as const)
 const ok = Effect.succeed("ok" as const)
@@ -300,6 +301,18 @@ describe("outcomes", () => {
       stats = yield* breaker.stats
       expect([stats.successes, stats.failures, stats.consecutiveFailures]).toEqual([1, 2, 1])
       expect(yield* breaker.state).toBe("Closed")
+    }))
+
+  it.scoped("isExcluded: Errors.isRejection keeps local back-pressure from tripping it", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "rejections", threshold: 1, isExcluded: Errors.isRejection })
+      )
+      const full = new BulkheadFullError({ bulkhead: "db", reason: "full", maxConcurrent: 1, maxQueue: 0 })
+      for (let i = 0; i < 3; i++) yield* Effect.either(breaker.protect(Effect.fail(full)))
+      expect(yield* breaker.state).toBe("Closed")
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
     }))
 
   it.scoped("per-call isFailure overrides the breaker's; TimeoutError always counts", () =>
