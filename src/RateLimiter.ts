@@ -38,6 +38,7 @@ import * as Gcra from "./internal/ratelimit/gcra.js"
 import * as SlidingCounter from "./internal/ratelimit/slidingCounter.js"
 import * as SlidingLog from "./internal/ratelimit/slidingLog.js"
 import * as TokenBucket from "./internal/ratelimit/tokenBucket.js"
+import type { Stepper } from "./RateLimiterStore.js"
 import { RateLimiterStore } from "./RateLimiterStore.js"
 
 export type {
@@ -322,7 +323,7 @@ const makeWith = (
   name: string,
   algorithm: Algorithm,
   def: Definition,
-  run: (key: string, cost: number, maxDelayMs: number) => Effect.Effect<RawDecision, StoreError>,
+  run: Stepper,
   config: {
     readonly onExceeded: "fail" | "wait"
     readonly maxWaitMs: number
@@ -362,24 +363,38 @@ const makeWith = (
       )
     })
 
+  const decided = (raw: RawDecision): Decision => {
+    if (raw.allowed) countAllowed()
+    else countExceeded()
+    return toDecision(raw)
+  }
+  const admitted = (key: string, raw: RawDecision): Effect.Effect<void, RateLimitedError> => {
+    if (raw.allowed) {
+      countAllowed()
+      return Effect.void
+    }
+    countExceeded()
+    return Effect.fail(toError(key, raw))
+  }
+  // stores that decide in-process: one clock read, the step, and a single resulting effect
+  const unsafeStep = run.unsafeStep
+
   const take = (key: string, cost: number = 1): Effect.Effect<Decision, StoreError | RateLimitedError> => {
     if (!(cost <= capacity)) return tooCostly(key)
-    return Effect.map(run(key, cost, 0), (raw) => {
-      if (raw.allowed) countAllowed()
-      else countExceeded()
-      return toDecision(raw)
-    })
+    if (unsafeStep !== undefined) {
+      return Effect.clockWith((clock) =>
+        Effect.succeed(decided(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
+      )
+    }
+    return Effect.map(run(key, cost, 0), decided)
   }
 
-  const acquireFail = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> =>
-    Effect.flatMap(run(key, cost, 0), (raw) => {
-      if (raw.allowed) {
-        countAllowed()
-        return Effect.void
-      }
-      countExceeded()
-      return Effect.fail(toError(key, raw))
-    })
+  const acquireFail = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> => {
+    if (unsafeStep !== undefined) {
+      return Effect.clockWith((clock) => admitted(key, unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
+    }
+    return Effect.flatMap(run(key, cost, 0), (raw) => admitted(key, raw))
+  }
 
   // what the caller may wait: min(maxWait, deadline left)
   const budget: Effect.Effect<number> = Effect.map(config.deadline, (left) => {

@@ -22,7 +22,14 @@ import { makeTable } from "./internal/ratelimit/memory.js"
  * @since 0.1.0
  * @category models
  */
-export type Stepper = (key: string, cost: number, maxDelayMs: number) => Effect.Effect<RawDecision, StoreError>
+export interface Stepper {
+  (key: string, cost: number, maxDelayMs: number): Effect.Effect<RawDecision, StoreError>
+  /**
+   * The same step run synchronously at time `now`, offered by stores that decide in-process (the
+   * memory store); a limiter uses it to decide with one clock read and no further effect.
+   */
+  readonly unsafeStep?: ((key: string, now: number, cost: number, maxDelayMs: number) => RawDecision) | undefined
+}
 
 /**
  * The store service. Its one operation, `prepare`, binds a limiter (its name, which namespaces
@@ -81,8 +88,11 @@ export const makeMemory = (
         Effect.sync(() => {
           const table = makeTable(algorithm, { maxKeys: o.maxKeys, idleTimeToLiveMs })
           const run = table.run
-          const stepper: Stepper = (key, cost, maxDelayMs) =>
-            Effect.clockWith((clock) => Effect.succeed(run(key, clock.unsafeCurrentTimeMillis(), cost, maxDelayMs)))
+          const stepper: Stepper = Object.assign(
+            (key: string, cost: number, maxDelayMs: number) =>
+              Effect.clockWith((clock) => Effect.succeed(run(key, clock.unsafeCurrentTimeMillis(), cost, maxDelayMs))),
+            { unsafeStep: run }
+          )
           return stepper
         })
     })
