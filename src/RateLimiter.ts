@@ -97,7 +97,10 @@ export interface Reservation {
 export interface RateLimiter {
   readonly name: string
   readonly algorithm: Algorithm
-  /** Takes `cost` (default 1) for `key` and reports the decision; never waits. */
+  /**
+   * Takes `cost` (a whole number ≥ 0, default 1) for `key` and reports the decision; never waits.
+   * Fails only for a cost above the capacity (`RateLimitedError`) or a store failure.
+   */
   readonly take: (key: string, cost?: number) => Effect.Effect<Decision, StoreError | RateLimitedError>
   /** Admits `cost` for `key` or fails (`onExceeded: "fail"`), or waits until admitted (`"wait"`). */
   readonly acquire: (key: string, cost?: number) => Effect.Effect<void, StoreError | RateLimitedError>
@@ -379,8 +382,21 @@ const makeWith = (
   // stores that decide in-process: one clock read, the step, and a single resulting effect
   const unsafeStep = run.unsafeStep
 
+  // a cost above the capacity can never be admitted: fail at once; a cost that is not a whole number ≥ 0 is a bug
+  const badCost = (key: string, cost: number): Effect.Effect<never, RateLimitedError> =>
+    cost > capacity && Number.isSafeInteger(cost)
+      ? tooCostly(key)
+      : Effect.die(
+        new InvalidOptionsError({
+          module: "RateLimiter",
+          option: "cost",
+          value: cost,
+          reason: "expected a whole number ≥ 0"
+        })
+      )
+
   const take = (key: string, cost: number = 1): Effect.Effect<Decision, StoreError | RateLimitedError> => {
-    if (!(cost <= capacity)) return tooCostly(key)
+    if (!(cost <= capacity && cost >= 0 && cost % 1 === 0)) return badCost(key, cost)
     if (unsafeStep !== undefined) {
       return Effect.clockWith((clock) =>
         Effect.succeed(decided(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
@@ -435,7 +451,7 @@ const makeWith = (
     })
 
   const acquire = (key: string, cost: number = 1): Effect.Effect<void, StoreError | RateLimitedError> => {
-    if (!(cost <= capacity)) return tooCostly(key)
+    if (!(cost <= capacity && cost >= 0 && cost % 1 === 0)) return badCost(key, cost)
     return config.onExceeded === "fail" ? acquireFail(key, cost) : acquireWait(key, cost)
   }
 
@@ -456,7 +472,7 @@ const makeWith = (
         })
       )
     }
-    if (!(cost <= capacity)) return tooCostly(key)
+    if (!(cost <= capacity && cost >= 0 && cost % 1 === 0)) return badCost(key, cost)
     const maxDelayMs = maxDelay === undefined ? Infinity : ms(Duration.decode(maxDelay))
     return Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.flatMap(run(key, cost, maxDelayMs), (raw) => {
@@ -510,7 +526,7 @@ export const protect: {
  * @category layers
  * @example
  * ```ts
- * import { Context } from "effect"
+ * import { Context, Layer } from "effect"
  * import { RateLimiter, RateLimiterStore } from "effect-resilience"
  *
  * class ApiLimiter extends Context.Tag("app/ApiLimiter")<ApiLimiter, RateLimiter.RateLimiter>() {}

@@ -407,9 +407,10 @@ export const connect = (
  * @category layers
  * @example
  * ```ts
- * import { Layer } from "effect"
+ * import { Context, Layer } from "effect"
  * import { RateLimiter, RedisStore } from "effect-resilience"
  *
+ * class ApiLimiter extends Context.Tag("app/ApiLimiter")<ApiLimiter, RateLimiter.RateLimiter>() {}
  * const Limits = RateLimiter.layer(ApiLimiter, {
  *   name: "api",
  *   algorithm: RateLimiter.tokenBucket({ rate: 100, burst: 200 })

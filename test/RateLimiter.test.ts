@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -98,6 +99,9 @@ describe("RateLimiter", () => {
         expect(e2._tag).toBe("RateLimitedError")
         // the bucket was not touched
         expect((yield* fail.take("k", 3)).allowed).toBe(true)
+        // a cost that is not a whole number is a defect, not a rejection
+        const odd = yield* Effect.exit(fail.take("k", 0.5))
+        expect(Exit.isFailure(odd) && Cause.isDie(odd.cause)).toBe(true)
       }))
   })
 

@@ -84,16 +84,15 @@ const resetOf = (tokens: number, params: Params): number => {
 export const script = `${scriptHead}
 local rate = tonumber(ARGV[4])
 local burst = tonumber(ARGV[5])
-local s = redis.call("HMGET", key, "t", "l")
+local stored = redis.call("GET", key)
 local tokens
 local last
-if s[1] then
-  local t0 = tonumber(s[1])
-  local l0 = tonumber(s[2])
-  local elapsed = now - l0
+if stored then
+  local s = fields(stored)
+  local elapsed = now - s[2]
   if elapsed < 0 then elapsed = 0 end
-  tokens = math.min(burst, t0 + elapsed * rate / 1000)
-  if l0 > now then last = l0 else last = now end
+  tokens = math.min(burst, s[1] + elapsed * rate / 1000)
+  if s[2] > now then last = s[2] else last = now end
 else
   tokens = burst
   last = now
@@ -127,9 +126,8 @@ else
   end
 end
 local reset = resetOf(tokens)
-redis.call("HSET", key, "t", fmt(tokens), "l", fmt(last))
-redis.call("PEXPIRE", key, expiry(reset))
-return { allowed, fmt(remainingOf(tokens)), fmt(retry), fmt(reset), fmt(delay), 0 }
+redis.call("SET", key, fmt(tokens) .. " " .. fmt(last), "PX", expiry(reset))
+return { allowed, remainingOf(tokens), fmt(retry), fmt(reset), fmt(delay), 0 }
 `
 
 export const make = (params: Params): Definition<State, Params> => ({
