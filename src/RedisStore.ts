@@ -241,19 +241,8 @@ export const make = (
         })
       })
 
-    const evalsha = (sha: string, script: string, key: string, args: ReadonlyArray<string>): Promise<unknown> => {
-      const keys = [key]
-      return client.evalsha(sha, keys, args).catch((e) => {
-        if (!isNoScript(e)) {
-          throw e
-        }
-        return client.scriptLoad(script).then(() =>
-          client.evalsha(sha, keys, args)
-        )
-      })
-    }
-
-    const ping = call("ping", () => client.ping())
+    const ping = call("ping", () =>
+      client.ping())
     if (o.onError === "local-fallback") {
       const check = Effect.suspend(() => {
         if (healthy) return Effect.void
@@ -321,7 +310,7 @@ export const make = (
         }
         const stepper: Stepper = (key, cost, maxDelayMs) => {
           if (local !== undefined && !healthy) return localStep(key, cost, maxDelayMs)
-          const redisKey = keyPrefix + key + "}"
+          const keys = [keyPrefix + key + "}"]
           const args = argsFor(cost, maxDelayMs)
           return Effect.async<RawDecision, StoreError>((resume) => {
             const pending = deadlines.track((reason) => {
@@ -329,25 +318,25 @@ export const make = (
                 onFailure(key, cost, maxDelayMs, new StoreError({ store: "redis", operation: "evalsha", reason }, true))
               )
             })
-            evalsha(theSha, script, redisKey, args).then(
-              (reply) => {
-                if (pending.done) return
-                pending.done = true
-                resume(Effect.succeed(fromReply(reply, limit)))
-              },
-              (cause) => {
-                if (pending.done) return
-                pending.done = true
-                resume(onFailure(
-                  key,
-                  cost,
-                  maxDelayMs,
-                  new StoreError({ store: "redis", operation: "evalsha", reason: errorMessage(cause), cause }, true)
-                ))
-              }
-            )
-            return Effect.sync(() => {
+            const onReply = (reply: unknown) => {
+              if (pending.done) return
               pending.done = true
+              resume(Effect.succeed(fromReply(reply, limit)))
+            }
+            const onError = (cause: unknown) => {
+              if (pending.done) return
+              pending.done = true
+              resume(onFailure(
+                key,
+                cost,
+                maxDelayMs,
+                new StoreError({ store: "redis", operation: "evalsha", reason: errorMessage(cause), cause }, true)
+              ))
+            }
+            client.evalsha(theSha, keys, args).then(onReply, (cause) => {
+              // the script cache was flushed (SCRIPT FLUSH, restart): load it again and retry once
+              if (pending.done || !isNoScript(cause)) return onError(cause)
+              client.scriptLoad(script).then(() => client.evalsha(theSha, keys, args)).then(onReply, onError)
             })
           })
         }
@@ -372,10 +361,19 @@ export const connect = (
   return Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
+        let connected = false
         const client = createClient({
           url,
           disableOfflineQueue: true,
-          socket: { connectTimeout, reconnectStrategy: (retries: number) => Math.min(20 * (retries + 1), 200) }
+          socket: {
+            connectTimeout,
+            // at start-up give up after a few attempts (the layer fails); later, keep reconnecting
+            reconnectStrategy: (retries: number, cause: Error) =>
+              !connected && retries >= 3 ? cause : Math.min(20 * (retries + 1), 200)
+          }
+        })
+        client.on("ready", () => {
+          connected = true
         })
         client.on("error", () => {
           // reconnects are automatic; failures surface on the calls
