@@ -177,7 +177,7 @@ const redisCases = (url: string, port: number): Array<Case> => {
   const def = Effect.runSync(RateLimiter.definition(unlimited))
   return [
     concurrentPromiseCase("raw EVALSHA loop (node-redis, same script)", async () => {
-      const client = createClient({ url })
+      const client = createClient({ url, commandOptions: { timeout: 0 } })
       await client.connect()
       const sha = String(await client.scriptLoad(def.script))
       const args = ["", "1", "0", ...def.scriptArgs]
@@ -186,6 +186,22 @@ const redisCases = (url: string, port: number): Array<Case> => {
         close: () => client.close()
       }
     }),
+    concurrentEffectCase(
+      "floor: Effect.tryPromise(raw EVALSHA) in 50 fibers",
+      Effect.acquireRelease(
+        Effect.promise(async () => {
+          const client = createClient({ url, commandOptions: { timeout: 0 } })
+          await client.connect()
+          const sha = String(await client.scriptLoad(def.script))
+          return { client, sha }
+        }),
+        ({ client }) => Effect.promise(() => client.close())
+      ).pipe(Effect.map(({ client, sha }) => {
+        const args = ["", "1", "0", ...def.scriptArgs]
+        return (key: string) =>
+          Effect.tryPromise(() => client.evalSha(sha, { keys: [`floor:{${key}}`], arguments: args }))
+      }))
+    ),
     concurrentEffectCase(
       "effect-resilience RedisStore tokenBucket",
       Effect.gen(function*() {
@@ -206,7 +222,7 @@ const redisCases = (url: string, port: number): Array<Case> => {
       })
     ),
     concurrentPromiseCase("rate-limiter-flexible RateLimiterRedis (node-redis)", async () => {
-      const client = createClient({ url })
+      const client = createClient({ url, commandOptions: { timeout: 0 } })
       await client.connect()
       const limiter = new RateLimiterRedis({ storeClient: client, useRedisPackage: true, points: 1e9, duration: 60 })
       return { call: (key) => limiter.consume(key), close: () => client.close() }
@@ -300,9 +316,13 @@ if (!parts.has("redis")) {
     const results = await runSuite({
       name: "rate-limiter: redis decisions (concurrency 50, 1,000 keys)",
       baseline: "raw EVALSHA loop (node-redis, same script)",
-      cases: redisCases(redis.url, redis.port),
+      cases: redisCases(redis.url, redis.port).filter((c) =>
+        process.env.RL_CASES === undefined || process.env.RL_CASES.split(",").some((x) => c.name.includes(x))
+      ),
       rounds: Number(process.env.BENCH_ROUNDS ?? 5),
-      note: "Every case runs against the same local redis-server; the raw loop is the ceiling."
+      note:
+        "Every case runs against the same local redis-server; the raw loop is the ceiling. Every node-redis client\n" +
+        "is created with commandOptions.timeout = 0 (node-redis v6 otherwise arms an AbortSignal timer per command)."
     })
     const ceiling = results[0].opsPerSec
     for (const r of results.slice(1)) {

@@ -338,14 +338,7 @@ const makeWith = (
   const countAllowed = () => allowedTotal.unsafeUpdate(1, labels)
   const countExceeded = () => exceededTotal.unsafeUpdate(1, labels)
 
-  const toDecision = (raw: RawDecision): Decision => ({
-    allowed: raw.allowed,
-    limit: raw.limit,
-    remaining: raw.remaining,
-    retryAfter: raw.retryAfterMs === 0 ? Duration.zero : toDuration(raw.retryAfterMs),
-    resetAfter: raw.resetAfterMs === 0 ? Duration.zero : toDuration(raw.resetAfterMs),
-    code: raw.code
-  })
+  const toDecision = (raw: RawDecision): Decision => new DecisionImpl(raw)
   const toError = (key: string, raw: RawDecision): RateLimitedError =>
     new RateLimitedError({
       limiter: name,
@@ -495,8 +488,44 @@ const makeWith = (
   return { name, algorithm, take, acquire, protect, reserve }
 }
 
+/**
+ * A decision whose durations are built only when read: most callers look at `allowed` alone.
+ */
+class DecisionImpl implements Decision {
+  readonly allowed: boolean
+  readonly limit: number
+  readonly remaining: number
+  readonly code: PeriodCode | undefined
+  readonly #retryAfterMs: number
+  readonly #resetAfterMs: number
+  constructor(raw: RawDecision) {
+    this.allowed = raw.allowed
+    this.limit = raw.limit
+    this.remaining = raw.remaining
+    this.code = raw.code
+    this.#retryAfterMs = raw.retryAfterMs
+    this.#resetAfterMs = raw.resetAfterMs
+  }
+  get retryAfter(): Duration.Duration {
+    return toDuration(this.#retryAfterMs)
+  }
+  get resetAfter(): Duration.Duration {
+    return toDuration(this.#resetAfterMs)
+  }
+  toJSON() {
+    return {
+      allowed: this.allowed,
+      limit: this.limit,
+      remaining: this.remaining,
+      retryAfter: this.retryAfter.toJSON(),
+      resetAfter: this.resetAfter.toJSON(),
+      ...(this.code === undefined ? {} : { code: this.code })
+    }
+  }
+}
+
 const toDuration = (millis: number): Duration.Duration =>
-  millis === Infinity ? Duration.infinity : Duration.millis(millis > 0 ? millis : 0)
+  millis === Infinity ? Duration.infinity : millis > 0 ? Duration.millis(millis) : Duration.zero
 
 /**
  * Guards `effect` with `limiter` for `key`: `effect.pipe(RateLimiter.protect(limiter, key))` or
