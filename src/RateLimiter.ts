@@ -32,7 +32,8 @@ import {
   PositiveInt,
   PositiveNumber
 } from "./internal/options.js"
-import type { Definition, Kind, PeriodCode, RawDecision } from "./internal/ratelimit/core.js"
+import type * as Core from "./internal/ratelimit/core.js"
+import type { Definition, Kind, RawDecision } from "./internal/ratelimit/core.js"
 import * as FixedWindow from "./internal/ratelimit/fixedWindow.js"
 import * as Gcra from "./internal/ratelimit/gcra.js"
 import * as SlidingCounter from "./internal/ratelimit/slidingCounter.js"
@@ -41,16 +42,14 @@ import * as TokenBucket from "./internal/ratelimit/tokenBucket.js"
 import type { Stepper } from "./RateLimiterStore.js"
 import { RateLimiterStore } from "./RateLimiterStore.js"
 
-export type {
-  /**
-   * go-zero's period codes, reported by the fixed window: `Allowed` below the quota, `HitQuota`
-   * for the request that reaches it (the last one admitted), `OverQuota` above.
-   *
-   * @since 0.1.0
-   * @category models
-   */
-  PeriodCode
-} from "./internal/ratelimit/core.js"
+/**
+ * go-zero's period codes, reported by the fixed window: `Allowed` below the quota, `HitQuota`
+ * for the request that reaches it (the last one admitted), `OverQuota` above.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PeriodCode = Core.PeriodCode
 
 /**
  * The answer for one request.

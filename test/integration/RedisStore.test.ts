@@ -192,6 +192,34 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
       expect(ttl).toBeLessThanOrEqual(60_000)
     })))
 
+  it("wait mode and reservations run on the Redis clock", () =>
+    run(Effect.gen(function*() {
+      const context = yield* Layer.build(RedisStore.layer({ url: server.url, prefix: "wait:" }))
+      const window = yield* RateLimiter.make({
+        name: "w",
+        algorithm: RateLimiter.fixedWindow({ limit: 1, window: "150 millis" }),
+        onExceeded: "wait",
+        maxWait: "1 second"
+      }).pipe(Effect.provide(context))
+      yield* window.acquire("k")
+      const started = performance.now()
+      yield* window.acquire("k") // sleeps until the window ends
+      const waited = performance.now() - started
+      expect(waited).toBeGreaterThan(100)
+      expect(waited).toBeLessThan(1000)
+      const gcra = yield* RateLimiter.make({
+        name: "g",
+        algorithm: RateLimiter.gcra({ limit: 10, period: "1 second", burst: 1 })
+      }).pipe(Effect.provide(context))
+      yield* gcra.take("k")
+      const r = yield* gcra.reserve("k")
+      expect(Duration.toMillis(r.delay)).toBeGreaterThan(50)
+      expect(Duration.toMillis(r.delay)).toBeLessThanOrEqual(100)
+      yield* r.cancel
+      const again = yield* gcra.reserve("k")
+      expect(Duration.toMillis(again.delay)).toBeLessThanOrEqual(100) // the cancelled slot was given back
+    })))
+
   it("layerConfig reads the url and options from the config provider", () =>
     run(Effect.gen(function*() {
       const provider = ConfigProvider.fromMap(
