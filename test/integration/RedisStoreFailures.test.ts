@@ -1,6 +1,8 @@
 /**
- * RedisStore behaviour that needs no server: a fake client stands in for Redis. The real-server
- * tests are in test/integration/.
+ * RedisStore failure handling with a scripted client standing in for Redis (hangs, errors,
+ * NOSCRIPT), so these run even where redis-server is absent. They use the live clock because the
+ * store's per-call timeout and health checks are part of its live layer. The real-server tests are
+ * in RedisStore.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -9,9 +11,9 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Supervisor from "effect/Supervisor"
-import * as RateLimiter from "../src/RateLimiter.js"
-import * as RedisStore from "../src/RedisStore.js"
-import { freePort } from "./integration/redisServer.js"
+import * as RateLimiter from "../../src/RateLimiter.js"
+import * as RedisStore from "../../src/RedisStore.js"
+import { freePort } from "./redisServer.js"
 
 interface Fake extends RedisStore.RedisClient {
   readonly calls: Array<string>
