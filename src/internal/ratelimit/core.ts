@@ -99,11 +99,9 @@ end
 local cost = tonumber(ARGV[2])
 local maxDelay = tonumber(ARGV[3])
 local EPS = 1e-9
-local function fmt(x) return string.format("%.17g", x) end
-local function fields(v)
-  local out = {}
-  for part in string.gmatch(v, "[^ ]+") do out[#out + 1] = tonumber(part) end
-  return out
+local function fmt(x)
+  if x == 0 then return "0" end
+  return string.format("%.17g", x)
 end
 local function expiry(ms)
   local c = math.ceil(ms)

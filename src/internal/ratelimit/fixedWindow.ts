@@ -75,11 +75,16 @@ local window = tonumber(ARGV[5])
 local align = ARGV[6] == "1"
 local offset = tonumber(ARGV[7])
 local stored = redis.call("GET", key)
-local s = nil
-if stored then s = fields(stored) end
+local c0
+local e0
+if stored then
+  local sp = string.find(stored, " ", 1, true)
+  c0 = tonumber(string.sub(stored, 1, sp - 1))
+  e0 = tonumber(string.sub(stored, sp + 1))
+end
 local count
 local e
-if (not s) or now >= s[2] then
+if (not stored) or now >= e0 then
   count = 0
   if align then
     e = (math.floor((now - offset) / window) + 1) * window + offset
@@ -87,8 +92,8 @@ if (not s) or now >= s[2] then
     e = now + window
   end
 else
-  count = s[1]
-  e = s[2]
+  count = c0
+  e = e0
 end
 local reset = e - now
 local allowed = 0

@@ -92,15 +92,18 @@ if not stored then
   current = 0
   start = math.floor(now / window) * window
 else
-  local s = fields(stored)
-  local s0 = s[3]
+  local a = string.find(stored, " ", 1, true)
+  local b = string.find(stored, " ", a + 1, true)
+  local p0 = tonumber(string.sub(stored, 1, a - 1))
+  local c0 = tonumber(string.sub(stored, a + 1, b - 1))
+  local s0 = tonumber(string.sub(stored, b + 1))
   if now >= s0 + window then
-    if now < s0 + window + window then previous = s[2] else previous = 0 end
+    if now < s0 + window + window then previous = c0 else previous = 0 end
     current = 0
     start = math.floor(now / window) * window
   else
-    previous = s[1]
-    current = s[2]
+    previous = p0
+    current = c0
     start = s0
   end
 end

@@ -88,24 +88,16 @@ local stored = redis.call("GET", key)
 local tokens
 local last
 if stored then
-  local s = fields(stored)
-  local elapsed = now - s[2]
+  local sp = string.find(stored, " ", 1, true)
+  local t0 = tonumber(string.sub(stored, 1, sp - 1))
+  local l0 = tonumber(string.sub(stored, sp + 1))
+  local elapsed = now - l0
   if elapsed < 0 then elapsed = 0 end
-  tokens = math.min(burst, s[1] + elapsed * rate / 1000)
-  if s[2] > now then last = s[2] else last = now end
+  tokens = math.min(burst, t0 + elapsed * rate / 1000)
+  if l0 > now then last = l0 else last = now end
 else
   tokens = burst
   last = now
-end
-local function remainingOf(t)
-  local r = math.floor(t + EPS)
-  if r > 0 then return r end
-  return 0
-end
-local function resetOf(t)
-  local r = (burst - t) * 1000 / rate
-  if r > 0 then return r end
-  return 0
 end
 local allowed = 0
 local delay = 0
@@ -125,9 +117,12 @@ else
     retry = wait
   end
 end
-local reset = resetOf(tokens)
+local reset = (burst - tokens) * 1000 / rate
+if not (reset > 0) then reset = 0 end
+local remaining = math.floor(tokens + EPS)
+if not (remaining > 0) then remaining = 0 end
 redis.call("SET", key, fmt(tokens) .. " " .. fmt(last), "PX", expiry(reset))
-return { allowed, remainingOf(tokens), fmt(retry), fmt(reset), fmt(delay), 0 }
+return { allowed, remaining, fmt(retry), fmt(reset), fmt(delay), 0 }
 `
 
 export const make = (params: Params): Definition<State, Params> => ({
