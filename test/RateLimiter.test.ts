@@ -326,6 +326,24 @@ describe("RateLimiter", () => {
     })
   })
 
+  it.effect("limiters with the same name and algorithm share keys in one store, others do not", () =>
+    Effect.gen(function*() {
+      const build = (name: string, limit: number) =>
+        RateLimiter.make({ name, algorithm: RateLimiter.fixedWindow({ limit, window: "1 minute" }) })
+      const [a, b, c, d] = yield* Effect.all([
+        build("shared", 2),
+        build("shared", 2),
+        build("other", 2),
+        build("shared", 3)
+      ])
+        .pipe(Effect.provide(memory))
+      yield* a.take("k")
+      yield* b.take("k")
+      expect((yield* a.take("k")).allowed).toBe(false)
+      expect((yield* c.take("k")).allowed).toBe(true)
+      expect((yield* d.take("k")).remaining).toBe(2)
+    }))
+
   it.effect("rejects bad options with InvalidOptionsError naming the field", () =>
     Effect.gen(function*() {
       const e1 = yield* Effect.flip(make({ name: "x", algorithm: RateLimiter.tokenBucket({ rate: -1, burst: 1 }) }))
