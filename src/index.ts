@@ -40,3 +40,26 @@ export * as TaskRunner from "./TaskRunner.js"
  * @since 0.1.0
  */
 export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
+ * Keyed rate limiters: token bucket (x/time/rate), fixed window (go-zero period codes), sliding
+ * log, sliding counter and GCRA; `protect`, wait mode, reservations, tiers and `pacing`.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimiter from "./RateLimiter.js"
+
+/**
+ * Where rate-limit state lives: the `RateLimiterStore` service and its bounded in-memory store.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimiterStore from "./RateLimiterStore.js"
+
+/**
+ * A `RateLimiterStore` on Redis: the five algorithms as Lua scripts, shared by every instance,
+ * with fail-open, fail-closed or local-fallback behaviour when Redis fails.
+ *
+ * @since 0.1.0
+ */
+export * as RedisStore from "./RedisStore.js"
