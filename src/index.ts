@@ -31,3 +31,11 @@ export * as LoadShedder from "./LoadShedder.js"
  * @since 0.1.0
  */
 export * as ResilienceMode from "./ResilienceMode.js"
+
+/**
+ * Adaptive concurrency: an in-flight limit driven by latency (gradient2, vegas, aimd), for
+ * services a CPU signal cannot see.
+ *
+ * @since 0.1.0
+ */
+export * as AdaptiveLimiter from "./AdaptiveLimiter.js"
