@@ -28,7 +28,6 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as PubSub from "effect/PubSub"
 import * as Random from "effect/Random"
@@ -259,11 +258,21 @@ const decodeAlgorithm = (options: Options): Effect.Effect<Limit.Algorithm, Inval
   }
 }
 
+/** A throwing predicate must not leave the request counted in flight: it counts as "not a drop". */
+const dropped = <E>(isDrop: (error: E) => boolean, error: E): boolean => {
+  try {
+    return isDrop(error)
+  } catch {
+    return false
+  }
+}
+
 const isTimeout = (error: unknown): boolean =>
   typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "TimeoutError"
 
 /**
- * Builds a limiter. The scope ends the `changes` streams.
+ * Builds a limiter; it reads the time from the `Clock` of the fiber that builds it. The scope ends
+ * the `changes` streams.
  *
  * @example
  * ```ts
@@ -303,7 +312,8 @@ export const make = (options: Options): Effect.Effect<AdaptiveLimiter, InvalidOp
     const bounds: Limit.Bounds = { min: base.minLimit, max: base.maxLimit }
     const seed = yield* Random.nextIntBetween(1, 2 ** 31 - 1)
     const state = Limit.make(base.initialLimit, seed)
-    const window = Limit.makeWindow(yield* Effect.clockWith((clock) => clock.currentTimeMillis))
+    const clock = yield* Effect.clock
+    const window = Limit.makeWindow(clock.unsafeCurrentTimeMillis())
     const hub = yield* Effect.acquireRelease(PubSub.sliding<number>(1024), PubSub.shutdown)
     const shed = Metrics.shedRequests(name)
     const inFlightGauge = Metrics.requestsInFlight(name)
@@ -312,34 +322,37 @@ export const make = (options: Options): Effect.Effect<AdaptiveLimiter, InvalidOp
     let inFlight = 0
     const counts = { admitted: 0, rejected: 0, passed: 0, failed: 0, ignored: 0 }
 
-    const sample = (start: bigint, inflight: number, dropped: boolean) =>
-      Effect.clockWith((clock) => {
-        inFlight--
-        inFlightGauge.unsafeUpdate(inFlight, [])
-        const now = clock.unsafeCurrentTimeNanos()
-        const rtt = Number(now - start) / 1e6
-        const aggregate = Limit.record(window, { rtt, inflight, dropped }, Number(now / 1_000_000n))
-        if (aggregate !== undefined) Limit.update(algorithm, state, aggregate, bounds)
-        if (dropped) counts.failed++
-        else counts.passed++
-        const next = Limit.limitOf(state, bounds)
-        if (next !== limit) {
-          limit = next
-          hub.unsafeOffer(next)
-        }
-        return Effect.void
-      })
+    const unsafeSample = (start: bigint, inflight: number, dropped: boolean): void => {
+      inFlight--
+      inFlightGauge.unsafeUpdate(inFlight, [])
+      const now = clock.unsafeCurrentTimeNanos()
+      const rtt = Number(now - start) / 1e6
+      const aggregate = Limit.record(window, { rtt, inflight, dropped }, Number(now / 1_000_000n))
+      if (aggregate !== undefined) Limit.update(algorithm, state, aggregate, bounds)
+      if (dropped) counts.failed++
+      else counts.passed++
+      const next = Limit.limitOf(state, bounds)
+      if (next !== limit) {
+        limit = next
+        hub.unsafeOffer(next)
+      }
+    }
 
-    const ignore = Effect.sync(() => {
+    const unsafeIgnore = (): void => {
       inFlight--
       counts.ignored++
       inFlightGauge.unsafeUpdate(inFlight, [])
-    })
+    }
+
+    const sample = (start: bigint, inflight: number, dropped: boolean) =>
+      Effect.sync(() => unsafeSample(start, inflight, dropped))
+
+    const ignore = Effect.sync(unsafeIgnore)
 
     const withAdmission = <A, E, R>(
       admitted: (start: bigint, inflight: number) => Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | OverloadedError, R> =>
-      Effect.clockWith((clock): Effect.Effect<A, E | OverloadedError, R> => {
+      Effect.suspend((): Effect.Effect<A, E | OverloadedError, R> => {
         if (inFlight >= limit) {
           counts.rejected++
           shed.unsafeUpdate(1, [])
@@ -373,11 +386,16 @@ export const make = (options: Options): Effect.Effect<AdaptiveLimiter, InvalidOp
       const isDrop: (error: E) => boolean = options?.isDrop ?? isTimeout
       return Effect.uninterruptibleMask((restore) =>
         withAdmission((start, inflight) =>
-          Effect.onExit(restore(effect), (exit) => {
-            if (Exit.isSuccess(exit)) return sample(start, inflight, false)
-            const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-            if (exit.cause._tag === "Fail" && isDrop(failure as E)) return sample(start, inflight, true)
-            return ignore
+          Effect.matchCauseEffect(restore(effect), {
+            onFailure: (cause) => {
+              if (cause._tag === "Fail" && dropped(isDrop, cause.error)) unsafeSample(start, inflight, true)
+              else unsafeIgnore()
+              return Effect.failCause(cause)
+            },
+            onSuccess: (a) => {
+              unsafeSample(start, inflight, false)
+              return Effect.succeed(a)
+            }
           })
         )
       )

@@ -216,6 +216,18 @@ describe("AdaptiveLimiter", () => {
       expect(yield* limiter.stats).toMatchObject({ inFlight: 0, admitted: 6, passed: 1, failed: 2, ignored: 3 })
     }))
 
+  it.scoped("a throwing isDrop predicate does not leave the request in flight", () =>
+    Effect.gen(function*() {
+      const limiter = yield* AdaptiveLimiter.make({ name: "throwing" })
+      const exit = yield* Effect.exit(limiter.protect(Effect.fail("e"), {
+        isDrop: () => {
+          throw new Error("bad predicate")
+        }
+      }))
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(yield* limiter.stats).toMatchObject({ inFlight: 0, ignored: 1 })
+    }))
+
   it.scoped("a window of drops backs the limit off; one of fast passes grows it", () =>
     Effect.gen(function*() {
       const limiter = yield* AdaptiveLimiter.make({ name: "aimd", algorithm: AdaptiveLimiter.aimd(), initialLimit: 10 })
