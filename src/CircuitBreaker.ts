@@ -812,18 +812,15 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return core.pending.length === 0 ? Effect.fail(error) : Effect.zipRight(flush, Effect.fail(error))
     }
 
-    // Closed (and the adaptive breaker): an interrupted call would count as neither anyway, so the
-    // outcome is recorded by one plain match — no uninterruptible region on the hot path. A
-    // half-open probe holds a slot that must come back even on interruption: it runs masked.
-    const run = <A, E, R>(
-      effect: Effect.Effect<A, E, R>,
-      token: number,
-      start: number,
-      isFailure: (error: E) => boolean
-    ): Effect.Effect<A, E, R> =>
-      machine !== undefined && machine.state === "HalfOpen"
-        ? Effect.uninterruptibleMask((restore) => record(restore(effect), token, start, isFailure))
-        : record(effect, token, start, isFailure)
+    // An interrupted call counts as neither, so a Closed call (and any call of the adaptive breaker)
+    // records its outcome with one plain match — no uninterruptible region on the hot path. A
+    // half-open probe holds a slot that must come back however its caller ends: when a call may take
+    // one (HalfOpen, or Open with the open period over), taking the slot, publishing the state change
+    // and installing the outcome handler happen in one uninterruptible region, and only the work
+    // itself is interruptible.
+    const mayProbe = (now: number): boolean =>
+      machine !== undefined &&
+      (machine.state === "HalfOpen" || (machine.state === "Open" && now >= machine.openUntil))
 
     const recordFailed = <E>(
       cause: Cause.Cause<E>,
@@ -861,8 +858,26 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       isFailure: (error: E) => boolean
     ): Effect.Effect<A, E, R> =>
       core.pending.length === 0
-        ? run(effect, token, now, isFailure)
-        : Effect.zipRight(flush, run(effect, token, now, isFailure))
+        ? record(effect, token, now, isFailure)
+        : Effect.zipRight(flush, record(effect, token, now, isFailure))
+
+    const acquireAndRun = <A, E, R>(
+      effect: Effect.Effect<A, E, R>,
+      now: number,
+      isFailure: (error: E) => boolean
+    ): Effect.Effect<A, E | CircuitOpenError, R> => {
+      const token = core.acquire(now)
+      if (token >= 0) return admitted(effect, token, now, isFailure)
+      if (token === Core.NEED_RANDOM) {
+        return Effect.randomWith((random) =>
+          Effect.flatMap(random.next, (u): Effect.Effect<A, E | CircuitOpenError, R> => {
+            const second = core.acquireRandom(now, u)
+            return second >= 0 ? admitted(effect, second, now, isFailure) : reject(now)
+          })
+        )
+      }
+      return reject(now)
+    }
 
     const protect = <A, E, R>(
       effect: Effect.Effect<A, E, R>,
@@ -873,17 +888,10 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
         const now = clock.unsafeCurrentTimeMillis()
         lastUsed = now
         if (isolated) return reject(now)
-        const token = core.acquire(now)
-        if (token >= 0) return admitted(effect, token, now, isFailure)
-        if (token === Core.NEED_RANDOM) {
-          return Effect.randomWith((random) =>
-            Effect.flatMap(random.next, (u): Effect.Effect<A, E | CircuitOpenError, R> => {
-              const second = core.acquireRandom(now, u)
-              return second >= 0 ? admitted(effect, second, now, isFailure) : reject(now)
-            })
-          )
+        if (mayProbe(now)) {
+          return Effect.uninterruptibleMask((restore) => acquireAndRun(restore(effect), now, isFailure))
         }
-        return reject(now)
+        return acquireAndRun(effect, now, isFailure)
       })
     }
 
@@ -914,10 +922,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
         ? Effect.succeed(makePermit(token, now))
         : Effect.as(flush, makePermit(token, now))
 
-    const allow: Effect.Effect<Permit, CircuitOpenError> = Effect.suspend(() => {
-      const now = clock.unsafeCurrentTimeMillis()
-      lastUsed = now
-      if (isolated) return reject(now)
+    const acquirePermit = (now: number): Effect.Effect<Permit, CircuitOpenError> => {
       const token = core.acquire(now)
       if (token >= 0) return permitted(token, now)
       if (token === Core.NEED_RANDOM) {
@@ -929,6 +934,22 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
         )
       }
       return reject(now)
+    }
+
+    const allow: Effect.Effect<Permit, CircuitOpenError> = Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      lastUsed = now
+      if (isolated) return reject(now)
+      // a probe slot reaches the caller as a permit, or is given back if the caller is interrupted
+      if (mayProbe(now)) {
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(
+            acquirePermit(now),
+            (permit) => Effect.onInterrupt(restore(Effect.succeed(permit)), () => permit.ignore)
+          )
+        )
+      }
+      return acquirePermit(now)
     })
 
     const isolate: Effect.Effect<void> = Effect.suspend(() => {

@@ -11,6 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -27,6 +28,20 @@ const rejectedWith = (r: Either.Either<unknown, unknown>): CircuitOpenError => {
   if (Either.isLeft(r) && r.left instanceof CircuitOpenError) return r.left
   throw new Error(`expected a CircuitOpenError, got ${JSON.stringify(r)}`)
 }
+
+/** Runs `self` with a logger that interrupts the logging fiber when it logs the Open → HalfOpen change. */
+const interruptedOnHalfOpen = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.provide(
+    self,
+    Logger.replace(
+      Logger.defaultLogger,
+      Logger.make(({ message }) => {
+        if (!String(message).includes("Open → HalfOpen")) return
+        const fiber = Option.getOrUndefined(Fiber.getCurrentFiber())
+        fiber?.unsafeInterruptAsFork(fiber.id())
+      })
+    )
+  )
 
 /** Collects the next `n` state changes in a background fiber (subscribed before returning). */
 const collectChanges = (breaker: CircuitBreaker.CircuitBreaker, n: number) =>
@@ -343,6 +358,36 @@ describe("outcomes", () => {
       expect(rejectedWith(yield* Effect.either(breaker.protect(ok))).state).toBe("HalfOpen")
       yield* Fiber.interrupt(probe)
       expect(yield* breaker.state).toBe("HalfOpen")
+      expect(yield* breaker.protect(ok)).toBe("ok")
+      expect(yield* breaker.state).toBe("Closed")
+    }))
+
+  it.scoped("a probe interrupted while the Open → HalfOpen change is published gives its slot back", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "probe-publish", threshold: 1, openFor: "1 second" })
+      )
+      yield* Effect.either(breaker.protect(boom))
+      yield* TestClock.adjust("1 second")
+      // the change is published (metrics, log) before the probe runs: the caller is interrupted there
+      const probe = yield* Effect.fork(breaker.protect(ok).pipe(interruptedOnHalfOpen))
+      expect(Exit.isInterrupted(yield* Fiber.await(probe))).toBe(true)
+      expect(yield* breaker.state).toBe("HalfOpen")
+      expect(yield* breaker.protect(ok)).toBe("ok")
+      expect(yield* breaker.state).toBe("Closed")
+    }))
+
+  it.scoped("allow interrupted while the Open → HalfOpen change is published gives the probe slot back", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "allow-publish", threshold: 1, openFor: "1 second" })
+      )
+      yield* Effect.either(breaker.protect(boom))
+      yield* TestClock.adjust("1 second")
+      const caller = yield* Effect.fork(breaker.allow.pipe(interruptedOnHalfOpen))
+      const exit = yield* Fiber.await(caller)
+      // the caller did not get its permit, so the slot is free again
+      expect(Exit.isInterrupted(exit)).toBe(true)
       expect(yield* breaker.protect(ok)).toBe("ok")
       expect(yield* breaker.state).toBe("Closed")
     }))
