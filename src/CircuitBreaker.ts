@@ -196,7 +196,7 @@ export type OpenFor = Duration.DurationInput | Schedule.Schedule<unknown, unknow
  * @category models
  */
 export interface SreOptions extends CommonOptions {
-  /** the client may send up to k × accepted calls before dropping (default 1.5) */
+  /** the client may send up to k × accepted calls before dropping (default 1.5; at least 1) */
   readonly k?: number
   /** k falls towards minK while failures persist (default 1.1) */
   readonly minK?: number
@@ -468,6 +468,8 @@ const SreSchema = Schema.Struct({
   buckets: Schema.optionalWith(PositiveInt, { default: () => 40 }),
   forcePassAfter: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(1) })
 }).pipe(
+  // below 1 the formula drops calls while every call succeeds: (1 − k) · accepts > protection
+  Schema.filter((o) => o.k >= 1 || { path: ["k"], message: "k must be at least 1" }),
   Schema.filter((o) => o.minK <= o.k || { path: ["minK"], message: "minK must not exceed k" }),
   Schema.filter(windowCheck)
 )

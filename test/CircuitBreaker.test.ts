@@ -462,6 +462,7 @@ describe("options", () => {
       const cases: Array<[CircuitBreaker.Policy, string]> = [
         [CircuitBreaker.sre({ name: "" }), "name"],
         [CircuitBreaker.sre({ name: "x", k: -1 }), "k"],
+        [CircuitBreaker.sre({ name: "x", k: 0.5, minK: 0.5 }), "k"],
         [CircuitBreaker.sre({ name: "x", k: 1.5, minK: 2 }), "minK"],
         [CircuitBreaker.sre({ name: "x", protection: Number.NaN }), "protection"],
         [CircuitBreaker.sre({ name: "x", window: "10 millis", buckets: 40 }), "window"],
