@@ -76,12 +76,6 @@ const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
     ? Effect.void
     : Effect.logWarning("task failed", cause).pipe(Effect.annotateLogs({ module: "TaskRunner" }))
 
-const awaitPermit = (waiter: Q.Waiter): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    if (waiter.granted || !waiter.linked) resume(Effect.void)
-    else waiter.wake = () => resume(Effect.void)
-  })
-
 /**
  * A runner with `concurrency` slots whose tasks live in the current scope.
  *
@@ -132,7 +126,7 @@ export const make = (concurrency: number): Effect.Effect<TaskRunner, InvalidOpti
           if (Q.tryAcquire(permits)) return start(task)
           const waiter = Q.makeWaiter()
           Q.push(permits.queue, waiter)
-          return Effect.matchCauseEffect(restore(awaitPermit(waiter)), {
+          return Effect.matchCauseEffect(restore(Q.awaitPermit(waiter)), {
             onFailure: (cause) => {
               Q.abandon(permits, waiter)
               settled()
@@ -176,9 +170,7 @@ export const make = (concurrency: number): Effect.Effect<TaskRunner, InvalidOpti
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true
-        for (let waiter = Q.shift(permits.queue); waiter !== undefined; waiter = Q.shift(permits.queue)) {
-          waiter.wake?.()
-        }
+        Q.wakeAll(permits.queue)
       })
     )
     return { concurrency, schedule, scheduleImmediately, wait, stats } satisfies TaskRunner

@@ -385,6 +385,8 @@ describe("Bulkhead", () => {
       expect(yield* Effect.succeed(2).pipe(Bulkhead.protect(bulkhead))).toBe(2)
       expect(yield* Bulkhead.protect(Effect.succeed(3), bulkhead)).toBe(3)
       expect(yield* Effect.succeed(4).pipe(Bulkhead.tryProtect(bulkhead))).toBe(4)
+      expect(yield* Bulkhead.tryProtect(bulkhead, Effect.succeed(5))).toBe(5)
+      expect(yield* Bulkhead.tryProtect(Effect.succeed(6), bulkhead)).toBe(6)
     }))
 
   it.effect("closing the scope rejects queued callers", () =>
