@@ -16,23 +16,13 @@ import {
   Logger,
   Metric,
   MetricKey,
-  Option,
   Scope,
   Supervisor,
   TestClock
 } from "effect"
 import * as Bulkhead from "../src/Bulkhead.js"
 import { BulkheadFullError, InvalidOptionsError, UnknownNameError } from "../src/Errors.js"
-
-/** lets every forked fiber run until it blocks */
-const settle = Effect.repeatN(Effect.yieldNow(), 50)
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
-  return failure.value
-}
+import { failureOf, settle } from "./support.js"
 
 const hold = (bulkhead: Bulkhead.Bulkhead) =>
   Effect.gen(function*() {
