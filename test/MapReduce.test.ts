@@ -436,6 +436,17 @@ describe("MapReduce.mapReduceVoid (go-zero MapReduceVoid)", () => {
       expect(value).toBe(30)
     }))
 
+  it.effect("a NoOutputError raised by the caller's own code is not swallowed", () =>
+    Effect.gen(function*() {
+      const own = new NoOutputError({})
+      const exit = yield* Effect.exit(MapReduce.mapReduceVoid({
+        source: oneToFour,
+        mapper: (n: number, _writer: MapReduce.Writer<number>, cancel) => n === 3 ? cancel(own) : Effect.void,
+        reducer: (pipe) => Stream.runDrain(pipe)
+      }))
+      expect(failureOf(exit)).toBe(own)
+    }))
+
   it.effect("cancel with error", () =>
     Effect.gen(function*() {
       const { exit } = yield* run((n, writer, cancel) => n % 3 === 0 ? cancel(errDummy) : writer.write(n * n))
