@@ -1230,15 +1230,20 @@ export const makeRegistry = (
         return Effect.as(Scope.close(entry.scope, Exit.void), true)
       })
 
+    // Idle entries leave the map in the same synchronous step that finds them idle: a `get` between
+    // finding and closing cannot be handed a breaker that is about to be closed.
     const sweep: Effect.Effect<void> = Effect.clockWith((clock) =>
       Effect.suspend(() => {
         const now = clock.unsafeCurrentTimeMillis()
-        const idle: Array<string> = []
+        const idle: Array<Scope.CloseableScope> = []
         for (const [name, entry] of entries) {
           const last = Math.max(entry.touched, entry.internal.lastUsed())
-          if (now - last >= ttl && entry.internal.currentState() !== "Isolated") idle.push(name)
+          if (now - last >= ttl && entry.internal.currentState() !== "Isolated") {
+            entries.delete(name)
+            idle.push(entry.scope)
+          }
         }
-        return Effect.forEach(idle, evict, { discard: true })
+        return Effect.forEach(idle, (scope) => Scope.close(scope, Exit.void), { discard: true })
       })
     )
 
