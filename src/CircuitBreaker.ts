@@ -734,15 +734,17 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       )
     }
 
-    // Publishes the state changes the core recorded in its last synchronous step.
-    const flush: Effect.Effect<void> = Effect.suspend(() => {
+    // Publishes the state changes the core recorded in its last synchronous step. Uninterruptible:
+    // the changes have left `pending`, so a caller interrupted half-way would lose them (and the
+    // step of the open-period schedule). It runs only when the state changed.
+    const flush: Effect.Effect<void> = Effect.uninterruptible(Effect.suspend(() => {
       const changes = core.pending.splice(0, core.pending.length)
       return Effect.forEach(changes, (t) => {
         const change: StateChange = { name, from: t.from, to: t.to, at: t.at }
         const step = t.to === "Open" ? stepOpenFor(t.at) : t.to === "Closed" ? resetOpenFor(t.at) : Effect.void
         return Effect.zipRight(step, isolated ? Effect.void : publish(change))
       }, { discard: true })
-    })
+    }))
 
     const recordFailure = (token: number, start: number, end: number, reason: unknown) => {
       mFailure.unsafeUpdate(1, [])

@@ -377,6 +377,33 @@ describe("outcomes", () => {
       expect(yield* breaker.state).toBe("Closed")
     }))
 
+  it.scoped("a caller interrupted while its trip is published: the change and the open-period step still happen", () =>
+    Effect.gen(function*() {
+      // the open-period schedule is stepped as the trip is published; the caller is interrupted there
+      const openFor = Schedule.exponential("1 second").pipe(
+        Schedule.tapOutput(() => Effect.logInfo("open-period step"))
+      )
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "trip-publish", threshold: 1, openFor })
+      )
+      const changes = yield* collectChanges(breaker, 1)
+      const interruptOnStep = Logger.make(({ message }) => {
+        if (!String(message).includes("open-period step")) return
+        const fiber = Option.getOrUndefined(Fiber.getCurrentFiber())
+        fiber?.unsafeInterruptAsFork(fiber.id())
+      })
+      const caller = yield* Effect.fork(
+        breaker.protect(boom).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, interruptOnStep)))
+      )
+      yield* Fiber.await(caller)
+      expect(yield* breaker.state).toBe("Open")
+      expect(yield* changes).toEqual(["Closed→Open"])
+      // and the schedule moved on: the next trip holds the breaker open for 2 s
+      yield* TestClock.adjust("1 second")
+      yield* Effect.either(breaker.protect(boom))
+      expect(Duration.toMillis(rejectedWith(yield* Effect.either(breaker.protect(ok))).retryAfter!)).toBe(2000)
+    }))
+
   it.scoped("allow interrupted while the Open → HalfOpen change is published gives the probe slot back", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make(
