@@ -975,20 +975,25 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return Effect.zipRight(resetOpenFor(now), announce)
     })
 
+    // `state` and `stats` see the changes time alone causes (Open → HalfOpen once the open period
+    // is over), as a call would, and publish them: an idle breaker does not report Open forever.
+    const state: Effect.Effect<State> = Effect.suspend(() => {
+      core.tick(clock.unsafeCurrentTimeMillis())
+      return core.pending.length === 0 ? Effect.succeed(currentState()) : Effect.as(flush, currentState())
+    })
+
+    const stats: Effect.Effect<Stats> = Effect.suspend(() => {
+      const s = core.stats(clock.unsafeCurrentTimeMillis())
+      const snapshot: Stats = { name, state: currentState(), ...s, lastErrors: lastErrors.slice() }
+      return core.pending.length === 0 ? Effect.succeed(snapshot) : Effect.as(flush, snapshot)
+    })
+
     const breaker: CircuitBreaker = {
       name,
       protect,
       allow,
-      state: Effect.sync(currentState),
-      stats: Effect.sync(() => {
-        const s = core.stats(clock.unsafeCurrentTimeMillis())
-        return {
-          name,
-          state: currentState(),
-          ...s,
-          lastErrors: lastErrors.slice()
-        }
-      }),
+      state,
+      stats,
       changes: Stream.fromPubSub(hub),
       isolate,
       reset

@@ -362,6 +362,20 @@ describe("outcomes", () => {
       expect(yield* breaker.state).toBe("Closed")
     }))
 
+  it.scoped("an idle breaker reports HalfOpen once the open period is over, and publishes the change", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "idle-open", threshold: 1, openFor: "1 second" })
+      )
+      const changes = yield* collectChanges(breaker, 2)
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+      yield* TestClock.adjust("1 second")
+      expect(yield* breaker.state).toBe("HalfOpen")
+      expect((yield* breaker.stats).state).toBe("HalfOpen")
+      expect(yield* changes).toEqual(["Closed→Open", "Open→HalfOpen"])
+    }))
+
   it.scoped("a probe interrupted while the Open → HalfOpen change is published gives its slot back", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make(

@@ -30,6 +30,8 @@ export interface CoreStats {
 
 export interface Core {
   readonly state: () => CoreState
+  /** applies the changes that time alone causes (a state machine's Open → HalfOpen, interval roll-over) */
+  readonly tick: (now: number) => void
   /** a token (≥ 0) to hand back with the outcome, `REJECT`, or `NEED_RANDOM` */
   readonly acquire: (now: number) => number
   /** completes a `NEED_RANDOM` admission with `u` uniform in [0, 1) */
@@ -76,6 +78,8 @@ export const sre = (params: Sre.Params, now: number): Core & { readonly sre: Sre
     sre: s,
     pending,
     state: () => current,
+    // the adaptive breaker's state is that of its last decision: time alone changes nothing
+    tick: () => {},
     acquire: (t) => {
       const d = Sre.decide(s, t)
       if (current !== "Closed" || s.ratio > 0) observe(t)
@@ -128,6 +132,7 @@ export const machine = (
     machine: m,
     pending: m.pending as Array<Transition>,
     state: () => m.state,
+    tick: (t) => Machine.tick(m, t),
     acquire: (t) => {
       const token = Machine.acquire(m, t)
       if (token === Machine.REJECT) rejections++
