@@ -29,14 +29,14 @@ const rejectedWith = (r: Either.Either<unknown, unknown>): CircuitOpenError => {
   throw new Error(`expected a CircuitOpenError, got ${JSON.stringify(r)}`)
 }
 
-/** Runs `self` with a logger that interrupts the logging fiber when it logs the Open → HalfOpen change. */
-const interruptedOnHalfOpen = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+/** Runs `self` with a logger that interrupts the logging fiber as it logs a message containing `text`. */
+const interruptedWhenLogging = (text: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
   Effect.provide(
     self,
     Logger.replace(
       Logger.defaultLogger,
       Logger.make(({ message }) => {
-        if (!String(message).includes("Open → HalfOpen")) return
+        if (!String(message).includes(text)) return
         const fiber = Option.getOrUndefined(Fiber.getCurrentFiber())
         fiber?.unsafeInterruptAsFork(fiber.id())
       })
@@ -384,7 +384,7 @@ describe("outcomes", () => {
       yield* Effect.either(breaker.protect(boom))
       yield* TestClock.adjust("1 second")
       // the change is published (metrics, log) before the probe runs: the caller is interrupted there
-      const probe = yield* Effect.fork(breaker.protect(ok).pipe(interruptedOnHalfOpen))
+      const probe = yield* Effect.fork(breaker.protect(ok).pipe(interruptedWhenLogging("Open → HalfOpen")))
       expect(Exit.isInterrupted(yield* Fiber.await(probe))).toBe(true)
       expect(yield* breaker.state).toBe("HalfOpen")
       expect(yield* breaker.protect(ok)).toBe("ok")
@@ -401,14 +401,7 @@ describe("outcomes", () => {
         CircuitBreaker.consecutive({ name: "trip-publish", threshold: 1, openFor })
       )
       const changes = yield* collectChanges(breaker, 1)
-      const interruptOnStep = Logger.make(({ message }) => {
-        if (!String(message).includes("open-period step")) return
-        const fiber = Option.getOrUndefined(Fiber.getCurrentFiber())
-        fiber?.unsafeInterruptAsFork(fiber.id())
-      })
-      const caller = yield* Effect.fork(
-        breaker.protect(boom).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, interruptOnStep)))
-      )
+      const caller = yield* Effect.fork(breaker.protect(boom).pipe(interruptedWhenLogging("open-period step")))
       yield* Fiber.await(caller)
       expect(yield* breaker.state).toBe("Open")
       expect(yield* changes).toEqual(["Closed→Open"])
@@ -425,7 +418,7 @@ describe("outcomes", () => {
       )
       yield* Effect.either(breaker.protect(boom))
       yield* TestClock.adjust("1 second")
-      const caller = yield* Effect.fork(breaker.allow.pipe(interruptedOnHalfOpen))
+      const caller = yield* Effect.fork(breaker.allow.pipe(interruptedWhenLogging("Open → HalfOpen")))
       const exit = yield* Fiber.await(caller)
       // the caller did not get its permit, so the slot is free again
       expect(Exit.isInterrupted(exit)).toBe(true)

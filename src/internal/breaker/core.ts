@@ -7,8 +7,8 @@ import * as Sre from "./sre.js"
 
 export type CoreState = "Closed" | "Open" | "HalfOpen"
 
-export const REJECT = -1
-export const NEED_RANDOM = -2
+/** `acquire` results besides a token: the adaptive breaker's, which the state machine shares (REJECT) */
+export { NEED_RANDOM, REJECT } from "./sre.js"
 
 export interface Transition {
   readonly from: CoreState
@@ -81,15 +81,12 @@ export const sre = (params: Sre.Params, now: number): Core & { readonly sre: Sre
     // the adaptive breaker's state is that of its last decision: time alone changes nothing
     tick: () => {},
     acquire: (t) => {
+      // ADMIT is token 0; REJECT and NEED_RANDOM are the same numbers here and in `Sre`
       const d = Sre.decide(s, t)
       if (current !== "Closed" || s.ratio > 0) observe(t)
-      if (d === Sre.ADMIT) return 0
-      return d === Sre.REJECT ? REJECT : NEED_RANDOM
+      return d
     },
-    acquireRandom: (t, u) => {
-      const d = Sre.decideWithRandom(s, t, u)
-      return d === Sre.ADMIT ? 0 : REJECT
-    },
+    acquireRandom: (t, u) => Sre.decideWithRandom(s, t, u),
     success: (_token, t) => Sre.markSuccess(s, t),
     failure: (_token, t) => Sre.markFailure(s, t),
     ignore: () => {},
