@@ -521,7 +521,6 @@ interface Built {
   /** the machine, for the open-period schedule */
   readonly machine?: Machine.State
   readonly openFor?: OpenFor
-  readonly slowTracked: boolean
 }
 
 const slowMillisOf = (o: { readonly slowCallDuration?: Duration.Duration | undefined }): number =>
@@ -552,8 +551,7 @@ const buildPolicy = (p: Policy, now: number): Effect.Effect<Built, InvalidOption
       isExcluded: o.isExcluded,
       core,
       machine: core.machine,
-      openFor: o.openFor,
-      slowTracked: slowMillis !== Number.POSITIVE_INFINITY
+      openFor: o.openFor
     }
   }
   switch (p._tag) {
@@ -569,8 +567,7 @@ const buildPolicy = (p: Policy, now: number): Effect.Effect<Built, InvalidOption
           windowMillis: Duration.toMillis(o.window),
           buckets: o.buckets,
           forcePassAfterMillis: Duration.toMillis(o.forcePassAfter)
-        }, now),
-        slowTracked: false
+        }, now)
       }))
     case "Consecutive":
       return Effect.map(
@@ -697,7 +694,6 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
     // The open period of the state machines: a Schedule is stepped after each trip so the next
     // trip uses its next delay; a plain duration is fixed.
     const machine = built.machine
-    const slowTracked = built.slowTracked
     let stepOpenFor: (now: number) => Effect.Effect<void> = () => Effect.void
     let resetOpenFor: (now: number) => Effect.Effect<void> = () => Effect.void
     if (machine !== undefined && built.openFor !== undefined) {
@@ -750,7 +746,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       mFailure.unsafeUpdate(1, [])
       if (lastErrors.length === LAST_ERRORS) lastErrors.shift()
       lastErrors.push({ at: end, reason })
-      core.failure(token, start, end - start)
+      core.failure(token, end, end - start)
     }
 
     // Records the outcome of a failed call and returns the cause unchanged.
@@ -763,7 +759,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
     ): void => {
       if (Cause.isInterruptedOnly(cause)) {
         mIgnored.unsafeUpdate(1, [])
-        core.ignore(token, start)
+        core.ignore(token, end)
         return
       }
       const failure = Cause.failureOption(cause)
@@ -776,12 +772,12 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
         recordFailure(token, start, end, error)
       } else if (isExcluded !== undefined && isExcluded(error)) {
         mIgnored.unsafeUpdate(1, [])
-        core.ignore(token, start)
+        core.ignore(token, end)
       } else if (isFailure(error)) {
         recordFailure(token, start, end, error)
       } else {
         mSuccess.unsafeUpdate(1, [])
-        core.success(token, start, end - start)
+        core.success(token, end, end - start)
       }
     }
 
@@ -848,8 +844,9 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
           (cause: Cause.Cause<E>) => recordFailed(cause, token, start, isFailure),
           (a: A) => {
             mSuccess.unsafeUpdate(1, [])
-            // the end time is read only when slow calls are tracked: one clock read per call
-            core.success(token, start, slowTracked ? clock.unsafeCurrentTimeMillis() - start : 0)
+            // outcomes are recorded when they arrive (a trip starts the open period then)
+            const end = clock.unsafeCurrentTimeMillis()
+            core.success(token, end, end - start)
             return core.pending.length === 0 ? Effect.succeed(a) : Effect.as(flush, a)
           }
         )
@@ -911,12 +908,12 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return {
         success: settle((end) => {
           mSuccess.unsafeUpdate(1, [])
-          core.success(token, start, end - start)
+          core.success(token, end, end - start)
         }),
         failure: (reason) => settle((end) => recordFailure(token, start, end, reason)),
-        ignore: settle(() => {
+        ignore: settle((end) => {
           mIgnored.unsafeUpdate(1, [])
-          core.ignore(token, start)
+          core.ignore(token, end)
         })
       }
     }

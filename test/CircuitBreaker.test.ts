@@ -362,6 +362,23 @@ describe("outcomes", () => {
       expect(yield* breaker.state).toBe("Closed")
     }))
 
+  it.scoped("a slow call that trips the breaker holds it open for openFor from the trip, not from the call's start", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "slow-trip", threshold: 1, openFor: "5 seconds" })
+      )
+      const changes = yield* breaker.changes.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* Effect.yieldNow()
+      // a call that times out after 10 s, longer than the open period
+      const slow = yield* Effect.fork(breaker.protect(Effect.zipRight(Effect.sleep("10 seconds"), boom)))
+      yield* TestClock.adjust("10 seconds")
+      yield* Effect.either(Fiber.join(slow))
+      expect(yield* breaker.state).toBe("Open")
+      const rejected = rejectedWith(yield* Effect.either(breaker.protect(ok)))
+      expect(Duration.toMillis(rejected.retryAfter!)).toBe(5000)
+      expect(Chunk.toArray(yield* Fiber.join(changes)).map((c) => c.at)).toEqual([10_000])
+    }))
+
   it.scoped("an idle breaker reports HalfOpen once the open period is over, and publishes the change", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make(
