@@ -29,6 +29,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
@@ -241,16 +242,11 @@ export const make = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsEr
   })
 
 // data-first (either argument order) and data-last forms of a bulkhead's protect / tryProtect
-const dualRun = (
-  select: (bulkhead: Bulkhead) => Bulkhead["protect"]
-): any =>
-(...args: ReadonlyArray<unknown>) => {
-  const [first, second] = args
-  if (args.length === 1) return (effect: Effect.Effect<unknown, unknown, unknown>) => select(first as Bulkhead)(effect)
-  return Effect.isEffect(first)
-    ? select(second as Bulkhead)(first)
-    : select(first as Bulkhead)(second as Effect.Effect<unknown, unknown, unknown>)
-}
+const dualRun = (select: (bulkhead: Bulkhead) => Bulkhead["protect"]): any =>
+  dual(2, (a: unknown, b: unknown) =>
+    Effect.isEffect(a)
+      ? select(b as Bulkhead)(a)
+      : select(a as Bulkhead)(b as Effect.Effect<unknown, unknown, unknown>))
 
 /**
  * Runs `effect` under `bulkhead`. Both `protect(bulkhead, effect)` and

@@ -23,6 +23,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
@@ -1029,11 +1030,12 @@ export const protect: {
     breaker: CircuitBreaker,
     options?: ProtectOptions<E>
   ): Effect.Effect<A, E | CircuitOpenError, R>
-} = function(this: unknown, a: any, b?: any, c?: any): any {
-  if (Effect.isEffect(a)) return (b as CircuitBreaker).protect(a, c)
-  if (Effect.isEffect(b)) return (a as CircuitBreaker).protect(b, c)
-  return (effect: Effect.Effect<any, any, any>) => (a as CircuitBreaker).protect(effect, b)
-} as any
+} = dual(
+  // data-last takes the breaker and, optionally, options: data-first is told by the effect argument
+  (args) => Effect.isEffect(args[0]) || Effect.isEffect(args[1]),
+  (a: any, b: any, c?: any): any =>
+    Effect.isEffect(a) ? (b as CircuitBreaker).protect(a, c) : (a as CircuitBreaker).protect(b, c)
+)
 
 // ---------------------------------------------------------------------------------------------
 // Layers

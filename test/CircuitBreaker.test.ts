@@ -546,6 +546,13 @@ describe("layers", () => {
       expect(yield* ok.pipe(CircuitBreaker.protect(breaker))).toBe("ok")
       expect(yield* CircuitBreaker.protect(breaker, ok)).toBe("ok")
       expect(yield* CircuitBreaker.protect(ok, breaker)).toBe("ok")
+      // with per-call options in each form: the errors count as successes
+      const lenient = { isFailure: () => false }
+      yield* Effect.either(boom.pipe(CircuitBreaker.protect(breaker, lenient)))
+      yield* Effect.either(CircuitBreaker.protect(breaker, boom, lenient))
+      yield* Effect.either(CircuitBreaker.protect(boom, breaker, lenient))
+      const stats = yield* breaker.stats
+      expect([stats.successes, stats.failures]).toEqual([6, 0])
     }).pipe(Effect.provide(CircuitBreaker.layer(Payments, CircuitBreaker.sre({ name: "payments" })))))
 
   it.effect("layerConfig reads the policy from Config", () =>
