@@ -165,6 +165,23 @@ describe("state-machine breakers (gobreaker scenarios)", () => {
       expect(yield* breaker.state).toBe("Open")
     }))
 
+  it.scoped("custom: a call admitted before the interval rolled over is not counted when it ends after (gobreaker)", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.custom({
+        name: "interval-span",
+        readyToTrip: (c) => c.totalFailures >= 2,
+        interval: "1 minute"
+      }))
+      yield* Effect.either(breaker.protect(boom))
+      yield* TestClock.adjust("30 seconds")
+      // admitted at 30 s, fails at 70 s: after the counts were cleared at 60 s
+      const slow = yield* Effect.fork(Effect.either(breaker.protect(Effect.zipRight(Effect.sleep("40 seconds"), boom))))
+      yield* TestClock.adjust("40 seconds")
+      yield* Fiber.join(slow)
+      expect(yield* breaker.state).toBe("Closed")
+      expect((yield* breaker.stats).failures).toBe(0)
+    }))
+
   it.scoped("custom: the default readyToTrip is more than 5 consecutive failures (gobreaker)", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make(CircuitBreaker.custom({ name: "gobreaker-default" }))
