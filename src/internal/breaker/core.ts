@@ -135,7 +135,8 @@ export const machine = (
       if (token === Machine.REJECT) rejections++
       return token
     },
-    acquireRandom: (t) => Machine.acquire(m, t),
+    // never reached: a state machine does not answer NEED_RANDOM (admitting here would count twice)
+    acquireRandom: () => Machine.REJECT,
     success: (token, t, elapsed) => Machine.success(m, token, t, elapsed >= slowMillis),
     failure: (token, t, elapsed) => Machine.failure(m, token, t, elapsed >= slowMillis),
     ignore: (token, t) => Machine.ignore(m, token, t),
