@@ -29,6 +29,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
@@ -96,13 +97,6 @@ const decode = decodeOptions("Bulkhead", OptionsSchema)
 const activeKey = (name: string) => MetricKey.gauge("resilience_bulkhead_active").pipe(MetricKey.tagged("name", name))
 const rejectedKey = (name: string) =>
   MetricKey.counter("resilience_bulkhead_rejected_total").pipe(MetricKey.tagged("name", name))
-
-const awaitPermit = (waiter: Q.Waiter): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    // granted already, or taken off the queue because the bulkhead closed
-    if (waiter.granted || !waiter.linked) resume(Effect.void)
-    else waiter.wake = () => resume(Effect.void)
-  })
 
 /**
  * Builds a bulkhead. Closing the scope rejects the callers still queued (reason `"full"`) and every
@@ -177,8 +171,8 @@ export const make = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsEr
       Q.push(permits.queue, waiter)
       let expired = false
       const wait = queueTimeout === undefined
-        ? awaitPermit(waiter)
-        : Effect.timeoutFail(awaitPermit(waiter), {
+        ? Q.awaitPermit(waiter)
+        : Effect.timeoutFail(Q.awaitPermit(waiter), {
           duration: queueTimeout,
           onTimeout: () => {
             expired = true
@@ -240,14 +234,19 @@ export const make = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsEr
       Effect.addFinalizer(() =>
         Effect.sync(() => {
           closed = true
-          for (let waiter = Q.shift(permits.queue); waiter !== undefined; waiter = Q.shift(permits.queue)) {
-            waiter.wake?.()
-          }
+          Q.wakeAll(permits.queue)
         })
       ),
       bulkhead
     )
   })
+
+// data-first (either argument order) and data-last forms of a bulkhead's protect / tryProtect
+const dualRun = (select: (bulkhead: Bulkhead) => Bulkhead["protect"]): any =>
+  dual(2, (a: unknown, b: unknown) =>
+    Effect.isEffect(a)
+      ? select(b as Bulkhead)(a)
+      : select(a as Bulkhead)(b as Effect.Effect<unknown, unknown, unknown>))
 
 /**
  * Runs `effect` under `bulkhead`. Both `protect(bulkhead, effect)` and
@@ -260,15 +259,7 @@ export const protect: {
   (bulkhead: Bulkhead): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError, R>
   <A, E, R>(bulkhead: Bulkhead, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R>
   <A, E, R>(effect: Effect.Effect<A, E, R>, bulkhead: Bulkhead): Effect.Effect<A, E | BulkheadFullError, R>
-} = ((...args: ReadonlyArray<unknown>) => {
-  const [first, second] = args
-  if (args.length === 1) {
-    return (effect: Effect.Effect<unknown, unknown, unknown>) => (first as Bulkhead).protect(effect)
-  }
-  return Effect.isEffect(first)
-    ? (second as Bulkhead).protect(first)
-    : (first as Bulkhead).protect(second as Effect.Effect<unknown, unknown, unknown>)
-}) as any
+} = dualRun((bulkhead) => bulkhead.protect)
 
 /**
  * Like {@link protect}, but never queues: rejected at once when no permit is free.
@@ -280,15 +271,7 @@ export const tryProtect: {
   (bulkhead: Bulkhead): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError, R>
   <A, E, R>(bulkhead: Bulkhead, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R>
   <A, E, R>(effect: Effect.Effect<A, E, R>, bulkhead: Bulkhead): Effect.Effect<A, E | BulkheadFullError, R>
-} = ((...args: ReadonlyArray<unknown>) => {
-  const [first, second] = args
-  if (args.length === 1) {
-    return (effect: Effect.Effect<unknown, unknown, unknown>) => (first as Bulkhead).tryProtect(effect)
-  }
-  return Effect.isEffect(first)
-    ? (second as Bulkhead).tryProtect(first)
-    : (first as Bulkhead).tryProtect(second as Effect.Effect<unknown, unknown, unknown>)
-}) as any
+} = dualRun((bulkhead) => bulkhead.tryProtect)
 
 /**
  * A layer providing a bulkhead under your own tag.

@@ -23,6 +23,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
@@ -196,7 +197,7 @@ export type OpenFor = Duration.DurationInput | Schedule.Schedule<unknown, unknow
  * @category models
  */
 export interface SreOptions extends CommonOptions {
-  /** the client may send up to k × accepted calls before dropping (default 1.5) */
+  /** the client may send up to k × accepted calls before dropping (default 1.5; at least 1) */
   readonly k?: number
   /** k falls towards minK while failures persist (default 1.1) */
   readonly minK?: number
@@ -468,6 +469,8 @@ const SreSchema = Schema.Struct({
   buckets: Schema.optionalWith(PositiveInt, { default: () => 40 }),
   forcePassAfter: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(1) })
 }).pipe(
+  // below 1 the formula drops calls while every call succeeds: (1 − k) · accepts > protection
+  Schema.filter((o) => o.k >= 1 || { path: ["k"], message: "k must be at least 1" }),
   Schema.filter((o) => o.minK <= o.k || { path: ["minK"], message: "minK must not exceed k" }),
   Schema.filter(windowCheck)
 )
@@ -519,7 +522,6 @@ interface Built {
   /** the machine, for the open-period schedule */
   readonly machine?: Machine.State
   readonly openFor?: OpenFor
-  readonly slowTracked: boolean
 }
 
 const slowMillisOf = (o: { readonly slowCallDuration?: Duration.Duration | undefined }): number =>
@@ -550,8 +552,7 @@ const buildPolicy = (p: Policy, now: number): Effect.Effect<Built, InvalidOption
       isExcluded: o.isExcluded,
       core,
       machine: core.machine,
-      openFor: o.openFor,
-      slowTracked: slowMillis !== Number.POSITIVE_INFINITY
+      openFor: o.openFor
     }
   }
   switch (p._tag) {
@@ -567,8 +568,7 @@ const buildPolicy = (p: Policy, now: number): Effect.Effect<Built, InvalidOption
           windowMillis: Duration.toMillis(o.window),
           buckets: o.buckets,
           forcePassAfterMillis: Duration.toMillis(o.forcePassAfter)
-        }, now),
-        slowTracked: false
+        }, now)
       }))
     case "Consecutive":
       return Effect.map(
@@ -695,7 +695,6 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
     // The open period of the state machines: a Schedule is stepped after each trip so the next
     // trip uses its next delay; a plain duration is fixed.
     const machine = built.machine
-    const slowTracked = built.slowTracked
     let stepOpenFor: (now: number) => Effect.Effect<void> = () => Effect.void
     let resetOpenFor: (now: number) => Effect.Effect<void> = () => Effect.void
     if (machine !== undefined && built.openFor !== undefined) {
@@ -732,21 +731,23 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       )
     }
 
-    // Publishes the state changes the core recorded in its last synchronous step.
-    const flush: Effect.Effect<void> = Effect.suspend(() => {
+    // Publishes the state changes the core recorded in its last synchronous step. Uninterruptible:
+    // the changes have left `pending`, so a caller interrupted half-way would lose them (and the
+    // step of the open-period schedule). It runs only when the state changed.
+    const flush: Effect.Effect<void> = Effect.uninterruptible(Effect.suspend(() => {
       const changes = core.pending.splice(0, core.pending.length)
       return Effect.forEach(changes, (t) => {
         const change: StateChange = { name, from: t.from, to: t.to, at: t.at }
         const step = t.to === "Open" ? stepOpenFor(t.at) : t.to === "Closed" ? resetOpenFor(t.at) : Effect.void
         return Effect.zipRight(step, isolated ? Effect.void : publish(change))
       }, { discard: true })
-    })
+    }))
 
     const recordFailure = (token: number, start: number, end: number, reason: unknown) => {
       mFailure.unsafeUpdate(1, [])
       if (lastErrors.length === LAST_ERRORS) lastErrors.shift()
       lastErrors.push({ at: end, reason })
-      core.failure(token, start, end - start)
+      core.failure(token, end, end - start)
     }
 
     // Records the outcome of a failed call and returns the cause unchanged.
@@ -759,7 +760,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
     ): void => {
       if (Cause.isInterruptedOnly(cause)) {
         mIgnored.unsafeUpdate(1, [])
-        core.ignore(token, start)
+        core.ignore(token, end)
         return
       }
       const failure = Cause.failureOption(cause)
@@ -772,12 +773,12 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
         recordFailure(token, start, end, error)
       } else if (isExcluded !== undefined && isExcluded(error)) {
         mIgnored.unsafeUpdate(1, [])
-        core.ignore(token, start)
+        core.ignore(token, end)
       } else if (isFailure(error)) {
         recordFailure(token, start, end, error)
       } else {
         mSuccess.unsafeUpdate(1, [])
-        core.success(token, start, end - start)
+        core.success(token, end, end - start)
       }
     }
 
@@ -812,18 +813,15 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return core.pending.length === 0 ? Effect.fail(error) : Effect.zipRight(flush, Effect.fail(error))
     }
 
-    // Closed (and the adaptive breaker): an interrupted call would count as neither anyway, so the
-    // outcome is recorded by one plain match — no uninterruptible region on the hot path. A
-    // half-open probe holds a slot that must come back even on interruption: it runs masked.
-    const run = <A, E, R>(
-      effect: Effect.Effect<A, E, R>,
-      token: number,
-      start: number,
-      isFailure: (error: E) => boolean
-    ): Effect.Effect<A, E, R> =>
-      machine !== undefined && machine.state === "HalfOpen"
-        ? Effect.uninterruptibleMask((restore) => record(restore(effect), token, start, isFailure))
-        : record(effect, token, start, isFailure)
+    // An interrupted call counts as neither, so a Closed call (and any call of the adaptive breaker)
+    // records its outcome with one plain match — no uninterruptible region on the hot path. A
+    // half-open probe holds a slot that must come back however its caller ends: when a call may take
+    // one (HalfOpen, or Open with the open period over), taking the slot, publishing the state change
+    // and installing the outcome handler happen in one uninterruptible region, and only the work
+    // itself is interruptible.
+    const mayProbe = (now: number): boolean =>
+      machine !== undefined &&
+      (machine.state === "HalfOpen" || (machine.state === "Open" && now >= machine.openUntil))
 
     const recordFailed = <E>(
       cause: Cause.Cause<E>,
@@ -847,8 +845,9 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
           (cause: Cause.Cause<E>) => recordFailed(cause, token, start, isFailure),
           (a: A) => {
             mSuccess.unsafeUpdate(1, [])
-            // the end time is read only when slow calls are tracked: one clock read per call
-            core.success(token, start, slowTracked ? clock.unsafeCurrentTimeMillis() - start : 0)
+            // outcomes are recorded when they arrive (a trip starts the open period then)
+            const end = clock.unsafeCurrentTimeMillis()
+            core.success(token, end, end - start)
             return core.pending.length === 0 ? Effect.succeed(a) : Effect.as(flush, a)
           }
         )
@@ -861,8 +860,26 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       isFailure: (error: E) => boolean
     ): Effect.Effect<A, E, R> =>
       core.pending.length === 0
-        ? run(effect, token, now, isFailure)
-        : Effect.zipRight(flush, run(effect, token, now, isFailure))
+        ? record(effect, token, now, isFailure)
+        : Effect.zipRight(flush, record(effect, token, now, isFailure))
+
+    const acquireAndRun = <A, E, R>(
+      effect: Effect.Effect<A, E, R>,
+      now: number,
+      isFailure: (error: E) => boolean
+    ): Effect.Effect<A, E | CircuitOpenError, R> => {
+      const token = core.acquire(now)
+      if (token >= 0) return admitted(effect, token, now, isFailure)
+      if (token === Core.NEED_RANDOM) {
+        return Effect.randomWith((random) =>
+          Effect.flatMap(random.next, (u): Effect.Effect<A, E | CircuitOpenError, R> => {
+            const second = core.acquireRandom(now, u)
+            return second >= 0 ? admitted(effect, second, now, isFailure) : reject(now)
+          })
+        )
+      }
+      return reject(now)
+    }
 
     const protect = <A, E, R>(
       effect: Effect.Effect<A, E, R>,
@@ -873,17 +890,10 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
         const now = clock.unsafeCurrentTimeMillis()
         lastUsed = now
         if (isolated) return reject(now)
-        const token = core.acquire(now)
-        if (token >= 0) return admitted(effect, token, now, isFailure)
-        if (token === Core.NEED_RANDOM) {
-          return Effect.randomWith((random) =>
-            Effect.flatMap(random.next, (u): Effect.Effect<A, E | CircuitOpenError, R> => {
-              const second = core.acquireRandom(now, u)
-              return second >= 0 ? admitted(effect, second, now, isFailure) : reject(now)
-            })
-          )
+        if (mayProbe(now)) {
+          return Effect.uninterruptibleMask((restore) => acquireAndRun(restore(effect), now, isFailure))
         }
-        return reject(now)
+        return acquireAndRun(effect, now, isFailure)
       })
     }
 
@@ -899,12 +909,12 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return {
         success: settle((end) => {
           mSuccess.unsafeUpdate(1, [])
-          core.success(token, start, end - start)
+          core.success(token, end, end - start)
         }),
         failure: (reason) => settle((end) => recordFailure(token, start, end, reason)),
-        ignore: settle(() => {
+        ignore: settle((end) => {
           mIgnored.unsafeUpdate(1, [])
-          core.ignore(token, start)
+          core.ignore(token, end)
         })
       }
     }
@@ -914,10 +924,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
         ? Effect.succeed(makePermit(token, now))
         : Effect.as(flush, makePermit(token, now))
 
-    const allow: Effect.Effect<Permit, CircuitOpenError> = Effect.suspend(() => {
-      const now = clock.unsafeCurrentTimeMillis()
-      lastUsed = now
-      if (isolated) return reject(now)
+    const acquirePermit = (now: number): Effect.Effect<Permit, CircuitOpenError> => {
       const token = core.acquire(now)
       if (token >= 0) return permitted(token, now)
       if (token === Core.NEED_RANDOM) {
@@ -929,6 +936,22 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
         )
       }
       return reject(now)
+    }
+
+    const allow: Effect.Effect<Permit, CircuitOpenError> = Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      lastUsed = now
+      if (isolated) return reject(now)
+      // a probe slot reaches the caller as a permit, or is given back if the caller is interrupted
+      if (mayProbe(now)) {
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(
+            acquirePermit(now),
+            (permit) => Effect.onInterrupt(restore(Effect.succeed(permit)), () => permit.ignore)
+          )
+        )
+      }
+      return acquirePermit(now)
     })
 
     const isolate: Effect.Effect<void> = Effect.suspend(() => {
@@ -950,20 +973,25 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return Effect.zipRight(resetOpenFor(now), announce)
     })
 
+    // `state` and `stats` see the changes time alone causes (Open → HalfOpen once the open period
+    // is over), as a call would, and publish them: an idle breaker does not report Open forever.
+    const state: Effect.Effect<State> = Effect.suspend(() => {
+      core.tick(clock.unsafeCurrentTimeMillis())
+      return core.pending.length === 0 ? Effect.succeed(currentState()) : Effect.as(flush, currentState())
+    })
+
+    const stats: Effect.Effect<Stats> = Effect.suspend(() => {
+      const s = core.stats(clock.unsafeCurrentTimeMillis())
+      const snapshot: Stats = { name, state: currentState(), ...s, lastErrors: lastErrors.slice() }
+      return core.pending.length === 0 ? Effect.succeed(snapshot) : Effect.as(flush, snapshot)
+    })
+
     const breaker: CircuitBreaker = {
       name,
       protect,
       allow,
-      state: Effect.sync(currentState),
-      stats: Effect.sync(() => {
-        const s = core.stats(clock.unsafeCurrentTimeMillis())
-        return {
-          name,
-          state: currentState(),
-          ...s,
-          lastErrors: lastErrors.slice()
-        }
-      }),
+      state,
+      stats,
       changes: Stream.fromPubSub(hub),
       isolate,
       reset
@@ -1002,11 +1030,12 @@ export const protect: {
     breaker: CircuitBreaker,
     options?: ProtectOptions<E>
   ): Effect.Effect<A, E | CircuitOpenError, R>
-} = function(this: unknown, a: any, b?: any, c?: any): any {
-  if (Effect.isEffect(a)) return (b as CircuitBreaker).protect(a, c)
-  if (Effect.isEffect(b)) return (a as CircuitBreaker).protect(b, c)
-  return (effect: Effect.Effect<any, any, any>) => (a as CircuitBreaker).protect(effect, b)
-} as any
+} = dual(
+  // data-last takes the breaker and, optionally, options: data-first is told by the effect argument
+  (args) => Effect.isEffect(args[0]) || Effect.isEffect(args[1]),
+  (a: any, b: any, c?: any): any =>
+    Effect.isEffect(a) ? (b as CircuitBreaker).protect(a, c) : (a as CircuitBreaker).protect(b, c)
+)
 
 // ---------------------------------------------------------------------------------------------
 // Layers
@@ -1207,15 +1236,20 @@ export const makeRegistry = (
         return Effect.as(Scope.close(entry.scope, Exit.void), true)
       })
 
+    // Idle entries leave the map in the same synchronous step that finds them idle: a `get` between
+    // finding and closing cannot be handed a breaker that is about to be closed.
     const sweep: Effect.Effect<void> = Effect.clockWith((clock) =>
       Effect.suspend(() => {
         const now = clock.unsafeCurrentTimeMillis()
-        const idle: Array<string> = []
+        const idle: Array<Scope.CloseableScope> = []
         for (const [name, entry] of entries) {
           const last = Math.max(entry.touched, entry.internal.lastUsed())
-          if (now - last >= ttl && entry.internal.currentState() !== "Isolated") idle.push(name)
+          if (now - last >= ttl && entry.internal.currentState() !== "Isolated") {
+            entries.delete(name)
+            idle.push(entry.scope)
+          }
         }
-        return Effect.forEach(idle, evict, { discard: true })
+        return Effect.forEach(idle, (scope) => Scope.close(scope, Exit.void), { discard: true })
       })
     )
 

@@ -227,16 +227,13 @@ export const mapReduceVoid = <
   readonly workers?: number | undefined
 }): Effect.Effect<void, E | E2 | E3 | InvalidOptionsError, R | R2 | R3> => {
   const { reducer } = options
-  return Effect.catchIf(
-    mapReduceWriter<A, B, void, E, R, E2, R2, E3, R3>({
-      source: options.source,
-      mapper: options.mapper,
-      reducer: (pipe, writer, cancel) => Effect.zipRight(reducer(pipe, cancel), writer.write(undefined)),
-      workers: options.workers
-    }),
-    (e): e is NoOutputError => e instanceof NoOutputError,
-    () => Effect.void
-  ) as Effect.Effect<void, E | E2 | E3 | InvalidOptionsError, R | R2 | R3>
+  // the reducer always writes once when it returns, so `NoOutputError` cannot arise here
+  return mapReduceWriter<A, B, void, E, R, E2, R2, E3, R3>({
+    source: options.source,
+    mapper: options.mapper,
+    reducer: (pipe, writer, cancel) => Effect.zipRight(reducer(pipe, cancel), writer.write(undefined)),
+    workers: options.workers
+  }) as Effect.Effect<void, E | E2 | E3 | InvalidOptionsError, R | R2 | R3>
 }
 
 type ErrorOf<Effects extends ReadonlyArray<Effect.Effect<any, any, any>>> = [Effects[number]] extends [never] ? never

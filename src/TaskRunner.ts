@@ -76,12 +76,6 @@ const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
     ? Effect.void
     : Effect.logWarning("task failed", cause).pipe(Effect.annotateLogs({ module: "TaskRunner" }))
 
-const awaitPermit = (waiter: Q.Waiter): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    if (waiter.granted || !waiter.linked) resume(Effect.void)
-    else waiter.wake = () => resume(Effect.void)
-  })
-
 /**
  * A runner with `concurrency` slots whose tasks live in the current scope.
  *
@@ -95,14 +89,16 @@ export const make = (concurrency: number): Effect.Effect<TaskRunner, InvalidOpti
     // tasks live in a child scope, closed after `closed` is set (finalizers run last-added first)
     const tasks = yield* Scope.fork(outer, ExecutionStrategy.sequential)
     const permits = Q.makePermits(concurrency)
-    let pending = 0
     let closed = false
     let idle: Array<() => void> = []
     const busy = new TaskRunnerBusyError({ concurrency }, true)
 
+    // a scheduled task either holds a slot or waits in the queue until it is done or gives up
+    const pending = () => permits.active + permits.queue.length
+
+    // called after a task finished or a waiting caller left: wakes `wait` once nothing is pending
     const settled = () => {
-      pending--
-      if (pending === 0 && idle.length > 0) {
+      if (pending() === 0 && idle.length > 0) {
         const wake = idle
         idle = []
         for (const f of wake) f()
@@ -128,11 +124,10 @@ export const make = (concurrency: number): Effect.Effect<TaskRunner, InvalidOpti
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend((): Effect.Effect<void, never, R> => {
           if (closed) return Effect.interrupt
-          pending++
           if (Q.tryAcquire(permits)) return start(task)
           const waiter = Q.makeWaiter()
           Q.push(permits.queue, waiter)
-          return Effect.matchCauseEffect(restore(awaitPermit(waiter)), {
+          return Effect.matchCauseEffect(restore(Q.awaitPermit(waiter)), {
             onFailure: (cause) => {
               Q.abandon(permits, waiter)
               settled()
@@ -153,12 +148,11 @@ export const make = (concurrency: number): Effect.Effect<TaskRunner, InvalidOpti
     const scheduleImmediately = <A, E, R>(task: Effect.Effect<A, E, R>): Effect.Effect<void, TaskRunnerBusyError, R> =>
       Effect.uninterruptible(Effect.suspend((): Effect.Effect<void, TaskRunnerBusyError, R> => {
         if (closed || !Q.tryAcquire(permits)) return Effect.fail(busy)
-        pending++
         return start(task)
       }))
 
     const wait: Effect.Effect<void> = Effect.async<void>((resume) => {
-      if (pending === 0) return resume(Effect.void)
+      if (pending() === 0) return resume(Effect.void)
       const wake = () => resume(Effect.void)
       idle.push(wake)
       return Effect.sync(() => {
@@ -169,16 +163,14 @@ export const make = (concurrency: number): Effect.Effect<TaskRunner, InvalidOpti
     const stats = Effect.sync((): Stats => ({
       running: permits.active,
       waiting: permits.queue.length,
-      pending,
+      pending: pending(),
       concurrency
     }))
 
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true
-        for (let waiter = Q.shift(permits.queue); waiter !== undefined; waiter = Q.shift(permits.queue)) {
-          waiter.wake?.()
-        }
+        Q.wakeAll(permits.queue)
       })
     )
     return { concurrency, schedule, scheduleImmediately, wait, stats } satisfies TaskRunner

@@ -16,23 +16,13 @@ import {
   Logger,
   Metric,
   MetricKey,
-  Option,
   Scope,
   Supervisor,
   TestClock
 } from "effect"
 import * as Bulkhead from "../src/Bulkhead.js"
 import { BulkheadFullError, InvalidOptionsError, UnknownNameError } from "../src/Errors.js"
-
-/** lets every forked fiber run until it blocks */
-const settle = Effect.repeatN(Effect.yieldNow(), 50)
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
-  return failure.value
-}
+import { failureOf, settle } from "./support.js"
 
 const hold = (bulkhead: Bulkhead.Bulkhead) =>
   Effect.gen(function*() {
@@ -385,6 +375,8 @@ describe("Bulkhead", () => {
       expect(yield* Effect.succeed(2).pipe(Bulkhead.protect(bulkhead))).toBe(2)
       expect(yield* Bulkhead.protect(Effect.succeed(3), bulkhead)).toBe(3)
       expect(yield* Effect.succeed(4).pipe(Bulkhead.tryProtect(bulkhead))).toBe(4)
+      expect(yield* Bulkhead.tryProtect(bulkhead, Effect.succeed(5))).toBe(5)
+      expect(yield* Bulkhead.tryProtect(Effect.succeed(6), bulkhead)).toBe(6)
     }))
 
   it.effect("closing the scope rejects queued callers", () =>

@@ -4,14 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Machine from "../src/internal/breaker/machine.js"
-
-const generator = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = seed
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
+import { seededRandom } from "./support.js"
 
 const rules = (now: number) => ({
   consecutive: () => Machine.consecutiveRule(3),
@@ -25,7 +18,7 @@ const rules = (now: number) => ({
 describe("state machine invariants", () => {
   for (const [label, rule] of Object.entries(rules(0))) {
     it(`${label}: probes never exceed halfOpenMaxCalls, Open rejects, transitions chain`, () => {
-      const random = generator(label.length * 7919)
+      const random = seededRandom(label.length * 7919)
       const s = Machine.make({ intervalMillis: 0, halfOpenMaxCalls: 2, rule: rule() }, 500, 0)
       const inFlight: Array<{ token: number; state: Machine.MachineState }> = []
       let now = 0

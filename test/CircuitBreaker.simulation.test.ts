@@ -11,6 +11,7 @@ import * as Random from "effect/Random"
 import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as Sre from "../src/internal/breaker/sre.js"
+import { seededRandom } from "./support.js"
 
 const STEP_MS = 100
 const CALLS_PER_STEP = 100
@@ -96,15 +97,7 @@ const simulatePure = (countDrops: boolean): Report => {
     buckets: 40,
     countDrops
   }, 0)
-  // a small deterministic generator (mulberry32)
-  let seed = 20261124
-  const random = () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = seed
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const random = seededRandom(20261124)
   for (let now = 0; now < TOTAL_MS; now += STEP_MS) {
     for (let i = 0; i < CALLS_PER_STEP; i++) {
       const slot = Math.floor(now / SLOT_MS)

@@ -12,6 +12,7 @@ import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { CircuitOpenError } from "../src/Errors.js"
 import * as Sre from "../src/internal/breaker/sre.js"
+import { seededRandom } from "./support.js"
 
 const params = (overrides: Partial<Sre.Params> = {}): Sre.Params => ({
   k: 1.5,
@@ -22,15 +23,6 @@ const params = (overrides: Partial<Sre.Params> = {}): Sre.Params => ({
   buckets: 40,
   ...overrides
 })
-
-/** mulberry32: a tiny seeded generator for the pure tests */
-const generator = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = seed
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
 
 const decide = (state: Sre.State, now: number, random: () => number): boolean => {
   const d = Sre.decide(state, now)
@@ -48,14 +40,14 @@ describe("sre algorithm (go-zero scenarios)", () => {
   it("with total < protection every call passes", () => {
     const state = Sre.make(params(), 0)
     for (let i = 0; i < 4; i++) Sre.markFailure(state, 10)
-    const random = generator(1)
+    const random = seededRandom(1)
     for (let i = 0; i < 1000; i++) expect(decide(state, 20, random)).toBe(true)
   })
 
   it("drops a share close to the formula at least 75 times out of 100", () => {
     // 100 failures and 40 successes in the window: (140 − 5 − 1.5 · 40) / 141 ≈ 0.53
     const expected = (140 - 5 - 1.5 * 40) / 141
-    const random = generator(7)
+    const random = seededRandom(7)
     let hits = 0
     for (let trial = 0; trial < 100; trial++) {
       const state = Sre.make(params(), 0)
@@ -74,7 +66,7 @@ describe("sre algorithm (go-zero scenarios)", () => {
 
   it("a healthy window (more accepts than failures) never drops", () => {
     const state = Sre.make(params(), 0)
-    const random = generator(3)
+    const random = seededRandom(3)
     for (let i = 0; i < 100; i++) Sre.markSuccess(state, 10)
     for (let i = 0; i < 30; i++) Sre.markFailure(state, 10)
     let admitted = 0
@@ -106,7 +98,7 @@ describe("sre algorithm (go-zero scenarios)", () => {
   it("does not count its own drops: successes after an outage close it at once", () => {
     const state = Sre.make(params(), 0)
     for (let i = 0; i < 50; i++) Sre.markFailure(state, 0)
-    const random = generator(11)
+    const random = seededRandom(11)
     for (let i = 0; i < 10_000; i++) decide(state, 500, random) // all dropped
     expect(Sre.counts(state, 500).drops).toBe(10_000)
     Sre.markSuccess(state, 600) // one successful probe

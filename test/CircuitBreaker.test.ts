@@ -11,6 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -27,6 +28,20 @@ const rejectedWith = (r: Either.Either<unknown, unknown>): CircuitOpenError => {
   if (Either.isLeft(r) && r.left instanceof CircuitOpenError) return r.left
   throw new Error(`expected a CircuitOpenError, got ${JSON.stringify(r)}`)
 }
+
+/** Runs `self` with a logger that interrupts the logging fiber as it logs a message containing `text`. */
+const interruptedWhenLogging = (text: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.provide(
+    self,
+    Logger.replace(
+      Logger.defaultLogger,
+      Logger.make(({ message }) => {
+        if (!String(message).includes(text)) return
+        const fiber = Option.getOrUndefined(Fiber.getCurrentFiber())
+        fiber?.unsafeInterruptAsFork(fiber.id())
+      })
+    )
+  )
 
 /** Collects the next `n` state changes in a background fiber (subscribed before returning). */
 const collectChanges = (breaker: CircuitBreaker.CircuitBreaker, n: number) =>
@@ -148,6 +163,23 @@ describe("state-machine breakers (gobreaker scenarios)", () => {
       expect(yield* breaker.state).toBe("Closed")
       yield* Effect.either(breaker.protect(boom))
       expect(yield* breaker.state).toBe("Open")
+    }))
+
+  it.scoped("custom: a call admitted before the interval rolled over is not counted when it ends after (gobreaker)", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.custom({
+        name: "interval-span",
+        readyToTrip: (c) => c.totalFailures >= 2,
+        interval: "1 minute"
+      }))
+      yield* Effect.either(breaker.protect(boom))
+      yield* TestClock.adjust("30 seconds")
+      // admitted at 30 s, fails at 70 s: after the counts were cleared at 60 s
+      const slow = yield* Effect.fork(Effect.either(breaker.protect(Effect.zipRight(Effect.sleep("40 seconds"), boom))))
+      yield* TestClock.adjust("40 seconds")
+      yield* Fiber.join(slow)
+      expect(yield* breaker.state).toBe("Closed")
+      expect((yield* breaker.stats).failures).toBe(0)
     }))
 
   it.scoped("custom: the default readyToTrip is more than 5 consecutive failures (gobreaker)", () =>
@@ -347,6 +379,87 @@ describe("outcomes", () => {
       expect(yield* breaker.state).toBe("Closed")
     }))
 
+  it.scoped("a slow call that trips the breaker holds it open for openFor from the trip, not from the call's start", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "slow-trip", threshold: 1, openFor: "5 seconds" })
+      )
+      const changes = yield* breaker.changes.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* Effect.yieldNow()
+      // a call that times out after 10 s, longer than the open period
+      const slow = yield* Effect.fork(breaker.protect(Effect.zipRight(Effect.sleep("10 seconds"), boom)))
+      yield* TestClock.adjust("10 seconds")
+      yield* Effect.either(Fiber.join(slow))
+      expect(yield* breaker.state).toBe("Open")
+      const rejected = rejectedWith(yield* Effect.either(breaker.protect(ok)))
+      expect(Duration.toMillis(rejected.retryAfter!)).toBe(5000)
+      expect(Chunk.toArray(yield* Fiber.join(changes)).map((c) => c.at)).toEqual([10_000])
+    }))
+
+  it.scoped("an idle breaker reports HalfOpen once the open period is over, and publishes the change", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "idle-open", threshold: 1, openFor: "1 second" })
+      )
+      const changes = yield* collectChanges(breaker, 2)
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+      yield* TestClock.adjust("1 second")
+      expect(yield* breaker.state).toBe("HalfOpen")
+      expect((yield* breaker.stats).state).toBe("HalfOpen")
+      expect(yield* changes).toEqual(["Closed→Open", "Open→HalfOpen"])
+    }))
+
+  it.scoped("a probe interrupted while the Open → HalfOpen change is published gives its slot back", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "probe-publish", threshold: 1, openFor: "1 second" })
+      )
+      yield* Effect.either(breaker.protect(boom))
+      yield* TestClock.adjust("1 second")
+      // the change is published (metrics, log) before the probe runs: the caller is interrupted there
+      const probe = yield* Effect.fork(breaker.protect(ok).pipe(interruptedWhenLogging("Open → HalfOpen")))
+      expect(Exit.isInterrupted(yield* Fiber.await(probe))).toBe(true)
+      expect(yield* breaker.state).toBe("HalfOpen")
+      expect(yield* breaker.protect(ok)).toBe("ok")
+      expect(yield* breaker.state).toBe("Closed")
+    }))
+
+  it.scoped("a caller interrupted while its trip is published: the change and the open-period step still happen", () =>
+    Effect.gen(function*() {
+      // the open-period schedule is stepped as the trip is published; the caller is interrupted there
+      const openFor = Schedule.exponential("1 second").pipe(
+        Schedule.tapOutput(() => Effect.logInfo("open-period step"))
+      )
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "trip-publish", threshold: 1, openFor })
+      )
+      const changes = yield* collectChanges(breaker, 1)
+      const caller = yield* Effect.fork(breaker.protect(boom).pipe(interruptedWhenLogging("open-period step")))
+      yield* Fiber.await(caller)
+      expect(yield* breaker.state).toBe("Open")
+      expect(yield* changes).toEqual(["Closed→Open"])
+      // and the schedule moved on: the next trip holds the breaker open for 2 s
+      yield* TestClock.adjust("1 second")
+      yield* Effect.either(breaker.protect(boom))
+      expect(Duration.toMillis(rejectedWith(yield* Effect.either(breaker.protect(ok))).retryAfter!)).toBe(2000)
+    }))
+
+  it.scoped("allow interrupted while the Open → HalfOpen change is published gives the probe slot back", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "allow-publish", threshold: 1, openFor: "1 second" })
+      )
+      yield* Effect.either(breaker.protect(boom))
+      yield* TestClock.adjust("1 second")
+      const caller = yield* Effect.fork(breaker.allow.pipe(interruptedWhenLogging("Open → HalfOpen")))
+      const exit = yield* Fiber.await(caller)
+      // the caller did not get its permit, so the slot is free again
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(yield* breaker.protect(ok)).toBe("ok")
+      expect(yield* breaker.state).toBe("Closed")
+    }))
+
   it.scoped("a permit reports one outcome; later calls are no-ops; ignore frees the slot", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "permit", threshold: 2 }))
@@ -417,6 +530,7 @@ describe("options", () => {
       const cases: Array<[CircuitBreaker.Policy, string]> = [
         [CircuitBreaker.sre({ name: "" }), "name"],
         [CircuitBreaker.sre({ name: "x", k: -1 }), "k"],
+        [CircuitBreaker.sre({ name: "x", k: 0.5, minK: 0.5 }), "k"],
         [CircuitBreaker.sre({ name: "x", k: 1.5, minK: 2 }), "minK"],
         [CircuitBreaker.sre({ name: "x", protection: Number.NaN }), "protection"],
         [CircuitBreaker.sre({ name: "x", window: "10 millis", buckets: 40 }), "window"],
@@ -449,6 +563,13 @@ describe("layers", () => {
       expect(yield* ok.pipe(CircuitBreaker.protect(breaker))).toBe("ok")
       expect(yield* CircuitBreaker.protect(breaker, ok)).toBe("ok")
       expect(yield* CircuitBreaker.protect(ok, breaker)).toBe("ok")
+      // with per-call options in each form: the errors count as successes
+      const lenient = { isFailure: () => false }
+      yield* Effect.either(boom.pipe(CircuitBreaker.protect(breaker, lenient)))
+      yield* Effect.either(CircuitBreaker.protect(breaker, boom, lenient))
+      yield* Effect.either(CircuitBreaker.protect(boom, breaker, lenient))
+      const stats = yield* breaker.stats
+      expect([stats.successes, stats.failures]).toEqual([6, 0])
     }).pipe(Effect.provide(CircuitBreaker.layer(Payments, CircuitBreaker.sre({ name: "payments" })))))
 
   it.effect("layerConfig reads the policy from Config", () =>

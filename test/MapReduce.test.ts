@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Effect, Exit, Fiber, Option, Stream, Supervisor, TestClock } from "effect"
+import { Cause, Effect, Exit, Fiber, Option, Stream, Supervisor, TestClock } from "effect"
 import { InvalidOptionsError, NoOutputError } from "../src/Errors.js"
 import * as MapReduce from "../src/MapReduce.js"
+import { defectOf, failureOf, settle } from "./support.js"
 
 class Dummy extends Error {
   constructor(readonly label = "dummy") {
@@ -9,22 +10,6 @@ class Dummy extends Error {
   }
 }
 const errDummy = new Dummy()
-
-const settle = Effect.repeatN(Effect.yieldNow(), 50)
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
-  return failure.value
-}
-
-const defectOf = <A, E>(exit: Exit.Exit<A, E>): unknown => {
-  if (Exit.isSuccess(exit)) throw new Error("expected a defect")
-  const defects = Chunk.toReadonlyArray(Cause.defects(exit.cause))
-  if (defects.length === 0) throw new Error(`expected a defect, got ${Cause.pretty(exit.cause)}`)
-  return defects[0]
-}
 
 /**
  * Runs `effect` under a tracking supervisor and checks that no fiber it forked is still alive.
@@ -449,6 +434,17 @@ describe("MapReduce.mapReduceVoid (go-zero MapReduceVoid)", () => {
       const { exit, value } = yield* run((n, writer) => writer.write(n * n))
       expect(Exit.isSuccess(exit)).toBe(true)
       expect(value).toBe(30)
+    }))
+
+  it.effect("a NoOutputError raised by the caller's own code is not swallowed", () =>
+    Effect.gen(function*() {
+      const own = new NoOutputError({})
+      const exit = yield* Effect.exit(MapReduce.mapReduceVoid({
+        source: oneToFour,
+        mapper: (n: number, _writer: MapReduce.Writer<number>, cancel) => n === 3 ? cancel(own) : Effect.void,
+        reducer: (pipe) => Stream.runDrain(pipe)
+      }))
+      expect(failureOf(exit)).toBe(own)
     }))
 
   it.effect("cancel with error", () =>

@@ -18,8 +18,7 @@ import {
 } from "effect"
 import { InvalidOptionsError, TaskRunnerBusyError } from "../src/Errors.js"
 import * as TaskRunner from "../src/TaskRunner.js"
-
-const settle = Effect.repeatN(Effect.yieldNow(), 50)
+import { settle } from "./support.js"
 
 interface Logged {
   readonly level: string

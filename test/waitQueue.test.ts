@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Q from "../src/internal/waitQueue.js"
+import { seededRandom } from "./support.js"
 
 const drain = (queue: Q.WaitQueue): Array<Q.Waiter> => {
   const out: Array<Q.Waiter> = []
@@ -9,9 +10,8 @@ const drain = (queue: Q.WaitQueue): Array<Q.Waiter> => {
 
 describe("internal/waitQueue", () => {
   it("keeps FIFO order and removes from anywhere in O(1), matching an array model", () => {
-    // a small deterministic pseudo-random walk (no Math.random in the toolkit, not even in tests)
-    let seed = 42
-    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+    // a seeded random walk: a failure replays
+    const next = seededRandom(42)
     const queue = Q.makeQueue()
     const model: Array<Q.Waiter> = []
     for (let step = 0; step < 5000; step++) {

@@ -3,6 +3,7 @@
  * A waiter that gives up (interrupted, timed out) unlinks itself at once, so it never holds a place
  * that a later caller could have used.
  */
+import * as Effect from "effect/Effect"
 
 export interface Waiter {
   /** resumes the waiting fiber; set once the fiber has suspended, called at most once */
@@ -107,4 +108,19 @@ export const abandon = (permits: Permits, waiter: Waiter): void => {
   } else {
     remove(permits.queue, waiter)
   }
+}
+
+/**
+ * Suspends until `waiter` is granted a permit or taken off the queue by {@link wakeAll} (the owner
+ * closed); the caller tells the two apart by `granted`.
+ */
+export const awaitPermit = (waiter: Waiter): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (waiter.granted || !waiter.linked) resume(Effect.void)
+    else waiter.wake = () => resume(Effect.void)
+  })
+
+/** Takes every waiter off the queue and wakes it without a permit (the owner closed). */
+export const wakeAll = (queue: WaitQueue): void => {
+  for (let waiter = shift(queue); waiter !== undefined; waiter = shift(queue)) waiter.wake?.()
 }

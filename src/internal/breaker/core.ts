@@ -7,8 +7,8 @@ import * as Sre from "./sre.js"
 
 export type CoreState = "Closed" | "Open" | "HalfOpen"
 
-export const REJECT = -1
-export const NEED_RANDOM = -2
+/** `acquire` results besides a token: the adaptive breaker's, which the state machine shares (REJECT) */
+export { NEED_RANDOM, REJECT } from "./sre.js"
 
 export interface Transition {
   readonly from: CoreState
@@ -30,6 +30,8 @@ export interface CoreStats {
 
 export interface Core {
   readonly state: () => CoreState
+  /** applies the changes that time alone causes (a state machine's Open → HalfOpen, interval roll-over) */
+  readonly tick: (now: number) => void
   /** a token (≥ 0) to hand back with the outcome, `REJECT`, or `NEED_RANDOM` */
   readonly acquire: (now: number) => number
   /** completes a `NEED_RANDOM` admission with `u` uniform in [0, 1) */
@@ -76,16 +78,15 @@ export const sre = (params: Sre.Params, now: number): Core & { readonly sre: Sre
     sre: s,
     pending,
     state: () => current,
+    // the adaptive breaker's state is that of its last decision: time alone changes nothing
+    tick: () => {},
     acquire: (t) => {
+      // ADMIT is token 0; REJECT and NEED_RANDOM are the same numbers here and in `Sre`
       const d = Sre.decide(s, t)
       if (current !== "Closed" || s.ratio > 0) observe(t)
-      if (d === Sre.ADMIT) return 0
-      return d === Sre.REJECT ? REJECT : NEED_RANDOM
+      return d
     },
-    acquireRandom: (t, u) => {
-      const d = Sre.decideWithRandom(s, t, u)
-      return d === Sre.ADMIT ? 0 : REJECT
-    },
+    acquireRandom: (t, u) => Sre.decideWithRandom(s, t, u),
     success: (_token, t) => Sre.markSuccess(s, t),
     failure: (_token, t) => Sre.markFailure(s, t),
     ignore: () => {},
@@ -128,12 +129,14 @@ export const machine = (
     machine: m,
     pending: m.pending as Array<Transition>,
     state: () => m.state,
+    tick: (t) => Machine.tick(m, t),
     acquire: (t) => {
       const token = Machine.acquire(m, t)
       if (token === Machine.REJECT) rejections++
       return token
     },
-    acquireRandom: (t) => Machine.acquire(m, t),
+    // never reached: a state machine does not answer NEED_RANDOM (admitting here would count twice)
+    acquireRandom: () => Machine.REJECT,
     success: (token, t, elapsed) => Machine.success(m, token, t, elapsed >= slowMillis),
     failure: (token, t, elapsed) => Machine.failure(m, token, t, elapsed >= slowMillis),
     ignore: (token, t) => Machine.ignore(m, token, t),
