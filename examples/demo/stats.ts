@@ -134,7 +134,7 @@ export const summarize = (
     }
   })
 
-const fmt = (n: number | null) => (n === null ? "-" : String(n))
+const fmt = (n: number | null) => (n === null ? "-" : n.toFixed(1))
 
 /** Renders rows as an aligned text table (first column left-aligned, the rest right-aligned). */
 export const textTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
