@@ -23,3 +23,18 @@ export * as Bulkhead from "./Bulkhead.js"
  * @since 0.1.0
  */
 export * as MapReduce from "./MapReduce.js"
+
+/**
+ * Keyed rate limiters: token bucket (x/time/rate), fixed window (go-zero period codes), sliding
+ * log, sliding counter and GCRA; `protect`, wait mode, reservations, tiers and `pacing`.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimiter from "./RateLimiter.js"
+
+/**
+ * Where rate-limit state lives: the `RateLimiterStore` service and its bounded in-memory store.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimiterStore from "./RateLimiterStore.js"

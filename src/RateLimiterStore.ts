@@ -1,0 +1,108 @@
+/**
+ * Where rate-limit state lives. A `RateLimiterStore` runs an algorithm's step for a key; the
+ * in-memory store does it synchronously in one `Map` lookup, `RedisStore` does it in one Lua
+ * script so that every instance of a service shares the same limits.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import type { InvalidOptionsError, StoreError } from "./Errors.js"
+import { decodeOptions, PositiveDuration, PositiveInt } from "./internal/options.js"
+import type { Definition, RawDecision } from "./internal/ratelimit/core.js"
+import { makeTable } from "./internal/ratelimit/memory.js"
+
+/**
+ * Runs one step of a limiter's algorithm for `key`: take `cost` (negative: give it back), or
+ * reserve it when the wait would not exceed `maxDelayMs`. The decision is in milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Stepper = (key: string, cost: number, maxDelayMs: number) => Effect.Effect<RawDecision, StoreError>
+
+/**
+ * The store service. Its one operation, `prepare`, binds a limiter (its name, which namespaces
+ * its keys, and its algorithm) and returns the `Stepper` the limiter calls on every request.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class RateLimiterStore extends Context.Tag("effect-resilience/RateLimiterStore")<
+  RateLimiterStore,
+  {
+    readonly name: string
+    readonly prepare: (limiter: string, algorithm: Definition) => Effect.Effect<Stepper>
+  }
+>() {}
+
+/**
+ * Options of the in-memory store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions {
+  /** most keys kept per limiter; beyond it the least recently used key is evicted (default 100,000) */
+  readonly maxKeys?: number | undefined
+  /**
+   * forget a key after this long without use even if its state still matters (default: only when
+   * its state no longer matters, i.e. it is back to full capacity)
+   */
+  readonly idleTimeToLive?: Duration.DurationInput | undefined
+}
+
+const MemoryOptionsSchema = Schema.Struct({
+  maxKeys: Schema.optionalWith(PositiveInt, { default: () => 100_000 }),
+  idleTimeToLive: Schema.optional(PositiveDuration)
+})
+
+/**
+ * An in-memory store. Each limiter gets its own table; a decision is one clock read and a `Map`
+ * get/set, synchronous inside one effect. Memory is bounded: a key is dropped once its state is
+ * indistinguishable from a fresh key's (every algorithm reports when that is), or after
+ * `idleTimeToLive` without use, and at most `maxKeys` keys are kept per limiter (least recently
+ * used first out). State is per process: use `RedisStore` to share limits between instances.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory = (
+  options: MemoryOptions = {}
+): Effect.Effect<RateLimiterStore["Type"], InvalidOptionsError> =>
+  Effect.map(decodeOptions("RateLimiterStore", MemoryOptionsSchema)(options), (o) => {
+    const idleTimeToLiveMs = o.idleTimeToLive === undefined ? Infinity : Duration.toMillis(o.idleTimeToLive)
+    return RateLimiterStore.of({
+      name: "memory",
+      prepare: (_limiter, algorithm) =>
+        Effect.sync(() => {
+          const table = makeTable(algorithm, { maxKeys: o.maxKeys, idleTimeToLiveMs })
+          const run = table.run
+          const stepper: Stepper = (key, cost, maxDelayMs) =>
+            Effect.clockWith((clock) => Effect.succeed(run(key, clock.unsafeCurrentTimeMillis(), cost, maxDelayMs)))
+          return stepper
+        })
+    })
+  })
+
+/**
+ * The in-memory store as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RateLimiter, RateLimiterStore } from "effect-resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const limiter = yield* RateLimiter.make({ name: "api", algorithm: RateLimiter.tokenBucket({ rate: 10, burst: 20 }) })
+ *   return yield* limiter.take("user-1")
+ * }).pipe(Effect.provide(RateLimiterStore.layerMemory({ maxKeys: 50_000, idleTimeToLive: "10 minutes" })))
+ * ```
+ */
+export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<RateLimiterStore, InvalidOptionsError> =>
+  Layer.effect(RateLimiterStore, makeMemory(options))
