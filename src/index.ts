@@ -23,3 +23,11 @@ export * as RateLimiter from "./RateLimiter.js"
  * @since 0.1.0
  */
 export * as RateLimiterStore from "./RateLimiterStore.js"
+
+/**
+ * Prometheus exposure of every `effect/Metric` metric (`/metrics`), through the OpenTelemetry
+ * Prometheus exporter.
+ *
+ * @since 0.1.0
+ */
+export * as Metrics from "./Metrics.js"
