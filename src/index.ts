@@ -31,3 +31,18 @@ export * as RateLimiterStore from "./RateLimiterStore.js"
  * @since 0.1.0
  */
 export * as Metrics from "./Metrics.js"
+
+/**
+ * Bulkheads: a fixed number of permits per downstream with an optional FIFO queue, and a registry
+ * of named bulkheads.
+ *
+ * @since 0.1.0
+ */
+export * as Bulkhead from "./Bulkhead.js"
+
+/**
+ * Map-reduce on fibers (go-zero `mr`): bounded concurrent mappers, a reducer, `forEach`, `finish`.
+ *
+ * @since 0.1.0
+ */
+export * as MapReduce from "./MapReduce.js"
