@@ -10,21 +10,6 @@
 export * as Errors from "./Errors.js"
 
 /**
- * Bulkheads: a fixed number of permits per downstream with an optional FIFO queue, and a registry
- * of named bulkheads.
- *
- * @since 0.1.0
- */
-export * as Bulkhead from "./Bulkhead.js"
-
-/**
- * Map-reduce on fibers (go-zero `mr`): bounded concurrent mappers, a reducer, `forEach`, `finish`.
- *
- * @since 0.1.0
- */
-export * as MapReduce from "./MapReduce.js"
-
-/**
  * Keyed rate limiters: token bucket (x/time/rate), fixed window (go-zero period codes), sliding
  * log, sliding counter and GCRA; `protect`, wait mode, reservations, tiers and `pacing`.
  *
@@ -38,3 +23,26 @@ export * as RateLimiter from "./RateLimiter.js"
  * @since 0.1.0
  */
 export * as RateLimiterStore from "./RateLimiterStore.js"
+
+/**
+ * Prometheus exposure of every `effect/Metric` metric (`/metrics`), through the OpenTelemetry
+ * Prometheus exporter.
+ *
+ * @since 0.1.0
+ */
+export * as Metrics from "./Metrics.js"
+
+/**
+ * Bulkheads: a fixed number of permits per downstream with an optional FIFO queue, and a registry
+ * of named bulkheads.
+ *
+ * @since 0.1.0
+ */
+export * as Bulkhead from "./Bulkhead.js"
+
+/**
+ * Map-reduce on fibers (go-zero `mr`): bounded concurrent mappers, a reducer, `forEach`, `finish`.
+ *
+ * @since 0.1.0
+ */
+export * as MapReduce from "./MapReduce.js"
