@@ -69,3 +69,11 @@ export * as LoadShedder from "./LoadShedder.js"
  * @since 0.1.0
  */
 export * as ResilienceMode from "./ResilienceMode.js"
+
+/**
+ * A `RateLimiterStore` on Redis: the five algorithms as Lua scripts, shared by every instance,
+ * with fail-open, fail-closed or local-fallback behaviour when Redis fails.
+ *
+ * @since 0.1.0
+ */
+export * as RedisStore from "./RedisStore.js"
