@@ -20,6 +20,8 @@ export interface ReportData {
   readonly seconds: ReadonlyArray<SecondBucket>
   readonly breakers: ReadonlyArray<BreakerSample>
   readonly summary: ReadonlyArray<PhaseSummary>
+  /** Log lines of the run (breaker state changes, warnings), milliseconds since the start. */
+  readonly events?: ReadonlyArray<{ readonly t: number; readonly level: string; readonly message: string }>
   /** Set when the run was interrupted before its last phase ended. */
   readonly interrupted?: boolean
 }
@@ -56,6 +58,23 @@ const summaryTableHtml = (summary: ReadonlyArray<PhaseSummary>) => {
 <table class="summary"><thead><tr>${phaseHead}</tr></thead><tbody>${byRows.join("")}</tbody></table>
 <h3>Breaker states seen in each phase</h3>
 <table class="summary"><thead><tr>${phaseHead}</tr></thead><tbody>${breakerRows.join("")}</tbody></table>`
+}
+
+const MAX_EVENTS = 300
+
+const eventsHtml = (data: ReportData) => {
+  const events = data.events ?? []
+  if (events.length === 0) return ""
+  const rows = events.slice(0, MAX_EVENTS).map((e) =>
+    `<tr><td>${(e.t / 1000).toFixed(2)}</td><td>${escapeHtml(e.level)}</td><td class="msg">${
+      escapeHtml(e.message)
+    }</td></tr>`
+  )
+  const more = events.length > MAX_EVENTS ? `<p class="note">… and ${events.length - MAX_EVENTS} more</p>` : ""
+  return `<h2>Log</h2>
+<table class="summary events"><thead><tr><th>s</th><th>level</th><th>message</th></tr></thead><tbody>${
+    rows.join("")
+  }</tbody></table>${more}`
 }
 
 /** The browser-side script: builds the three charts from the embedded data. */
@@ -174,6 +193,7 @@ export const render = (data: ReportData, chartJs: string = chartJsSource()): str
   table.summary td:first-child, table.summary th:first-child { text-align: left; }
   .note { color: #586069; font-size: 14px; }
   .warn { color: #b31d28; font-weight: bold; }
+  table.events td.msg { text-align: left; font-family: ui-monospace, monospace; font-size: 12px; }
 </style>
 </head>
 <body>
@@ -197,6 +217,7 @@ ${
 <div class="chart"><canvas id="chart-latency"></canvas></div>
 <h2>Summary</h2>
 ${summaryTableHtml(data.summary)}
+${eventsHtml(data)}
 <script type="application/json" id="report-data">${scriptJson(data)}</script>
 <script>${chartJs}</script>
 <script>${clientScript}</script>

@@ -38,6 +38,8 @@ export interface RunOptions {
   readonly requestTimeoutMs: number
   readonly view: View
   readonly title: string
+  /** Log lines collected while the run goes on (epoch milliseconds); they end up in the report. */
+  readonly events?: ReadonlyArray<{ readonly at: number; readonly level: string; readonly message: string }>
 }
 
 export interface RunResult {
@@ -128,6 +130,11 @@ export const run = (
           seconds: perSecond(records, windows, totalMs),
           breakers: samples,
           summary: summarize(records, windows, samples),
+          events: (options.events ?? []).filter((e) => e.at >= t0).map((e) => ({
+            t: e.at - t0,
+            level: e.level,
+            message: e.message
+          })),
           ...(interrupted ? { interrupted } : {})
         }
         return { report, records } satisfies RunResult
