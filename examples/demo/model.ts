@@ -44,6 +44,8 @@ export interface BreakerSample {
   readonly t: number
   readonly name: string
   readonly state: BreakerState
+  /** Adaptive breakers: the share of calls being dropped at random, 0–1. */
+  readonly dropRatio?: number
 }
 
 export interface PhaseSpec {

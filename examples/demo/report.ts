@@ -114,7 +114,7 @@ const clientScript = `
     type: "line",
     data: { datasets: names.map(function (n, i) {
       return {
-        label: n,
+        label: n + " — state",
         stepped: true,
         borderColor: lineColors[i % lineColors.length],
         backgroundColor: lineColors[i % lineColors.length],
@@ -122,9 +122,27 @@ const clientScript = `
         borderWidth: 2,
         data: data.breakers.filter(function (s) { return s.name === n; }).map(function (s) { return { x: s.t / 1000, y: stateValue[s.state] + i * 0.04 }; })
       };
-    }) },
+    }).concat(names.filter(function (n) {
+      return data.breakers.some(function (s) { return s.name === n && typeof s.dropRatio === "number"; });
+    }).map(function (n) {
+      var i = names.indexOf(n);
+      return {
+        label: n + " — drop ratio",
+        yAxisID: "y1",
+        borderColor: lineColors[i % lineColors.length],
+        backgroundColor: lineColors[i % lineColors.length],
+        borderDash: [3, 3],
+        borderWidth: 1,
+        pointRadius: 0,
+        data: data.breakers.filter(function (s) { return s.name === n && typeof s.dropRatio === "number"; }).map(function (s) { return { x: s.t / 1000, y: s.dropRatio }; })
+      };
+    })) },
     options: Object.assign({}, common, {
-      scales: { x: xScale, y: { min: -0.2, max: 3.2, ticks: { stepSize: 1, callback: function (v) { return stateName[Math.round(v)] || ""; } } } }
+      scales: {
+        x: xScale,
+        y: { min: -0.2, max: 3.2, ticks: { stepSize: 1, callback: function (v) { return stateName[Math.round(v)] || ""; } } },
+        y1: { position: "right", min: 0, max: 1.07, grid: { drawOnChartArea: false }, title: { display: true, text: "drop ratio (dashed)" } }
+      }
     }),
     plugins: [phaseBands]
   }));

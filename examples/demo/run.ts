@@ -27,7 +27,9 @@ export interface SystemUnderTest {
   readonly apiPort: number
   readonly downstream: FlakyServer
   /** The current state of every breaker worth charting. */
-  readonly breakers: Effect.Effect<ReadonlyArray<{ readonly name: string; readonly state: BreakerState }>>
+  readonly breakers: Effect.Effect<
+    ReadonlyArray<{ readonly name: string; readonly state: BreakerState; readonly dropRatio?: number | undefined }>
+  >
   readonly facts: Readonly<Record<string, string>>
 }
 
@@ -36,6 +38,8 @@ export interface RunOptions {
   readonly users: ReadonlyArray<User>
   readonly maxInFlight: number
   readonly requestTimeoutMs: number
+  /** Traffic from a separate user before the first phase (connections, JIT), not recorded. */
+  readonly warmup?: { readonly durationMs: number; readonly rps: number }
   readonly view: View
   readonly title: string
   /** Log lines collected while the run goes on (epoch milliseconds); they end up in the report. */
@@ -57,7 +61,7 @@ export const run = (
   onResult: (r: RunResult) => Effect.Effect<void>
 ): Effect.Effect<RunResult> =>
   Effect.scoped(Effect.gen(function*() {
-    const t0 = yield* Clock.currentTimeMillis
+    let t0 = yield* Clock.currentTimeMillis
     const now = Effect.map(Clock.currentTimeMillis, (t) => t - t0)
     const records: Array<RequestRecord> = []
     const samples: Array<BreakerSample> = []
@@ -89,11 +93,19 @@ export const run = (
       } satisfies Load.Target
     })
 
-    let latest: ReadonlyArray<{ readonly name: string; readonly state: BreakerState }> = []
+    let latest: ReadonlyArray<
+      { readonly name: string; readonly state: BreakerState; readonly dropRatio?: number | undefined }
+    > = []
     const sample = Effect.gen(function*() {
       const t = yield* now
       latest = yield* sut.breakers
-      for (const b of latest) samples.push({ t, name: b.name, state: b.state })
+      for (const b of latest) {
+        samples.push(
+          b.dropRatio === undefined || !Number.isFinite(b.dropRatio)
+            ? { t, name: b.name, state: b.state }
+            : { t, name: b.name, state: b.state, dropRatio: Math.round(b.dropRatio * 1000) / 1000 }
+        )
+      }
     })
 
     const lastSecond = (t: number) => {
@@ -140,7 +152,28 @@ export const run = (
         return { report, records } satisfies RunResult
       })
 
+    const warmup = options.warmup === undefined ? Effect.void : Effect.gen(function*() {
+      yield* driver.run({
+        port: sut.apiPort,
+        phase: "warmup",
+        rps: options.warmup!.rps,
+        durationMs: options.warmup!.durationMs,
+        maxInFlight: options.maxInFlight,
+        requestTimeoutMs: options.requestTimeoutMs,
+        next: Effect.succeed({
+          user: "warmup",
+          path: "/api/users/0",
+          headers: { "x-user-id": "warmup", "x-user-tier": "pro" }
+        }),
+        now,
+        record: () => {}
+      })
+      yield* driver.drain("2 seconds")
+    })
+
     const body = Effect.gen(function*() {
+      yield* warmup
+      t0 = yield* Clock.currentTimeMillis
       yield* sample
       const sampler = yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep("100 millis"), sample)))
       for (let i = 0; i < options.phases.length; i++) {

@@ -59,8 +59,8 @@ const fixture = () => {
   }
   const breakers: Array<BreakerSample> = [
     { t: 0, name: "GET /api/users/:id", state: "Closed" },
-    { t: 3500, name: "GET /api/users/:id", state: "Open" },
-    { t: 5000, name: "GET /api/users/:id", state: "HalfOpen" },
+    { t: 3500, name: "GET /api/users/:id", state: "Open", dropRatio: 1 },
+    { t: 5000, name: "GET /api/users/:id", state: "HalfOpen", dropRatio: 0.4 },
     { t: 5500, name: "GET /api/users/:id", state: "Open" },
     { t: 6000, name: "GET /api/users/:id", state: "Open" }
   ]
@@ -125,6 +125,8 @@ describe.skipIf(!haveChromium)("demo report in headless Chromium", () => {
     )
     expect(charts.map((c) => c.canvas)).toEqual(["chart-breakers", "chart-outcomes", "chart-latency"])
     for (const c of charts) expect(c.points.reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+    // the breaker chart: a state line and a drop-ratio line
+    expect(charts[0].points).toHaveLength(2)
     // admitted and breaker-open bars both carry data
     expect(charts[1].points[0]).toBeGreaterThan(0)
     expect(charts[1].points[3]).toBeGreaterThan(0)
