@@ -46,3 +46,26 @@ export * as Bulkhead from "./Bulkhead.js"
  * @since 0.1.0
  */
 export * as MapReduce from "./MapReduce.js"
+
+/**
+ * The CPU signal of the load shedder: per-mille of the CPU the process may use, sampled from
+ * cgroup v1/v2 or the process, with `layerTest` for tests.
+ *
+ * @since 0.1.0
+ */
+export * as CpuUsage from "./CpuUsage.js"
+
+/**
+ * Adaptive load shedding driven by CPU (go-zero's AdaptiveShedder), with priority shedders and
+ * groups keyed by name.
+ *
+ * @since 0.1.0
+ */
+export * as LoadShedder from "./LoadShedder.js"
+
+/**
+ * The deployment mode (`RESILIENCE_MODE`): load shedding is on only in `"pro"`.
+ *
+ * @since 0.1.0
+ */
+export * as ResilienceMode from "./ResilienceMode.js"
