@@ -114,6 +114,8 @@ export interface HealthChecker {
     check: Effect.Effect<unknown, unknown> | CheckOptions
   ) => Effect.Effect<void, InvalidOptionsError>
   readonly registerBreaker: (breaker: Stateful) => Effect.Effect<void>
+  /** reports every breaker a registry holds at check time (e.g. the middleware's route breakers) */
+  readonly registerRegistry: (registry: CircuitBreaker.RegistryService) => Effect.Effect<void>
   readonly registerBulkhead: (bulkhead: WithStats) => Effect.Effect<void>
   readonly registerLimiter: (limiter: WithStats) => Effect.Effect<void>
   /** runs every check concurrently and reads every registered state */
@@ -139,6 +141,7 @@ export interface Options {
   /** default per-check timeout (5 seconds) */
   readonly timeout?: Duration.DurationInput
   readonly breakers?: ReadonlyArray<Stateful>
+  readonly registries?: ReadonlyArray<CircuitBreaker.RegistryService>
   readonly bulkheads?: ReadonlyArray<WithStats>
   readonly limiters?: ReadonlyArray<WithStats>
 }
@@ -185,6 +188,7 @@ export const make = (options: Options = {}): Effect.Effect<HealthChecker, Invali
     const breakers = new Map<string, Stateful>()
     const bulkheads = new Map<string, WithStats>()
     const limiters = new Map<string, WithStats>()
+    const registries = new Set<CircuitBreaker.RegistryService>()
 
     const addCheck = (name: string, input: Effect.Effect<unknown, unknown> | CheckOptions) =>
       Effect.gen(function*() {
@@ -203,6 +207,22 @@ export const make = (options: Options = {}): Effect.Effect<HealthChecker, Invali
     for (const b of options.breakers ?? []) breakers.set(b.name, b)
     for (const b of options.bulkheads ?? []) bulkheads.set(b.name, b)
     for (const l of options.limiters ?? []) limiters.set(l.name, l)
+    for (const r of options.registries ?? []) registries.add(r)
+
+    const registryStates = Effect.map(
+      Effect.forEach(
+        registries,
+        (registry) =>
+          Effect.flatMap(
+            registry.names,
+            (names) =>
+              Effect.forEach(names, (name) =>
+                Effect.flatMap(registry.get(name), (b) =>
+                  Effect.map(b.state, (state) => [name, state] as const)))
+          )
+      ),
+      (nested) => nested.flat()
+    )
 
     const runOne = (c: Registered): Effect.Effect<readonly [string, CheckResult]> =>
       Effect.clockWith((clock) => {
@@ -232,16 +252,18 @@ export const make = (options: Options = {}): Effect.Effect<HealthChecker, Invali
       )
 
     const check: Effect.Effect<Report> = Effect.gen(function*() {
-      const [results, breakerStates, bulkheadStats, limiterStats] = yield* Effect.all([
+      const [results, breakerStates, fromRegistries, bulkheadStats, limiterStats] = yield* Effect.all([
         Effect.forEach(checks.values(), runOne, { concurrency: "unbounded" }),
         readAll([
           ...[...checks.values()].map((c) => [c.breaker.name, c.breaker.state] as const),
           ...[...breakers.values()].map((b) => [b.name, b.state] as const)
         ]),
+        registryStates,
         readAll([...bulkheads.values()].map((b) => [b.name, b.stats] as const)),
         readAll([...limiters.values()].map((l) => [l.name, l.stats] as const))
       ])
       const checksReport = Object.fromEntries(results)
+      for (const [name, state] of fromRegistries) breakerStates[name] = state
       const anyFailing = results.some(([, r]) => r.status !== "healthy")
       const anyOpen = Object.values(breakerStates).some((s) => s !== "Closed")
       return {
@@ -262,6 +284,7 @@ export const make = (options: Options = {}): Effect.Effect<HealthChecker, Invali
     return {
       addCheck,
       registerBreaker: (b) => Effect.sync(() => void breakers.set(b.name, b)),
+      registerRegistry: (r) => Effect.sync(() => void registries.add(r)),
       registerBulkhead: (b) => Effect.sync(() => void bulkheads.set(b.name, b)),
       registerLimiter: (l) => Effect.sync(() => void limiters.set(l.name, l)),
       check,

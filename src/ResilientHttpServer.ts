@@ -87,18 +87,6 @@ export type RejectionBody = http.RejectionBody
 export type RejectionCode = http.RejectionCode
 
 /**
- * The structural part of `CircuitBreaker.CircuitBreaker` the middleware uses.
- *
- * @since 0.1.0
- * @category models
- */
-export interface RouteBreaker {
-  readonly name: string
-  readonly allow: CircuitBreaker.CircuitBreaker["allow"]
-  readonly state: CircuitBreaker.CircuitBreaker["state"]
-}
-
-/**
  * How the rate-limit key of a request is found. The default is the client IP
  * (`request.remoteAddress`, or the first `X-Forwarded-For` hop with `trustProxy: true`).
  *
@@ -208,7 +196,9 @@ export interface ResilientHttpServer {
   /** requests currently in flight */
   readonly inFlight: Effect.Effect<number>
   /** the breaker of a route, created on first use */
-  readonly breaker: (route: string) => Effect.Effect<Option.Option<RouteBreaker>>
+  readonly breaker: (route: string) => Effect.Effect<Option.Option<CircuitBreaker.CircuitBreaker>>
+  /** the registry holding the route breakers (pass it to `Health` to report them) */
+  readonly breakers: Option.Option<CircuitBreaker.RegistryService>
   /** the route name a request gets */
   readonly routeOf: (request: HttpServerRequest.HttpServerRequest) => string
   readonly shedder: Option.Option<LoadShedder.LoadShedder>
@@ -723,6 +713,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
       name,
       middleware,
       inFlight: Effect.sync(() => inFlight),
+      breakers: Option.fromNullable(registry),
       breaker: (route) =>
         registry === undefined ? Effect.succeedNone : Effect.map(registry.get(route), (b) => Option.some(b)),
       routeOf: (request) => resolve(request)[0],

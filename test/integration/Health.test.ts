@@ -1,9 +1,11 @@
 import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../../src/CircuitBreaker.js"
 import * as Health from "../../src/Health.js"
+import * as ResilientHttpServer from "../../src/ResilientHttpServer.js"
 import { get, serve } from "./serve.js"
 
 describe("Health", () => {
@@ -84,5 +86,30 @@ describe("Health", () => {
       const error = yield* Effect.flip(Health.make({ timeout: -5 }))
       expect(error._tag).toBe("InvalidOptionsError")
       expect(error.option).toBe("timeout")
+    })))
+
+  it.live("the /health route reports the middleware's open route breaker", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* ResilientHttpServer.make({
+        maxConns: false,
+        shedding: false,
+        timeout: false,
+        breaker: { policy: (route) => CircuitBreaker.consecutive({ name: route, threshold: 3, openFor: "1 minute" }) }
+      })
+      const health = yield* Health.make()
+      if (server.breakers._tag === "Some") yield* health.registerRegistry(server.breakers.value)
+      const router = HttpRouter.empty.pipe(
+        HttpRouter.get("/fail", HttpServerResponse.text("boom", { status: 500 })),
+        HttpRouter.get("/health", health.httpApp)
+      )
+      const url = yield* serve(router, server.middleware)
+      for (let i = 0; i < 3; i++) expect((yield* get(`${url}/fail`)).status).toBe(500)
+      expect((yield* get(`${url}/fail`)).status).toBe(503)
+      const reply = yield* get(`${url}/health`)
+      expect(reply.status).toBe(200)
+      const report = reply.json()
+      expect(report.status).toBe("degraded")
+      expect(report.breakers["GET /fail"]).toBe("Open")
+      expect(report.breakers["GET /health"]).toBe("Closed")
     })))
 })

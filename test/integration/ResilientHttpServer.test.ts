@@ -4,6 +4,8 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
+import * as CircuitBreaker from "../../src/CircuitBreaker.js"
+import * as CpuUsage from "../../src/CpuUsage.js"
 import { OverloadedError } from "../../src/Errors.js"
 import type * as LoadShedder from "../../src/LoadShedder.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
@@ -249,5 +251,60 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
       while ((yield* server.inFlight) > 0) yield* Effect.sleep("5 millis")
       // the shedder ticket is released without recording a pass (fail records nothing)
       expect(outcomes).toEqual(["fail"])
+    })))
+
+  it.live("the route breaker counts a timeout as a failure and a client that went away as nothing", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const entered = yield* Deferred.make<void>()
+      const router = HttpRouter.empty.pipe(
+        HttpRouter.get("/slow", Effect.sleep("10 seconds").pipe(Effect.as(ok))),
+        HttpRouter.get("/hang", Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never))
+      )
+      const server = yield* ResilientHttpServer.make({
+        ...base,
+        breaker: { policy: (route) => CircuitBreaker.consecutive({ name: route, threshold: 5, openFor: "1 minute" }) },
+        timeout: "100 millis",
+        routes: { "GET /hang": { timeout: false } }
+      })
+      const url = yield* serve(router, server.middleware)
+      expectRejection(yield* get(`${url}/slow`), 503, "timeout")
+      const slow = yield* server.breaker("GET /slow")
+      if (slow._tag === "None") return expect.fail("no breaker")
+      const slowStats = yield* slow.value.stats
+      expect(slowStats.failures).toBe(1)
+      expect(slowStats.successes).toBe(0)
+
+      const controller = new AbortController()
+      const pending = fetch(`${url}/hang`, { signal: controller.signal }).catch(() => "aborted")
+      yield* Deferred.await(entered)
+      controller.abort()
+      expect(yield* Effect.promise(() => pending)).toBe("aborted")
+      const hang = yield* server.breaker("GET /hang")
+      if (hang._tag === "None") return expect.fail("no breaker")
+      let stats = yield* hang.value.stats
+      for (let i = 0; i < 50 && stats.requests === 0; i++) {
+        yield* Effect.sleep("10 millis")
+        stats = yield* hang.value.stats
+      }
+      expect(stats.failures).toBe(0)
+      expect(stats.successes).toBe(0)
+      expect(yield* hang.value.state).toBe("Closed")
+    })))
+
+  it.live("load shedding with the real LoadShedder: an overloaded CPU sheds the next wave with 503", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const router = HttpRouter.empty.pipe(HttpRouter.get("/work", Effect.sleep("100 millis").pipe(Effect.as(ok))))
+      const server = yield* ResilientHttpServer.make({ ...base, shedding: { cpuThreshold: 900 } }).pipe(
+        Effect.provide(CpuUsage.layerTest(1000))
+      )
+      expect(server.shedder._tag).toBe("Some")
+      const url = yield* serve(router, server.middleware)
+      const wave = Effect.forEach(Array.from({ length: 30 }), () => get(`${url}/work`), { concurrency: "unbounded" })
+      const first = yield* wave
+      expect(first.every((r) => r.status === 200)).toBe(true)
+      const second = yield* wave
+      const shed = second.filter((r) => r.status === 503)
+      expect(shed.length).toBeGreaterThan(10)
+      for (const r of shed) expectRejection(r, 503, "overloaded")
     })))
 })
