@@ -86,3 +86,35 @@ export * as RedisStore from "./RedisStore.js"
  * @since 0.1.0
  */
 export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
+ * An `HttpMiddleware` applying max connections, a circuit breaker per route, load shedding, rate
+ * limiting (with `RateLimit-*` headers) and a request deadline, with JSON rejections.
+ *
+ * @since 0.1.0
+ */
+export * as ResilientHttpServer from "./ResilientHttpServer.js"
+
+/**
+ * Wraps `HttpClient` with a breaker and a bulkhead per host, per-attempt timeouts within the
+ * caller's deadline, and retries with backoff for idempotent requests.
+ *
+ * @since 0.1.0
+ */
+export * as ResilientHttpClient from "./ResilientHttpClient.js"
+
+/**
+ * go-zero style service configuration read with `effect/Config`, validated with Schema, and
+ * `layerConfig` building the whole middleware from it.
+ *
+ * @since 0.1.0
+ */
+export * as Config from "./Config.js"
+
+/**
+ * Named health checks behind their own breakers, reporting breakers, bulkheads and limiters, and
+ * the `/health` route.
+ *
+ * @since 0.1.0
+ */
+export * as Health from "./Health.js"
