@@ -28,6 +28,67 @@ const stopCleanly = async () => {
 }
 
 describe("examples", () => {
+  it("user-api: seed configuration, resilient routes, /health and /metrics", async () => {
+    const port = await serve("examples/user-api/main.ts")
+    const ok = await get(port, "/api/users/1", { "x-user-id": "42" })
+    expect(ok.status).toBe(200)
+    expect(JSON.parse(ok.body)).toMatchObject({ id: 1, name: "Ada Lovelace" })
+    expect(ok.headers.get("ratelimit-limit")).toBe("100")
+    expect(Number(ok.headers.get("ratelimit-remaining"))).toBeLessThan(100)
+    expect((await get(port, "/api/users/99", { "x-user-id": "42" })).status).toBe(404)
+
+    const health = await get(port, "/health")
+    expect(health.status).toBe(200)
+    const report = JSON.parse(health.body)
+    expect(report.checks.database.status).toBe("healthy")
+    expect(report.breakers["GET /api/users/:id"]).toBe("Closed")
+
+    const metrics = await get(port, "/metrics")
+    expect(metrics.status).toBe(200)
+    expect(metrics.headers.get("content-type")).toContain("text/plain")
+    expect(metrics.body).toMatch(/^resilience_\w+/m)
+    await stopCleanly()
+  })
+
+  it("user-api: a bad configuration value stops the start-up naming the key", async () => {
+    running = start("examples/user-api/main.ts", [], { PORT: "0", MaxConns: "-3" })
+    const code = await running.exited
+    expect(code).not.toBe(0)
+    expect(running.output()).toContain("MaxConns")
+    running = undefined
+  })
+
+  it("resilient-client: retries the flaky stage, fails fast while the server is down, recovers", async () => {
+    running = start("examples/resilient-client/main.ts")
+    const code = await running.exited
+    const out = running.output()
+    expect(code, out).toBe(0)
+    const stage = (name: string) => out.slice(out.indexOf(`stage ${name}`)).split("\n").slice(0, 4).join("\n")
+    expect(stage("flaky")).toMatch(/client saw:\s+ok: \d+/)
+    expect(stage("down")).toMatch(/rejected by the open breaker: \d+/)
+    expect(stage("recovered")).toMatch(/client saw:\s+ok: 30\b/)
+    running = undefined
+  })
+
+  it("health-check: healthy, then unhealthy, then circuit_open with 503", async () => {
+    const port = await serve("examples/health-check/main.ts")
+    const healthy = await get(port, "/health")
+    expect(healthy.status).toBe(200)
+    expect(JSON.parse(healthy.body).checks.downstream.status).toBe("healthy")
+
+    expect((await get(port, "/admin/down")).status).toBe(200)
+    const statuses: Array<string> = []
+    let last = { status: 0, body: "" }
+    for (let i = 0; i < 5; i++) {
+      last = await get(port, "/health")
+      statuses.push(JSON.parse(last.body).checks.downstream.status)
+    }
+    expect(statuses.slice(0, 3)).toEqual(["unhealthy", "unhealthy", "unhealthy"])
+    expect(statuses[4]).toBe("circuit_open")
+    expect(last.status).toBe(503)
+    await stopCleanly()
+  })
+
   it("map-reduce: fans out with at most `workers` in flight, skips failures, cancels when strict", async () => {
     const port = await serve("examples/map-reduce/main.ts")
     const res = await get(port, "/api/users?ids=1-60&workers=8")
