@@ -170,9 +170,9 @@ const clientScript = `
   charts.push(new Chart(document.getElementById("chart-latency"), {
     type: "line",
     data: { datasets: [
-      { label: "p50 (all answers)", borderColor: "#0366d6", backgroundColor: "#0366d6", data: series(function (s) { return s.p50; }), spanGaps: true, pointRadius: 2 },
-      { label: "p99 (all answers)", borderColor: "#d73a49", backgroundColor: "#d73a49", data: series(function (s) { return s.p99; }), spanGaps: true, pointRadius: 2 },
-      { label: "p99 (admitted only)", borderColor: "#2ea043", backgroundColor: "#2ea043", borderDash: [4, 3], data: series(function (s) { return s.p99ok; }), spanGaps: true, pointRadius: 2 }
+      { label: "p50 (all answers)", borderColor: "#0366d6", backgroundColor: "#0366d6", data: series(function (s) { return s.p50; }), spanGaps: false, pointRadius: 2 },
+      { label: "p99 (all answers)", borderColor: "#d73a49", backgroundColor: "#d73a49", data: series(function (s) { return s.p99; }), spanGaps: false, pointRadius: 2 },
+      { label: "p99 (admitted only)", borderColor: "#2ea043", backgroundColor: "#2ea043", borderDash: [4, 3], data: series(function (s) { return s.p99ok; }), spanGaps: false, pointRadius: 2 }
     ] },
     options: Object.assign({}, common, {
       scales: { x: xScale, y: { type: "logarithmic", title: { display: true, text: "latency, ms (log scale)" } } }
