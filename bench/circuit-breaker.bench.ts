@@ -5,6 +5,8 @@
  */
 import { circuitBreaker, ConsecutiveBreaker, handleAll, SamplingBreaker } from "cockatiel"
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import OpossumBreaker from "opossum"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
@@ -54,7 +56,14 @@ await runSuite({
   baseline: "bare Effect.succeed",
   cases: [
     effectCase("bare Effect.succeed", succeed),
-    ...policies.map(([label, p]) => breakerCase(`${label}.protect(succeed)`, p, succeed))
+    ...policies.map(([label, p]) => breakerCase(`${label}.protect(succeed)`, p, succeed)),
+    scopedEffectCase(
+      "sre allow + permit.success (two-step)",
+      Effect.map(
+        CircuitBreaker.make(CircuitBreaker.sre({ name: "bench-sre-allow" })),
+        (b) => Effect.flatMap(b.allow, (permit) => permit.success)
+      )
+    )
   ],
   note: "Closed breaker, every call succeeds. Overhead = time/op − bare."
 })
@@ -73,14 +82,17 @@ await runSuite({
   note: "Peers wrapped in Effect.tryPromise, the way an Effect user would call them."
 })
 
+// The protected effect keeps failing, so the adaptive breaker's once-a-second probe fails too and
+// the breaker stays open while timing.
+const boom = Effect.fail("boom")
 const openBreaker = (p: CircuitBreaker.Policy) =>
   Effect.gen(function*() {
     const b = yield* CircuitBreaker.make(p)
-    for (let i = 0; i < 200; i++) yield* Effect.either(b.protect(Effect.fail("boom")))
+    for (let i = 0; i < 200; i++) yield* Effect.either(b.protect(boom))
     const state = yield* b.state
     if (state !== "Open") throw new Error(`breaker did not open (${state})`)
-    return Effect.either(b.protect(succeed))
-  })
+    return Effect.either(b.protect(boom))
+  }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
 
 const cockatielOpen = circuitBreaker(handleAll, { halfOpenAfter: 600_000, breaker: new ConsecutiveBreaker(5) })
 for (let i = 0; i < 10; i++) await cockatielOpen.execute(() => Promise.reject(new Error("boom"))).catch(() => {})
@@ -90,7 +102,10 @@ await runSuite({
   baseline: "bare Effect.either(Effect.fail)",
   cases: [
     effectCase("bare Effect.either(Effect.fail)", Effect.either(Effect.fail("x"))),
-    scopedEffectCase("sre open (probe every 1 s)", openBreaker(CircuitBreaker.sre({ name: "bench-sre-open" }))),
+    scopedEffectCase(
+      "sre open (a failing probe every 1 s)",
+      openBreaker(CircuitBreaker.sre({ name: "bench-sre-open" }))
+    ),
     scopedEffectCase(
       "consecutive open",
       openBreaker(CircuitBreaker.consecutive({ name: "bench-consecutive-open", openFor: "10 minutes" }))

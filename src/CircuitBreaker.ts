@@ -347,7 +347,11 @@ const policy = (_tag: Policy["_tag"], options: CommonOptions): Policy => ({
  *   `forcePassAfter` plus a few hundred milliseconds of the downstream healing.
  *
  * Its `state` is Closed while it admits everything, HalfOpen while it drops a share at random,
- * Open while only the probe passes.
+ * Open while only the probe passes; it returns to Closed once the ratio stayed at zero for
+ * `forcePassAfter`, so a ratio hovering around zero does not flood `changes` and the logs.
+ * In `test/CircuitBreaker.simulation.test.ts` (1,000 calls/s, 60 s outage) 0.11 % of calls reach
+ * the dead downstream and ≥ 95 % are admitted again 0.9 s after it heals; go-zero's counting
+ * leaks 0.21 % and takes 8.7 s.
  *
  * @example
  * ```ts
@@ -640,8 +644,16 @@ export const stateGaugeValue: Readonly<Record<State, number>> = { Closed: 0, Hal
 // Construction
 // ---------------------------------------------------------------------------------------------
 
+// Builds match handlers from two arguments. Passing the per-call closures as arguments keeps them
+// anonymous, which measures cheaper than object-literal methods under loaders that preserve
+// function names (tsx, esbuild's keepNames).
+const handlers = <A, E, B, E2>(
+  onFailure: (cause: Cause.Cause<E>) => Effect.Effect<B, E2>,
+  onSuccess: (a: A) => Effect.Effect<B, E2>
+) => ({ onFailure, onSuccess })
+
 const LAST_ERRORS = 5
-const noNeed = () => true
+const everyErrorFails = () => true
 
 const formatReason = (reason: unknown): string => {
   if (reason instanceof Error) return reason.message === "" ? reason.name : `${reason.name}: ${reason.message}`
@@ -664,7 +676,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
     const createdAt = clock.unsafeCurrentTimeMillis()
     const built = yield* buildPolicy(p, createdAt)
     const { core, name } = built
-    const defaultIsFailure = built.isFailure ?? noNeed
+    const defaultIsFailure = built.isFailure ?? everyErrorFails
     const isExcluded = built.isExcluded
     const hub = yield* Effect.acquireRelease(PubSub.unbounded<StateChange>(), PubSub.shutdown)
 
@@ -801,22 +813,17 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
     }
 
     // Closed (and the adaptive breaker): an interrupted call would count as neither anyway, so the
-    // outcome is recorded by a plain flatMap / catchAllCause — no uninterruptible region on the hot
-    // path. A half-open probe holds a slot that must come back even on interruption: it runs masked.
-    // (The per-call closures are passed inline on purpose: that keeps them anonymous, which is
-    // measurably cheaper under loaders that preserve function names.)
+    // outcome is recorded by one plain match — no uninterruptible region on the hot path. A
+    // half-open probe holds a slot that must come back even on interruption: it runs masked.
     const run = <A, E, R>(
       effect: Effect.Effect<A, E, R>,
       token: number,
       start: number,
       isFailure: (error: E) => boolean
-    ): Effect.Effect<A, E, R> => {
-      if (machine === undefined) return recordFast(effect, token, start, isFailure)
-      if (machine.state === "HalfOpen") {
-        return Effect.uninterruptibleMask((restore) => record(restore(effect), token, start, isFailure))
-      }
-      return slowTracked ? record(effect, token, start, isFailure) : recordFast(effect, token, start, isFailure)
-    }
+    ): Effect.Effect<A, E, R> =>
+      machine !== undefined && machine.state === "HalfOpen"
+        ? Effect.uninterruptibleMask((restore) => record(restore(effect), token, start, isFailure))
+        : record(effect, token, start, isFailure)
 
     const recordFailed = <E>(
       cause: Cause.Cause<E>,
@@ -828,37 +835,23 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return core.pending.length === 0 ? Effect.failCause(cause) : Effect.zipRight(flush, Effect.failCause(cause))
     }
 
-    // A success that may change the state (a half-open probe, a slow call) publishes the change.
     const record = <A, E, R>(
       effect: Effect.Effect<A, E, R>,
       token: number,
       start: number,
       isFailure: (error: E) => boolean
     ): Effect.Effect<A, E, R> =>
-      Effect.flatMap(
-        Effect.catchAllCause(effect, (cause) => recordFailed(cause, token, start, isFailure)),
-        (a) => {
-          mSuccess.unsafeUpdate(1, [])
-          core.success(token, start, clock.unsafeCurrentTimeMillis() - start)
-          return core.pending.length === 0 ? Effect.succeed(a) : Effect.as(flush, a)
-        }
-      )
-
-    // A success that cannot change the state (Closed without slow-call tracking, and the adaptive
-    // breaker, whose state moves only on admission): a plain map.
-    const recordFast = <A, E, R>(
-      effect: Effect.Effect<A, E, R>,
-      token: number,
-      start: number,
-      isFailure: (error: E) => boolean
-    ): Effect.Effect<A, E, R> =>
-      Effect.map(
-        Effect.catchAllCause(effect, (cause) => recordFailed(cause, token, start, isFailure)),
-        (a) => {
-          mSuccess.unsafeUpdate(1, [])
-          core.success(token, start, 0)
-          return a
-        }
+      Effect.matchCauseEffect(
+        effect,
+        handlers(
+          (cause: Cause.Cause<E>) => recordFailed(cause, token, start, isFailure),
+          (a: A) => {
+            mSuccess.unsafeUpdate(1, [])
+            // the end time is read only when slow calls are tracked: one clock read per call
+            core.success(token, start, slowTracked ? clock.unsafeCurrentTimeMillis() - start : 0)
+            return core.pending.length === 0 ? Effect.succeed(a) : Effect.as(flush, a)
+          }
+        )
       )
 
     const admitted = <A, E, R>(

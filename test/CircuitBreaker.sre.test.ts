@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
 import * as Random from "effect/Random"
 import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
@@ -198,4 +199,61 @@ describe("CircuitBreaker.sre", () => {
       expect(a).toEqual(b)
       expect(a.filter(Boolean).length).toBeGreaterThan(0)
     }))
+})
+
+describe("CircuitBreaker.sre two-step", () => {
+  it.scoped("allow / permit drive the same algorithm", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "sre-permit" }))
+      for (let i = 0; i < 20; i++) yield* Effect.flatMap(breaker.allow, (p) => p.success)
+      // with successes in the window the breaker throttles at random (HalfOpen) before opening
+      const states: Array<string> = []
+      let reached = 0
+      for (let i = 0; i < 300; i++) {
+        const r = yield* Effect.either(breaker.allow)
+        if (Either.isRight(r)) {
+          reached++
+          yield* r.right.failure(new Error(`e${i}`))
+        } else {
+          states.push(r.left.state)
+        }
+      }
+      expect(states).toContain("HalfOpen")
+      expect(reached).toBeGreaterThan(15)
+      expect(reached).toBeLessThan(150)
+      const stats = yield* breaker.stats
+      expect(stats.failures).toBe(reached)
+      expect(stats.rejections).toBe(states.length)
+      expect(stats.lastErrors).toHaveLength(5)
+    }).pipe(Effect.withRandom(Random.make(9))))
+})
+
+describe("CircuitBreaker.sre state reporting", () => {
+  it.scoped("a ratio hovering around zero does not flood `changes`", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "sre-hover" }))
+      // 101 failures in 300 calls, spread evenly: right at the k = 1.5 boundary, where the ratio hovers near zero
+      let i = 0
+      const call = Effect.either(
+        breaker.protect(Effect.suspend(() => ((i++ * 101) % 300 < 101 ? failing : Effect.succeed(1))))
+      )
+      for (let step = 0; step < 1000; step++) {
+        for (let n = 0; n < 10; n++) yield* call
+        yield* TestClock.adjust("10 millis")
+      }
+      const states = ["Closed", "HalfOpen", "Open"] as const
+      let changes = 0
+      for (const from of states) {
+        for (const to of states) {
+          const counter = Metric.counter("resilience_breaker_state_changes_total").pipe(
+            Metric.tagged("name", "sre-hover"),
+            Metric.tagged("from", from),
+            Metric.tagged("to", to)
+          )
+          changes += (yield* Metric.value(counter)).count
+        }
+      }
+      expect((yield* breaker.stats).rejections).toBeGreaterThan(0) // it did throttle at times
+      expect(changes).toBeLessThanOrEqual(2 * 10 + 1) // at most two per second over 10 s
+    }).pipe(Effect.withRandom(Random.make(5))))
 })

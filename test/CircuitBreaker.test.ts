@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -11,10 +12,13 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
-import { CircuitOpenError, InvalidOptionsError, TimeoutError } from "../src/Errors.js"
+import * as Errors from "../src/Errors.js"
+import { BulkheadFullError, CircuitOpenError, InvalidOptionsError, TimeoutError } from "../src/Errors.js"
 
 const boom = Effect.fail("boom" as const)
 const ok = Effect.succeed("ok" as const)
@@ -299,6 +303,18 @@ describe("outcomes", () => {
       expect(yield* breaker.state).toBe("Closed")
     }))
 
+  it.scoped("isExcluded: Errors.isRejection keeps local back-pressure from tripping it", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "rejections", threshold: 1, isExcluded: Errors.isRejection })
+      )
+      const full = new BulkheadFullError({ bulkhead: "db", reason: "full", maxConcurrent: 1, maxQueue: 0 })
+      for (let i = 0; i < 3; i++) yield* Effect.either(breaker.protect(Effect.fail(full)))
+      expect(yield* breaker.state).toBe("Closed")
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+    }))
+
   it.scoped("per-call isFailure overrides the breaker's; TimeoutError always counts", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "per-call", threshold: 2 }))
@@ -450,6 +466,21 @@ describe("layers", () => {
       ))
     ))
 
+  it.effect("layerConfig reads under a prefix with Config.nested", () =>
+    Effect.gen(function*() {
+      const breaker = yield* Payments
+      expect(breaker.name).toBe("nested")
+      for (let i = 0; i < 4; i++) yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Closed")
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+    }).pipe(
+      Effect.provide(CircuitBreaker.layerConfig(Payments, Config.nested(CircuitBreaker.policyConfig, "PAYMENTS"))),
+      Effect.withConfigProvider(ConfigProvider.fromMap(
+        new Map([["PAYMENTS.policy", "countWindow"], ["PAYMENTS.name", "nested"], ["PAYMENTS.size", "5"]])
+      ))
+    ))
+
   it.effect("layerConfig fails with InvalidOptionsError on a bad value", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Layer.build(CircuitBreaker.layerConfig(Payments)).pipe(Effect.scoped))
@@ -551,6 +582,24 @@ describe("Registry", () => {
       expect(yield* registry.remove("held")).toBe(true)
       expect(yield* registry.remove("held")).toBe(false)
       expect(yield* registry.names).toEqual([])
+    }))
+
+  it.effect("closing the scope stops the sweeper fiber and ends every breaker's changes stream", () =>
+    Effect.gen(function*() {
+      const supervisor = yield* Supervisor.track
+      const scope = yield* Scope.make()
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => CircuitBreaker.consecutive({ name, threshold: 1 }),
+        idleTimeToLive: "1 minute"
+      }).pipe(Scope.extend(scope), Effect.supervised(supervisor))
+      const breaker = yield* registry.get("a")
+      const changes = yield* Effect.fork(Stream.runCollect(breaker.changes))
+      yield* Effect.yieldNow()
+      expect((yield* supervisor.value).length).toBeGreaterThan(0)
+      yield* Scope.close(scope, Exit.void)
+      yield* TestClock.adjust("10 minutes")
+      expect((yield* supervisor.value).length).toBe(0)
+      expect(Chunk.size(yield* Fiber.join(changes))).toBe(0)
     }))
 
   it.effect("layerRegistry rejects a bad idleTimeToLive; Registry is a service", () =>

@@ -49,14 +49,24 @@ const sreStateOf = (ratio: number): CoreState => ratio <= 0 ? "Closed" : ratio >
 
 /**
  * The adaptive breaker. Its state is derived from the last decision: Closed (admits everything),
- * HalfOpen (drops a share at random), Open (admits only the periodic forced probe).
+ * HalfOpen (drops a share at random), Open (admits only the periodic forced probe). The state is
+ * only a report — admission depends on the ratio alone — and it returns to Closed only after the
+ * ratio stayed ≤ 0 for `forcePassAfter`, so a ratio hovering around zero cannot flood the logs
+ * and the `changes` stream with flips.
  */
 export const sre = (params: Sre.Params, now: number): Core & { readonly sre: Sre.State } => {
   const s = Sre.make(params, now)
   const pending: Array<Transition> = []
   let current: CoreState = "Closed"
+  let calmSince = Number.NaN
   const observe = (at: number) => {
     const next = sreStateOf(s.ratio)
+    if (next === "Closed") {
+      if (current === "Closed") return
+      if (Number.isNaN(calmSince)) calmSince = at
+      if (at - calmSince < params.forcePassAfterMillis) return
+    }
+    calmSince = Number.NaN
     if (next !== current) {
       pending.push({ from: current, to: next, at })
       current = next
@@ -83,6 +93,7 @@ export const sre = (params: Sre.Params, now: number): Core & { readonly sre: Sre
     reset: (t) => {
       Sre.reset(s, t)
       current = "Closed"
+      calmSince = Number.NaN
     },
     stats: (t) => {
       const c = Sre.counts(s, t)

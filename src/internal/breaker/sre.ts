@@ -55,6 +55,12 @@ export interface State {
   ratio: number
   consecutiveSuccesses: number
   consecutiveFailures: number
+  /**
+   * The bucket `ratio` was computed in, or NaN once an outcome was recorded since. Drops do not
+   * enter the ratio, so while this matches the current bucket a decision reuses `ratio` — a
+   * breaker that rejects most calls does not rescan the window for each one.
+   */
+  ratioBucket: number
 }
 
 export const make = (params: Params, now: number): State => {
@@ -66,7 +72,8 @@ export const make = (params: Params, now: number): State => {
     lastFailureBucket: Number.NEGATIVE_INFINITY,
     ratio: 0,
     consecutiveSuccesses: 0,
-    consecutiveFailures: 0
+    consecutiveFailures: 0,
+    ratioBucket: Number.NaN
   }
 }
 
@@ -79,6 +86,7 @@ export const reset = (state: State, now: number): void => {
   state.ratio = 0
   state.consecutiveSuccesses = 0
   state.consecutiveFailures = 0
+  state.ratioBucket = Number.NaN
 }
 
 /**
@@ -121,8 +129,13 @@ export const dropRatio = (state: State, now: number): number => {
  * uniform number in [0, 1) and call `decideWithRandom` (so randomness is read only when needed).
  */
 export const decide = (state: State, now: number): number => {
-  const ratio = dropRatio(state, now)
-  state.ratio = ratio
+  const bucket = Math.floor(now / state.window.bucketMillis)
+  let ratio = state.ratio
+  if (bucket !== state.ratioBucket || state.params.countDrops) {
+    ratio = dropRatio(state, now)
+    state.ratio = ratio
+    state.ratioBucket = bucket
+  }
   if (ratio <= 0) {
     state.lastPass = now
     return ADMIT
@@ -150,12 +163,14 @@ export const decideWithRandom = (state: State, now: number, u: number): number =
 
 export const markSuccess = (state: State, now: number): void => {
   RollingWindow.add(state.window, now, SUCCESS, 1)
+  state.ratioBucket = Number.NaN
   state.consecutiveSuccesses++
   state.consecutiveFailures = 0
 }
 
 export const markFailure = (state: State, now: number): void => {
   RollingWindow.add(state.window, now, FAILURE, 1)
+  state.ratioBucket = Number.NaN
   state.lastFailureBucket = state.window.current
   state.consecutiveFailures++
   state.consecutiveSuccesses = 0
