@@ -267,7 +267,13 @@ export interface PolicyOptions<Out, E, R, R2> {
   readonly budget?: RetryBudget | undefined
 }
 
-const RetriesTotal = Metric.counter("resilience_retries_total", {
+/**
+ * `resilience_retries_total{name}`: retries performed by policies named `name`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const retriesTotal: Metric.Metric.Counter<number> = Metric.counter("resilience_retries_total", {
   description: "retries performed",
   incremental: true
 })
@@ -277,6 +283,11 @@ const describeError = (error: unknown): string => {
     const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
     const message = "message" in error && typeof error.message === "string" ? error.message : undefined
     if (tag !== undefined || message !== undefined) return [tag, message].filter(Boolean).join(": ")
+    try {
+      return JSON.stringify(error) ?? String(error)
+    } catch {
+      return String(error)
+    }
   }
   return String(error)
 }
@@ -313,7 +324,7 @@ export const policy = <Out, E = unknown, R = never, R2 = never>(
   const name = options.name ?? "default"
   const budget = options.budget
   const onRetry = options.onRetry
-  const retries = Metric.tagged(RetriesTotal, "name", name)
+  const retries = Metric.tagged(retriesTotal, "name", name)
   const exhausted = Metric.tagged(BudgetExhaustedTotal, "name", budget?.name ?? name)
   return Schedule.makeWithState(
     [schedule.initial, 0] as readonly [unknown, number],
@@ -365,10 +376,10 @@ export const policy = <Out, E = unknown, R = never, R2 = never>(
  * @category combinators
  */
 export const retry: {
-  <Out, E, R, R2>(
+  <Out, E, R = never, R2 = never>(
     options: PolicyOptions<Out, NoInfer<E>, R, R2>
   ): <A, R3>(self: Effect.Effect<A, E, R3>) => Effect.Effect<A, E, R | R2 | R3>
-  <A, E, R3, Out, R, R2>(
+  <A, E, R3, Out, R = never, R2 = never>(
     self: Effect.Effect<A, E, R3>,
     options: PolicyOptions<Out, NoInfer<E>, R, R2>
   ): Effect.Effect<A, E, R | R2 | R3>
