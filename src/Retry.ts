@@ -391,10 +391,29 @@ export const retry: {
   ): Effect.Effect<A, E, R | R2 | R3> => {
     const schedule = policy(options)
     const budget = options.budget
-    if (budget === undefined) return Effect.retry(self, schedule)
+    const retried = retryAfterFailure(self, schedule)
+    if (budget === undefined) return retried
     return Effect.clockWith((clock) => {
       budget.unsafeRecordRequest(clock.unsafeCurrentTimeMillis())
-      return Effect.retry(self, schedule)
+      return retried
     })
   }
 )
+
+/**
+ * `Effect.retry` that builds the schedule driver only after a first failure, so the success
+ * path costs one `catchAll`.
+ */
+const retryAfterFailure = <A, E, R, Out, R2>(
+  self: Effect.Effect<A, E, R>,
+  schedule: Schedule.Schedule<Out, E, R2>
+): Effect.Effect<A, E, R | R2> =>
+  Effect.catchAll(self, (first) =>
+    Effect.flatMap(Schedule.driver(schedule), (driver) => {
+      const loop = (error: E): Effect.Effect<A, E, R | R2> =>
+        Effect.matchEffect(driver.next(error), {
+          onFailure: () => Effect.fail(error),
+          onSuccess: () => Effect.catchAll(self, loop)
+        })
+      return loop(first)
+    }))
