@@ -116,7 +116,10 @@ await runSuite({
     effectCase("effect-resilience retry(breaker(timeout(bulkhead)))", composed),
     effectCase("Effect.retry(breaker(Effect.timeout(Semaphore)))", effectNative),
     effectCase("Effect.tryPromise(resolved) (cockatiel floor)", Effect.tryPromise(resolved)),
-    effectCase("cockatiel wrap(retry, breaker, timeout, bulkhead)", Effect.tryPromise(() => cockatielWrapped.execute(resolved)))
+    effectCase(
+      "cockatiel wrap(retry, breaker, timeout, bulkhead)",
+      Effect.tryPromise(() => cockatielWrapped.execute(resolved))
+    )
   ],
   note: "breaker: a synchronous consecutive-failures stand-in; bulkhead: Effect.Semaphore(10)."
 })
