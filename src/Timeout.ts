@@ -29,14 +29,17 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import { InvalidOptionsError, TimeoutError } from "./Errors.js"
 import * as internal from "./internal/deadline.js"
 import { parseDurationInput } from "./internal/options.js"
@@ -103,6 +106,8 @@ interface LiveScheduler {
 }
 
 /** The live clock exposes its timer scheduler; test clocks do not. */
+const ClockTag = Clock.Clock
+
 const schedulerOf = (clock: Clock.Clock): LiveScheduler | undefined => {
   const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
   if (typeof scheduler !== "function") return undefined
@@ -123,67 +128,74 @@ const timedOut = (prepared: Prepared, millis: number): Effect.Effect<never, Time
     )
   )
 
+/**
+ * Starts `self` at once on a fiber of its own (so it can be interrupted without touching the
+ * caller), with the caller's context, flags and fiber refs plus the tighter deadline. Work that
+ * completes synchronously is finished before a timer is even armed.
+ */
 const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.Effect<A, E | TimeoutError, R> =>
-  Effect.clockWith((clock) =>
-    Effect.withFiberRuntime<A, E | TimeoutError, R>((parent) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const deadline = parent.getFiberRef(currentDeadline)
-      const effective = internal.clamp(prepared.millis, deadline, now)
-      if (effective === Infinity) return self
-      if (effective <= 0) return timedOut(prepared, Math.max(0, effective))
-      const inner = internal.nested(deadline, now, effective)
-      const scheduler = schedulerOf(clock)
-      return Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(
-          Effect.fork(Effect.zipRight(FiberRef.set(currentDeadline, inner), restore(self))),
-          (work): Effect.Effect<A, E | TimeoutError, R> => {
-            let expired = false
-            const onExit = (exit: Exit.Exit<A, E>): Effect.Effect<A, E | TimeoutError> =>
-              Exit.isSuccess(exit)
-                ? Effect.zipRight(Fiber.inheritAll(work), exit)
-                : expired && Cause.isInterrupted(exit.cause)
-                ? timedOut(prepared, effective)
-                : exit
-            if (scheduler !== undefined) {
-              return Effect.async<A, E | TimeoutError>((resume) => {
-                const cancel = scheduler.unsafeSchedule(() => {
-                  expired = true
-                  work.unsafeInterruptAsFork(parent.id())
-                }, Duration.millis(effective))
-                work.addObserver((exit) => {
-                  if (!expired) cancel()
-                  resume(onExit(exit))
-                })
-                return Effect.suspend(() => {
-                  cancel()
-                  return Fiber.interrupt(work)
-                })
-              })
-            }
-            return Effect.flatMap(
-              Effect.fork(Effect.interruptible(
-                Effect.zipRight(
-                  clock.sleep(Duration.millis(effective)),
-                  Effect.sync(() => {
-                    expired = true
-                    work.unsafeInterruptAsFork(parent.id())
-                  })
-                )
-              )),
-              (timer) =>
-                Effect.onInterrupt(
-                  Effect.flatMap(
-                    restore(Fiber.await(work)),
-                    (exit) => Effect.zipRight(Fiber.interrupt(timer), onExit(exit))
-                  ),
-                  () => Effect.zipRight(Fiber.interrupt(timer), Fiber.interrupt(work))
-                )
-            )
-          }
-        )
-      )
+  Effect.withFiberRuntime<A, E | TimeoutError, R>((parent, status) => {
+    const clock = Context.get(parent.currentDefaultServices, ClockTag)
+    const now = clock.unsafeCurrentTimeMillis()
+    const deadline = parent.getFiberRef(currentDeadline)
+    const effective = internal.clamp(prepared.millis, deadline, now)
+    if (effective === Infinity) return self
+    if (effective <= 0) return timedOut(prepared, Math.max(0, effective))
+    const parentId = parent.id()
+    const runtime = Runtime.make({
+      context: parent.currentContext as Context.Context<R>,
+      runtimeFlags: status.runtimeFlags,
+      fiberRefs: FiberRefs.updateAs(parent.getFiberRefs(), {
+        fiberId: parentId,
+        fiberRef: currentDeadline,
+        value: internal.nested(deadline, now, effective)
+      })
     })
-  )
+    const work = Runtime.runFork(runtime, self)
+    const early = work.unsafePoll()
+    if (early !== null) return join(work, early)
+    let expired = false
+    const onExit = (exit: Exit.Exit<A, E>): Effect.Effect<A, E | TimeoutError> =>
+      expired && Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
+        ? timedOut(prepared, effective)
+        : join(work, exit)
+    const scheduler = schedulerOf(clock)
+    if (scheduler !== undefined) {
+      return Effect.async<A, E | TimeoutError>((resume) => {
+        const cancel = scheduler.unsafeSchedule(() => {
+          expired = true
+          work.unsafeInterruptAsFork(parentId)
+        }, Duration.millis(effective))
+        work.addObserver((exit) => {
+          if (!expired) cancel()
+          resume(onExit(exit))
+        })
+        return Effect.suspend(() => {
+          cancel()
+          return Fiber.interrupt(work)
+        })
+      })
+    }
+    // any other clock (TestClock): the timer is a fiber sleeping on the clock
+    const timer = Runtime.runFork(
+      runtime,
+      Effect.interruptible(Effect.zipRight(
+        clock.sleep(Duration.millis(effective)),
+        Effect.sync(() => {
+          expired = true
+          work.unsafeInterruptAsFork(parentId)
+        })
+      ))
+    )
+    return Effect.onInterrupt(
+      Effect.flatMap(Fiber.await(work), (exit) => Effect.zipRight(Fiber.interrupt(timer), onExit(exit))),
+      () => Effect.zipRight(Fiber.interrupt(timer), Fiber.interrupt(work))
+    )
+  })
+
+/** The work's result, with the fiber refs it changed flowing back to the caller (as `Fiber.join` does). */
+const join = <A, E>(work: Fiber.RuntimeFiber<A, E>, exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
+  Exit.isSuccess(exit) ? Effect.zipRight(Fiber.inheritAll(work), exit) : exit
 
 const isOptionsFirst = (args: ReadonlyArray<unknown>) => Effect.isEffect(args[0])
 
