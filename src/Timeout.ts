@@ -3,9 +3,13 @@
  * `deadline(total)` (or an outer `within`) every nested `within` is clamped to what is left, so a
  * request with 30 s for everything cannot give its database call 5 s when only 2 s remain.
  *
- * The budget travels in a `FiberRef`, so fibers forked by the work inherit it. Each level arms
- * exactly one timer, and removes it when the work ends first; the work runs in a child fiber that
- * is interrupted — finalizers included — when its time is up.
+ * The budget travels in a `FiberRef`, so fibers forked by the work inherit it. The work runs on
+ * a fiber of its own, started at once with the caller's context, runtime flags and fiber refs
+ * (and fiber-ref changes flow back on success, as with `Fiber.join`); the caller waits for it,
+ * and interrupts it if the caller itself is interrupted. Work that completes synchronously is done
+ * before any timer is armed. Otherwise each level arms exactly one timer and removes it when the
+ * work ends first; when time is up the work is interrupted and its finalizers have run before the
+ * `TimeoutError` is returned.
  *
  * Time comes from the `Clock` service: with the live clock the timer is a callback on the
  * clock's own scheduler (no extra fiber); with any other clock — `TestClock` included — it is a
