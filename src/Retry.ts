@@ -35,6 +35,7 @@ import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Schema from "effect/Schema"
 import type { InvalidOptionsError } from "./Errors.js"
 import { RetryableError } from "./Errors.js"
+import * as internalDeadline from "./internal/deadline.js"
 import * as Options from "./internal/options.js"
 import * as internalBudget from "./internal/retryBudget.js"
 import * as transient from "./internal/transient.js"
@@ -265,6 +266,11 @@ export interface PolicyOptions<Out, E, R, R2> {
   readonly name?: string | undefined
   /** a shared budget each retry must draw from; when it is spent the failure is returned at once */
   readonly budget?: RetryBudget | undefined
+  /**
+   * inside a `Timeout.deadline` (or `within`), skip a retry whose delay would end at or past the
+   * deadline and return the failure at once instead of sleeping into a timeout (default `true`)
+   */
+  readonly respectDeadline?: boolean | undefined
 }
 
 /**
@@ -295,7 +301,8 @@ const describeError = (error: unknown): string => {
 /**
  * A retry policy for `Effect.retry`: `schedule` decides the delays and the attempt count,
  * `while` which failures are retried (default `isTransient`), `budget` whether the fleet may
- * afford another retry. Before each retry the policy counts `resilience_retries_total{name}`,
+ * afford another retry; inside a deadline, a retry that could not start before the deadline is
+ * not taken (the failure is returned at once). Before each retry the policy counts `resilience_retries_total{name}`,
  * logs at info with the attempt, delay and error as annotations, and runs `onRetry`.
  *
  * @example
@@ -324,47 +331,64 @@ export const policy = <Out, E = unknown, R = never, R2 = never>(
   const name = options.name ?? "default"
   const budget = options.budget
   const onRetry = options.onRetry
+  const respectDeadline = options.respectDeadline ?? true
   const retries = Metric.tagged(retriesTotal, "name", name)
   const exhausted = Metric.tagged(BudgetExhaustedTotal, "name", budget?.name ?? name)
   return Schedule.makeWithState(
     [schedule.initial, 0] as readonly [unknown, number],
     (now, input: E, [state, attempt]) =>
-      Effect.flatMap(schedule.step(now, input, state), ([next, out, decision]) => {
-        const nextState = [next, attempt + 1] as const
-        if (ScheduleDecision.isDone(decision) || !predicate(input)) {
-          return Effect.succeed([nextState, out, ScheduleDecision.done] as const)
-        }
-        if (budget !== undefined && !budget.unsafeTryAcquire(now)) {
-          return Effect.as(
-            Effect.zipRight(
-              Metric.increment(exhausted),
-              Effect.logDebug("retry budget exhausted").pipe(
-                Effect.annotateLogs({ "retry.name": name, "retry.budget": budget.name })
+      Effect.flatMap(schedule.step(now, input, state), ([next, out, decision]) =>
+        Effect.withFiberRuntime((fiber) => {
+          const nextState = [next, attempt + 1] as const
+          if (ScheduleDecision.isDone(decision) || !predicate(input)) {
+            return Effect.succeed([nextState, out, ScheduleDecision.done] as const)
+          }
+          const delayMillis = ScheduleIntervals.start(decision.intervals) - now
+          if (respectDeadline) {
+            const deadline = fiber.getFiberRef(internalDeadline.currentDeadline)
+            if (internalDeadline.pastDeadline(deadline, now, delayMillis)) {
+              return Effect.as(
+                Effect.logDebug("retry skipped: the deadline ends before it").pipe(
+                  Effect.annotateLogs({
+                    "retry.name": name,
+                    "retry.delay": Duration.format(Duration.millis(delayMillis))
+                  })
+                ),
+                [nextState, out, ScheduleDecision.done] as const
               )
-            ),
-            [nextState, out, ScheduleDecision.done] as const
+            }
+          }
+          if (budget !== undefined && !budget.unsafeTryAcquire(now)) {
+            return Effect.as(
+              Effect.zipRight(
+                Metric.increment(exhausted),
+                Effect.logDebug("retry budget exhausted").pipe(
+                  Effect.annotateLogs({ "retry.name": name, "retry.budget": budget.name })
+                )
+              ),
+              [nextState, out, ScheduleDecision.done] as const
+            )
+          }
+          const info: RetryInfo<E> = {
+            name,
+            attempt: attempt + 1,
+            delay: Duration.millis(delayMillis),
+            error: input
+          }
+          const announce = Effect.zipRight(
+            Metric.increment(retries),
+            Effect.logInfo("retrying").pipe(
+              Effect.annotateLogs({
+                "retry.name": name,
+                "retry.attempt": info.attempt,
+                "retry.delay": Duration.format(info.delay),
+                "retry.error": describeError(input)
+              })
+            )
           )
-        }
-        const info: RetryInfo<E> = {
-          name,
-          attempt: attempt + 1,
-          delay: Duration.millis(ScheduleIntervals.start(decision.intervals) - now),
-          error: input
-        }
-        const announce = Effect.zipRight(
-          Metric.increment(retries),
-          Effect.logInfo("retrying").pipe(
-            Effect.annotateLogs({
-              "retry.name": name,
-              "retry.attempt": info.attempt,
-              "retry.delay": Duration.format(info.delay),
-              "retry.error": describeError(input)
-            })
-          )
-        )
-        const all = onRetry === undefined ? announce : Effect.zipRight(announce, onRetry(info))
-        return Effect.as(all, [nextState, out, decision] as const)
-      })
+          const all = onRetry === undefined ? announce : Effect.zipRight(announce, onRetry(info))
+          return Effect.as(all, [nextState, out, decision] as const)
+        }))
   )
 }
 

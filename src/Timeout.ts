@@ -55,10 +55,7 @@ import { parseDurationInput } from "./internal/options.js"
  * @since 0.1.0
  * @category fiber refs
  */
-export const currentDeadline: FiberRef.FiberRef<number> = FiberRef.unsafeMake(Infinity, {
-  fork: (parent) => parent,
-  join: (parent) => parent
-})
+export const currentDeadline: FiberRef.FiberRef<number> = internal.currentDeadline
 
 /**
  * Options of `within` and `deadline`.

@@ -12,6 +12,7 @@ import {
   TimeoutError
 } from "../src/Errors.js"
 import * as Retry from "../src/Retry.js"
+import * as Timeout from "../src/Timeout.js"
 
 const request = HttpClientRequest.get("http://downstream.test/items")
 const responseError = (status: number, headers: Record<string, string> = {}) =>
@@ -178,6 +179,40 @@ describe("Retry.policy", () => {
       ])
       expect(logged[0].annotations["retry.name"]).toBe("on-retry-test")
       expect(String(logged[0].annotations["retry.error"])).toContain("500")
+    }))
+})
+
+describe("Retry inside a deadline", () => {
+  const failing = (calls: Ref.Ref<Array<number>>) =>
+    Effect.flatMap(
+      Effect.clockWith((c) => c.currentTimeMillis),
+      (now) =>
+        Effect.zipRight(Ref.update(calls, (xs) => [...xs, now]), Effect.fail(new RetryableError({ cause: "down" })))
+    )
+
+  it.effect("a retry that cannot start before the deadline is skipped: the failure returns at once", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make<Array<number>>([])
+      const fiber = yield* Effect.fork(
+        Retry.retry(failing(calls), { schedule: Backoff.constant("3 seconds") }).pipe(Timeout.deadline("10 seconds"))
+      )
+      yield* TestClock.adjust("9 seconds")
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      expect(error).toBeInstanceOf(RetryableError)
+      expect(yield* Ref.get(calls)).toEqual([0, 3000, 6000, 9000])
+    }))
+
+  it.effect("respectDeadline: false sleeps into the deadline's TimeoutError", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make<Array<number>>([])
+      const fiber = yield* Effect.fork(
+        Retry.retry(failing(calls), { schedule: Backoff.constant("3 seconds"), respectDeadline: false }).pipe(
+          Timeout.deadline("10 seconds")
+        )
+      )
+      yield* TestClock.adjust("10 seconds")
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      expect(error).toBeInstanceOf(TimeoutError)
     }))
 })
 
