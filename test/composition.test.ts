@@ -167,3 +167,30 @@ describe("seed 001: service with full resilience", () => {
       expect((yield* Ref.get(database.calls)).length).toBe(2)
     }))
 })
+
+describe("the DESIGN.md usage", () => {
+  it.effect("Effect.retry({ schedule: Backoff…, while: Retry.isTransient }) around a timed call", () =>
+    Effect.gen(function*() {
+      const downstream = yield* fakeDownstream([{ status: 502 }, { status: 503 }, { body: "charged" }])
+      const breaker = yield* breakerDouble(5)
+      const fiber = yield* Effect.fork(
+        downstream.call.pipe(
+          Timeout.within("2 seconds"),
+          breaker.protect,
+          Effect.retry({
+            schedule: Backoff.exponential({ base: "100 millis", cap: "2 seconds", jitter: "full" }).pipe(
+              Backoff.upTo(3)
+            ),
+            while: Retry.isTransient
+          })
+        )
+      )
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* Fiber.join(fiber)).toBe("charged")
+      const calls = yield* Ref.get(downstream.calls)
+      expect(calls.length).toBe(3)
+      // full jitter: each wait is below the un-jittered 100 ms, 200 ms
+      expect(calls[1] - calls[0]).toBeLessThan(100)
+      expect(calls[2] - calls[1]).toBeLessThan(200)
+    }))
+})
