@@ -152,21 +152,28 @@ const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.
         value: internal.nested(deadline, now, effective)
       })
     })
-    const work = Runtime.runFork(runtime, self)
-    const early = work.unsafePoll()
-    if (early !== null) return join(work, early)
-    let expired = false
-    const onExit = (exit: Exit.Exit<A, E>): Effect.Effect<A, E | TimeoutError> =>
-      expired && Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
-        ? timedOut(prepared, effective)
-        : join(work, exit)
     const scheduler = schedulerOf(clock)
-    if (scheduler !== undefined) {
-      return Effect.async<A, E | TimeoutError>((resume) => {
-        const cancel = scheduler.unsafeSchedule(() => {
-          expired = true
-          work.unsafeInterruptAsFork(parentId)
-        }, Duration.millis(effective))
+    const timeout = Duration.millis(effective)
+    // forking and registering happen in one step of the caller, so no interruption can slip
+    // between them and leave the work running unobserved
+    return Effect.async<A, E | TimeoutError>((resume) => {
+      const work = Runtime.runFork(runtime, self)
+      const early = work.unsafePoll()
+      if (early !== null) {
+        resume(join(work, early))
+        return
+      }
+      let expired = false
+      const expire = () => {
+        expired = true
+        work.unsafeInterruptAsFork(parentId)
+      }
+      const onExit = (exit: Exit.Exit<A, E>): Effect.Effect<A, E | TimeoutError> =>
+        expired && Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
+          ? timedOut(prepared, effective)
+          : join(work, exit)
+      if (scheduler !== undefined) {
+        const cancel = scheduler.unsafeSchedule(expire, timeout)
         work.addObserver((exit) => {
           if (!expired) cancel()
           resume(onExit(exit))
@@ -175,23 +182,15 @@ const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.
           cancel()
           return Fiber.interrupt(work)
         })
-      })
-    }
-    // any other clock (TestClock): the timer is a fiber sleeping on the clock
-    const timer = Runtime.runFork(
-      runtime,
-      Effect.interruptible(Effect.zipRight(
-        clock.sleep(Duration.millis(effective)),
-        Effect.sync(() => {
-          expired = true
-          work.unsafeInterruptAsFork(parentId)
-        })
-      ))
-    )
-    return Effect.onInterrupt(
-      Effect.flatMap(Fiber.await(work), (exit) => Effect.zipRight(Fiber.interrupt(timer), onExit(exit))),
-      () => Effect.zipRight(Fiber.interrupt(timer), Fiber.interrupt(work))
-    )
+      }
+      // any other clock (TestClock): the timer is a fiber sleeping on the clock
+      const timer = Runtime.runFork(
+        runtime,
+        Effect.interruptible(Effect.zipRight(clock.sleep(timeout), Effect.sync(expire)))
+      )
+      work.addObserver((exit) => resume(Effect.zipRight(Fiber.interrupt(timer), onExit(exit))))
+      return Effect.zipRight(Fiber.interrupt(timer), Fiber.interrupt(work))
+    })
   })
 
 /** The work's result, with the fiber refs it changed flowing back to the caller (as `Fiber.join` does). */
