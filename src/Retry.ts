@@ -100,13 +100,14 @@ export const markRetryable: {
 
 /**
  * How long a failure asks the caller to wait: the `retryAfter` of a toolkit rejection or a
- * `RetryableError`, or the `Retry-After` header of an HTTP response error.
+ * `RetryableError`, or the `Retry-After` header of an HTTP response error (delta seconds; an
+ * HTTP-date header is read only when `now`, the current Clock time in millis, is given).
  *
  * @since 0.1.0
  * @category getters
  */
-export const retryAfter = (u: unknown): Option.Option<Duration.Duration> => {
-  const millis = transient.retryAfterMillis(u)
+export const retryAfter = (u: unknown, now?: number): Option.Option<Duration.Duration> => {
+  const millis = transient.retryAfterMillis(u, now)
   return millis === undefined ? Option.none() : Option.some(Duration.millis(millis))
 }
 

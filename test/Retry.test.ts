@@ -86,6 +86,20 @@ describe("Retry.isTransient", () => {
     expect(Retry.retryAfter(responseError(503))).toEqual(Option.none())
   })
 
+  it.effect("a 429 with Retry-After is retried no sooner than the header asks", () =>
+    Effect.gen(function*() {
+      const { attempts, effect } = yield* scripted([responseError(429, { "retry-after": "2" })])
+      const fiber = yield* Effect.fork(
+        Retry.retry(effect, {
+          schedule: Backoff.exponential({ base: "100 millis" }).pipe(Backoff.respectRetryAfter, Backoff.upTo(3))
+        })
+      )
+      yield* TestClock.adjust("1999 millis")
+      expect(yield* Ref.get(attempts)).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(fiber)).toBe("ok after 2")
+    }))
+
   it.effect("markRetryable wraps the selected failures", () =>
     Effect.gen(function*() {
       const marked = yield* Effect.flip(Retry.markRetryable(Effect.fail("flaky"), (e) => e === "flaky"))
