@@ -154,15 +154,15 @@ const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.
     })
     const scheduler = schedulerOf(clock)
     const timeout = Duration.millis(effective)
-    // forking and registering happen in one step of the caller, so no interruption can slip
-    // between them and leave the work running unobserved
+    const work = Runtime.runFork(runtime, self)
+    const early = work.unsafePoll()
+    // synchronous work is done already: no timer, no suspension of the caller
+    if (early !== null) return join(work, early)
+    // until the wait below is registered, stop the work if the caller ends first
+    const orphaned = () => work.unsafeInterruptAsFork(parentId)
+    parent.addObserver(orphaned)
     return Effect.async<A, E | TimeoutError>((resume) => {
-      const work = Runtime.runFork(runtime, self)
-      const early = work.unsafePoll()
-      if (early !== null) {
-        resume(join(work, early))
-        return
-      }
+      parent.removeObserver(orphaned)
       let expired = false
       const expire = () => {
         expired = true
