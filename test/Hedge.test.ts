@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Supervisor, TestClock } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Metric, Option, Ref, Supervisor, TestClock } from "effect"
 import { InvalidOptionsError } from "../src/Errors.js"
 import * as Hedge from "../src/Hedge.js"
 import * as Retry from "../src/Retry.js"
@@ -37,6 +37,19 @@ describe("Hedge", () => {
       expect(yield* Fiber.join(fiber)).toBe("attempt 1")
       expect(yield* Ref.get(interrupted)).toEqual([0])
       expect(yield* supervisor.value).toEqual([])
+    }))
+
+  it.effect("counts the extra attempts in resilience_hedges_total{name}", () =>
+    Effect.gen(function*() {
+      const counter = Hedge.hedgesTotal.pipe(Metric.tagged("name", "counted-hedge"))
+      const before = (yield* Metric.value(counter)).count
+      const { effect } = yield* downstream([1000, 1000, 50])
+      const fiber = yield* Effect.fork(
+        effect.pipe(Hedge.hedge({ delay: "100 millis", maxAttempts: 3, name: "counted-hedge" }))
+      )
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toBe("attempt 2")
+      expect((yield* Metric.value(counter)).count - before).toBe(2)
     }))
 
   it.effect("a fast primary never starts a hedge", () =>

@@ -261,6 +261,20 @@ describe("Timeout.deadline", () => {
       expect(yield* Ref.get(started)).toBe(false)
     }))
 
+  it.effect("remaining shrinks as the clock advances", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        Effect.gen(function*() {
+          const first = yield* remainingMillis
+          yield* Effect.sleep("4 seconds")
+          const second = yield* remainingMillis
+          return [first, second]
+        }).pipe(Timeout.deadline("10 seconds"))
+      )
+      yield* TestClock.adjust("4 seconds")
+      expect(yield* Fiber.join(fiber)).toEqual([Option.some(10_000), Option.some(6_000)])
+    }))
+
   it.effect("a nested deadline cannot extend the budget; child fibers inherit it", () =>
     Effect.gen(function*() {
       const inner = yield* Effect.gen(function*() {
