@@ -69,7 +69,9 @@ export interface NodeRedisLike {
 /**
  * Adapts a connected node-redis client (`createClient` from `redis`). Concurrent calls are
  * pipelined by the client. Create it with `disableOfflineQueue: true` so that calls fail at once
- * while it is disconnected instead of queueing until the timeout.
+ * while it is disconnected instead of queueing until the timeout, and with
+ * `commandOptions: { timeout: 0 }`: node-redis v6 otherwise arms a 5 s timer per command, which
+ * the store does not need (it has its own) and which costs more than the rest of the call.
  *
  * @since 0.1.0
  * @category adapters
@@ -153,39 +155,135 @@ const OptionsSchema = Schema.Struct({
 interface Pending {
   readonly at: number
   done: boolean
+  prev: Pending | undefined
+  next: Pending | undefined
   readonly fail: (reason: string) => void
 }
 
 /**
- * One timer for every in-flight call: the timeout is the same for all, so deadlines arrive in
- * order and a FIFO queue swept every `timeout / 2` finds the expired ones in O(1) each.
+ * One timer for every in-flight call. The timeout is the same for all, so deadlines arrive in
+ * insertion order: the in-flight calls form a doubly linked list (oldest first), a call unlinks
+ * itself when it completes (nothing outlives its call, no hashing, no per-call timer), and a sweep
+ * every `timeout / 2` fails the expired ones from the front.
  */
 const makeDeadlines = (timeoutMs: number) => {
-  let queue: Array<Pending> = []
-  let head = 0
+  let head: Pending | undefined
+  let tail: Pending | undefined
+  const unlink = (p: Pending): void => {
+    if (p.prev !== undefined) p.prev.next = p.next
+    else head = p.next
+    if (p.next !== undefined) p.next.prev = p.prev
+    else tail = p.prev
+    p.prev = undefined
+    p.next = undefined
+  }
+  const add = (p: Pending): void => {
+    p.prev = tail
+    if (tail !== undefined) tail.next = p
+    else head = p
+    tail = p
+  }
   const sweep = () => {
     const now = performance.now()
-    while (head < queue.length && queue[head].at <= now) {
-      const p = queue[head++]
+    while (head !== undefined && head.at <= now) {
+      const p = head
+      unlink(p)
       if (!p.done) {
         p.done = true
         p.fail(`no answer within ${timeoutMs} ms`)
       }
-    }
-    if (head > 1024 && head * 2 > queue.length) {
-      queue = queue.slice(head)
-      head = 0
     }
   }
   const timer = setInterval(sweep, Math.max(1, Math.floor(timeoutMs / 2)))
   timer.unref()
   return {
     track: (fail: (reason: string) => void): Pending => {
-      const p: Pending = { at: performance.now() + timeoutMs, done: false, fail }
-      queue.push(p)
+      const p: Pending = { at: performance.now() + timeoutMs, done: false, prev: undefined, next: undefined, fail }
+      add(p)
       return p
     },
+    deadline: (): number => performance.now() + timeoutMs,
+    add,
+    /** marks `p` answered; false when it had already timed out (or was interrupted) */
+    settle: (p: Pending): boolean => {
+      if (p.done) return false
+      p.done = true
+      unlink(p)
+      return true
+    },
     close: () => clearInterval(timer)
+  }
+}
+
+interface CallContext {
+  readonly client: RedisClient
+  readonly sha: string
+  readonly script: string
+  readonly limit: number
+  readonly deadlines: ReturnType<typeof makeDeadlines>
+  readonly onFailure: (
+    key: string,
+    cost: number,
+    maxDelayMs: number,
+    error: StoreError
+  ) => Effect.Effect<RawDecision, StoreError>
+}
+
+/**
+ * One EVALSHA in flight: its own deadline entry, settled by the reply, the error or the sweep,
+ * whichever comes first. A class rather than closures, to keep the per-call garbage small.
+ */
+class EvalCall implements Pending {
+  readonly at: number
+  done = false
+  prev: Pending | undefined = undefined
+  next: Pending | undefined = undefined
+  constructor(
+    readonly context: CallContext,
+    readonly key: string,
+    readonly keys: ReadonlyArray<string>,
+    readonly args: ReadonlyArray<string>,
+    readonly cost: number,
+    readonly maxDelayMs: number,
+    readonly resume: (effect: Effect.Effect<RawDecision, StoreError>) => void
+  ) {
+    this.at = context.deadlines.deadline()
+  }
+  start(): void {
+    this.context.deadlines.add(this)
+    this.context.client.evalsha(this.context.sha, this.keys, this.args).then(
+      (reply) => this.reply(reply),
+      (cause) => this.retryOrFail(cause)
+    )
+  }
+  reply(reply: unknown): void {
+    if (this.context.deadlines.settle(this)) this.resume(Effect.succeed(fromReply(reply, this.context.limit)))
+  }
+  error(cause: unknown): void {
+    if (!this.context.deadlines.settle(this)) return
+    this.resume(this.context.onFailure(
+      this.key,
+      this.cost,
+      this.maxDelayMs,
+      new StoreError({ store: "redis", operation: "evalsha", reason: errorMessage(cause), cause }, true)
+    ))
+  }
+  retryOrFail(cause: unknown): void {
+    // the script cache was flushed (SCRIPT FLUSH, restart): load it again and retry once
+    if (this.done || !isNoScript(cause)) return this.error(cause)
+    const { client, script, sha } = this.context
+    client.scriptLoad(script).then(() => client.evalsha(sha, this.keys, this.args)).then(
+      (reply) => this.reply(reply),
+      (e) => this.error(e)
+    )
+  }
+  fail(reason: string): void {
+    this.resume(this.context.onFailure(
+      this.key,
+      this.cost,
+      this.maxDelayMs,
+      new StoreError({ store: "redis", operation: "evalsha", reason }, true)
+    ))
   }
 }
 
@@ -222,38 +320,24 @@ export const make = (
         )
         run().then(
           (value) => {
-            if (pending.done) {
-              return
+            if (deadlines.settle(pending)) {
+              resume(Effect.succeed(value))
             }
-            pending.done = true
-            resume(Effect.succeed(value))
           },
           (cause) => {
-            if (pending.done) {
+            if (!deadlines.settle(pending)) {
               return
             }
-            pending.done = true
             resume(Effect.fail(new StoreError({ store: "redis", operation, reason: errorMessage(cause), cause }, true)))
           }
         )
         return Effect.sync(() => {
-          pending.done = true
+          deadlines.settle(pending)
         })
       })
 
-    const evalsha = (sha: string, script: string, key: string, args: ReadonlyArray<string>): Promise<unknown> => {
-      const keys = [key]
-      return client.evalsha(sha, keys, args).catch((e) => {
-        if (!isNoScript(e)) {
-          throw e
-        }
-        return client.scriptLoad(script).then(() =>
-          client.evalsha(sha, keys, args)
-        )
-      })
-    }
-
-    const ping = call("ping", () => client.ping())
+    const ping: Effect.Effect<unknown, StoreError> = call("ping", () =>
+      client.ping())
     if (o.onError === "local-fallback") {
       const check = Effect.suspend(() => {
         if (healthy) return Effect.void
@@ -319,36 +403,20 @@ export const make = (
             }
           }
         }
+        const context: CallContext = {
+          client,
+          sha: theSha,
+          script,
+          limit,
+          deadlines,
+          onFailure
+        }
         const stepper: Stepper = (key, cost, maxDelayMs) => {
           if (local !== undefined && !healthy) return localStep(key, cost, maxDelayMs)
-          const redisKey = keyPrefix + key + "}"
+          const keys = [keyPrefix + key + "}"]
           const args = argsFor(cost, maxDelayMs)
           return Effect.async<RawDecision, StoreError>((resume) => {
-            const pending = deadlines.track((reason) => {
-              resume(
-                onFailure(key, cost, maxDelayMs, new StoreError({ store: "redis", operation: "evalsha", reason }, true))
-              )
-            })
-            evalsha(theSha, script, redisKey, args).then(
-              (reply) => {
-                if (pending.done) return
-                pending.done = true
-                resume(Effect.succeed(fromReply(reply, limit)))
-              },
-              (cause) => {
-                if (pending.done) return
-                pending.done = true
-                resume(onFailure(
-                  key,
-                  cost,
-                  maxDelayMs,
-                  new StoreError({ store: "redis", operation: "evalsha", reason: errorMessage(cause), cause }, true)
-                ))
-              }
-            )
-            return Effect.sync(() => {
-              pending.done = true
-            })
+            new EvalCall(context, key, keys, args, cost, maxDelayMs, resume).start()
           })
         }
         return stepper
@@ -359,7 +427,8 @@ export const make = (
 
 /**
  * Connects a node-redis client for `url`, configured for a rate-limit store: no offline queue
- * (calls fail at once while disconnected) and quick reconnects. Closed with the scope.
+ * (calls fail at once while disconnected), no per-command timer of its own (the store's timeout
+ * covers every call) and quick reconnects. Closed with the scope.
  *
  * @since 0.1.0
  * @category constructors
@@ -372,10 +441,22 @@ export const connect = (
   return Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
+        let connected = false
         const client = createClient({
           url,
           disableOfflineQueue: true,
-          socket: { connectTimeout, reconnectStrategy: (retries: number) => Math.min(20 * (retries + 1), 200) }
+          // the store times calls out itself with one shared timer; node-redis's own default (5 s) arms an
+          // AbortSignal timer per command, which costs more than the rest of the call
+          commandOptions: { timeout: 0 },
+          socket: {
+            connectTimeout,
+            // at start-up give up after a few attempts (the layer fails); later, keep reconnecting
+            reconnectStrategy: (retries: number, cause: Error) =>
+              !connected && retries >= 3 ? cause : Math.min(20 * (retries + 1), 200)
+          }
+        })
+        client.on("ready", () => {
+          connected = true
         })
         client.on("error", () => {
           // reconnects are automatic; failures surface on the calls
@@ -407,9 +488,10 @@ export const connect = (
  * @category layers
  * @example
  * ```ts
- * import { Layer } from "effect"
+ * import { Context, Layer } from "effect"
  * import { RateLimiter, RedisStore } from "effect-resilience"
  *
+ * class ApiLimiter extends Context.Tag("app/ApiLimiter")<ApiLimiter, RateLimiter.RateLimiter>() {}
  * const Limits = RateLimiter.layer(ApiLimiter, {
  *   name: "api",
  *   algorithm: RateLimiter.tokenBucket({ rate: 100, burst: 200 })

@@ -2,6 +2,8 @@
  * The Redis store against a real redis-server started on a free loopback port.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -188,6 +190,58 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
       const ttl = yield* Effect.promise(() => raw.pTTL(`odd:odd:{${weird}}`))
       expect(ttl).toBeGreaterThan(0)
       expect(ttl).toBeLessThanOrEqual(60_000)
+    })))
+
+  it("wait mode and reservations run on the Redis clock", () =>
+    run(Effect.gen(function*() {
+      const context = yield* Layer.build(RedisStore.layer({ url: server.url, prefix: "wait:" }))
+      const window = yield* RateLimiter.make({
+        name: "w",
+        algorithm: RateLimiter.fixedWindow({ limit: 1, window: "150 millis" }),
+        onExceeded: "wait",
+        maxWait: "1 second"
+      }).pipe(Effect.provide(context))
+      yield* window.acquire("k")
+      const started = performance.now()
+      yield* window.acquire("k") // sleeps until the window ends
+      const waited = performance.now() - started
+      expect(waited).toBeGreaterThan(100)
+      expect(waited).toBeLessThan(1000)
+      const gcra = yield* RateLimiter.make({
+        name: "g",
+        algorithm: RateLimiter.gcra({ limit: 10, period: "1 second", burst: 1 })
+      }).pipe(Effect.provide(context))
+      yield* gcra.take("k")
+      const r = yield* gcra.reserve("k")
+      expect(Duration.toMillis(r.delay)).toBeGreaterThan(50)
+      expect(Duration.toMillis(r.delay)).toBeLessThanOrEqual(100)
+      yield* r.cancel
+      const again = yield* gcra.reserve("k")
+      expect(Duration.toMillis(again.delay)).toBeLessThanOrEqual(100) // the cancelled slot was given back
+    })))
+
+  it("layerConfig reads the url and options from the config provider", () =>
+    run(Effect.gen(function*() {
+      const provider = ConfigProvider.fromMap(
+        new Map([
+          ["RATE_LIMIT_REDIS_URL", server.url],
+          ["RATE_LIMIT_REDIS_PREFIX", "cfg:"],
+          ["RATE_LIMIT_REDIS_ON_ERROR", "fail-closed"]
+        ])
+      )
+      const limiter = yield* limiterOn(
+        RedisStore.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(provider))),
+        "cfg",
+        RateLimiter.fixedWindow({ limit: 2, window: "1 minute" })
+      )
+      expect((yield* limiter.take("k")).code).toBe("Allowed")
+      expect(yield* Effect.promise(() => raw.exists("cfg:cfg:{k}"))).toBe(1)
+      const missingUrl = yield* Effect.flip(
+        Layer.build(
+          RedisStore.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map()))))
+        )
+      )
+      expect(ConfigError.isConfigError(missingUrl) && ConfigError.isMissingDataOnly(missingUrl)).toBe(true)
     })))
 
   it("works through the ioredis adapter", () =>
