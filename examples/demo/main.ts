@@ -174,6 +174,15 @@ const program = Effect.gen(function*() {
   return result
 }).pipe(
   Effect.scoped,
+  Effect.catchAll((error) =>
+    Effect.sync(() => {
+      const message = typeof error === "object" && error !== null && "message" in error
+        ? String(error.message)
+        : String(error)
+      console.error(`the demo could not run: ${message}`)
+      process.exitCode = 1
+    })
+  ),
   Effect.onInterrupt(() => Effect.sync(() => console.log("shut down cleanly"))),
   Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
   Logger.withMinimumLogLevel(LogLevel.Info)
