@@ -35,6 +35,7 @@ import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Schema from "effect/Schema"
 import type { InvalidOptionsError } from "./Errors.js"
 import { RetryableError } from "./Errors.js"
+import * as internalDeadline from "./internal/deadline.js"
 import * as Options from "./internal/options.js"
 import * as internalBudget from "./internal/retryBudget.js"
 import * as transient from "./internal/transient.js"
@@ -99,13 +100,14 @@ export const markRetryable: {
 
 /**
  * How long a failure asks the caller to wait: the `retryAfter` of a toolkit rejection or a
- * `RetryableError`, or the `Retry-After` header of an HTTP response error.
+ * `RetryableError`, or the `Retry-After` header of an HTTP response error (delta seconds; an
+ * HTTP-date header is read only when `now`, the current Clock time in millis, is given).
  *
  * @since 0.1.0
  * @category getters
  */
-export const retryAfter = (u: unknown): Option.Option<Duration.Duration> => {
-  const millis = transient.retryAfterMillis(u)
+export const retryAfter = (u: unknown, now?: number): Option.Option<Duration.Duration> => {
+  const millis = transient.retryAfterMillis(u, now)
   return millis === undefined ? Option.none() : Option.some(Duration.millis(millis))
 }
 
@@ -265,9 +267,20 @@ export interface PolicyOptions<Out, E, R, R2> {
   readonly name?: string | undefined
   /** a shared budget each retry must draw from; when it is spent the failure is returned at once */
   readonly budget?: RetryBudget | undefined
+  /**
+   * inside a `Timeout.deadline` (or `within`), skip a retry whose delay would end at or past the
+   * deadline and return the failure at once instead of sleeping into a timeout (default `true`)
+   */
+  readonly respectDeadline?: boolean | undefined
 }
 
-const RetriesTotal = Metric.counter("resilience_retries_total", {
+/**
+ * `resilience_retries_total{name}`: retries performed by policies named `name`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const retriesTotal: Metric.Metric.Counter<number> = Metric.counter("resilience_retries_total", {
   description: "retries performed",
   incremental: true
 })
@@ -277,6 +290,11 @@ const describeError = (error: unknown): string => {
     const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
     const message = "message" in error && typeof error.message === "string" ? error.message : undefined
     if (tag !== undefined || message !== undefined) return [tag, message].filter(Boolean).join(": ")
+    try {
+      return JSON.stringify(error) ?? String(error)
+    } catch {
+      return String(error)
+    }
   }
   return String(error)
 }
@@ -284,7 +302,8 @@ const describeError = (error: unknown): string => {
 /**
  * A retry policy for `Effect.retry`: `schedule` decides the delays and the attempt count,
  * `while` which failures are retried (default `isTransient`), `budget` whether the fleet may
- * afford another retry. Before each retry the policy counts `resilience_retries_total{name}`,
+ * afford another retry; inside a deadline, a retry that could not start before the deadline is
+ * not taken (the failure is returned at once). Before each retry the policy counts `resilience_retries_total{name}`,
  * logs at info with the attempt, delay and error as annotations, and runs `onRetry`.
  *
  * @example
@@ -313,47 +332,64 @@ export const policy = <Out, E = unknown, R = never, R2 = never>(
   const name = options.name ?? "default"
   const budget = options.budget
   const onRetry = options.onRetry
-  const retries = Metric.tagged(RetriesTotal, "name", name)
+  const respectDeadline = options.respectDeadline ?? true
+  const retries = Metric.tagged(retriesTotal, "name", name)
   const exhausted = Metric.tagged(BudgetExhaustedTotal, "name", budget?.name ?? name)
   return Schedule.makeWithState(
     [schedule.initial, 0] as readonly [unknown, number],
     (now, input: E, [state, attempt]) =>
-      Effect.flatMap(schedule.step(now, input, state), ([next, out, decision]) => {
-        const nextState = [next, attempt + 1] as const
-        if (ScheduleDecision.isDone(decision) || !predicate(input)) {
-          return Effect.succeed([nextState, out, ScheduleDecision.done] as const)
-        }
-        if (budget !== undefined && !budget.unsafeTryAcquire(now)) {
-          return Effect.as(
-            Effect.zipRight(
-              Metric.increment(exhausted),
-              Effect.logDebug("retry budget exhausted").pipe(
-                Effect.annotateLogs({ "retry.name": name, "retry.budget": budget.name })
+      Effect.flatMap(schedule.step(now, input, state), ([next, out, decision]) =>
+        Effect.withFiberRuntime((fiber) => {
+          const nextState = [next, attempt + 1] as const
+          if (ScheduleDecision.isDone(decision) || !predicate(input)) {
+            return Effect.succeed([nextState, out, ScheduleDecision.done] as const)
+          }
+          const delayMillis = ScheduleIntervals.start(decision.intervals) - now
+          if (respectDeadline) {
+            const deadline = fiber.getFiberRef(internalDeadline.currentDeadline)
+            if (internalDeadline.pastDeadline(deadline, now, delayMillis)) {
+              return Effect.as(
+                Effect.logDebug("retry skipped: the deadline ends before it").pipe(
+                  Effect.annotateLogs({
+                    "retry.name": name,
+                    "retry.delay": Duration.format(Duration.millis(delayMillis))
+                  })
+                ),
+                [nextState, out, ScheduleDecision.done] as const
               )
-            ),
-            [nextState, out, ScheduleDecision.done] as const
+            }
+          }
+          if (budget !== undefined && !budget.unsafeTryAcquire(now)) {
+            return Effect.as(
+              Effect.zipRight(
+                Metric.increment(exhausted),
+                Effect.logDebug("retry budget exhausted").pipe(
+                  Effect.annotateLogs({ "retry.name": name, "retry.budget": budget.name })
+                )
+              ),
+              [nextState, out, ScheduleDecision.done] as const
+            )
+          }
+          const info: RetryInfo<E> = {
+            name,
+            attempt: attempt + 1,
+            delay: Duration.millis(delayMillis),
+            error: input
+          }
+          const announce = Effect.zipRight(
+            Metric.increment(retries),
+            Effect.logInfo("retrying").pipe(
+              Effect.annotateLogs({
+                "retry.name": name,
+                "retry.attempt": info.attempt,
+                "retry.delay": Duration.format(info.delay),
+                "retry.error": describeError(input)
+              })
+            )
           )
-        }
-        const info: RetryInfo<E> = {
-          name,
-          attempt: attempt + 1,
-          delay: Duration.millis(ScheduleIntervals.start(decision.intervals) - now),
-          error: input
-        }
-        const announce = Effect.zipRight(
-          Metric.increment(retries),
-          Effect.logInfo("retrying").pipe(
-            Effect.annotateLogs({
-              "retry.name": name,
-              "retry.attempt": info.attempt,
-              "retry.delay": Duration.format(info.delay),
-              "retry.error": describeError(input)
-            })
-          )
-        )
-        const all = onRetry === undefined ? announce : Effect.zipRight(announce, onRetry(info))
-        return Effect.as(all, [nextState, out, decision] as const)
-      })
+          const all = onRetry === undefined ? announce : Effect.zipRight(announce, onRetry(info))
+          return Effect.as(all, [nextState, out, decision] as const)
+        }))
   )
 }
 
@@ -365,10 +401,10 @@ export const policy = <Out, E = unknown, R = never, R2 = never>(
  * @category combinators
  */
 export const retry: {
-  <Out, E, R, R2>(
+  <Out, E, R = never, R2 = never>(
     options: PolicyOptions<Out, NoInfer<E>, R, R2>
   ): <A, R3>(self: Effect.Effect<A, E, R3>) => Effect.Effect<A, E, R | R2 | R3>
-  <A, E, R3, Out, R, R2>(
+  <A, E, R3, Out, R = never, R2 = never>(
     self: Effect.Effect<A, E, R3>,
     options: PolicyOptions<Out, NoInfer<E>, R, R2>
   ): Effect.Effect<A, E, R | R2 | R3>
@@ -380,10 +416,29 @@ export const retry: {
   ): Effect.Effect<A, E, R | R2 | R3> => {
     const schedule = policy(options)
     const budget = options.budget
-    if (budget === undefined) return Effect.retry(self, schedule)
+    const retried = retryAfterFailure(self, schedule)
+    if (budget === undefined) return retried
     return Effect.clockWith((clock) => {
       budget.unsafeRecordRequest(clock.unsafeCurrentTimeMillis())
-      return Effect.retry(self, schedule)
+      return retried
     })
   }
 )
+
+/**
+ * `Effect.retry` that builds the schedule driver only after a first failure, so the success
+ * path costs one `catchAll`.
+ */
+const retryAfterFailure = <A, E, R, Out, R2>(
+  self: Effect.Effect<A, E, R>,
+  schedule: Schedule.Schedule<Out, E, R2>
+): Effect.Effect<A, E, R | R2> =>
+  Effect.catchAll(self, (first) =>
+    Effect.flatMap(Schedule.driver(schedule), (driver) => {
+      const loop = (error: E): Effect.Effect<A, E, R | R2> =>
+        Effect.matchEffect(driver.next(error), {
+          onFailure: () => Effect.fail(error),
+          onSuccess: () => Effect.catchAll(self, loop)
+        })
+      return loop(first)
+    }))

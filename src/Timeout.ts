@@ -3,9 +3,13 @@
  * `deadline(total)` (or an outer `within`) every nested `within` is clamped to what is left, so a
  * request with 30 s for everything cannot give its database call 5 s when only 2 s remain.
  *
- * The budget travels in a `FiberRef`, so fibers forked by the work inherit it. Each level arms
- * exactly one timer, and removes it when the work ends first; the work runs in a child fiber that
- * is interrupted — finalizers included — when its time is up.
+ * The budget travels in a `FiberRef`, so fibers forked by the work inherit it. The work runs on
+ * a fiber of its own, started at once with the caller's context, runtime flags and fiber refs
+ * (and fiber-ref changes flow back on success, as with `Fiber.join`); the caller waits for it,
+ * and interrupts it if the caller itself is interrupted. Work that completes synchronously is done
+ * before any timer is armed. Otherwise each level arms exactly one timer and removes it when the
+ * work ends first; when time is up the work is interrupted and its finalizers have run before the
+ * `TimeoutError` is returned.
  *
  * Time comes from the `Clock` service: with the live clock the timer is a callback on the
  * clock's own scheduler (no extra fiber); with any other clock — `TestClock` included — it is a
@@ -29,14 +33,17 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import { InvalidOptionsError, TimeoutError } from "./Errors.js"
 import * as internal from "./internal/deadline.js"
 import { parseDurationInput } from "./internal/options.js"
@@ -48,10 +55,7 @@ import { parseDurationInput } from "./internal/options.js"
  * @since 0.1.0
  * @category fiber refs
  */
-export const currentDeadline: FiberRef.FiberRef<number> = FiberRef.unsafeMake(Infinity, {
-  fork: (parent) => parent,
-  join: (parent) => parent
-})
+export const currentDeadline: FiberRef.FiberRef<number> = internal.currentDeadline
 
 /**
  * Options of `within` and `deadline`.
@@ -103,6 +107,8 @@ interface LiveScheduler {
 }
 
 /** The live clock exposes its timer scheduler; test clocks do not. */
+const ClockTag = Clock.Clock
+
 const schedulerOf = (clock: Clock.Clock): LiveScheduler | undefined => {
   const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
   if (typeof scheduler !== "function") return undefined
@@ -123,67 +129,73 @@ const timedOut = (prepared: Prepared, millis: number): Effect.Effect<never, Time
     )
   )
 
+/**
+ * Starts `self` at once on a fiber of its own (so it can be interrupted without touching the
+ * caller), with the caller's context, flags and fiber refs plus the tighter deadline. Work that
+ * completes synchronously is finished before a timer is even armed.
+ */
 const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.Effect<A, E | TimeoutError, R> =>
-  Effect.clockWith((clock) =>
-    Effect.withFiberRuntime<A, E | TimeoutError, R>((parent) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const deadline = parent.getFiberRef(currentDeadline)
-      const effective = internal.clamp(prepared.millis, deadline, now)
-      if (effective === Infinity) return self
-      if (effective <= 0) return timedOut(prepared, Math.max(0, effective))
-      const inner = internal.nested(deadline, now, effective)
-      const scheduler = schedulerOf(clock)
-      return Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(
-          Effect.fork(Effect.zipRight(FiberRef.set(currentDeadline, inner), restore(self))),
-          (work): Effect.Effect<A, E | TimeoutError, R> => {
-            let expired = false
-            const onExit = (exit: Exit.Exit<A, E>): Effect.Effect<A, E | TimeoutError> =>
-              Exit.isSuccess(exit)
-                ? Effect.zipRight(Fiber.inheritAll(work), exit)
-                : expired && Cause.isInterrupted(exit.cause)
-                ? timedOut(prepared, effective)
-                : exit
-            if (scheduler !== undefined) {
-              return Effect.async<A, E | TimeoutError>((resume) => {
-                const cancel = scheduler.unsafeSchedule(() => {
-                  expired = true
-                  work.unsafeInterruptAsFork(parent.id())
-                }, Duration.millis(effective))
-                work.addObserver((exit) => {
-                  if (!expired) cancel()
-                  resume(onExit(exit))
-                })
-                return Effect.suspend(() => {
-                  cancel()
-                  return Fiber.interrupt(work)
-                })
-              })
-            }
-            return Effect.flatMap(
-              Effect.fork(Effect.interruptible(
-                Effect.zipRight(
-                  clock.sleep(Duration.millis(effective)),
-                  Effect.sync(() => {
-                    expired = true
-                    work.unsafeInterruptAsFork(parent.id())
-                  })
-                )
-              )),
-              (timer) =>
-                Effect.onInterrupt(
-                  Effect.flatMap(
-                    restore(Fiber.await(work)),
-                    (exit) => Effect.zipRight(Fiber.interrupt(timer), onExit(exit))
-                  ),
-                  () => Effect.zipRight(Fiber.interrupt(timer), Fiber.interrupt(work))
-                )
-            )
-          }
-        )
-      )
+  Effect.withFiberRuntime<A, E | TimeoutError, R>((parent, status) => {
+    const clock = Context.get(parent.currentDefaultServices, ClockTag)
+    const now = clock.unsafeCurrentTimeMillis()
+    const deadline = parent.getFiberRef(currentDeadline)
+    const effective = internal.clamp(prepared.millis, deadline, now)
+    if (effective === Infinity) return self
+    if (effective <= 0) return timedOut(prepared, Math.max(0, effective))
+    const parentId = parent.id()
+    const runtime = Runtime.make({
+      context: parent.currentContext as Context.Context<R>,
+      runtimeFlags: status.runtimeFlags,
+      fiberRefs: FiberRefs.updateAs(parent.getFiberRefs(), {
+        fiberId: parentId,
+        fiberRef: currentDeadline,
+        value: internal.nested(deadline, now, effective)
+      })
     })
-  )
+    const scheduler = schedulerOf(clock)
+    const timeout = Duration.millis(effective)
+    const work = Runtime.runFork(runtime, self)
+    const early = work.unsafePoll()
+    // synchronous work is done already: no timer, no suspension of the caller
+    if (early !== null) return join(work, early)
+    // until the wait below is registered, stop the work if the caller ends first
+    const orphaned = () => work.unsafeInterruptAsFork(parentId)
+    parent.addObserver(orphaned)
+    return Effect.async<A, E | TimeoutError>((resume) => {
+      parent.removeObserver(orphaned)
+      let expired = false
+      const expire = () => {
+        expired = true
+        work.unsafeInterruptAsFork(parentId)
+      }
+      const onExit = (exit: Exit.Exit<A, E>): Effect.Effect<A, E | TimeoutError> =>
+        expired && Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
+          ? timedOut(prepared, effective)
+          : join(work, exit)
+      if (scheduler !== undefined) {
+        const cancel = scheduler.unsafeSchedule(expire, timeout)
+        work.addObserver((exit) => {
+          if (!expired) cancel()
+          resume(onExit(exit))
+        })
+        return Effect.suspend(() => {
+          cancel()
+          return Fiber.interrupt(work)
+        })
+      }
+      // any other clock (TestClock): the timer is a fiber sleeping on the clock
+      const timer = Runtime.runFork(
+        runtime,
+        Effect.interruptible(Effect.zipRight(clock.sleep(timeout), Effect.sync(expire)))
+      )
+      work.addObserver((exit) => resume(Effect.zipRight(Fiber.interrupt(timer), onExit(exit))))
+      return Effect.zipRight(Fiber.interrupt(timer), Fiber.interrupt(work))
+    })
+  })
+
+/** The work's result, with the fiber refs it changed flowing back to the caller (as `Fiber.join` does). */
+const join = <A, E>(work: Fiber.RuntimeFiber<A, E>, exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
+  Exit.isSuccess(exit) ? Effect.zipRight(Fiber.inheritAll(work), exit) : exit
 
 const isOptionsFirst = (args: ReadonlyArray<unknown>) => Effect.isEffect(args[0])
 

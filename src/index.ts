@@ -110,3 +110,40 @@ export * as Health from "./Health.js"
  * @since 0.1.0
  */
 export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
+ * Backoff schedules for `Effect.retry`: constant, linear, exponential, fibonacci and decorrelated
+ * jitter, with `jitter`, `upTo` (attempts), `maxElapsed` and `respectRetryAfter`.
+ *
+ * @since 0.1.0
+ */
+export * as Backoff from "./Backoff.js"
+
+/**
+ * Retry predicates (`isTransient`), the `RetryableError` wrapper, retry policies with logging and
+ * metrics, and a shared retry budget.
+ *
+ * @since 0.1.0
+ */
+export * as Retry from "./Retry.js"
+
+/**
+ * Timeouts that interrupt the work, and deadline budgets that clamp every nested timeout.
+ *
+ * @since 0.1.0
+ */
+export * as Timeout from "./Timeout.js"
+
+/**
+ * Typed fallbacks: `orElse` for selected errors, ordered chains of alternatives, a last-resort default.
+ *
+ * @since 0.1.0
+ */
+export * as Fallback from "./Fallback.js"
+
+/**
+ * Hedged requests: speculative extra attempts when the first one is slow; first success wins.
+ *
+ * @since 0.1.0
+ */
+export * as Hedge from "./Hedge.js"

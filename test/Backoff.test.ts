@@ -124,6 +124,18 @@ describe("Backoff.jitter", () => {
     }))
 })
 
+describe("Backoff randomness comes from the Random service", () => {
+  it.effect("the same seed gives the same jittered delays", () =>
+    Effect.gen(function*() {
+      const schedule = Backoff.exponential({ base: "100 millis", jitter: "full" })
+      const a = yield* delays(schedule, 10).pipe(Effect.withRandom(Random.make("seed-1")))
+      const b = yield* delays(schedule, 10).pipe(Effect.withRandom(Random.make("seed-1")))
+      const c = yield* delays(schedule, 10).pipe(Effect.withRandom(Random.make("seed-2")))
+      expect(a).toEqual(b)
+      expect(a).not.toEqual(c)
+    }))
+})
+
 describe("Backoff.upTo counts attempts", () => {
   it.effect("upTo(3) runs the effect three times in total (two retries)", () =>
     Effect.gen(function*() {

@@ -7,6 +7,7 @@ import {
   Effect,
   Exit,
   Fiber,
+  FiberRef,
   Metric,
   Option,
   Ref,
@@ -43,6 +44,8 @@ describe("Timeout.within", () => {
       )
       yield* TestClock.adjust("999 millis")
       expect(yield* Ref.get(finalized)).toBe(false)
+      // the work and its timer are alive and seen by the supervisor
+      expect((yield* supervisor.value).length).toBe(2)
       yield* TestClock.adjust("1 millis")
       const error = failureOf(yield* Fiber.await(fiber))
       expect(error).toBeInstanceOf(TimeoutError)
@@ -65,6 +68,19 @@ describe("Timeout.within", () => {
       )
       expect(failed).toBe("boom")
       expect(yield* supervisor.value).toEqual([])
+    }))
+
+  it.effect("fiber refs set by the work flow back to the caller; the deadline does not", () =>
+    Effect.gen(function*() {
+      const ref = FiberRef.unsafeMake("before")
+      const fiber = yield* Effect.fork(
+        Effect.gen(function*() {
+          yield* FiberRef.set(ref, "set inside")
+          yield* Effect.sleep("10 millis")
+        }).pipe(Timeout.within("1 second"), Effect.zipRight(Effect.all([FiberRef.get(ref), remainingMillis])))
+      )
+      yield* TestClock.adjust("10 millis")
+      expect(yield* Fiber.join(fiber)).toEqual(["set inside", Option.none()])
     }))
 
   it.effect("keeps the work's own failure and defects", () =>
@@ -114,8 +130,12 @@ describe("Timeout.within", () => {
       const tasks: Array<{ task: () => void; millis: number; cancelled: boolean }> = []
       const clock = fakeLiveClock(tasks)
       const supervisor = yield* Supervisor.track
-      // fast work: the timer is armed, then cancelled
+      // synchronous work finishes before any timer is armed
       expect(yield* Effect.succeed(1).pipe(Timeout.within("2 seconds"), Effect.withClock(clock))).toBe(1)
+      expect(tasks).toEqual([])
+      // asynchronous work that ends in time: the timer is armed, then cancelled
+      const fast = Effect.zipRight(Effect.yieldNow(), Effect.succeed(2))
+      expect(yield* fast.pipe(Timeout.within("2 seconds"), Effect.withClock(clock))).toBe(2)
       expect(tasks.map((t) => [t.millis, t.cancelled])).toEqual([[2000, true]])
       // slow work: firing the timer interrupts it
       const finalized = yield* Ref.make(false)
@@ -239,6 +259,20 @@ describe("Timeout.deadline", () => {
       yield* TestClock.adjust("5 seconds")
       yield* Fiber.await(fiber)
       expect(yield* Ref.get(started)).toBe(false)
+    }))
+
+  it.effect("remaining shrinks as the clock advances", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        Effect.gen(function*() {
+          const first = yield* remainingMillis
+          yield* Effect.sleep("4 seconds")
+          const second = yield* remainingMillis
+          return [first, second]
+        }).pipe(Timeout.deadline("10 seconds"))
+      )
+      yield* TestClock.adjust("4 seconds")
+      expect(yield* Fiber.join(fiber)).toEqual([Option.some(10_000), Option.some(6_000)])
     }))
 
   it.effect("a nested deadline cannot extend the budget; child fibers inherit it", () =>

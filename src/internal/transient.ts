@@ -83,10 +83,14 @@ export const isTransient = (u: unknown): boolean => {
   return isNetworkError(u)
 }
 
-/** Parses an HTTP `Retry-After` header: delta seconds, or an HTTP date relative to `now`. */
-export const parseRetryAfterHeader = (value: string, now: number): number | undefined => {
+/**
+ * Parses an HTTP `Retry-After` header: delta seconds, or an HTTP date relative to `now` (Clock
+ * millis; a date cannot be read without it).
+ */
+export const parseRetryAfterHeader = (value: string, now: number | undefined): number | undefined => {
   const trimmed = value.trim()
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000
+  if (now === undefined) return undefined
   const date = Date.parse(trimmed)
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }
@@ -95,7 +99,7 @@ export const parseRetryAfterHeader = (value: string, now: number): number | unde
  * How long `u` asks the caller to wait, in millis: a `retryAfter` Duration on the error (every
  * rejection of this toolkit, `RetryableError`), or the `Retry-After` header of an HTTP response error.
  */
-export const retryAfterMillis = (u: unknown, now = 0): number | undefined => {
+export const retryAfterMillis = (u: unknown, now?: number): number | undefined => {
   if (Predicate.hasProperty(u, "retryAfter") && Duration.isDuration(u.retryAfter)) {
     return Duration.toMillis(u.retryAfter)
   }
