@@ -32,24 +32,24 @@ import {
   PositiveInt,
   PositiveNumber
 } from "./internal/options.js"
-import type { Definition, Kind, PeriodCode, RawDecision } from "./internal/ratelimit/core.js"
+import type * as Core from "./internal/ratelimit/core.js"
+import type { Definition, Kind, RawDecision } from "./internal/ratelimit/core.js"
 import * as FixedWindow from "./internal/ratelimit/fixedWindow.js"
 import * as Gcra from "./internal/ratelimit/gcra.js"
 import * as SlidingCounter from "./internal/ratelimit/slidingCounter.js"
 import * as SlidingLog from "./internal/ratelimit/slidingLog.js"
 import * as TokenBucket from "./internal/ratelimit/tokenBucket.js"
+import type { Stepper } from "./RateLimiterStore.js"
 import { RateLimiterStore } from "./RateLimiterStore.js"
 
-export type {
-  /**
-   * go-zero's period codes, reported by the fixed window: `Allowed` below the quota, `HitQuota`
-   * for the request that reaches it (the last one admitted), `OverQuota` above.
-   *
-   * @since 0.1.0
-   * @category models
-   */
-  PeriodCode
-} from "./internal/ratelimit/core.js"
+/**
+ * go-zero's period codes, reported by the fixed window: `Allowed` below the quota, `HitQuota`
+ * for the request that reaches it (the last one admitted), `OverQuota` above.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PeriodCode = Core.PeriodCode
 
 /**
  * The answer for one request.
@@ -96,7 +96,10 @@ export interface Reservation {
 export interface RateLimiter {
   readonly name: string
   readonly algorithm: Algorithm
-  /** Takes `cost` (default 1) for `key` and reports the decision; never waits. */
+  /**
+   * Takes `cost` (a whole number ≥ 0, default 1) for `key` and reports the decision; never waits.
+   * Fails only for a cost above the capacity (`RateLimitedError`) or a store failure.
+   */
   readonly take: (key: string, cost?: number) => Effect.Effect<Decision, StoreError | RateLimitedError>
   /** Admits `cost` for `key` or fails (`onExceeded: "fail"`), or waits until admitted (`"wait"`). */
   readonly acquire: (key: string, cost?: number) => Effect.Effect<void, StoreError | RateLimitedError>
@@ -322,7 +325,7 @@ const makeWith = (
   name: string,
   algorithm: Algorithm,
   def: Definition,
-  run: (key: string, cost: number, maxDelayMs: number) => Effect.Effect<RawDecision, StoreError>,
+  run: Stepper,
   config: {
     readonly onExceeded: "fail" | "wait"
     readonly maxWaitMs: number
@@ -334,14 +337,7 @@ const makeWith = (
   const countAllowed = () => allowedTotal.unsafeUpdate(1, labels)
   const countExceeded = () => exceededTotal.unsafeUpdate(1, labels)
 
-  const toDecision = (raw: RawDecision): Decision => ({
-    allowed: raw.allowed,
-    limit: raw.limit,
-    remaining: raw.remaining,
-    retryAfter: raw.retryAfterMs === 0 ? Duration.zero : toDuration(raw.retryAfterMs),
-    resetAfter: raw.resetAfterMs === 0 ? Duration.zero : toDuration(raw.resetAfterMs),
-    code: raw.code
-  })
+  const toDecision = (raw: RawDecision): Decision => new DecisionImpl(raw)
   const toError = (key: string, raw: RawDecision): RateLimitedError =>
     new RateLimitedError({
       limiter: name,
@@ -362,24 +358,51 @@ const makeWith = (
       )
     })
 
+  const decided = (raw: RawDecision): Decision => {
+    if (raw.allowed) countAllowed()
+    else countExceeded()
+    return toDecision(raw)
+  }
+  const admitted = (key: string, raw: RawDecision): Effect.Effect<void, RateLimitedError> => {
+    if (raw.allowed) {
+      countAllowed()
+      return Effect.void
+    }
+    countExceeded()
+    return Effect.fail(toError(key, raw))
+  }
+  // stores that decide in-process: one clock read, the step, and a single resulting effect
+  const unsafeStep = run.unsafeStep
+
+  // a cost above the capacity can never be admitted: fail at once; a cost that is not a whole number ≥ 0 is a bug
+  const badCost = (key: string, cost: number): Effect.Effect<never, RateLimitedError> =>
+    cost > capacity && Number.isSafeInteger(cost)
+      ? tooCostly(key)
+      : Effect.die(
+        new InvalidOptionsError({
+          module: "RateLimiter",
+          option: "cost",
+          value: cost,
+          reason: "expected a whole number ≥ 0"
+        })
+      )
+
   const take = (key: string, cost: number = 1): Effect.Effect<Decision, StoreError | RateLimitedError> => {
-    if (!(cost <= capacity)) return tooCostly(key)
-    return Effect.map(run(key, cost, 0), (raw) => {
-      if (raw.allowed) countAllowed()
-      else countExceeded()
-      return toDecision(raw)
-    })
+    if (!(cost <= capacity && cost >= 0 && cost % 1 === 0)) return badCost(key, cost)
+    if (unsafeStep !== undefined) {
+      return Effect.clockWith((clock) =>
+        Effect.succeed(decided(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
+      )
+    }
+    return Effect.map(run(key, cost, 0), decided)
   }
 
-  const acquireFail = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> =>
-    Effect.flatMap(run(key, cost, 0), (raw) => {
-      if (raw.allowed) {
-        countAllowed()
-        return Effect.void
-      }
-      countExceeded()
-      return Effect.fail(toError(key, raw))
-    })
+  const acquireFail = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> => {
+    if (unsafeStep !== undefined) {
+      return Effect.clockWith((clock) => admitted(key, unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
+    }
+    return Effect.flatMap(run(key, cost, 0), (raw) => admitted(key, raw))
+  }
 
   // what the caller may wait: min(maxWait, deadline left)
   const budget: Effect.Effect<number> = Effect.map(config.deadline, (left) => {
@@ -420,7 +443,7 @@ const makeWith = (
     })
 
   const acquire = (key: string, cost: number = 1): Effect.Effect<void, StoreError | RateLimitedError> => {
-    if (!(cost <= capacity)) return tooCostly(key)
+    if (!(cost <= capacity && cost >= 0 && cost % 1 === 0)) return badCost(key, cost)
     return config.onExceeded === "fail" ? acquireFail(key, cost) : acquireWait(key, cost)
   }
 
@@ -441,7 +464,7 @@ const makeWith = (
         })
       )
     }
-    if (!(cost <= capacity)) return tooCostly(key)
+    if (!(cost <= capacity && cost >= 0 && cost % 1 === 0)) return badCost(key, cost)
     const maxDelayMs = maxDelay === undefined ? Infinity : ms(Duration.decode(maxDelay))
     return Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.flatMap(run(key, cost, maxDelayMs), (raw) => {
@@ -464,8 +487,44 @@ const makeWith = (
   return { name, algorithm, take, acquire, protect, reserve }
 }
 
+/**
+ * A decision whose durations are built only when read: most callers look at `allowed` alone.
+ */
+class DecisionImpl implements Decision {
+  readonly allowed: boolean
+  readonly limit: number
+  readonly remaining: number
+  readonly code: PeriodCode | undefined
+  readonly #retryAfterMs: number
+  readonly #resetAfterMs: number
+  constructor(raw: RawDecision) {
+    this.allowed = raw.allowed
+    this.limit = raw.limit
+    this.remaining = raw.remaining
+    this.code = raw.code
+    this.#retryAfterMs = raw.retryAfterMs
+    this.#resetAfterMs = raw.resetAfterMs
+  }
+  get retryAfter(): Duration.Duration {
+    return toDuration(this.#retryAfterMs)
+  }
+  get resetAfter(): Duration.Duration {
+    return toDuration(this.#resetAfterMs)
+  }
+  toJSON() {
+    return {
+      allowed: this.allowed,
+      limit: this.limit,
+      remaining: this.remaining,
+      retryAfter: this.retryAfter.toJSON(),
+      resetAfter: this.resetAfter.toJSON(),
+      ...(this.code === undefined ? {} : { code: this.code })
+    }
+  }
+}
+
 const toDuration = (millis: number): Duration.Duration =>
-  millis === Infinity ? Duration.infinity : Duration.millis(millis > 0 ? millis : 0)
+  millis === Infinity ? Duration.infinity : millis > 0 ? Duration.millis(millis) : Duration.zero
 
 /**
  * Guards `effect` with `limiter` for `key`: `effect.pipe(RateLimiter.protect(limiter, key))` or
@@ -495,7 +554,7 @@ export const protect: {
  * @category layers
  * @example
  * ```ts
- * import { Context } from "effect"
+ * import { Context, Layer } from "effect"
  * import { RateLimiter, RateLimiterStore } from "effect-resilience"
  *
  * class ApiLimiter extends Context.Tag("app/ApiLimiter")<ApiLimiter, RateLimiter.RateLimiter>() {}

@@ -22,7 +22,14 @@ import { makeTable } from "./internal/ratelimit/memory.js"
  * @since 0.1.0
  * @category models
  */
-export type Stepper = (key: string, cost: number, maxDelayMs: number) => Effect.Effect<RawDecision, StoreError>
+export interface Stepper {
+  (key: string, cost: number, maxDelayMs: number): Effect.Effect<RawDecision, StoreError>
+  /**
+   * The same step run synchronously at time `now`, offered by stores that decide in-process (the
+   * memory store); a limiter uses it to decide with one clock read and no further effect.
+   */
+  readonly unsafeStep?: ((key: string, now: number, cost: number, maxDelayMs: number) => RawDecision) | undefined
+}
 
 /**
  * The store service. Its one operation, `prepare`, binds a limiter (its name, which namespaces
@@ -61,8 +68,9 @@ const MemoryOptionsSchema = Schema.Struct({
 })
 
 /**
- * An in-memory store. Each limiter gets its own table; a decision is one clock read and a `Map`
- * get/set, synchronous inside one effect. Memory is bounded: a key is dropped once its state is
+ * An in-memory store. Each limiter gets its own table (limiters built with the same name and
+ * algorithm share one, as they would share keys in Redis); a decision is one clock read and a
+ * `Map` get/set, synchronous inside one effect. Memory is bounded: a key is dropped once its state is
  * indistinguishable from a fresh key's (every algorithm reports when that is), or after
  * `idleTimeToLive` without use, and at most `maxKeys` keys are kept per limiter (least recently
  * used first out). State is per process: use `RedisStore` to share limits between instances.
@@ -75,14 +83,24 @@ export const makeMemory = (
 ): Effect.Effect<RateLimiterStore["Type"], InvalidOptionsError> =>
   Effect.map(decodeOptions("RateLimiterStore", MemoryOptionsSchema)(options), (o) => {
     const idleTimeToLiveMs = o.idleTimeToLive === undefined ? Infinity : Duration.toMillis(o.idleTimeToLive)
+    // limiters with the same name and algorithm share a table, as they share keys in Redis
+    const tables = new Map<string, ReturnType<typeof makeTable>>()
     return RateLimiterStore.of({
       name: "memory",
-      prepare: (_limiter, algorithm) =>
+      prepare: (limiter, algorithm) =>
         Effect.sync(() => {
-          const table = makeTable(algorithm, { maxKeys: o.maxKeys, idleTimeToLiveMs })
+          const id = `${limiter}\u0000${algorithm.kind}\u0000${algorithm.scriptArgs.join(" ")}`
+          let table = tables.get(id)
+          if (table === undefined) {
+            table = makeTable(algorithm, { maxKeys: o.maxKeys, idleTimeToLiveMs })
+            tables.set(id, table)
+          }
           const run = table.run
-          const stepper: Stepper = (key, cost, maxDelayMs) =>
-            Effect.clockWith((clock) => Effect.succeed(run(key, clock.unsafeCurrentTimeMillis(), cost, maxDelayMs)))
+          const stepper: Stepper = Object.assign(
+            (key: string, cost: number, maxDelayMs: number) =>
+              Effect.clockWith((clock) => Effect.succeed(run(key, clock.unsafeCurrentTimeMillis(), cost, maxDelayMs))),
+            { unsafeStep: run }
+          )
           return stepper
         })
     })

@@ -147,3 +147,11 @@ export * as Fallback from "./Fallback.js"
  * @since 0.1.0
  */
 export * as Hedge from "./Hedge.js"
+
+/**
+ * A `RateLimiterStore` on Redis: the five algorithms as Lua scripts, shared by every instance,
+ * with fail-open, fail-closed or local-fallback behaviour when Redis fails.
+ *
+ * @since 0.1.0
+ */
+export * as RedisStore from "./RedisStore.js"

@@ -191,6 +191,35 @@ describe("rate-limit steps match reference models", () => {
     )
   })
 
+  it("every step reports a whole-number expiry of at least 1 ms, and never forgets state that still matters", () => {
+    const defs: ReadonlyArray<Definition> = [
+      TokenBucket.make({ rate: 3, burst: 4 }),
+      TokenBucket.make({ rate: 5000, burst: 1 }), // go-zero's floor(2·burst/rate) would be 0 here
+      FixedWindow.make({ limit: 3, windowMs: 250, align: true, offsetMs: 0 }),
+      SlidingLog.make({ limit: 3, windowMs: 250 }),
+      SlidingCounter.make({ limit: 3, windowMs: 250 }),
+      Gcra.make({ limit: 3, periodMs: 1, burst: 2 })
+    ]
+    fc.assert(
+      fc.property(fc.constantFrom(...defs), requests(300, 4), (def, reqs) => {
+        let state: unknown = undefined
+        let expiresAt = Infinity
+        let now = 0
+        for (const r of reqs) {
+          now += r.dt
+          const fresh = def.step(undefined, now, def.params, r.cost, 0)
+          const kept = def.step(state, now, def.params, r.cost, 0)
+          // once the expiry has passed, the stored state decides like a fresh key
+          if (now >= expiresAt) expect(kept.decision).toEqual(fresh.decision)
+          expect(Number.isInteger(kept.expireAfterMs) && kept.expireAfterMs >= 1).toBe(true)
+          state = kept.state
+          expiresAt = now + kept.expireAfterMs
+        }
+      }),
+      runs
+    )
+  })
+
   it("token bucket and GCRA: a reservation's delay is the debt over the rate, and cancelling restores", () => {
     fc.assert(
       fc.property(

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -98,6 +99,9 @@ describe("RateLimiter", () => {
         expect(e2._tag).toBe("RateLimitedError")
         // the bucket was not touched
         expect((yield* fail.take("k", 3)).allowed).toBe(true)
+        // a cost that is not a whole number is a defect, not a rejection
+        const odd = yield* Effect.exit(fail.take("k", 0.5))
+        expect(Exit.isFailure(odd) && Cause.isDie(odd.cause)).toBe(true)
       }))
   })
 
@@ -321,6 +325,24 @@ describe("RateLimiter", () => {
       expect(short.run("a", 10, 10, 0).allowed).toBe(true)
     })
   })
+
+  it.effect("limiters with the same name and algorithm share keys in one store, others do not", () =>
+    Effect.gen(function*() {
+      const build = (name: string, limit: number) =>
+        RateLimiter.make({ name, algorithm: RateLimiter.fixedWindow({ limit, window: "1 minute" }) })
+      const [a, b, c, d] = yield* Effect.all([
+        build("shared", 2),
+        build("shared", 2),
+        build("other", 2),
+        build("shared", 3)
+      ])
+        .pipe(Effect.provide(memory))
+      yield* a.take("k")
+      yield* b.take("k")
+      expect((yield* a.take("k")).allowed).toBe(false)
+      expect((yield* c.take("k")).allowed).toBe(true)
+      expect((yield* d.take("k")).remaining).toBe(2)
+    }))
 
   it.effect("rejects bad options with InvalidOptionsError naming the field", () =>
     Effect.gen(function*() {

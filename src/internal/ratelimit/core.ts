@@ -99,7 +99,10 @@ end
 local cost = tonumber(ARGV[2])
 local maxDelay = tonumber(ARGV[3])
 local EPS = 1e-9
-local function fmt(x) return string.format("%.17g", x) end
+local function fmt(x)
+  if x == 0 then return "0" end
+  return string.format("%.17g", x)
+end
 local function expiry(ms)
   local c = math.ceil(ms)
   if c < 1 then c = 1 end
@@ -107,8 +110,9 @@ local function expiry(ms)
 end
 `
 /*
- * Every script replies { allowed (0|1), remaining, retryAfter (-1 = never), resetAfter, delay, code (0 none,
- * 1 Allowed, 2 HitQuota, 3 OverQuota) }, numbers as strings.
+ * Every script replies { allowed (0|1), remaining (an integer), retryAfter (-1 = never), resetAfter, delay,
+ * code (0 none, 1 Allowed, 2 HitQuota, 3 OverQuota) }, fractional numbers as strings. State that needs several
+ * numbers is one string of space-separated `%.17g` numbers, written with SET ... PX: one key, one write.
  */
 
 const codes: ReadonlyArray<PeriodCode | undefined> = [undefined, "Allowed", "HitQuota", "OverQuota"]

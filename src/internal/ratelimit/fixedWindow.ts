@@ -74,10 +74,17 @@ local limit = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
 local align = ARGV[6] == "1"
 local offset = tonumber(ARGV[7])
-local s = redis.call("HMGET", key, "c", "e")
+local stored = redis.call("GET", key)
+local c0
+local e0
+if stored then
+  local sp = string.find(stored, " ", 1, true)
+  c0 = tonumber(string.sub(stored, 1, sp - 1))
+  e0 = tonumber(string.sub(stored, sp + 1))
+end
 local count
 local e
-if (not s[1]) or now >= tonumber(s[2]) then
+if (not stored) or now >= e0 then
   count = 0
   if align then
     e = (math.floor((now - offset) / window) + 1) * window + offset
@@ -85,8 +92,8 @@ if (not s[1]) or now >= tonumber(s[2]) then
     e = now + window
   end
 else
-  count = tonumber(s[1])
-  e = tonumber(s[2])
+  count = c0
+  e = e0
 end
 local reset = e - now
 local allowed = 0
@@ -106,9 +113,8 @@ else
     retry = reset
   end
 end
-redis.call("HSET", key, "c", fmt(count), "e", fmt(e))
-redis.call("PEXPIRE", key, expiry(reset))
-return { allowed, fmt(limit - count), fmt(retry), fmt(reset), "0", code }
+redis.call("SET", key, fmt(count) .. " " .. fmt(e), "PX", expiry(reset))
+return { allowed, limit - count, fmt(retry), fmt(reset), "0", code }
 `
 
 export const make = (params: Params): Definition<State, Params> => ({

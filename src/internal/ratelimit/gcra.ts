@@ -98,7 +98,7 @@ local remaining = math.floor((tau - (tat - now)) / interval + EPS)
 if remaining < 0 then remaining = 0 end
 local reset = tat - now
 redis.call("SET", key, fmt(tat), "PX", expiry(reset))
-return { allowed, fmt(remaining), fmt(retry), fmt(reset), fmt(delay), 0 }
+return { allowed, remaining, fmt(retry), fmt(reset), fmt(delay), 0 }
 `
 
 export const make = (params: Params): Definition<State, Params> => ({

@@ -83,23 +83,27 @@ export const step: Step<State, Params> = (state, now, params, cost) => {
 export const script = `${scriptHead}
 local limit = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
-local s = redis.call("HMGET", key, "p", "c", "s")
+local stored = redis.call("GET", key)
 local previous
 local current
 local start
-if not s[1] then
+if not stored then
   previous = 0
   current = 0
   start = math.floor(now / window) * window
 else
-  local s0 = tonumber(s[3])
+  local a = string.find(stored, " ", 1, true)
+  local b = string.find(stored, " ", a + 1, true)
+  local p0 = tonumber(string.sub(stored, 1, a - 1))
+  local c0 = tonumber(string.sub(stored, a + 1, b - 1))
+  local s0 = tonumber(string.sub(stored, b + 1))
   if now >= s0 + window then
-    if now < s0 + window + window then previous = tonumber(s[2]) else previous = 0 end
+    if now < s0 + window + window then previous = c0 else previous = 0 end
     current = 0
     start = math.floor(now / window) * window
   else
-    previous = tonumber(s[1])
-    current = tonumber(s[2])
+    previous = p0
+    current = c0
     start = s0
   end
 end
@@ -133,9 +137,8 @@ if current > 0 then
 elseif previous > 0 then
   reset = window - elapsed
 end
-redis.call("HSET", key, "p", fmt(previous), "c", fmt(current), "s", fmt(start))
-redis.call("PEXPIRE", key, expiry(reset))
-return { allowed, fmt(remaining), fmt(retry), fmt(reset), "0", 0 }
+redis.call("SET", key, fmt(previous) .. " " .. fmt(current) .. " " .. fmt(start), "PX", expiry(reset))
+return { allowed, remaining, fmt(retry), fmt(reset), "0", 0 }
 `
 
 export const make = (params: Params): Definition<State, Params> => ({

@@ -99,7 +99,7 @@ if m > 0 then
   reset = last + window - now
   redis.call("PEXPIRE", key, expiry(reset))
 end
-return { allowed, fmt(limit - m), fmt(retry), fmt(reset), "0", 0 }
+return { allowed, limit - m, fmt(retry), fmt(reset), "0", 0 }
 `
 
 export const make = (params: Params): Definition<State, Params> => ({

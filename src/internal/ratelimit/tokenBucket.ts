@@ -84,12 +84,13 @@ const resetOf = (tokens: number, params: Params): number => {
 export const script = `${scriptHead}
 local rate = tonumber(ARGV[4])
 local burst = tonumber(ARGV[5])
-local s = redis.call("HMGET", key, "t", "l")
+local stored = redis.call("GET", key)
 local tokens
 local last
-if s[1] then
-  local t0 = tonumber(s[1])
-  local l0 = tonumber(s[2])
+if stored then
+  local sp = string.find(stored, " ", 1, true)
+  local t0 = tonumber(string.sub(stored, 1, sp - 1))
+  local l0 = tonumber(string.sub(stored, sp + 1))
   local elapsed = now - l0
   if elapsed < 0 then elapsed = 0 end
   tokens = math.min(burst, t0 + elapsed * rate / 1000)
@@ -97,16 +98,6 @@ if s[1] then
 else
   tokens = burst
   last = now
-end
-local function remainingOf(t)
-  local r = math.floor(t + EPS)
-  if r > 0 then return r end
-  return 0
-end
-local function resetOf(t)
-  local r = (burst - t) * 1000 / rate
-  if r > 0 then return r end
-  return 0
 end
 local allowed = 0
 local delay = 0
@@ -126,10 +117,12 @@ else
     retry = wait
   end
 end
-local reset = resetOf(tokens)
-redis.call("HSET", key, "t", fmt(tokens), "l", fmt(last))
-redis.call("PEXPIRE", key, expiry(reset))
-return { allowed, fmt(remainingOf(tokens)), fmt(retry), fmt(reset), fmt(delay), 0 }
+local reset = (burst - tokens) * 1000 / rate
+if not (reset > 0) then reset = 0 end
+local remaining = math.floor(tokens + EPS)
+if not (remaining > 0) then remaining = 0 end
+redis.call("SET", key, fmt(tokens) .. " " .. fmt(last), "PX", expiry(reset))
+return { allowed, remaining, fmt(retry), fmt(reset), fmt(delay), 0 }
 `
 
 export const make = (params: Params): Definition<State, Params> => ({

@@ -1,0 +1,331 @@
+/**
+ * The Redis store against a real redis-server started on a free loopback port.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import { Redis as IORedis } from "ioredis"
+import { createClient } from "redis"
+import type { Definition, RawDecision } from "../../src/internal/ratelimit/core.js"
+import { fromReply, num } from "../../src/internal/ratelimit/core.js"
+import { makeTable } from "../../src/internal/ratelimit/memory.js"
+import * as RateLimiter from "../../src/RateLimiter.js"
+import { RateLimiterStore } from "../../src/RateLimiterStore.js"
+import * as RateLimiterStoreModule from "../../src/RateLimiterStore.js"
+import * as RedisStore from "../../src/RedisStore.js"
+import { type RedisServer, redisServerMissing, startRedis } from "./redisServer.js"
+
+const missing = redisServerMissing()
+if (missing !== undefined) console.log(`skipping Redis integration tests: ${missing}`)
+
+type NodeRedis = ReturnType<typeof createClient>
+
+const algorithms: ReadonlyArray<readonly [string, RateLimiter.Algorithm]> = [
+  ["token bucket", RateLimiter.tokenBucket({ rate: 7.5, burst: 5 })],
+  ["fixed window", RateLimiter.fixedWindow({ limit: 5, window: "700 millis" })],
+  [
+    "fixed window aligned",
+    RateLimiter.fixedWindow({ limit: 4, window: "300 millis", align: true, offset: "7 millis" })
+  ],
+  ["sliding log", RateLimiter.slidingLog({ limit: 5, window: "500 millis" })],
+  ["sliding counter", RateLimiter.slidingCounter({ limit: 6, window: "400 millis" })],
+  ["gcra", RateLimiter.gcra({ limit: 3, period: "1 second", burst: 4 })]
+]
+
+// a small deterministic generator (tests take no randomness from the environment)
+const lcg = (seed: number) => () => {
+  seed = (seed * 1103515245 + 12345) % 2147483648
+  return seed / 2147483648
+}
+
+describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
+  let server: RedisServer
+  let raw: NodeRedis
+
+  beforeAll(async () => {
+    server = await startRedis()
+    raw = createClient({ url: server.url })
+    raw.on("error", () => {})
+    await raw.connect()
+  })
+
+  afterAll(async () => {
+    await raw?.close().catch(() => undefined)
+    await server?.stop()
+  })
+
+  const run = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<A> => Effect.runPromise(Effect.scoped(effect))
+
+  const limiterOn = (
+    store: Layer.Layer<RateLimiterStore, unknown>,
+    name: string,
+    algorithm: RateLimiter.Algorithm
+  ) =>
+    // build the store in the test's scope: providing a scoped layer to `make` alone would close it after `make`
+    Effect.flatMap(Layer.build(store), (context) => RateLimiter.make({ name, algorithm }).pipe(Effect.provide(context)))
+
+  describe("the scripts step exactly like the TypeScript", () => {
+    for (const [label, algorithm] of algorithms) {
+      it(label, async () => {
+        const def: Definition = Effect.runSync(RateLimiter.definition(algorithm))
+        const sha = String(await raw.scriptLoad(def.script))
+        const table = makeTable(def, { maxKeys: 10, idleTimeToLiveMs: Infinity })
+        const next = lcg(label.length * 7919)
+        let now = 1_700_000_000_000 + 0.25
+        const key = `lockstep:${label}`
+        await raw.del(key)
+        for (let i = 0; i < 400; i++) {
+          const r = next()
+          now += r < 0.6 ? Math.floor(next() * 40) : r < 0.9 ? next() * 150 : next() * 1500
+          let cost = 1 + Math.floor(next() * 2)
+          let maxDelay = 0
+          const op = next()
+          if (op < 0.05) cost = def.capacity + 1
+          else if (def.reservable && op < 0.2) maxDelay = Math.floor(next() * 2000)
+          else if (op < 0.25) cost = -1
+          const want: RawDecision = table.run(key, now, cost, maxDelay)
+          const reply = await raw.evalSha(sha, {
+            keys: [key],
+            arguments: [num(now), num(cost), num(maxDelay), ...def.scriptArgs]
+          })
+          const got = fromReply(reply, def.limit)
+          expect({ i, ...got }).toEqual({ i, ...want })
+        }
+      })
+    }
+  })
+
+  it("every algorithm takes the same decisions through the public API as the memory store", () =>
+    run(Effect.gen(function*() {
+      const redis = RedisStore.layer({ url: server.url, prefix: "same:" })
+      const memory = RateLimiterStoreModule.layerMemory()
+      const slow: ReadonlyArray<RateLimiter.Algorithm> = [
+        RateLimiter.tokenBucket({ rate: 0.001, burst: 5 }),
+        RateLimiter.fixedWindow({ limit: 5, window: "1 hour" }),
+        RateLimiter.fixedWindow({ limit: 5, window: "1 hour", align: true }),
+        RateLimiter.slidingLog({ limit: 5, window: "1 hour" }),
+        RateLimiter.gcra({ limit: 5, period: "1 hour" })
+      ]
+      for (const [i, algorithm] of slow.entries()) {
+        const a = yield* limiterOn(redis, `same${i}`, algorithm)
+        const b = yield* limiterOn(memory, `same${i}`, algorithm)
+        for (const cost of [1, 2, 1, 3, 1, 1, 6, 1]) {
+          const x = yield* Effect.either(a.take("k", cost))
+          const y = yield* Effect.either(b.take("k", cost))
+          if (x._tag === "Left" || y._tag === "Left") {
+            expect([x._tag, y._tag]).toEqual(["Left", "Left"])
+            continue
+          }
+          expect([x.right.allowed, x.right.remaining, x.right.code]).toEqual([
+            y.right.allowed,
+            y.right.remaining,
+            y.right.code
+          ])
+        }
+        // the decisions really came from Redis
+        expect(yield* Effect.promise(() => raw.exists(`same:same${i}:{k}`))).toBe(1)
+      }
+    })))
+
+  it("three instances with their own clients sharing a key admit exactly the quota", () =>
+    run(Effect.gen(function*() {
+      const instances = yield* Effect.forEach([1, 2, 3], () =>
+        Effect.gen(function*() {
+          const context = yield* Layer.build(RedisStore.layer({ url: server.url, prefix: "shared:" }))
+          return {
+            window: yield* RateLimiter.make({
+              name: "quota",
+              algorithm: RateLimiter.fixedWindow({ limit: 25, window: "1 minute" })
+            }).pipe(Effect.provide(context)),
+            bucket: yield* RateLimiter.make({
+              name: "bucket",
+              algorithm: RateLimiter.tokenBucket({ rate: 0.001, burst: 17 })
+            }).pipe(Effect.provide(context))
+          }
+        }))
+      const admitted = (pick: (i: typeof instances[number]) => RateLimiter.RateLimiter) =>
+        Effect.map(
+          Effect.forEach(
+            Array.from({ length: 90 }, (_, i) => i),
+            (i) => pick(instances[i % 3]).take("tenant-1"),
+            { concurrency: 30 }
+          ),
+          (ds) => ds.filter((d) => d.allowed).length
+        )
+      expect(yield* admitted((i) => i.window)).toBe(25)
+      expect(yield* admitted((i) => i.bucket)).toBe(17)
+    })))
+
+  it("reloads scripts after SCRIPT FLUSH (NOSCRIPT)", () =>
+    run(Effect.gen(function*() {
+      const limiter = yield* limiterOn(
+        RedisStore.layer({ url: server.url, prefix: "flush:" }),
+        "flush",
+        RateLimiter.fixedWindow({ limit: 3, window: "1 minute" })
+      )
+      expect((yield* limiter.take("k")).remaining).toBe(2)
+      yield* Effect.promise(() => raw.scriptFlush())
+      expect((yield* limiter.take("k")).remaining).toBe(1)
+      expect(yield* Effect.promise(() => raw.exists("flush:flush:{k}"))).toBe(1)
+    })))
+
+  it("keys with braces, spaces and unicode are one key each, under a hash tag", () =>
+    run(Effect.gen(function*() {
+      const limiter = yield* limiterOn(
+        RedisStore.layer({ url: server.url, prefix: "odd:" }),
+        "odd",
+        RateLimiter.gcra({ limit: 1, period: "1 minute" })
+      )
+      const weird = "{user} 42 ünï 😀 }{"
+      expect((yield* limiter.take(weird)).allowed).toBe(true)
+      expect((yield* limiter.take(weird)).allowed).toBe(false)
+      expect((yield* limiter.take("user")).allowed).toBe(true)
+      expect((yield* limiter.take("{user} 42 ünï 😀")).allowed).toBe(true)
+      expect(yield* Effect.promise(() => raw.exists(`odd:odd:{${weird}}`))).toBe(1)
+      const ttl = yield* Effect.promise(() => raw.pTTL(`odd:odd:{${weird}}`))
+      expect(ttl).toBeGreaterThan(0)
+      expect(ttl).toBeLessThanOrEqual(60_000)
+    })))
+
+  it("wait mode and reservations run on the Redis clock", () =>
+    run(Effect.gen(function*() {
+      const context = yield* Layer.build(RedisStore.layer({ url: server.url, prefix: "wait:" }))
+      const window = yield* RateLimiter.make({
+        name: "w",
+        algorithm: RateLimiter.fixedWindow({ limit: 1, window: "150 millis" }),
+        onExceeded: "wait",
+        maxWait: "1 second"
+      }).pipe(Effect.provide(context))
+      yield* window.acquire("k")
+      const started = performance.now()
+      yield* window.acquire("k") // sleeps until the window ends
+      const waited = performance.now() - started
+      expect(waited).toBeGreaterThan(100)
+      expect(waited).toBeLessThan(1000)
+      const gcra = yield* RateLimiter.make({
+        name: "g",
+        algorithm: RateLimiter.gcra({ limit: 10, period: "1 second", burst: 1 })
+      }).pipe(Effect.provide(context))
+      yield* gcra.take("k")
+      const r = yield* gcra.reserve("k")
+      expect(Duration.toMillis(r.delay)).toBeGreaterThan(50)
+      expect(Duration.toMillis(r.delay)).toBeLessThanOrEqual(100)
+      yield* r.cancel
+      const again = yield* gcra.reserve("k")
+      expect(Duration.toMillis(again.delay)).toBeLessThanOrEqual(100) // the cancelled slot was given back
+    })))
+
+  it("layerConfig reads the url and options from the config provider", () =>
+    run(Effect.gen(function*() {
+      const provider = ConfigProvider.fromMap(
+        new Map([
+          ["RATE_LIMIT_REDIS_URL", server.url],
+          ["RATE_LIMIT_REDIS_PREFIX", "cfg:"],
+          ["RATE_LIMIT_REDIS_ON_ERROR", "fail-closed"]
+        ])
+      )
+      const limiter = yield* limiterOn(
+        RedisStore.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(provider))),
+        "cfg",
+        RateLimiter.fixedWindow({ limit: 2, window: "1 minute" })
+      )
+      expect((yield* limiter.take("k")).code).toBe("Allowed")
+      expect(yield* Effect.promise(() => raw.exists("cfg:cfg:{k}"))).toBe(1)
+      const missingUrl = yield* Effect.flip(
+        Layer.build(
+          RedisStore.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map()))))
+        )
+      )
+      expect(ConfigError.isConfigError(missingUrl) && ConfigError.isMissingDataOnly(missingUrl)).toBe(true)
+    })))
+
+  it("works through the ioredis adapter", () =>
+    run(Effect.gen(function*() {
+      const io = yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          const c = new IORedis(server.port, "127.0.0.1", { lazyConnect: true, enableAutoPipelining: true })
+          await c.connect()
+          return c
+        }),
+        (c) => Effect.promise(() => c.quit())
+      )
+      const limiter = yield* limiterOn(
+        RedisStore.layer({ client: RedisStore.fromIoredis(io), prefix: "io:" }),
+        "io",
+        RateLimiter.slidingCounter({ limit: 2, window: "1 minute" })
+      )
+      const ds = yield* Effect.forEach([1, 2, 3], () => limiter.take("k"))
+      expect(ds.map((d) => d.allowed)).toEqual([true, true, false])
+    })))
+
+  it("a hung Redis costs the timeout, not seconds", () =>
+    run(Effect.gen(function*() {
+      const limiter = yield* limiterOn(
+        RedisStore.layer({ url: server.url, prefix: "hung:", onError: "fail-closed", timeout: "40 millis" }),
+        "hung",
+        RateLimiter.tokenBucket({ rate: 1, burst: 1 })
+      )
+      yield* limiter.take("k")
+      server.process().kill("SIGSTOP")
+      const started = performance.now()
+      const exit = yield* Effect.exit(limiter.take("k")).pipe(
+        Effect.ensuring(Effect.sync(() => server.process().kill("SIGCONT")))
+      )
+      const elapsed = performance.now() - started
+      expect(Exit.isFailure(exit) && String(exit.cause)).toContain("StoreError")
+      expect(elapsed).toBeLessThan(500)
+    })))
+
+  it("Redis killed mid-run: each failure mode behaves as documented and recovers", () =>
+    run(Effect.gen(function*() {
+      const algorithm = RateLimiter.fixedWindow({ limit: 3, window: "1 minute" })
+      const make = (onError: RedisStore.OnError) =>
+        limiterOn(
+          RedisStore.layer({ url: server.url, prefix: `kill-${onError}:`, onError, timeout: "50 millis" }),
+          "k",
+          algorithm
+        )
+      const closed = yield* make("fail-closed")
+      const open = yield* make("fail-open")
+      const local = yield* make("local-fallback")
+      for (const l of [closed, open, local]) {
+        expect((yield* l.take("user")).remaining).toBe(2)
+      }
+
+      yield* Effect.promise(() => server.kill())
+      const started = performance.now()
+      const closedExit = yield* Effect.either(closed.take("user"))
+      expect(closedExit._tag === "Left" && closedExit.left._tag).toBe("StoreError")
+      const closedProtect = yield* Effect.either(closed.protect("user")(Effect.succeed("ran")))
+      expect(closedProtect._tag === "Left" && closedProtect.left._tag).toBe("StoreError")
+      const openDs = yield* Effect.forEach(Array.from({ length: 6 }), () => open.take("user"))
+      expect(openDs.every((d) => d.allowed)).toBe(true)
+      // the fallback starts from a fresh local limiter with the same parameters
+      const localDs = yield* Effect.forEach(Array.from({ length: 6 }), () => local.take("user"))
+      expect(localDs.map((d) => d.allowed)).toEqual([true, true, true, false, false, false])
+      expect(performance.now() - started).toBeLessThan(1000)
+
+      yield* Effect.promise(() => server.start())
+      // back on Redis (empty after the restart): each mode shares limits again
+      const recovered = (l: RateLimiter.RateLimiter, prefix: string) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 100; i++) {
+            yield* Effect.either(l.take("probe"))
+            const onRedis = yield* Effect.promise(() => raw.exists(`${prefix}k:{probe}`).catch(() => 0))
+            if (onRedis === 1) return true
+            yield* Effect.sleep(Duration.millis(50))
+          }
+          return false
+        })
+      expect(yield* recovered(closed, "kill-fail-closed:")).toBe(true)
+      expect(yield* recovered(open, "kill-fail-open:")).toBe(true)
+      expect(yield* recovered(local, "kill-local-fallback:")).toBe(true)
+      const after = yield* Effect.forEach(Array.from({ length: 4 }), () => local.take("user"))
+      expect(after.map((d) => d.allowed)).toEqual([true, true, true, false])
+    })), 20_000)
+})

@@ -1,0 +1,145 @@
+/**
+ * RedisStore failure handling with a scripted client standing in for Redis (hangs, errors,
+ * NOSCRIPT), so these run even where redis-server is absent. They use the live clock because the
+ * store's per-call timeout and health checks are part of its live layer. The real-server tests are
+ * in RedisStore.test.ts.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import * as Supervisor from "effect/Supervisor"
+import * as RateLimiter from "../../src/RateLimiter.js"
+import * as RedisStore from "../../src/RedisStore.js"
+import { freePort } from "./redisServer.js"
+
+interface Fake extends RedisStore.RedisClient {
+  readonly calls: Array<string>
+  loaded: boolean
+  mode: "ok" | "hang" | "error"
+}
+
+const fake = (): Fake => {
+  const self: Fake = {
+    calls: [],
+    loaded: false,
+    mode: "ok",
+    evalsha: (_sha, keys, args) => {
+      self.calls.push(`evalsha ${keys[0]} ${args[1]}`)
+      if (self.mode === "hang") return new Promise(() => {})
+      if (self.mode === "error") return Promise.reject(new Error("connection lost"))
+      if (!self.loaded) return Promise.reject(new Error("NOSCRIPT No matching script. Please use EVAL."))
+      return Promise.resolve([1, 4, "0", "100.5", "0", 0])
+    },
+    scriptLoad: () => {
+      self.calls.push("script load")
+      self.loaded = true
+      return Promise.resolve("sha")
+    },
+    ping: () => {
+      self.calls.push("ping")
+      return self.mode === "ok" ? Promise.resolve("PONG") : Promise.reject(new Error("down"))
+    },
+    quit: () => Promise.resolve("OK")
+  }
+  return self
+}
+
+const limiterOn = (client: RedisStore.RedisClient, options: Omit<RedisStore.Options, "client"> = {}) =>
+  Effect.flatMap(
+    Layer.build(RedisStore.layer({ ...options, client })),
+    (context) =>
+      RateLimiter.make({ name: "api", algorithm: RateLimiter.tokenBucket({ rate: 10, burst: 5 }) }).pipe(
+        Effect.provide(context)
+      )
+  )
+
+describe("RedisStore (fake client)", () => {
+  it.scoped("reloads the script on NOSCRIPT and reads the reply", () =>
+    Effect.gen(function*() {
+      const client = fake()
+      const limiter = yield* limiterOn(client)
+      client.loaded = false // e.g. SCRIPT FLUSH after start-up
+      const d = yield* limiter.take("user {1}")
+      expect(d).toMatchObject({ allowed: true, remaining: 4, limit: 5 })
+      expect(d.resetAfter).toBeDefined()
+      expect(client.calls.slice(-3)).toEqual([
+        "evalsha rl:api:{user {1}} 1",
+        "script load",
+        "evalsha rl:api:{user {1}} 1"
+      ])
+    }))
+
+  it.live("a call that gets no answer fails after the timeout (fail-closed)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const client = fake()
+      const limiter = yield* limiterOn(client, { onError: "fail-closed", timeout: "30 millis" })
+      client.mode = "hang"
+      const started = performance.now()
+      const e = yield* Effect.flip(limiter.take("k"))
+      expect(e._tag).toBe("StoreError")
+      expect(performance.now() - started).toBeLessThan(400)
+    })))
+
+  it.live("fail-open admits, local-fallback limits locally and pings its way back", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const open = fake()
+      const openLimiter = yield* limiterOn(open, { onError: "fail-open" })
+      open.mode = "error"
+      const ds = yield* Effect.forEach(Array.from({ length: 8 }), () => openLimiter.take("k"))
+      expect(ds.every((d) => d.allowed)).toBe(true)
+
+      const local = fake()
+      const localLimiter = yield* limiterOn(local, { onError: "local-fallback", healthCheckInterval: "10 millis" })
+      local.mode = "error"
+      const lds = yield* Effect.forEach(Array.from({ length: 8 }), () => localLimiter.take("k"))
+      expect(lds.filter((d) => d.allowed)).toHaveLength(5) // burst 5, same parameters as the Redis limiter
+      const evalsDuringOutage = local.calls.filter((c) => c.startsWith("evalsha")).length
+      expect(evalsDuringOutage).toBe(1) // after the first failure, no call waits on Redis
+      local.mode = "ok"
+      for (let i = 0; i < 100 && !local.calls.includes("ping"); i++) yield* Effect.sleep("10 millis")
+      yield* Effect.sleep("30 millis")
+      yield* localLimiter.take("k")
+      expect(local.calls.filter((c) => c.startsWith("evalsha")).length).toBeGreaterThan(evalsDuringOutage)
+    })))
+
+  it.live("closing the layer's scope stops its health-check fiber", () =>
+    Effect.gen(function*() {
+      const supervisor = yield* Supervisor.track
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(RedisStore.layer({ client: fake(), onError: "local-fallback" }), scope).pipe(
+        Effect.supervised(supervisor)
+      )
+      const running = yield* supervisor.value
+      expect(running.length).toBeGreaterThan(0)
+      yield* Scope.close(scope, Exit.void)
+      for (const fiber of running) expect(yield* Fiber.poll(fiber)).not.toEqual({ _tag: "None" })
+      const after = yield* supervisor.value
+      expect(after).toHaveLength(0)
+    }))
+
+  it.effect("rejects bad options", () =>
+    Effect.gen(function*() {
+      const noUrl = yield* Effect.flip(Effect.scoped(Layer.build(RedisStore.layer({}))))
+      expect(noUrl).toMatchObject({ _tag: "InvalidOptionsError", option: "url" })
+      const badTimeout = yield* Effect.flip(
+        Effect.scoped(Layer.build(RedisStore.layer({ client: fake(), timeout: "0 millis" })))
+      )
+      expect(badTimeout).toMatchObject({ _tag: "InvalidOptionsError", option: "timeout" })
+      const badMode = yield* Effect.flip(
+        Effect.scoped(Layer.build(RedisStore.layer({ client: fake(), onError: "retry" as "fail-open" })))
+      )
+      expect(badMode).toMatchObject({ _tag: "InvalidOptionsError", option: "onError" })
+    }))
+
+  it.live("a url nobody listens on fails the layer with StoreError, quickly", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => freePort())
+      const started = performance.now()
+      const e = yield* Effect.flip(Effect.scoped(Layer.build(RedisStore.layer({ url: `redis://127.0.0.1:${port}` }))))
+      expect(e._tag).toBe("StoreError")
+      expect(performance.now() - started).toBeLessThan(3000)
+    }))
+})
