@@ -24,6 +24,8 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -128,32 +130,44 @@ export const make = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsEr
     const failFull = Effect.fail(fullError)
     const failTimeout = Effect.fail(timeoutError)
 
+    // one warning per overload episode: set on the first rejection, cleared once a permit is free
+    let saturated = false
+    const logSaturated = Effect.logWarning("bulkhead saturated: rejecting calls").pipe(
+      Effect.annotateLogs({ module: "Bulkhead", bulkhead: name, maxConcurrent, maxQueue })
+    )
+    const failFullAndLog = Effect.zipRight(logSaturated, failFull)
+
     const reject = () => {
       rejected++
       rejectedCounter.unsafeUpdate(1, [])
-      return failFull
+      if (saturated) return failFull
+      saturated = true
+      return failFullAndLog
     }
 
     const releasePermit = () => {
       Q.release(permits)
       activeGauge.unsafeUpdate(permits.active, [])
+      if (saturated && permits.active < maxConcurrent) saturated = false
     }
 
-    // runs `effect` while holding a permit; the permit is returned however the effect ends
+    // the permit is returned however the work ends; one handler pair shared by every call
+    const heldHandlers = {
+      onFailure: (cause: Cause.Cause<unknown>) => {
+        releasePermit()
+        return Effect.failCause(cause)
+      },
+      onSuccess: (a: unknown) => {
+        releasePermit()
+        return Effect.succeed(a)
+      }
+    }
+
+    // runs `effect` while holding a permit (called in an uninterruptible region)
     const runHeld = <A, E, R>(
       restore: <AX, EX, RX>(self: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
       effect: Effect.Effect<A, E, R>
-    ): Effect.Effect<A, E, R> =>
-      Effect.matchCauseEffect(restore(effect), {
-        onFailure: (cause) => {
-          releasePermit()
-          return Effect.failCause(cause)
-        },
-        onSuccess: (a) => {
-          releasePermit()
-          return Effect.succeed(a)
-        }
-      })
+    ): Effect.Effect<A, E, R> => Effect.matchCauseEffect(restore(effect), heldHandlers) as Effect.Effect<A, E, R>
 
     const enqueue = <A, E, R>(
       restore: <AX, EX, RX>(self: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
@@ -192,27 +206,25 @@ export const make = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsEr
     }
 
     const protect = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend((): Effect.Effect<A, E | BulkheadFullError, R> => {
-          if (!closed && Q.tryAcquire(permits)) {
-            activeGauge.unsafeUpdate(permits.active, [])
-            return runHeld(restore, effect)
-          }
-          if (closed || permits.queue.length >= maxQueue) return reject()
-          return enqueue(restore, effect)
-        })
-      )
+      // the mask callback runs synchronously when the effect runs: check, take and guard the permit
+      // in one step, with no interruption point between taking it and installing its release
+      Effect.uninterruptibleMask((restore): Effect.Effect<A, E | BulkheadFullError, R> => {
+        if (!closed && Q.tryAcquire(permits)) {
+          activeGauge.unsafeUpdate(permits.active, [])
+          return runHeld(restore, effect)
+        }
+        if (closed || permits.queue.length >= maxQueue) return reject()
+        return enqueue(restore, effect)
+      })
 
     const tryProtect = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend((): Effect.Effect<A, E | BulkheadFullError, R> => {
-          if (!closed && Q.tryAcquire(permits)) {
-            activeGauge.unsafeUpdate(permits.active, [])
-            return runHeld(restore, effect)
-          }
-          return reject()
-        })
-      )
+      Effect.uninterruptibleMask((restore): Effect.Effect<A, E | BulkheadFullError, R> => {
+        if (!closed && Q.tryAcquire(permits)) {
+          activeGauge.unsafeUpdate(permits.active, [])
+          return runHeld(restore, effect)
+        }
+        return reject()
+      })
 
     const stats: Effect.Effect<Stats> = Effect.sync(() => ({
       active: permits.active,
@@ -292,6 +304,26 @@ export const tryProtect: {
  */
 export const layer = <I>(tag: Context.Tag<I, Bulkhead>, options: Options): Layer.Layer<I, InvalidOptionsError> =>
   Layer.scoped(tag, make(options))
+
+/**
+ * A layer providing a bulkhead whose options are read from `effect/Config`.
+ *
+ * @example
+ * ```ts
+ * const PaymentsBulkheadLive = Bulkhead.layerConfig(PaymentsBulkhead, Config.all({
+ *   name: Config.succeed("payments"),
+ *   maxConcurrent: Config.integer("PAYMENTS_MAX_CONCURRENT").pipe(Config.withDefault(10)),
+ *   maxQueue: Config.integer("PAYMENTS_MAX_QUEUE").pipe(Config.withDefault(0))
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <I>(
+  tag: Context.Tag<I, Bulkhead>,
+  config: Config.Config<Options>
+): Layer.Layer<I, InvalidOptionsError | ConfigError.ConfigError> => Layer.scoped(tag, Effect.flatMap(config, make))
 
 /**
  * Many named bulkheads in one place, one per downstream.

@@ -155,3 +155,11 @@ export * as Hedge from "./Hedge.js"
  * @since 0.1.0
  */
 export * as RedisStore from "./RedisStore.js"
+
+/**
+ * Background task runners (go-zero `threading`): bounded `schedule` / `scheduleImmediately` / `wait`,
+ * worker groups, and an ordered runner that returns results in submission order.
+ *
+ * @since 0.1.0
+ */
+export * as TaskRunner from "./TaskRunner.js"

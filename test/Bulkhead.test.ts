@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
   Cause,
+  Config,
+  ConfigProvider,
   Context,
   Deferred,
   Duration,
@@ -8,11 +10,15 @@ import {
   Either,
   Exit,
   Fiber,
+  FiberId,
+  HashMap,
   Layer,
+  Logger,
   Metric,
   MetricKey,
   Option,
   Scope,
+  Supervisor,
   TestClock
 } from "effect"
 import * as Bulkhead from "../src/Bulkhead.js"
@@ -167,6 +173,89 @@ describe("Bulkhead", () => {
       yield* release
       yield* settle
       expect(yield* bulkhead.stats).toMatchObject({ active: 0, queued: 0 })
+    }))
+
+  it.scoped("a permit handed over as the queue timeout fires is never lost", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({
+        name: "qt-race",
+        maxConcurrent: 1,
+        maxQueue: 5,
+        queueTimeout: "1 second"
+      })
+      // the holder finishes at the very instant the waiters' timeouts fire
+      const holder = yield* Effect.fork(bulkhead.protect(Effect.sleep("1 second")))
+      yield* settle
+      const waiters = yield* Effect.forEach(
+        Array.from({ length: 5 }),
+        () => Effect.fork(Effect.exit(bulkhead.protect(Effect.sleep("1 second")))),
+        { concurrency: "unbounded" }
+      )
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(holder)
+      yield* TestClock.adjust("5 seconds")
+      const exits = yield* Effect.forEach(waiters, Fiber.join)
+      const served = exits.filter(Exit.isSuccess).length
+      const timedOut = exits.filter((exit) => Exit.isFailure(exit) && failureOf(exit).reason === "queue-timeout").length
+      expect(served + timedOut).toBe(5)
+      expect(yield* bulkhead.stats).toMatchObject({ active: 0, queued: 0, timedOut })
+      expect(yield* bulkhead.tryProtect(Effect.succeed("free"))).toBe("free")
+    }))
+
+  it.scoped("a waiter interrupted just as a permit is handed to it passes the permit on", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ name: "grant-race", maxConcurrent: 1, maxQueue: 2 })
+      let ranW = false
+      let w: Fiber.RuntimeFiber<unknown, unknown> | undefined
+      yield* bulkhead.protect(Effect.gen(function*() {
+        w = yield* Effect.fork(bulkhead.protect(Effect.sync(() => (ranW = true))))
+        yield* settle
+        // the interrupt reaches w before w runs again; then our release hands it the permit
+        w.unsafeInterruptAsFork(FiberId.none)
+      }))
+      expect(Exit.isInterrupted(yield* Fiber.await(w!))).toBe(true)
+      expect(ranW).toBe(false)
+      expect(yield* bulkhead.stats).toMatchObject({ active: 0, queued: 0 })
+      expect(yield* bulkhead.tryProtect(Effect.succeed("free"))).toBe("free")
+    }))
+
+  it.scoped("a caller timed out by Effect.timeout frees the permit of interruptible work", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ name: "timeout-ok", maxConcurrent: 1 })
+      let interrupted = false
+      const work = Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => (interrupted = true))))
+      const caller = yield* Effect.fork(bulkhead.protect(work).pipe(Effect.timeout("1 second")))
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      expect(Exit.isFailure(yield* Fiber.await(caller))).toBe(true)
+      expect(interrupted).toBe(true)
+      expect(yield* bulkhead.stats).toMatchObject({ active: 0 })
+    }))
+
+  it.scoped("no fiber is left behind by queueing, timing out or being interrupted", () =>
+    Effect.gen(function*() {
+      // TestClock forks its warning fiber on the first sleep: trigger it outside the supervised region
+      yield* Fiber.interrupt(yield* Effect.fork(Effect.sleep("1 hour")).pipe(Effect.tap(settle)))
+      const supervisor = yield* Supervisor.track
+      const bulkhead = yield* Bulkhead.make({ name: "fibers", maxConcurrent: 1, maxQueue: 3, queueTimeout: "1 second" })
+      const { release } = yield* hold(bulkhead)
+      const run = Effect.gen(function*() {
+        const timedOut = yield* Effect.fork(Effect.exit(bulkhead.protect(Effect.void)))
+        const interrupted = yield* Effect.fork(bulkhead.protect(Effect.void))
+        const alsoTimedOut = yield* Effect.fork(Effect.exit(bulkhead.protect(Effect.void)))
+        yield* settle
+        expect((yield* supervisor.value).length).toBeGreaterThan(0)
+        yield* Fiber.interrupt(interrupted)
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(timedOut)
+        yield* Fiber.join(alsoTimedOut)
+      }).pipe(Effect.supervised(supervisor))
+      yield* Effect.fork(run).pipe(Effect.flatMap(Fiber.join))
+      yield* release
+      yield* settle
+      expect((yield* supervisor.value).length).toBe(0)
+      expect(yield* bulkhead.stats).toMatchObject({ active: 0, queued: 0, timedOut: 2 })
     }))
 
   it.scoped("a queued caller served before queueTimeout runs normally", () =>
@@ -332,6 +421,32 @@ describe("Bulkhead", () => {
       expect((yield* Metric.value(active)).value).toBe(0)
     }))
 
+  it.scoped("logs one warning per overload episode", () =>
+    Effect.gen(function*() {
+      const messages: Array<{ message: unknown; annotations: Record<string, unknown> }> = []
+      const logger = Logger.make(({ annotations, message }) => {
+        messages.push({
+          message: Array.isArray(message) ? message[0] : message,
+          annotations: Object.fromEntries(HashMap.toEntries(annotations))
+        })
+      })
+      yield* Effect.gen(function*() {
+        const bulkhead = yield* Bulkhead.make({ name: "noisy", maxConcurrent: 1 })
+        const first = yield* hold(bulkhead)
+        for (let i = 0; i < 5; i++) yield* Effect.exit(bulkhead.protect(Effect.void))
+        expect(messages).toHaveLength(1)
+        expect(messages[0].message).toBe("bulkhead saturated: rejecting calls")
+        expect(messages[0].annotations).toMatchObject({ module: "Bulkhead", bulkhead: "noisy", maxConcurrent: 1 })
+        yield* first.release
+        yield* Fiber.join(first.fiber)
+        // capacity came back: the next overload is a new episode
+        const second = yield* hold(bulkhead)
+        yield* Effect.exit(bulkhead.protect(Effect.void))
+        expect(messages).toHaveLength(2)
+        yield* second.release
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+    }))
+
   describe("Registry", () => {
     it.scoped("registers, protects by name, and reports stats for all", () =>
       Effect.gen(function*() {
@@ -389,6 +504,31 @@ describe("Bulkhead", () => {
       expect(bulkhead.maxConcurrent).toBe(3)
       expect(yield* bulkhead.protect(Effect.succeed("ok"))).toBe("ok")
     }).pipe(Effect.provide(Bulkhead.layer(Db, { name: "db", maxConcurrent: 3 })))
+  })
+
+  it.effect("layerConfig reads the options from Config", () => {
+    class Api extends Context.Tag("test/ConfigBulkhead")<Api, Bulkhead.Bulkhead>() {}
+    const config = Config.all({
+      name: Config.succeed("api"),
+      maxConcurrent: Config.integer("API_MAX_CONCURRENT"),
+      maxQueue: Config.integer("API_MAX_QUEUE").pipe(Config.withDefault(0))
+    })
+    const provider = (entries: ReadonlyArray<[string, string]>) =>
+      Layer.setConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+    return Effect.gen(function*() {
+      const bulkhead = yield* Effect.provide(
+        Api,
+        Bulkhead.layerConfig(Api, config).pipe(
+          Layer.provide(provider([["API_MAX_CONCURRENT", "7"], ["API_MAX_QUEUE", "3"]]))
+        )
+      )
+      expect([bulkhead.maxConcurrent, bulkhead.maxQueue]).toEqual([7, 3])
+      const bad = yield* Effect.exit(Effect.provide(
+        Api,
+        Bulkhead.layerConfig(Api, config).pipe(Layer.provide(provider([["API_MAX_CONCURRENT", "0"]])))
+      ))
+      expect(failureOf(bad)).toBeInstanceOf(InvalidOptionsError)
+    })
   })
 
   it.effect("layer fails with InvalidOptionsError on bad options", () => {

@@ -69,6 +69,33 @@ describe("MapReduce.mapReduce", () => {
       }))
   }
 
+  it.effect("infers item and result types without annotations", () =>
+    Effect.gen(function*() {
+      const lengths = yield* MapReduce.mapReduce({
+        source: ["a", "bb", "ccc"],
+        map: (word) => Effect.succeed(word.length),
+        initial: [] as Array<number>,
+        reduce: (acc, n) => [...acc, n].sort()
+      })
+      expect(lengths).toEqual([1, 2, 3])
+      const fromStream = yield* MapReduce.mapReduce({
+        source: Stream.make(1, 2, 3),
+        map: (n, cancel) => n > 5 ? cancel("too big" as const) : Effect.succeed(n * 2),
+        initial: 0,
+        reduce: (a, b) => a + b
+      })
+      expect(fromStream).toBe(12)
+      // a string is an Iterable too
+      const letters = yield* MapReduce.mapReduce({
+        source: "abc",
+        map: (c) => Effect.succeed(c.toUpperCase()),
+        initial: "",
+        reduce: (acc, c) => acc + c,
+        workers: 1
+      })
+      expect(letters).toBe("ABC")
+    }))
+
   it.effect("cancel with an error stops everything and fails with it", () =>
     Effect.gen(function*() {
       const exit = yield* noFiberLeft(MapReduce.mapReduce({

@@ -32,7 +32,7 @@ export const drive = <A, E, R, B, E2, R2>(
   step: (item: A) => Effect.Effect<B, E2, R2>,
   after: (value: B) => void
 ): Effect.Effect<void, E | E2, R | R2> => {
-  if (Stream.StreamTypeId in source || typeof source === "function") {
+  if (typeof source === "function" || (typeof source === "object" && Stream.StreamTypeId in source)) {
     return driveQueued(source as Stream.Stream<A, E, R>, workers, step, after)
   }
   return Effect.suspend(() => {
@@ -46,7 +46,9 @@ export const drive = <A, E, R, B, E2, R2>(
       })
     }
     const worker = Effect.suspend(loop)
-    return runAll(Array.from({ length: workers }, () => worker)).pipe(
+    // no more fibers than items when the size is known
+    const size = Array.isArray(source) ? Math.max(1, Math.min(workers, source.length)) : workers
+    return runAll(Array.from({ length: size }, () => worker)).pipe(
       Effect.onExit((exit) =>
         exit._tag === "Failure" && typeof iterator.return === "function"
           ? Effect.sync(() => iterator.return!())
