@@ -9,7 +9,8 @@
  *   (the smallest of host CPUs, `cpuset`, and the CFS quota `cpu.cfs_quota_us / cpu.cfs_period_us`);
  * - cgroup v2: `cpu.stat` `usage_usec` against `/proc/stat`, relative to `cpu.max` and
  *   `cpuset.cpus.effective`;
- * - elsewhere (macOS, Windows, unreadable cgroup files): `process.cpuUsage()` against wall time.
+ * - elsewhere (macOS, Windows, unreadable cgroup files): `process.cpuUsage()` against wall time;
+ * - on request, the main thread's event-loop utilization (see `Options`).
  *
  * A cgroup reading covers every process in the container (go-zero's semantics: the container is
  * what runs out of CPU). It logs once which source it picked.
@@ -23,6 +24,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
 import { availableParallelism } from "node:os"
+import { performance } from "node:perf_hooks"
 import type { InvalidOptionsError } from "./Errors.js"
 import * as Cpu from "./internal/cpu.js"
 import * as CpuSource from "./internal/cpuSource.js"
@@ -72,8 +74,11 @@ export type Source = CpuSource.Source
 /**
  * Options of `layerWith`.
  *
- * - `source`: `"auto"` (default) picks cgroup v1, then v2, then the process; `"cgroup"` fails over
- *   to the process only when no cgroup can be read; `"process"` measures this process alone.
+ * - `source`: `"auto"` (default) picks cgroup v1, then v2, then the process; `"process"` measures
+ *   this process alone; `"event-loop"` measures the utilization of the main thread's event loop
+ *   (`performance.eventLoopUtilization()`): 1000 when the loop never waits for I/O, whatever share
+ *   of a core the host scheduler gives it; the signal to use for a single-threaded Node server on a
+ *   shared host.
  * - `cores`: with `source: "process"`, the cores 1000 per-mille stands for (default: the CPUs
  *   available to the process). A Node server runs its handlers on one thread: `cores: 1` makes a
  *   saturated event loop read 1000 on a machine with more cores.
@@ -82,12 +87,12 @@ export type Source = CpuSource.Source
  * @category models
  */
 export interface Options {
-  readonly source?: "auto" | "cgroup" | "process"
+  readonly source?: "auto" | "process" | "event-loop"
   readonly cores?: number
 }
 
 const OptionsSchema = Schema.Struct({
-  source: Schema.optional(Schema.Literal("auto", "cgroup", "process")),
+  source: Schema.optional(Schema.Literal("auto", "process", "event-loop")),
   cores: Schema.optional(PositiveNumber)
 })
 
@@ -111,7 +116,8 @@ const liveHost: CpuSource.Host = {
   },
   processCpu: () => process.cpuUsage(),
   monotonicNanos: () => Number(process.hrtime.bigint()),
-  availableCpus: availableParallelism()
+  availableCpus: availableParallelism(),
+  eventLoop: () => performance.eventLoopUtilization()
 }
 
 /**
@@ -126,7 +132,7 @@ export const layerWith = (options: Options = {}): Layer.Layer<CpuUsage, InvalidO
     Effect.gen(function*() {
       const decoded = yield* decode(options)
       const preference = decoded.source ?? "auto"
-      const sampler = CpuSource.detect(liveHost, preference === "cgroup" ? "auto" : preference, decoded.cores) ??
+      const sampler = CpuSource.detect(liveHost, preference, decoded.cores) ??
         CpuSource.processSampler(liveHost, decoded.cores ?? liveHost.availableCpus)
       yield* Effect.logInfo("cpu usage source").pipe(
         Effect.annotateLogs({ source: sampler.source, cores: sampler.cores, files: sampler.files.join(" ") })

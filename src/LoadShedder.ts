@@ -24,10 +24,10 @@
  *
  * @since 0.1.0
  */
+import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -172,10 +172,10 @@ const disabled = (name: string, cpuThreshold: number): LoadShedder => {
 const build = (
   params: Shedder.Params & { readonly name: string },
   cpu: CpuUsage.Service,
-  now: number
+  clock: Clock.Clock
 ): { readonly shedder: LoadShedder; readonly report: Effect.Effect<void> } => {
   const { name } = params
-  const state = Shedder.make(params, now)
+  const state = Shedder.make(params, clock.unsafeCurrentTimeMillis())
   const shed = Metrics.shedRequests(name)
   const inFlight = Metrics.requestsInFlight(name)
   const rejected = Effect.fail(new OverloadedError({ shedder: name, reason: "cpu" }, true))
@@ -206,24 +206,25 @@ const build = (
   const withAdmission: <A, E, R>(
     admitted: (start: number) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | OverloadedError, R> = unsafeCpu !== undefined
-    ? (admitted) => Effect.clockWith((clock) => decide(unsafeCpu(), clock.unsafeCurrentTimeMillis(), admitted))
+    ? (admitted) => Effect.suspend(() => decide(unsafeCpu(), clock.unsafeCurrentTimeMillis(), admitted))
     : (admitted) =>
       Effect.flatMap(
         cpu.current,
-        (cpuNow) => Effect.clockWith((clock) => decide(cpuNow, clock.unsafeCurrentTimeMillis(), admitted))
+        (cpuNow) => Effect.suspend(() => decide(cpuNow, clock.unsafeCurrentTimeMillis(), admitted))
       )
 
-  const passFrom = (start: number): Effect.Effect<void> =>
-    Effect.clockWith((clock) => {
-      Shedder.pass(state, start, clock.unsafeCurrentTimeMillis())
-      inFlight.unsafeUpdate(state.flying, [])
-      return Effect.void
-    })
+  const unsafePass = (start: number): void => {
+    Shedder.pass(state, start, clock.unsafeCurrentTimeMillis())
+    inFlight.unsafeUpdate(state.flying, [])
+  }
 
-  const failNow: Effect.Effect<void> = Effect.sync(() => {
+  const unsafeFail = (): void => {
     Shedder.fail(state)
     inFlight.unsafeUpdate(state.flying, [])
-  })
+  }
+
+  const passFrom = (start: number): Effect.Effect<void> => Effect.sync(() => unsafePass(start))
+  const failNow: Effect.Effect<void> = Effect.sync(unsafeFail)
 
   const allow: Effect.Effect<Ticket, OverloadedError> = withAdmission((start) => {
     let done = false
@@ -239,12 +240,21 @@ const build = (
   const protect = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | OverloadedError, R> =>
     Effect.uninterruptibleMask((restore) =>
       withAdmission((start) =>
-        Effect.onExit(restore(effect), (exit) => (Exit.isSuccess(exit) ? passFrom(start) : failNow))
+        Effect.matchCauseEffect(restore(effect), {
+          onFailure: (cause) => {
+            unsafeFail()
+            return Effect.failCause(cause)
+          },
+          onSuccess: (a) => {
+            unsafePass(start)
+            return Effect.succeed(a)
+          }
+        })
       )
     )
 
   const stats: Effect.Effect<Stats> = Effect.flatMap(cpu.current, (cpuNow) =>
-    Effect.clockWith((clock) => {
+    Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
       const maxPass = Shedder.maxPass(state, now)
       const minRt = Shedder.minRt(state, now)
@@ -292,8 +302,8 @@ const makeWith = (
     const mode = yield* ResilienceMode.current
     if (!ResilienceMode.isSheddingEnabled(mode)) return disabled(params.name, params.cpuThreshold)
     const cpu = yield* CpuUsage.CpuUsage
-    const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-    const { report, shedder } = build(params, cpu, now)
+    const clock = yield* Effect.clock
+    const { report, shedder } = build(params, cpu, clock)
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(statInterval), report)))
     return shedder
   })
@@ -307,8 +317,8 @@ const makeWith = (
 export const statInterval = Duration.minutes(1)
 
 /**
- * Builds a shedder reading the CPU from `CpuUsage`. The scope owns the fiber that logs
- * `shedding_stat`.
+ * Builds a shedder reading the CPU from `CpuUsage` and the time from the `Clock` of the fiber that
+ * builds it. The scope owns the fiber that logs `shedding_stat`.
  *
  * @example
  * ```ts

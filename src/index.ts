@@ -163,3 +163,11 @@ export * as RedisStore from "./RedisStore.js"
  * @since 0.1.0
  */
 export * as TaskRunner from "./TaskRunner.js"
+
+/**
+ * Adaptive concurrency: an in-flight limit driven by latency (gradient2, vegas, aimd), for
+ * services a CPU signal cannot see.
+ *
+ * @since 0.1.0
+ */
+export * as AdaptiveLimiter from "./AdaptiveLimiter.js"

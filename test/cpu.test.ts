@@ -148,7 +148,8 @@ const fakeHost = (files: Record<string, string>, cpu = { user: 0, system: 0 }, n
   readFile: (path) => files[path],
   processCpu: () => cpu,
   monotonicNanos: () => nanos,
-  availableCpus: 4
+  availableCpus: 4,
+  eventLoop: () => ({ idle: 30, active: 70 })
 })
 
 describe("CPU source detection", () => {
@@ -195,6 +196,12 @@ describe("CPU source detection", () => {
     expect(sampler?.read()).toStrictEqual({ busy: 500_000, capacity: 40_000 })
     expect(CpuSource.detect(host, "cgroup")).toBeUndefined()
     expect(CpuSource.detect(host, "process", 1)?.cores).toBe(1)
+  })
+
+  it("reads the event loop's utilization on request", () => {
+    const sampler = CpuSource.detect(fakeHost({ "/proc/stat": procStat(1, 1, 1) }), "event-loop")
+    expect(sampler?.source).toBe("event-loop")
+    expect(sampler?.read()).toStrictEqual({ busy: 70e6, capacity: 100e6 })
   })
 
   it("a cgroup source without /proc/stat is not usable", () => {

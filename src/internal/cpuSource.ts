@@ -6,7 +6,7 @@
 import * as Cpu from "./cpu.js"
 
 /** Where readings come from. */
-export type Source = "cgroup1" | "cgroup2" | "process"
+export type Source = "cgroup1" | "cgroup2" | "process" | "event-loop"
 
 /** What the sampler needs from the outside world. */
 export interface Host {
@@ -18,6 +18,8 @@ export interface Host {
   readonly monotonicNanos: () => number
   /** CPUs available to the process (`os.availableParallelism()`) */
   readonly availableCpus: number
+  /** `performance.eventLoopUtilization()`: cumulative idle and active milliseconds */
+  readonly eventLoop: () => { readonly idle: number; readonly active: number }
 }
 
 export interface Sampler {
@@ -106,15 +108,30 @@ export const processSampler = (host: Host, cores: number): Sampler => ({
 })
 
 /**
+ * Readings of the main thread's event loop: active time against active plus idle time. A busy
+ * event loop reads 1000 even when the host's scheduler gives the process less than a core.
+ */
+export const eventLoopSampler = (host: Host): Sampler => ({
+  source: "event-loop",
+  cores: 1,
+  files: [],
+  read: () => {
+    const { active, idle } = host.eventLoop()
+    return { busy: active * 1e6, capacity: (active + idle) * 1e6 }
+  }
+})
+
+/**
  * The sampler for `preference`: `"auto"` tries cgroup v1 (the CPU controllers of a hybrid
  * hierarchy live there), then cgroup v2, then the process; `"cgroup"` the same without the last
  * step (`undefined` when neither cgroup can be read); `"process"` the process only.
  */
 export const detect = (
   host: Host,
-  preference: "auto" | "cgroup" | "process",
+  preference: "auto" | "cgroup" | "process" | "event-loop",
   processCores?: number
 ): Sampler | undefined => {
+  if (preference === "event-loop") return eventLoopSampler(host)
   if (preference !== "process") {
     const mounts = Cpu.parseMountInfo(host.readFile("/proc/self/mountinfo") ?? "")
     const cgroups = Cpu.parseProcCgroup(host.readFile("/proc/self/cgroup") ?? "")
