@@ -268,6 +268,20 @@ const findScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
   return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
 }
 
+/** Adds `hook` after the pre-response handlers already installed on this fiber. */
+const installHook = (hook: HttpApp.PreResponseHandler): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    const previous = fiber.getFiberRef(HttpApp.currentPreResponseHandlers)
+    return FiberRef.set(
+      HttpApp.currentPreResponseHandlers,
+      Option.some(
+        previous._tag === "None"
+          ? hook
+          : (request, response) => Effect.flatMap(previous.value(request, response), (r) => hook(request, r))
+      )
+    )
+  })
+
 /** The status the platform gives the response of a request whose client went away. */
 const clientClosed = 499
 
@@ -497,14 +511,18 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
         const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
         const [route, settings] = resolve(request)
         const inner: InnerRejections = new WeakSet()
-        const outcome = { timedOut: false }
+        const outcome: { timedOut: boolean; headers: Record<string, string> | undefined } = {
+          timedOut: false,
+          headers: undefined
+        }
 
         // 5. timeout
         let handler: Effect.Effect<HttpServerResponse.HttpServerResponse, any, any> = app
+        let timedOut: Effect.Effect<HttpServerResponse.HttpServerResponse> | undefined
         if (Option.isSome(settings.timeout)) {
           const { deadline, duration } = settings.timeout.value
           const millis = Duration.toMillis(duration)
-          const timedOut = Effect.suspend(() =>
+          const answer = Effect.suspend(() =>
             Effect.zipRight(
               Metric.increment(timeouts),
               rejected(
@@ -516,54 +534,65 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
               )
             )
           )
-          // The platform answers an interrupted handler itself (an empty 503) before this
-          // middleware sees the response; a pre-response handler turns that answer into ours.
-          const replaceAbort = (_: unknown, response: HttpServerResponse.HttpServerResponse) =>
-            response.status !== 503
-              ? Effect.succeed(response)
-              : outcome.timedOut
-              ? timedOut
-              : Effect.flatMap(Timeout.remaining, (left) =>
-                Option.isSome(left) && Duration.toMillis(left.value) <= 0
-                  ? Effect.zipRight(Effect.sync(() => (outcome.timedOut = true)), timedOut)
-                  : Effect.succeed(response))
-          handler = Effect.zipRight(
-            HttpApp.appendPreResponseHandler(replaceAbort),
-            Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, any, any>((fiber) => {
-              const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-              const scheduler = schedulerOf(clock)
-              if (scheduler === undefined) {
-                // not the live clock (tests): the forking `Timeout.deadline`
-                return deadline(app).pipe(
-                  Effect.catchIf((e): e is TimeoutError => e instanceof TimeoutError, () => {
-                    outcome.timedOut = true
-                    return timedOut
-                  })
-                )
-              }
-              const now = clock.unsafeCurrentTimeMillis()
-              const outer = fiber.getFiberRef(Timeout.currentDeadline)
-              const effective = Math.min(millis, outer - now)
-              if (effective <= 0) {
-                outcome.timedOut = true
-                return timedOut
-              }
-              // One timer and no extra fiber: when it fires, the request fiber itself is interrupted
-              // (the pre-response handler above then answers). The deadline budget is set for the
-              // handler and restored after it.
-              const cancel = scheduler.unsafeSchedule(() => {
-                outcome.timedOut = true
-                fiber.unsafeInterruptAsFork(fiber.id())
-              }, Duration.millis(effective))
-              return Effect.zipRight(
-                FiberRef.set(Timeout.currentDeadline, Math.min(outer, now + effective)),
-                Effect.onExit(
-                  app,
-                  () => Effect.zipRight(Effect.sync(cancel), FiberRef.set(Timeout.currentDeadline, outer))
-                )
+          timedOut = answer
+          handler = Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, any, any>((fiber) => {
+            const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+            const scheduler = schedulerOf(clock)
+            if (scheduler === undefined) {
+              // not the live clock (tests): the forking `Timeout.deadline`
+              return deadline(app).pipe(
+                Effect.catchIf((e): e is TimeoutError => e instanceof TimeoutError, () => {
+                  outcome.timedOut = true
+                  return answer
+                })
               )
-            })
-          )
+            }
+            const now = clock.unsafeCurrentTimeMillis()
+            const outer = fiber.getFiberRef(Timeout.currentDeadline)
+            const effective = Math.min(millis, outer - now)
+            if (effective <= 0) {
+              outcome.timedOut = true
+              return answer
+            }
+            // One timer and no extra fiber: when it fires, the request fiber itself is interrupted
+            // and the pre-response hook below answers. The deadline budget is set for the handler
+            // and restored after it.
+            const cancel = scheduler.unsafeSchedule(() => {
+              outcome.timedOut = true
+              fiber.unsafeInterruptAsFork(fiber.id())
+            }, Duration.millis(effective))
+            return Effect.zipRight(
+              FiberRef.set(Timeout.currentDeadline, Math.min(outer, now + effective)),
+              Effect.onExit(
+                app,
+                () => Effect.zipRight(Effect.sync(cancel), FiberRef.set(Timeout.currentDeadline, outer))
+              )
+            )
+          })
+        }
+
+        // The platform writes the handler's response itself (and answers an interrupted handler
+        // with an empty 503) before this middleware sees it: one pre-response hook per request adds
+        // the rate-limit headers and turns a timed-out answer into ours.
+        if (timedOut !== undefined || Option.isSome(settings.limiter)) {
+          const answer = timedOut
+          const hook = (
+            _: HttpServerRequest.HttpServerRequest,
+            response: HttpServerResponse.HttpServerResponse
+          ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+            if (answer !== undefined && response.status === 503) {
+              if (outcome.timedOut) return answer
+              return Effect.flatMap(Timeout.remaining, (left) => {
+                if (Option.isNone(left) || Duration.toMillis(left.value) > 0) return Effect.succeed(response)
+                outcome.timedOut = true
+                return answer
+              })
+            }
+            return Effect.succeed(
+              outcome.headers === undefined ? response : HttpServerResponse.setHeaders(response, outcome.headers)
+            )
+          }
+          handler = Effect.zipRight(installHook(hook), handler)
         }
 
         // 4. rate limiting
@@ -631,13 +660,8 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
                       (r) => inner.add(r)
                     )
                   }
-                  // the inner app writes its own response, so headers go on through a pre-response handler
-                  return Effect.zipRight(
-                    HttpApp.appendPreResponseHandler((_, response) =>
-                      Effect.succeed(HttpServerResponse.setHeaders(response, headers))
-                    ),
-                    next
-                  )
+                  outcome.headers = headers
+                  return next
                 }
               })
             ))

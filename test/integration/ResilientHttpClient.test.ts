@@ -135,6 +135,19 @@ describe("ResilientHttpClient (real server on 127.0.0.1)", () => {
       expect(downstream.hits("GET /slow")).toBe(2)
     })))
 
+  it.live("the per-attempt timeout is clamped to the caller's deadline", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const downstream = yield* flaky
+      const client = yield* makeClient({ timeout: "10 seconds", retry: false })
+      const started = Date.now()
+      const result = yield* Effect.either(client.get(`${downstream.url}/slow`).pipe(Timeout.deadline("200 millis")))
+      const elapsed = Date.now() - started
+      expect(result._tag).toBe("Left")
+      if (result._tag === "Left") expect(result.left._tag).toBe("TimeoutError")
+      expect(elapsed).toBeGreaterThanOrEqual(150)
+      expect(elapsed).toBeLessThan(1500)
+    })))
+
   it.live("stops calling once its breaker for the host opens, and never retries an open breaker", () =>
     Effect.scoped(Effect.gen(function*() {
       const downstream = yield* flaky
