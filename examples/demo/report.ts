@@ -82,7 +82,7 @@ const clientScript = `
 (function () {
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var phases = data.phases;
-  var maxX = Math.max(1, Math.ceil(data.totalMs / 1000));
+  var maxX = Math.max(1, Math.ceil((data.totalMs - 50) / 1000));
   var phaseColors = ["rgba(46,160,67,0.07)", "rgba(215,58,73,0.09)", "rgba(219,171,9,0.10)", "rgba(3,102,214,0.07)", "rgba(111,66,193,0.07)"];
   var phaseBands = {
     id: "phaseBands",
