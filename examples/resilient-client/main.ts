@@ -1,22 +1,23 @@
 /**
  * A resilient HTTP client calling a flaky server (seed 001's `ResilientClient`): a gobreaker-style
- * breaker for the host (trips when at least 3 requests were made and 60 % failed; 3 probes while
- * half-open), a per-try timeout, and retries with exponential backoff and jitter for idempotent
- * requests on 5xx, 429 and network errors.
+ * breaker for the host (trips when 60 % of the requests failed, as in the seed, but only once at
+ * least 20 were made so an unlucky start does not trip it; 3 probes while half-open), a per-try
+ * timeout, and retries with exponential backoff and jitter for idempotent requests on 5xx, 429 and
+ * network errors.
  *
- * It starts the flaky server on 127.0.0.1 itself, then calls it in three stages — flaky (30 % of
+ * It starts the flaky server on 127.0.0.1 itself, then calls it in three stages — flaky (20 % of
  * calls fail), down (every call fails), recovered — and prints what the client saw and what the
  * server actually served. Exits when done.
  *
  *   npm run example:resilient-client
  */
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
-import { Clock, Effect, Either } from "effect"
+import { Clock, Effect, Either, Logger } from "effect"
 import { CircuitBreaker, ResilientHttpClient } from "../../src/index.js"
 import * as Flaky from "../shared/flakyServer.js"
 
 const stages = [
-  { name: "flaky (30 % errors)", calls: 30, behaviour: { errorRate: 0.3, down: false } },
+  { name: "flaky (20 % errors)", calls: 30, behaviour: { errorRate: 0.2, down: false } },
   { name: "down (every call 503)", calls: 30, behaviour: { down: true } },
   { name: "recovered", calls: 30, behaviour: { errorRate: 0, down: false } }
 ] as const
@@ -29,14 +30,15 @@ const program = Effect.gen(function*() {
   const client = yield* ResilientHttpClient.make({
     name: "users",
     breaker: {
-      // gobreaker settings of seed 001, with a short open period so the example finishes quickly
+      // gobreaker settings of seed 001 (60 % failures trip it), with at least 20 requests before a trip
+      // and a short open period so the example finishes quickly
       policy: (name) =>
         CircuitBreaker.custom({
           name,
           halfOpenMaxCalls: 3,
           interval: "10 seconds",
           openFor,
-          readyToTrip: (c) => c.requests >= 3 && c.totalFailures / c.requests >= 0.6
+          readyToTrip: (c) => c.requests >= 20 && c.totalFailures / c.requests >= 0.6
         })
     },
     timeout: "500 millis",
@@ -73,4 +75,12 @@ const program = Effect.gen(function*() {
   }
 }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layer))
 
-NodeRuntime.runMain(program)
+/** One line per log entry (the breaker's state changes), indented under the stage it belongs to. */
+const compact = Logger.make(({ logLevel, message }) => {
+  const text = (Array.isArray(message) ? message : [message]).map(String).join(" ")
+  console.log(`  ${logLevel.label.toLowerCase()}: ${text}`)
+})
+
+NodeRuntime.runMain(program.pipe(Effect.provide(Logger.replace(Logger.defaultLogger, compact))), {
+  disablePrettyLogger: true
+})
