@@ -181,6 +181,37 @@ export class UnknownNameError extends Schema.TaggedError<UnknownNameError>()("Un
 }
 
 /**
+ * Marks a failure as transient: retry policies built with `Retry.isTransient` retry it, whatever
+ * the wrapped `cause` is. Wrap only errors you know are safe to repeat (an idempotent call that
+ * failed for a passing reason); `retryAfter` asks the retry to wait at least that long.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RetryableError } from "effect-resilience/Errors"
+ *
+ * const call = Effect.tryPromise({
+ *   try: () => fetch("http://inventory/items"),
+ *   catch: (cause) => new RetryableError({ cause })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RetryableError extends Schema.TaggedError<RetryableError>()("RetryableError", {
+  cause: Schema.Defect,
+  retryAfter: Schema.optional(Schema.DurationFromSelf)
+}) {
+  override get message(): string {
+    const inner = Predicate.hasProperty(this.cause, "message") && typeof this.cause.message === "string"
+      ? this.cause.message
+      : String(this.cause)
+    return `retryable: ${inner}${formatRetryAfter(this.retryAfter)}`
+  }
+}
+
+/**
  * The errors that mean "the protected work never ran": a caller may safely try another replica,
  * fall back, or retry later without risking a duplicate side effect.
  *

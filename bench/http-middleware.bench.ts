@@ -1,0 +1,51 @@
+/**
+ * The CPU cost of each `ResilientHttpServer` layer per request, in process (no sockets): the
+ * middleware runs around a handler that answers at once, with a request built from a web
+ * `Request`. Read it next to `http.bench.ts`, which measures the whole server under load.
+ */
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Scope from "effect/Scope"
+import * as CpuUsage from "../src/CpuUsage.js"
+import * as RateLimiter from "../src/RateLimiter.js"
+import * as ResilientHttpServer from "../src/ResilientHttpServer.js"
+import * as Timeout from "../src/Timeout.js"
+import { type Case, effectCase, runSuite } from "./harness.js"
+
+const app = Effect.succeed(HttpServerResponse.text("ok"))
+const request = HttpServerRequest.fromWeb(new Request("http://127.0.0.1/users/1"))
+const off = { maxConns: false, breaker: false, shedding: false, timeout: false } as const
+const variants: Record<string, ResilientHttpServer.Options> = {
+  none: off,
+  maxConns: { ...off, maxConns: 10000 },
+  breaker: { ...off, breaker: {} },
+  shedding: { ...off, shedding: {} },
+  rateLimit: { ...off, rateLimit: { algorithm: RateLimiter.tokenBucket({ rate: 1e9, burst: 1e9 }) } },
+  timeout: { ...off, timeout: "3 seconds" },
+  all: { rateLimit: { algorithm: RateLimiter.tokenBucket({ rate: 1e9, burst: 1e9 }) } }
+}
+const scope = Effect.runSync(Scope.make())
+const cases: Array<Case> = []
+cases.push(effectCase("bare (handler only)", Effect.provideService(app, HttpServerRequest.HttpServerRequest, request)))
+cases.push(
+  effectCase(
+    "Timeout.deadline bare",
+    Effect.provideService(Timeout.deadline(app, "3 seconds"), HttpServerRequest.HttpServerRequest, request)
+  )
+)
+for (const [name, options] of Object.entries(variants)) {
+  const r = Effect.runSync(
+    Scope.extend(ResilientHttpServer.make(options).pipe(Effect.provide(CpuUsage.layerTest(0))), scope) as any
+  ) as ResilientHttpServer.ResilientHttpServer
+  cases.push(
+    effectCase(name, Effect.provideService(r.middleware(app), HttpServerRequest.HttpServerRequest, request) as any)
+  )
+}
+await runSuite({
+  name: "http-middleware",
+  baseline: "bare (handler only)",
+  cases,
+  note: "Each case enables one layer (\"none\": all off); \"all\" is every layer with an in-memory token bucket. " +
+    "\"Timeout.deadline bare\" is the generic forking deadline, for comparison with the request deadline."
+})

@@ -1,0 +1,125 @@
+/**
+ * Timeouts, retries and the full composition, against Effect's own combinators and cockatiel.
+ *
+ * - timeout: `Timeout.within` vs `Effect.timeout` vs cockatiel's `timeout` (wrapped in
+ *   `Effect.tryPromise`, so its floor is `Effect.tryPromise(resolved)`);
+ * - retry on the success path: `Retry.retry`, `Effect.retry` with a `Retry.policy`, `Effect.retry`
+ *   with Effect's own schedule, cockatiel's `retry`;
+ * - full composition: retry(breaker(timeout(bulkhead(work)))) vs cockatiel's
+ *   `wrap(retry, circuitBreaker, timeout, bulkhead)`.
+ */
+import {
+  bulkhead as cockatielBulkhead,
+  circuitBreaker as cockatielBreaker,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  handleAll,
+  retry as cockatielRetry,
+  timeout as cockatielTimeout,
+  TimeoutStrategy,
+  wrap
+} from "cockatiel"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import * as Backoff from "../src/Backoff.js"
+import { CircuitOpenError } from "../src/Errors.js"
+import * as Retry from "../src/Retry.js"
+import * as Timeout from "../src/Timeout.js"
+import { effectCase, runSuite } from "./harness.js"
+
+const work = Effect.succeed(1)
+const resolved = () => Promise.resolve(1)
+const second = Duration.seconds(1)
+
+// --- timeout -------------------------------------------------------------------------------
+const cockatielTimeoutPolicy = cockatielTimeout(1000, TimeoutStrategy.Aggressive)
+
+await runSuite({
+  name: "timeout",
+  baseline: "bare Effect.succeed",
+  cases: [
+    effectCase("bare Effect.succeed", work),
+    effectCase("Timeout.within(1 s)", Timeout.within(work, second)),
+    effectCase("Timeout.within inside a deadline", Timeout.within(work, second).pipe(Timeout.deadline("30 seconds"))),
+    effectCase("Effect.timeout(1 s)", Effect.timeout(work, second)),
+    effectCase("Effect.tryPromise(resolved) (cockatiel floor)", Effect.tryPromise(resolved)),
+    effectCase(
+      "cockatiel timeout (tryPromise)",
+      Effect.tryPromise(() => cockatielTimeoutPolicy.execute(resolved))
+    )
+  ],
+  note: "Timeout.within runs the work in one child fiber and arms one timer on the Clock's scheduler;\n" +
+    "Effect.timeout races two forked fibers (the work and a sleep)."
+})
+
+// --- retry, success path ------------------------------------------------------------------------
+const backoff = Backoff.exponential({ base: "100 millis" }).pipe(Backoff.upTo(3))
+const policy = Retry.policy({ schedule: backoff })
+const effectSchedule = Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(2)))
+const cockatielRetryPolicy = cockatielRetry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() })
+
+await runSuite({
+  name: "retry-success",
+  baseline: "bare Effect.succeed",
+  cases: [
+    effectCase("bare Effect.succeed", work),
+    effectCase("Retry.retry(policy)", Retry.retry(work, { schedule: backoff })),
+    effectCase("Effect.retry(Retry.policy)", Effect.retry(work, policy)),
+    effectCase("Effect.retry(Schedule.exponential ∩ recurs)", Effect.retry(work, effectSchedule)),
+    effectCase("Effect.tryPromise(resolved) (cockatiel floor)", Effect.tryPromise(resolved)),
+    effectCase("cockatiel retry (tryPromise)", Effect.tryPromise(() => cockatielRetryPolicy.execute(resolved)))
+  ],
+  note: "Retry.retry only builds the schedule driver after a first failure; Effect.retry builds it on every call."
+})
+
+// --- full composition ---------------------------------------------------------------------------
+/** A consecutive-failures breaker standing in for CircuitBreaker (synchronous state in a closure). */
+const makeBreaker = (threshold: number) => {
+  let failures = 0
+  return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpenError, R> =>
+    Effect.suspend((): Effect.Effect<A, E | CircuitOpenError, R> =>
+      failures >= threshold
+        ? Effect.fail(new CircuitOpenError({ breaker: "bench", state: "Open" }, true))
+        : Effect.onExit(effect, (exit) =>
+          Effect.sync(() => {
+            failures = exit._tag === "Success" ? 0 : failures + 1
+          }))
+    )
+}
+const semaphore = Effect.runSync(Effect.makeSemaphore(10))
+const breaker = makeBreaker(5)
+const composed = work.pipe(
+  semaphore.withPermits(1),
+  Timeout.within(second),
+  breaker,
+  Retry.retry({ schedule: backoff })
+)
+const effectNative = work.pipe(
+  semaphore.withPermits(1),
+  Effect.timeout(second),
+  breaker,
+  Effect.retry(effectSchedule)
+)
+const cockatielWrapped = wrap(
+  cockatielRetry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
+  cockatielBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) }),
+  cockatielTimeout(1000, TimeoutStrategy.Aggressive),
+  cockatielBulkhead(10, 0)
+)
+
+await runSuite({
+  name: "retry-breaker-timeout-bulkhead",
+  baseline: "bare Effect.succeed",
+  cases: [
+    effectCase("bare Effect.succeed", work),
+    effectCase("effect-resilience retry(breaker(timeout(bulkhead)))", composed),
+    effectCase("Effect.retry(breaker(Effect.timeout(Semaphore)))", effectNative),
+    effectCase("Effect.tryPromise(resolved) (cockatiel floor)", Effect.tryPromise(resolved)),
+    effectCase(
+      "cockatiel wrap(retry, breaker, timeout, bulkhead)",
+      Effect.tryPromise(() => cockatielWrapped.execute(resolved))
+    )
+  ],
+  note: "breaker: a synchronous consecutive-failures stand-in; bulkhead: Effect.Semaphore(10)."
+})

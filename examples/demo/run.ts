@@ -1,0 +1,226 @@
+/**
+ * Runs the demo's phases against a system under test: switches the downstream's behaviour, drives
+ * the load, samples breaker states, shows live progress, and builds the report data.
+ */
+import { Clock, Effect, Fiber, Random } from "effect"
+import type { Behaviour, FlakyServer } from "../shared/flakyServer.js"
+import * as Load from "./load.js"
+import type { BreakerSample, BreakerState, PhaseSpec, PhaseWindow, RequestRecord } from "./model.js"
+import type { ReportData } from "./report.js"
+import { emptyCounts, percentile, perSecond, summarize } from "./stats.js"
+import type { Counts } from "./stats.js"
+import type { View } from "./terminal.js"
+
+export interface Phase extends PhaseSpec {
+  /** What the downstream does during the phase. */
+  readonly downstream: Partial<Behaviour>
+}
+
+export interface User {
+  readonly id: string
+  readonly tier: "free" | "pro"
+  /** Relative share of the traffic this user sends. */
+  readonly weight: number
+}
+
+export interface SystemUnderTest {
+  readonly apiPort: number
+  readonly downstream: FlakyServer
+  /** The current state of every breaker worth charting. */
+  readonly breakers: Effect.Effect<
+    ReadonlyArray<{ readonly name: string; readonly state: BreakerState; readonly dropRatio?: number | undefined }>
+  >
+  readonly facts: Readonly<Record<string, string>>
+}
+
+export interface RunOptions {
+  readonly phases: ReadonlyArray<Phase>
+  readonly users: ReadonlyArray<User>
+  readonly maxInFlight: number
+  readonly requestTimeoutMs: number
+  /** Traffic from a separate user before the first phase (connections, JIT), not recorded. */
+  readonly warmup?: { readonly durationMs: number; readonly rps: number }
+  readonly view: View
+  readonly title: string
+  /** Log lines collected while the run goes on (epoch milliseconds); they end up in the report. */
+  readonly events?: ReadonlyArray<{ readonly at: number; readonly level: string; readonly message: string }>
+}
+
+export interface RunResult {
+  readonly report: ReportData
+  readonly records: ReadonlyArray<RequestRecord>
+}
+
+/**
+ * Runs every phase in order. The result is also produced when the run is interrupted (SIGINT):
+ * `onResult` receives the data collected so far, marked as interrupted.
+ */
+export const run = (
+  sut: SystemUnderTest,
+  options: RunOptions,
+  onResult: (r: RunResult) => Effect.Effect<void>
+): Effect.Effect<RunResult> =>
+  Effect.scoped(Effect.gen(function*() {
+    let t0 = yield* Clock.currentTimeMillis
+    const now = Effect.map(Clock.currentTimeMillis, (t) => t - t0)
+    const records: Array<RequestRecord> = []
+    const samples: Array<BreakerSample> = []
+    const windows: Array<PhaseWindow> = []
+    const phaseCounts = new Map<string, Counts>()
+    const record = (r: RequestRecord) => {
+      records.push(r)
+      const c = phaseCounts.get(r.phase)
+      if (c !== undefined) c[r.outcome]++
+    }
+    const driver = yield* Load.make({ maxSockets: options.maxInFlight })
+
+    const totalWeight = options.users.reduce((s, u) => s + u.weight, 0)
+    const next = Effect.map(Random.nextRange(0, totalWeight), (x) => {
+      let acc = 0
+      let user = options.users[options.users.length - 1]
+      for (const u of options.users) {
+        acc += u.weight
+        if (x < acc) {
+          user = u
+          break
+        }
+      }
+      const id = Math.floor(x * 1000) % 100
+      return {
+        user: user.id,
+        path: `/api/users/${id}`,
+        headers: { "x-user-id": user.id, "x-user-tier": user.tier }
+      } satisfies Load.Target
+    })
+
+    let latest: ReadonlyArray<
+      { readonly name: string; readonly state: BreakerState; readonly dropRatio?: number | undefined }
+    > = []
+    const sample = Effect.gen(function*() {
+      const t = yield* now
+      latest = yield* sut.breakers
+      for (const b of latest) {
+        samples.push(
+          b.dropRatio === undefined || !Number.isFinite(b.dropRatio)
+            ? { t, name: b.name, state: b.state }
+            : { t, name: b.name, state: b.state, dropRatio: Math.round(b.dropRatio * 1000) / 1000 }
+        )
+      }
+    })
+
+    const lastSecond = (t: number) => {
+      const lat: Array<number> = []
+      for (let i = records.length - 1; i >= 0 && records[i].sentAt >= t - 3000; i--) {
+        const r = records[i]
+        if (r.sentAt >= t - 1000 && r.status !== 0) lat.push(r.latencyMs)
+      }
+      lat.sort((a, b) => a - b)
+      const r1 = (n: number) => (Number.isFinite(n) ? Math.round(n * 10) / 10 : null)
+      return { p50: r1(percentile(lat, 0.5)), p99: r1(percentile(lat, 0.99)) }
+    }
+
+    const snapshot = (w: PhaseWindow, index: number, t: number) => ({
+      phase: w,
+      index,
+      phaseCount: options.phases.length,
+      now: t,
+      counts: phaseCounts.get(w.name) ?? emptyCounts(),
+      inFlight: driver.inFlight(),
+      ...lastSecond(t),
+      breakers: latest
+    })
+
+    const build = (interrupted: boolean) =>
+      Effect.gen(function*() {
+        const totalMs = windows.length > 0 ? windows[windows.length - 1].endMs : yield* now
+        const report: ReportData = {
+          title: options.title,
+          generatedAt: new Date(t0).toISOString(),
+          totalMs,
+          facts: sut.facts,
+          phases: windows,
+          seconds: perSecond(records, windows, totalMs),
+          breakers: samples,
+          summary: summarize(records, windows, samples),
+          events: (options.events ?? []).filter((e) => e.at >= t0).map((e) => ({
+            t: e.at - t0,
+            level: e.level,
+            message: e.message
+          })),
+          ...(interrupted ? { interrupted } : {})
+        }
+        return { report, records } satisfies RunResult
+      })
+
+    const warmup = options.warmup === undefined ? Effect.void : Effect.gen(function*() {
+      yield* driver.run({
+        port: sut.apiPort,
+        phase: "warmup",
+        rps: options.warmup!.rps,
+        durationMs: options.warmup!.durationMs,
+        maxInFlight: options.maxInFlight,
+        requestTimeoutMs: options.requestTimeoutMs,
+        next: Effect.succeed({
+          user: "warmup",
+          path: "/api/users/0",
+          headers: { "x-user-id": "warmup", "x-user-tier": "pro" }
+        }),
+        now,
+        record: () => {}
+      })
+      yield* driver.drain("2 seconds")
+    })
+
+    const body = Effect.gen(function*() {
+      yield* warmup
+      t0 = yield* Clock.currentTimeMillis
+      yield* sample
+      const sampler = yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep("100 millis"), sample)))
+      for (let i = 0; i < options.phases.length; i++) {
+        const p = options.phases[i]
+        yield* sut.downstream.set({ ...p.downstream })
+        const startMs = yield* now
+        const w: PhaseWindow = { ...p, startMs, endMs: startMs + p.durationMs }
+        windows.push(w)
+        phaseCounts.set(p.name, emptyCounts())
+        const ticker = yield* Effect.forkScoped(Effect.forever(
+          Effect.zipRight(
+            Effect.sleep("200 millis"),
+            Effect.flatMap(now, (t) => Effect.sync(() => options.view.update(snapshot(w, i, t))))
+          )
+        ))
+        yield* driver.run({
+          port: sut.apiPort,
+          phase: p.name,
+          rps: p.rps,
+          durationMs: p.durationMs,
+          maxInFlight: options.maxInFlight,
+          requestTimeoutMs: options.requestTimeoutMs,
+          next,
+          now,
+          record
+        })
+        yield* Fiber.interrupt(ticker)
+        const endMs = yield* now
+        windows[windows.length - 1] = { ...w, endMs }
+        options.view.endPhase(snapshot(windows[windows.length - 1], i, endMs))
+      }
+      yield* driver.drain("3 seconds")
+      yield* sample
+      yield* Fiber.interrupt(sampler)
+      return yield* build(false)
+    })
+
+    return yield* body.pipe(
+      Effect.tap(onResult),
+      Effect.onInterrupt(() =>
+        Effect.gen(function*() {
+          if (windows.length > 0) {
+            const t = yield* now
+            windows[windows.length - 1] = { ...windows[windows.length - 1], endMs: Math.max(t, 1) }
+          }
+          yield* Effect.flatMap(build(true), onResult)
+        })
+      )
+    )
+  }))

@@ -1,0 +1,381 @@
+/**
+ * Wraps `@effect/platform`'s `HttpClient` with the client-side half of the toolkit, per host
+ * (`url.host`, so `api:8080` and `api:9090` are isolated from each other):
+ *
+ * - a **circuit breaker** per host: network errors, timeouts and 5xx responses are failures;
+ *   4xx responses are successes (the server answered); 429 and local rejections count as neither;
+ *   an open breaker fails the call at once with `CircuitOpenError` and is never retried;
+ * - a **bulkhead** per host bounding concurrent calls (`BulkheadFullError` when full);
+ * - a **per-attempt timeout** through `Timeout.within`, so it is clamped to the caller's deadline
+ *   budget (`Timeout.deadline`, or the one the resilient server middleware starts);
+ * - **retries** with exponential backoff and full jitter, only for idempotent requests (GET, HEAD,
+ *   OPTIONS, TRACE, PUT, DELETE, or any request with an `Idempotency-Key` header), only on network
+ *   errors, timeouts, 5xx and 429, honouring `Retry-After`, never on other 4xx and never on a
+ *   breaker or bulkhead rejection.
+ *
+ * Responses keep `@effect/platform`'s semantics: once retries are exhausted, a 5xx or 429 response
+ * is returned as a response, not an error (use `HttpClient.filterStatusOk` to turn it into one).
+ *
+ * @example
+ * ```ts
+ * import { FetchHttpClient, HttpClient } from "@effect/platform"
+ * import { ResilientHttpClient } from "effect-resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const client = yield* ResilientHttpClient.make({ timeout: "2 seconds", retry: { times: 3 } })
+ *   const response = yield* client.get("http://127.0.0.1:8080/users/1")
+ * }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as Backoff from "./Backoff.js"
+import * as Bulkhead from "./Bulkhead.js"
+import * as CircuitBreaker from "./CircuitBreaker.js"
+import type { BulkheadFullError, CircuitOpenError, InvalidOptionsError } from "./Errors.js"
+import { TimeoutError } from "./Errors.js"
+import * as http from "./internal/http.js"
+import * as options_ from "./internal/options.js"
+import * as Timeout from "./Timeout.js"
+
+/**
+ * Options of `make`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** names the metrics, breakers (`"<name> <host>"`) and bulkheads (default `"http-client"`) */
+  readonly name?: string
+  /** default: `CircuitBreaker.sre` per host; `false` switches breakers off */
+  readonly breaker?: false | {
+    readonly policy?: (name: string) => CircuitBreaker.Policy
+    readonly registry?: Context.Tag.Service<CircuitBreaker.Registry>
+  }
+  /** default: 64 concurrent calls per host, no queue; `false` switches bulkheads off */
+  readonly bulkhead?: false | {
+    readonly maxConcurrent?: number
+    readonly maxQueue?: number
+    readonly queueTimeout?: Duration.DurationInput
+  }
+  /** per-attempt timeout, clamped to the caller's deadline (default 10 seconds) */
+  readonly timeout?: Duration.DurationInput | false
+  /** default: up to 3 retries, exponential from 100 ms capped at 2 s with full jitter */
+  readonly retry?: false | {
+    /** retries after the first attempt (default 3) */
+    readonly times?: number
+    /** replaces the backoff (its input is the failure); `times` still applies */
+    readonly schedule?: Schedule.Schedule<unknown, unknown>
+    /** which requests may be sent twice (default: idempotent methods or an `Idempotency-Key` header) */
+    readonly idempotent?: (request: HttpClientRequest.HttpClientRequest) => boolean
+    /** a `Retry-After` longer than this is not waited for: the response is returned (default 30 seconds) */
+    readonly maxRetryAfter?: Duration.DurationInput
+  }
+}
+
+/**
+ * A retryable response (5xx or 429) seen by the retry loop. It never escapes `make`'s client: once
+ * retries are exhausted, the response itself is returned.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class RetryableResponse extends Data.TaggedError("RetryableResponse")<{
+  readonly response: HttpClientResponse.HttpClientResponse
+  readonly retryAfter: Duration.Duration | undefined
+}> {}
+
+/**
+ * The errors a resilient client adds to `HttpClientError`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Error = HttpClientError.HttpClientError | CircuitOpenError | BulkheadFullError | TimeoutError
+
+/**
+ * The wrapped client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ResilientHttpClient = HttpClient.HttpClient.With<Error>
+
+/**
+ * A `Context.Tag` for a resilient client provided by `layer`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Client extends Context.Tag("effect-resilience/ResilientHttpClient")<Client, ResilientHttpClient>() {}
+
+const OptionsSchema = Schema.Struct({
+  name: Schema.optional(options_.Name),
+  timeout: Schema.optional(Schema.Union(options_.PositiveDuration, Schema.Literal(false))),
+  bulkhead: Schema.optional(Schema.Union(
+    Schema.Literal(false),
+    Schema.Struct({
+      maxConcurrent: Schema.optional(options_.PositiveInt),
+      maxQueue: Schema.optional(options_.NonNegativeInt),
+      queueTimeout: Schema.optional(options_.NonNegativeDuration)
+    })
+  )),
+  retry: Schema.optional(Schema.Union(
+    Schema.Literal(false),
+    Schema.Struct({
+      times: Schema.optional(options_.NonNegativeInt),
+      maxRetryAfter: Schema.optional(options_.NonNegativeDuration)
+    })
+  ))
+})
+
+const decode = options_.decodeOptions("ResilientHttpClient", OptionsSchema)
+
+const retriesTotal = Metric.counter("resilience_retries_total", {
+  description: "retries performed",
+  incremental: true
+})
+
+const defaultIdempotent = (request: HttpClientRequest.HttpClientRequest): boolean =>
+  http.idempotentMethods.has(request.method) || request.headers["idempotency-key"] !== undefined
+
+const isTransportError = (u: unknown): boolean =>
+  Predicate.hasProperty(u, "_tag") && u._tag === "RequestError" &&
+  Predicate.hasProperty(u, "reason") && u.reason === "Transport"
+
+/** Whether a failure of one attempt may be retried. */
+const isRetryable = (u: unknown): boolean =>
+  u instanceof RetryableResponse || u instanceof TimeoutError || isTransportError(u)
+
+const hostOf = (url: string): string => {
+  try {
+    return new URL(url).host
+  } catch {
+    return "unknown"
+  }
+}
+
+const describe = (e: unknown): string =>
+  e instanceof RetryableResponse
+    ? `status ${e.response.status}`
+    : Predicate.hasProperty(e, "_tag") && typeof e._tag === "string"
+    ? e._tag
+    : "error"
+
+/**
+ * A per-key cache of scoped resources, created on first use and closed with the client's scope.
+ */
+const keyed = <A, E>(scope: Scope.Scope, build: (key: string) => Effect.Effect<A, E, Scope.Scope>) => {
+  const cache = new Map<string, A>()
+  const lock = Effect.unsafeMakeSemaphore(1)
+  return (key: string): Effect.Effect<A, E> =>
+    Effect.suspend(() => {
+      const hit = cache.get(key)
+      if (hit !== undefined) return Effect.succeed(hit)
+      return lock.withPermits(1)(Effect.suspend(() => {
+        const again = cache.get(key)
+        if (again !== undefined) return Effect.succeed(again)
+        return Effect.tap(Scope.extend(build(key), scope), (a) => Effect.sync(() => cache.set(key, a)))
+      }))
+    })
+}
+
+/**
+ * Wraps the `HttpClient` in context. Breakers and bulkheads live in the current scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<ResilientHttpClient, InvalidOptionsError, HttpClient.HttpClient | Scope.Scope> =>
+  Effect.flatMap(HttpClient.HttpClient, (client) => wrap(client, options))
+
+/**
+ * Wraps a given client.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const wrap = <E, R>(
+  client: HttpClient.HttpClient.With<E, R>,
+  options: Options = {}
+): Effect.Effect<HttpClient.HttpClient.With<E | Error, R>, InvalidOptionsError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const decoded = yield* decode(options)
+    const scope = yield* Effect.scope
+    const name = decoded.name ?? "http-client"
+    const timeout = decoded.timeout === false
+      ? undefined
+      : Timeout.within({ duration: decoded.timeout ?? Duration.seconds(10), operation: name })
+
+    const breakerOptions = options.breaker === false ? undefined : options.breaker ?? {}
+    const registry = breakerOptions === undefined
+      ? undefined
+      : breakerOptions.registry ?? (yield* CircuitBreaker.makeRegistry({
+        policy: breakerOptions.policy ?? ((n) => CircuitBreaker.sre({ name: n })),
+        idleTimeToLive: "10 minutes"
+      }))
+
+    const bulkheadOptions = decoded.bulkhead === false ? undefined : decoded.bulkhead ?? {}
+    const bulkheadOf = bulkheadOptions === undefined ? undefined : keyed(scope, (host) =>
+      Bulkhead.make({
+        name: `${name} ${host}`,
+        maxConcurrent: bulkheadOptions.maxConcurrent ?? 64,
+        maxQueue: bulkheadOptions.maxQueue ?? 0,
+        ...(bulkheadOptions.queueTimeout === undefined ? {} : { queueTimeout: bulkheadOptions.queueTimeout })
+      }))
+
+    const retryOptions = decoded.retry === false ? undefined : decoded.retry ?? {}
+    const rawRetry = options.retry === false ? undefined : options.retry
+    const times = retryOptions?.times ?? 3
+    const maxRetryAfter = Duration.toMillis(retryOptions?.maxRetryAfter ?? Duration.seconds(30))
+    const idempotent = rawRetry?.idempotent ?? defaultIdempotent
+    const schedule: Schedule.Schedule<unknown, unknown> = Backoff.respectRetryAfter(
+      (rawRetry?.schedule ?? Backoff.exponential({ base: "100 millis", cap: "2 seconds", jitter: "full" })).pipe(
+        Schedule.intersect(Schedule.recurs(times))
+      )
+    )
+    const retries = Metric.tagged(retriesTotal, "name", name)
+
+    /** Whether a failed attempt is worth another one. */
+    const mayRetry = (e: unknown): Effect.Effect<boolean> => {
+      if (!isRetryable(e)) return Effect.succeed(false)
+      if (e instanceof RetryableResponse && e.retryAfter !== undefined) {
+        const wait = Duration.toMillis(e.retryAfter)
+        if (wait > maxRetryAfter) return Effect.succeed(false)
+        // never wait past the caller's deadline
+        return Effect.map(
+          Timeout.remaining,
+          Option.match({ onNone: () => true, onSome: (left) => Duration.toMillis(left) > wait })
+        )
+      }
+      return Effect.succeed(true)
+    }
+
+    /** One attempt: breaker → bulkhead → timeout → send, classifying the response. */
+    const attempt = <E1, R1>(
+      send: Effect.Effect<HttpClientResponse.HttpClientResponse, E1, R1>,
+      host: string
+    ): Effect.Effect<HttpClientResponse.HttpClientResponse, E1 | Error | RetryableResponse, R1> => {
+      let call: Effect.Effect<HttpClientResponse.HttpClientResponse, any, R1> = send
+      if (timeout !== undefined) call = timeout(call)
+      call = Effect.flatMap(
+        call,
+        (response) =>
+          response.status >= 500 || response.status === 429
+            ? Effect.clockWith((clock) =>
+              Effect.fail(
+                new RetryableResponse({
+                  response,
+                  retryAfter: Option.getOrUndefined(
+                    http.parseRetryAfter(response.headers["retry-after"], clock.unsafeCurrentTimeMillis())
+                  )
+                })
+              )
+            )
+            : Effect.succeed(response)
+      )
+      if (bulkheadOf !== undefined) {
+        const inner = call
+        call = Effect.flatMap(bulkheadOf(host), (bulkhead) => bulkhead.protect(inner))
+      }
+      if (registry !== undefined) {
+        const inner = call
+        call = Effect.flatMap(registry.get(`${name} ${host}`), (breaker) =>
+          Effect.uninterruptibleMask((restore) =>
+            Effect.flatMap(breaker.allow, (permit) =>
+              Effect.flatMap(Effect.exit(restore(inner)), (exit) => {
+                let settle: Effect.Effect<void>
+                if (Exit.isSuccess(exit)) {
+                  settle = permit.success
+                } else {
+                  const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+                  if (failure instanceof RetryableResponse) {
+                    settle = failure.response.status === 429 ? permit.ignore : permit.failure(failure)
+                  } else if (
+                    Predicate.hasProperty(failure, "_tag") && failure._tag === "BulkheadFullError"
+                  ) {
+                    settle = permit.ignore
+                  } else if (failure === undefined && !Exit.isInterrupted(exit)) {
+                    settle = permit.failure(exit.cause)
+                  } else if (failure === undefined) {
+                    settle = permit.ignore
+                  } else {
+                    settle = permit.failure(failure)
+                  }
+                }
+                return Effect.zipRight(settle, exit)
+              }))
+          ))
+      }
+      return call
+    }
+
+    return HttpClient.transform(client, (send, request) => {
+      const host = hostOf(request.url)
+      const once = attempt(send, host)
+      const run = retryOptions === undefined || times === 0 || !idempotent(request)
+        ? once
+        : Effect.flatMap(Schedule.driver(schedule), (driver) => {
+          const loop: Effect.Effect<HttpClientResponse.HttpClientResponse, any, any> = Effect.catchAll(
+            once,
+            (e) =>
+              Effect.flatMap(mayRetry(e), (retry) =>
+                retry
+                  ? Effect.matchEffect(driver.next(e), {
+                    // the schedule is exhausted: surface the last outcome
+                    onFailure: () =>
+                      Effect.fail(e),
+                    onSuccess: () =>
+                      Effect.zipRight(
+                        Effect.all([
+                          Metric.increment(retries),
+                          // drain the abandoned response so its connection can be reused
+                          e instanceof RetryableResponse
+                            ? e.response.text.pipe(Effect.timeout("1 second"), Effect.ignore)
+                            : Effect.void,
+                          Effect.logDebug("retrying request").pipe(
+                            Effect.annotateLogs({ client: name, host, error: describe(e) })
+                          )
+                        ], { discard: true }),
+                        loop
+                      )
+                  })
+                  : Effect.fail(e))
+          )
+          return loop
+        })
+      return Effect.catchIf(
+        run,
+        (e): e is RetryableResponse =>
+          e instanceof RetryableResponse,
+        (e) => Effect.succeed(e.response)
+      ) as Effect.Effect<HttpClientResponse.HttpClientResponse, any, any>
+    }) as HttpClient.HttpClient.With<E | Error, R>
+  })
+
+/**
+ * Provides `Client` built on the `HttpClient` in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Client, InvalidOptionsError, HttpClient.HttpClient> =>
+  Layer.scoped(Client, make(options))

@@ -1,0 +1,268 @@
+/**
+ * Timeouts that interrupt the work they guard, and deadline budgets that propagate: inside
+ * `deadline(total)` (or an outer `within`) every nested `within` is clamped to what is left, so a
+ * request with 30 s for everything cannot give its database call 5 s when only 2 s remain.
+ *
+ * The budget travels in a `FiberRef`, so fibers forked by the work inherit it. The work runs on
+ * a fiber of its own, started at once with the caller's context, runtime flags and fiber refs
+ * (and fiber-ref changes flow back on success, as with `Fiber.join`); the caller waits for it,
+ * and interrupts it if the caller itself is interrupted. Work that completes synchronously is done
+ * before any timer is armed. Otherwise each level arms exactly one timer and removes it when the
+ * work ends first; when time is up the work is interrupted and its finalizers have run before the
+ * `TimeoutError` is returned.
+ *
+ * Time comes from the `Clock` service: with the live clock the timer is a callback on the
+ * clock's own scheduler (no extra fiber); with any other clock — `TestClock` included — it is a
+ * fiber sleeping on `Clock.sleep`, interrupted and awaited when the work ends first.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Timeout } from "effect-resilience"
+ *
+ * declare const queryDb: Effect.Effect<string>
+ * declare const callInventory: Effect.Effect<string>
+ *
+ * const handler = Effect.gen(function*() {
+ *   const stock = yield* callInventory.pipe(Timeout.within("10 seconds"))
+ *   const row = yield* queryDb.pipe(Timeout.within({ duration: "5 seconds", operation: "db" }))
+ *   return [stock, row]
+ * }).pipe(Timeout.deadline("28 seconds"))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import { InvalidOptionsError, TimeoutError } from "./Errors.js"
+import * as internal from "./internal/deadline.js"
+import { parseDurationInput } from "./internal/options.js"
+
+/**
+ * The absolute deadline (Clock millis, `Infinity` for none) of the current fiber. A child's
+ * tighter deadline never flows back into its parent.
+ *
+ * @since 0.1.0
+ * @category fiber refs
+ */
+export const currentDeadline: FiberRef.FiberRef<number> = internal.currentDeadline
+
+/**
+ * Options of `within` and `deadline`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TimeoutOptions {
+  readonly duration: Duration.DurationInput
+  /** names the operation in the `TimeoutError` and the `name` label of `resilience_timeouts_total` */
+  readonly operation?: string | undefined
+}
+
+/**
+ * `resilience_timeouts_total{name}`: operations that timed out (`name` is the `operation`, or
+ * `"default"`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const timeoutsTotal: Metric.Metric.Counter<number> = Metric.counter("resilience_timeouts_total", {
+  description: "operations that timed out",
+  incremental: true
+})
+
+interface Prepared {
+  readonly millis: number
+  readonly operation: string | undefined
+  readonly counter: Metric.Metric.Counter<number>
+}
+
+const prepare = (module: string, input: Duration.DurationInput | TimeoutOptions): Prepared | InvalidOptionsError => {
+  const options: TimeoutOptions = typeof input === "object" && input !== null && "duration" in input
+    ? input
+    : { duration: input as Duration.DurationInput }
+  const parsed = parseDurationInput(options.duration)
+  if (parsed._tag === "Left") {
+    return new InvalidOptionsError({ module, option: "duration", value: options.duration, reason: parsed.left })
+  }
+  return {
+    millis: Duration.toMillis(parsed.right),
+    operation: options.operation,
+    counter: Metric.tagged(timeoutsTotal, "name", options.operation ?? "default")
+  }
+}
+
+interface LiveScheduler {
+  readonly unsafeSchedule: Clock.ClockScheduler["unsafeSchedule"]
+}
+
+/** The live clock exposes its timer scheduler; test clocks do not. */
+const ClockTag = Clock.Clock
+
+const schedulerOf = (clock: Clock.Clock): LiveScheduler | undefined => {
+  const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
+  if (typeof scheduler !== "function") return undefined
+  const effect = scheduler.call(clock) as unknown
+  return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
+}
+
+const timedOut = (prepared: Prepared, millis: number): Effect.Effect<never, TimeoutError> =>
+  Effect.zipRight(
+    Metric.increment(prepared.counter),
+    Effect.fail(
+      new TimeoutError(
+        prepared.operation === undefined
+          ? { duration: Duration.millis(millis) }
+          : { duration: Duration.millis(millis), operation: prepared.operation },
+        true
+      )
+    )
+  )
+
+/**
+ * Starts `self` at once on a fiber of its own (so it can be interrupted without touching the
+ * caller), with the caller's context, flags and fiber refs plus the tighter deadline. Work that
+ * completes synchronously is finished before a timer is even armed.
+ */
+const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.Effect<A, E | TimeoutError, R> =>
+  Effect.withFiberRuntime<A, E | TimeoutError, R>((parent, status) => {
+    const clock = Context.get(parent.currentDefaultServices, ClockTag)
+    const now = clock.unsafeCurrentTimeMillis()
+    const deadline = parent.getFiberRef(currentDeadline)
+    const effective = internal.clamp(prepared.millis, deadline, now)
+    if (effective === Infinity) return self
+    if (effective <= 0) return timedOut(prepared, Math.max(0, effective))
+    const parentId = parent.id()
+    const runtime = Runtime.make({
+      context: parent.currentContext as Context.Context<R>,
+      runtimeFlags: status.runtimeFlags,
+      fiberRefs: FiberRefs.updateAs(parent.getFiberRefs(), {
+        fiberId: parentId,
+        fiberRef: currentDeadline,
+        value: internal.nested(deadline, now, effective)
+      })
+    })
+    const scheduler = schedulerOf(clock)
+    const timeout = Duration.millis(effective)
+    const work = Runtime.runFork(runtime, self)
+    const early = work.unsafePoll()
+    // synchronous work is done already: no timer, no suspension of the caller
+    if (early !== null) return join(work, early)
+    // until the wait below is registered, stop the work if the caller ends first
+    const orphaned = () => work.unsafeInterruptAsFork(parentId)
+    parent.addObserver(orphaned)
+    return Effect.async<A, E | TimeoutError>((resume) => {
+      parent.removeObserver(orphaned)
+      let expired = false
+      const expire = () => {
+        expired = true
+        work.unsafeInterruptAsFork(parentId)
+      }
+      const onExit = (exit: Exit.Exit<A, E>): Effect.Effect<A, E | TimeoutError> =>
+        expired && Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
+          ? timedOut(prepared, effective)
+          : join(work, exit)
+      if (scheduler !== undefined) {
+        const cancel = scheduler.unsafeSchedule(expire, timeout)
+        work.addObserver((exit) => {
+          if (!expired) cancel()
+          resume(onExit(exit))
+        })
+        return Effect.suspend(() => {
+          cancel()
+          return Fiber.interrupt(work)
+        })
+      }
+      // any other clock (TestClock): the timer is a fiber sleeping on the clock
+      const timer = Runtime.runFork(
+        runtime,
+        Effect.interruptible(Effect.zipRight(clock.sleep(timeout), Effect.sync(expire)))
+      )
+      work.addObserver((exit) => resume(Effect.zipRight(Fiber.interrupt(timer), onExit(exit))))
+      return Effect.zipRight(Fiber.interrupt(timer), Fiber.interrupt(work))
+    })
+  })
+
+/** The work's result, with the fiber refs it changed flowing back to the caller (as `Fiber.join` does). */
+const join = <A, E>(work: Fiber.RuntimeFiber<A, E>, exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
+  Exit.isSuccess(exit) ? Effect.zipRight(Fiber.inheritAll(work), exit) : exit
+
+const isOptionsFirst = (args: ReadonlyArray<unknown>) => Effect.isEffect(args[0])
+
+const apply =
+  (prepared: Prepared | InvalidOptionsError) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> =>
+    prepared instanceof InvalidOptionsError ? Effect.die(prepared) : run(self, prepared)
+
+/**
+ * Fails with `TimeoutError` (carrying the duration that was armed) if `self` has not finished
+ * within `duration`, and interrupts it — its finalizers run before the failure is returned.
+ * Inside a deadline the duration is clamped to what remains; when nothing remains the work is
+ * not started. A `duration` that is negative, `NaN` or not a duration is a defect
+ * (`InvalidOptionsError`).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const within: {
+  (
+    duration: Duration.DurationInput | TimeoutOptions
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TimeoutError, R>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    duration: Duration.DurationInput | TimeoutOptions
+  ): Effect.Effect<A, E | TimeoutError, R>
+} = ((...args: ReadonlyArray<any>) => {
+  // the options are decoded once, when the combinator is built, not on every run
+  if (isOptionsFirst(args)) return apply(prepare("Timeout.within", args[1]))(args[0])
+  return apply(prepare("Timeout.within", args[0]))
+}) as any
+
+/**
+ * Starts a deadline budget of `total` for `self`: `self` fails with `TimeoutError` when the
+ * budget is spent, every `within` inside it is clamped to what remains, and `remaining` reports
+ * it. A nested deadline can shorten the budget, never extend it.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const deadline: {
+  (
+    total: Duration.DurationInput | TimeoutOptions
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TimeoutError, R>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    total: Duration.DurationInput | TimeoutOptions
+  ): Effect.Effect<A, E | TimeoutError, R>
+} = ((...args: ReadonlyArray<any>) => {
+  if (isOptionsFirst(args)) return apply(prepare("Timeout.deadline", deadlineOptions(args[1])))(args[0])
+  return apply(prepare("Timeout.deadline", deadlineOptions(args[0])))
+}) as any
+
+const deadlineOptions = (total: Duration.DurationInput | TimeoutOptions): TimeoutOptions =>
+  typeof total === "object" && total !== null && "duration" in total
+    ? { duration: total.duration, operation: total.operation ?? "deadline" }
+    : { duration: total as Duration.DurationInput, operation: "deadline" }
+
+/**
+ * What is left of the current deadline, or `None` outside any deadline or `within`.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const remaining: Effect.Effect<Option.Option<Duration.Duration>> = Effect.clockWith((clock) =>
+  Effect.map(FiberRef.get(currentDeadline), (deadline) => {
+    const left = internal.remaining(deadline, clock.unsafeCurrentTimeMillis())
+    return left === undefined ? Option.none() : Option.some(Duration.millis(left))
+  })
+)

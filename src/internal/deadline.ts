@@ -1,0 +1,24 @@
+/**
+ * Deadline arithmetic: a deadline is an absolute time in Clock millis (`Infinity` = none); a
+ * timeout started at `now` is clamped to what is left of it.
+ */
+import * as FiberRef from "effect/FiberRef"
+
+/** The current fiber's deadline; a child's tighter deadline never flows back into its parent. */
+export const currentDeadline: FiberRef.FiberRef<number> = FiberRef.unsafeMake(Infinity, {
+  fork: (parent) => parent,
+  join: (parent) => parent
+})
+
+/** The timeout to arm: the requested millis, clamped to what remains of `deadline`. */
+export const clamp = (requested: number, deadline: number, now: number): number => Math.min(requested, deadline - now)
+
+/** The deadline the wrapped work runs under: never later than the enclosing one. */
+export const nested = (deadline: number, now: number, effective: number): number => Math.min(deadline, now + effective)
+
+/** What remains of `deadline` at `now` (never negative); `undefined` when there is no deadline. */
+export const remaining = (deadline: number, now: number): number | undefined =>
+  deadline === Infinity ? undefined : Math.max(0, deadline - now)
+
+/** Whether a retry `delay` millis from `now` would start after the deadline. */
+export const pastDeadline = (deadline: number, now: number, delay: number): boolean => now + delay >= deadline

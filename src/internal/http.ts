@@ -1,0 +1,118 @@
+/**
+ * Pure helpers of the HTTP layer: route patterns, rate-limit headers, rejection bodies, status
+ * classification and HTTP date / Retry-After parsing.
+ */
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+
+/** A compiled `"METHOD /path/:param/*"` route pattern. */
+export interface RoutePattern {
+  readonly name: string
+  readonly method: string
+  readonly test: (method: string, path: string) => boolean
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")
+
+/**
+ * Compiles a route key such as `"GET /users/:id"`, `"* /admin/*"` or `"/health"` (any method).
+ * `:name` matches one path segment, a trailing `*` matches the rest of the path.
+ */
+export const compileRoute = (name: string): RoutePattern | string => {
+  const trimmed = name.trim()
+  const space = trimmed.indexOf(" ")
+  const method = space === -1 ? "*" : trimmed.slice(0, space).toUpperCase()
+  const path = space === -1 ? trimmed : trimmed.slice(space + 1).trim()
+  if (!path.startsWith("/")) return `expected "METHOD /path", got ${JSON.stringify(name)}`
+  if (method !== "*" && !/^[A-Z]+$/.test(method)) return `invalid method in ${JSON.stringify(name)}`
+  const source = path
+    .split("/")
+    .map((segment, i, all) => {
+      if (segment === "*" && i === all.length - 1) return ".*"
+      if (segment.startsWith(":")) return "[^/]+"
+      return escapeRegExp(segment)
+    })
+    .join("/")
+  const regexp = new RegExp(`^${source}/?$`)
+  return {
+    name: method === "*" && space === -1 ? `* ${path}` : `${method} ${path}`,
+    method,
+    test: (m, p) => (method === "*" || method === m) && regexp.test(p)
+  }
+}
+
+/** The path of a request URL without its query string. */
+export const pathOf = (url: string): string => {
+  const q = url.indexOf("?")
+  const h = url.indexOf("#")
+  const end = q === -1 ? (h === -1 ? url.length : h) : h === -1 ? q : Math.min(q, h)
+  let path = url.slice(0, end)
+  if (!path.startsWith("/")) {
+    // absolute-form request target
+    try {
+      path = new URL(path).pathname
+    } catch {
+      path = "/"
+    }
+  }
+  return path.length === 0 ? "/" : path
+}
+
+/** Whole seconds, rounded up, never negative: the unit of `Retry-After` and `RateLimit-Reset`. */
+export const ceilSeconds = (d: Duration.Duration): number => Math.max(0, Math.ceil(Duration.toMillis(d) / 1000))
+
+/** The codes of the JSON rejection body. */
+export type RejectionCode =
+  | "max_connections"
+  | "circuit_open"
+  | "overloaded"
+  | "rate_limited"
+  | "timeout"
+  | "limiter_unavailable"
+
+/** The JSON body of every rejection the middleware writes. */
+export interface RejectionBody {
+  readonly error: {
+    readonly code: RejectionCode
+    readonly status: number
+    readonly message: string
+    readonly route: string
+    readonly retryAfterSeconds?: number
+  }
+}
+
+export const rejectionBody = (
+  code: RejectionCode,
+  status: number,
+  message: string,
+  route: string,
+  retryAfter: Option.Option<Duration.Duration>
+): RejectionBody => ({
+  error: Option.isSome(retryAfter)
+    ? { code, status, message, route, retryAfterSeconds: ceilSeconds(retryAfter.value) }
+    : { code, status, message, route }
+})
+
+/** `RateLimit-*` headers (IETF draft "RateLimit header fields for HTTP", integer form). */
+export const rateLimitHeaders = (
+  decision: { readonly limit: number; readonly remaining: number; readonly resetAfter: Duration.Duration }
+): Record<string, string> => ({
+  "ratelimit-limit": String(decision.limit),
+  "ratelimit-remaining": String(Math.max(0, Math.floor(decision.remaining))),
+  "ratelimit-reset": String(ceilSeconds(decision.resetAfter))
+})
+
+/**
+ * Parses a `Retry-After` header: delay-seconds or an HTTP date (relative to `nowMillis`).
+ */
+export const parseRetryAfter = (value: string | undefined, nowMillis: number): Option.Option<Duration.Duration> => {
+  if (value === undefined) return Option.none()
+  const trimmed = value.trim()
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Option.some(Duration.seconds(Number(trimmed)))
+  const at = Date.parse(trimmed)
+  if (Number.isNaN(at)) return Option.none()
+  return Option.some(Duration.millis(Math.max(0, at - nowMillis)))
+}
+
+/** Methods that are safe to send twice (RFC 9110 §9.2.2). */
+export const idempotentMethods: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"])

@@ -1,0 +1,132 @@
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import { available as haveRedisServer } from "../examples/shared/redisServer.js"
+import type { Running } from "./integration/spawn.js"
+import { get, start } from "./integration/spawn.js"
+
+const LISTENING = /Listening on http:\/\/127\.0\.0\.1:(\d+)/
+
+let running: Running | undefined
+afterEach(async () => {
+  if (running !== undefined) {
+    await running.stop(3_000)
+    running = undefined
+  }
+})
+
+/** Starts a server example on a free port and returns the port it printed. */
+const serve = async (script: string, env: Record<string, string> = {}) => {
+  running = start(script, [], { PORT: "0", ...env })
+  const m = await running.waitFor(LISTENING)
+  return Number(m[1])
+}
+
+const stopCleanly = async () => {
+  const r = running!
+  running = undefined
+  const code = await r.stop(5_000)
+  expect(code, r.output()).toBe(0)
+}
+
+describe("examples", () => {
+  it("user-api: seed configuration, resilient routes, /health and /metrics", async () => {
+    const port = await serve("examples/user-api/main.ts")
+    const ok = await get(port, "/api/users/1", { "x-user-id": "42" })
+    expect(ok.status).toBe(200)
+    expect(JSON.parse(ok.body)).toMatchObject({ id: 1, name: "Ada Lovelace" })
+    expect(ok.headers.get("ratelimit-limit")).toBe("100")
+    expect(Number(ok.headers.get("ratelimit-remaining"))).toBeLessThan(100)
+    expect((await get(port, "/api/users/99", { "x-user-id": "42" })).status).toBe(404)
+
+    const health = await get(port, "/health")
+    expect(health.status).toBe(200)
+    const report = JSON.parse(health.body)
+    expect(report.checks.database.status).toBe("healthy")
+    expect(report.breakers["GET /api/users/:id"]).toBe("Closed")
+
+    const metrics = await get(port, "/metrics")
+    expect(metrics.status).toBe(200)
+    expect(metrics.headers.get("content-type")).toContain("text/plain")
+    expect(metrics.body).toMatch(/^resilience_\w+/m)
+    await stopCleanly()
+  })
+
+  it("user-api: a bad configuration value stops the start-up naming the key", async () => {
+    running = start("examples/user-api/main.ts", [], { PORT: "0", MaxConns: "-3" })
+    const code = await running.exited
+    expect(code).not.toBe(0)
+    expect(running.output()).toContain("MaxConns")
+    running = undefined
+  })
+
+  it("resilient-client: retries the flaky stage, fails fast while the server is down, recovers", async () => {
+    running = start("examples/resilient-client/main.ts")
+    const code = await running.exited
+    const out = running.output()
+    expect(code, out).toBe(0)
+    const stage = (name: string) => out.slice(out.indexOf(`stage ${name}`)).split("\n").slice(0, 4).join("\n")
+    expect(stage("flaky")).toMatch(/client saw:.*\bok: \d+/)
+    expect(stage("down")).toMatch(/rejected by the open breaker: \d+/)
+    expect(stage("recovered")).toMatch(/client saw:\s+ok: 30\b/)
+    running = undefined
+  })
+
+  it("health-check: healthy, then unhealthy, then circuit_open with 503", async () => {
+    const port = await serve("examples/health-check/main.ts")
+    const healthy = await get(port, "/health")
+    expect(healthy.status).toBe(200)
+    expect(JSON.parse(healthy.body).checks.downstream.status).toBe("healthy")
+
+    expect((await get(port, "/admin/down")).status).toBe(200)
+    const statuses: Array<string> = []
+    let last = { status: 0, body: "" }
+    for (let i = 0; i < 5; i++) {
+      last = await get(port, "/health")
+      statuses.push(JSON.parse(last.body).checks.downstream.status)
+    }
+    expect(statuses.slice(0, 3)).toEqual(["unhealthy", "unhealthy", "unhealthy"])
+    expect(statuses[4]).toBe("circuit_open")
+    expect(last.status).toBe(503)
+    await stopCleanly()
+  })
+
+  it("map-reduce: fans out with at most `workers` in flight, skips failures, cancels when strict", async () => {
+    const port = await serve("examples/map-reduce/main.ts")
+    const res = await get(port, "/api/users?ids=1-60&workers=8")
+    expect(res.status).toBe(200)
+    const body = JSON.parse(res.body)
+    expect(body.requested).toBe(60)
+    expect(body.fetched + body.failed.length).toBe(60)
+    expect(body.maxInFlight).toBeLessThanOrEqual(8)
+    expect(body.maxInFlight).toBeGreaterThan(1)
+    // strict mode: 200 when nothing failed, else 502 with the cancellation
+    const strict = await get(port, "/api/users?ids=1-200&workers=8&strict=true")
+    expect([200, 502]).toContain(strict.status)
+    if (strict.status === 502) expect(JSON.parse(strict.body).cancelled).toBe(true)
+    await stopCleanly()
+  })
+
+  it.skipIf(!haveRedisServer() && process.env.REDIS_URL === undefined)(
+    "tiered-rate-limit: free users get 429 with Retry-After after their burst, pro users do not",
+    async () => {
+      const port = await serve("examples/tiered-rate-limit/main.ts")
+      const run = `${process.pid}-${Date.now()}`
+      const alice = []
+      for (let i = 0; i < 7; i++) alice.push(await get(port, "/api/report", { "x-user-id": `alice` + run }))
+      expect(alice.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 429, 429])
+      expect(alice[0].headers.get("ratelimit-limit")).toBe("5")
+      expect(alice[4].headers.get("ratelimit-remaining")).toBe("0")
+      expect(Number(alice[5].headers.get("retry-after"))).toBeGreaterThanOrEqual(1)
+      expect(JSON.parse(alice[5].body).error.code).toBe("rate_limited")
+      const bob = []
+      for (let i = 0; i < 7; i++) bob.push(await get(port, "/api/report", { "x-user-id": "bob" }))
+      expect(bob.every((r) => r.status === 200)).toBe(true)
+      expect(bob[0].headers.get("ratelimit-limit")).toBe("40")
+      expect((await get(port, "/api/report")).status).toBe(401)
+      await stopCleanly()
+    }
+  )
+})
+
+if (!haveRedisServer() && process.env.REDIS_URL === undefined) {
+  console.log("skipping the tiered-rate-limit example test: redis-server is not installed and REDIS_URL is not set")
+}
