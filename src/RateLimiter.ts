@@ -41,6 +41,7 @@ import * as SlidingLog from "./internal/ratelimit/slidingLog.js"
 import * as TokenBucket from "./internal/ratelimit/tokenBucket.js"
 import type { Stepper } from "./RateLimiterStore.js"
 import { RateLimiterStore } from "./RateLimiterStore.js"
+import * as Timeout from "./Timeout.js"
 
 /**
  * go-zero's period codes, reported by the fixed window: `Allowed` below the quota, `HitQuota`
@@ -272,7 +273,7 @@ export interface Options {
   readonly maxWait?: Duration.DurationInput | undefined
   /**
    * In `"wait"` mode, what is left of the caller's deadline; a wait longer than that fails at once.
-   * Pass `Timeout.remaining` to honour `Timeout.deadline` budgets.
+   * Defaults to `Timeout.remaining`, so a `Timeout.deadline` budget around the caller is honoured.
    */
   readonly deadline?: Effect.Effect<Option.Option<Duration.Duration>> | undefined
 }
@@ -285,8 +286,6 @@ const OptionsSchema = Schema.Struct({
 
 const allowedTotal = Metric.counter("resilience_rate_limit_allowed_total")
 const exceededTotal = Metric.counter("resilience_rate_limit_exceeded_total")
-
-const noDeadline: Effect.Effect<Option.Option<Duration.Duration>> = Effect.succeed(Option.none())
 
 /**
  * Builds a limiter over the `RateLimiterStore` in context. Updates
@@ -317,7 +316,7 @@ export const make = (options: Options): Effect.Effect<RateLimiter, InvalidOption
     return makeWith(o.name, options.algorithm, def, run, {
       onExceeded: o.onExceeded,
       maxWaitMs: o.maxWait === undefined ? Infinity : ms(o.maxWait),
-      deadline: options.deadline ?? noDeadline
+      deadline: options.deadline ?? Timeout.remaining
     })
   })
 

@@ -14,6 +14,7 @@ import { makeTable } from "../src/internal/ratelimit/memory.js"
 import * as TokenBucket from "../src/internal/ratelimit/tokenBucket.js"
 import * as RateLimiter from "../src/RateLimiter.js"
 import * as RateLimiterStore from "../src/RateLimiterStore.js"
+import * as Timeout from "../src/Timeout.js"
 
 const memory = RateLimiterStore.layerMemory()
 
@@ -263,6 +264,25 @@ describe("RateLimiter", () => {
         // nothing was taken by the refused waiters
         yield* TestClock.adjust("1 second")
         expect((yield* limiter.take("k")).allowed).toBe(true)
+      }))
+
+    it.effect("honours a Timeout.deadline budget by default", () =>
+      Effect.gen(function*() {
+        const limiter = yield* make({
+          name: "budget",
+          algorithm: RateLimiter.fixedWindow({ limit: 1, window: "1 second" }),
+          onExceeded: "wait"
+        })
+        yield* limiter.acquire("k")
+        // 300 ms left of the budget, the window reopens in 1 s: refused at once, nothing waits
+        const refused = yield* Effect.flip(limiter.acquire("k").pipe(Timeout.deadline("300 millis")))
+        expect(refused._tag).toBe("RateLimitedError")
+        // with 2 s left the same call waits for the window and is admitted
+        const fiber = yield* Effect.fork(
+          limiter.protect("k")(Effect.succeed("ran")).pipe(Timeout.deadline("2 seconds"))
+        )
+        yield* TestClock.adjust("1 second")
+        expect(yield* Fiber.join(fiber)).toBe("ran")
       }))
 
     it.effect("window algorithms retry after the window and an interrupted waiter returns its tokens", () =>
