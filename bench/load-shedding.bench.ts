@@ -12,10 +12,17 @@
  *    hide its queue). The same run is repeated with no protection, with `LoadShedder` (CPU signal:
  *    the server's event-loop utilization) and with `AdaptiveLimiter` (gradient2), each a middleware
  *    that answers 503 when it rejects. Goodput is the rate of 2xx answers within the SLO; p99 is
- *    over admitted (2xx) requests. The first `WARMUP_S` seconds of each phase are not counted.
+ *    over admitted (2xx) requests.
  *
- * Env: COST_MS (2), SLICES (4), PHASE_S (12), WARMUP_S (4), SLO_MS (250).
+ *    Every phase runs against a fresh server, so no phase inherits another's state: neither the
+ *    requests a timed-out client left queued on the server, nor what the protection learned (the
+ *    CPU average, the shedder's window, the limiter's limit). The first `WARMUP_S` seconds of each
+ *    phase are not counted; the default is the time the CPU average needs to cross 90 % of a step
+ *    from 0, so the shedder is measured in steady state rather than while its signal warms up.
+ *
+ * Env: COST_MS (2), SLICES (4), PHASE_S (WARMUP_S + 8), WARMUP_S (12), SLO_MS (250).
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as http from "node:http"
@@ -24,6 +31,7 @@ import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import * as AdaptiveLimiter from "../src/AdaptiveLimiter.js"
 import * as CpuUsage from "../src/CpuUsage.js"
+import * as Cpu from "../src/internal/cpu.js"
 import * as LoadShedder from "../src/LoadShedder.js"
 import { effectCase, printTable, runSuite, scopedEffectCase, writeResults } from "./harness.js"
 
@@ -70,8 +78,12 @@ await runSuite({
 
 const costMs = Number(process.env.COST_MS ?? 2)
 const slices = Number(process.env.SLICES ?? 4)
-const phaseS = Number(process.env.PHASE_S ?? 12)
-const warmupS = Number(process.env.WARMUP_S ?? 4)
+/** Seconds for the CPU average (β per sample) to cover 90 % of a step: ln 0.1 / ln β samples. */
+const cpuSettleS = Math.ceil(
+  (Math.log(0.1) / Math.log(Cpu.cpuBeta)) * Duration.toSeconds(Duration.decode(CpuUsage.sampleInterval))
+)
+const warmupS = Number(process.env.WARMUP_S ?? cpuSettleS)
+const phaseS = Number(process.env.PHASE_S ?? warmupS + 8)
 const sloMs = Number(process.env.SLO_MS ?? 250)
 const requestTimeoutMs = 2000
 const multiples = [1, 2, 4]
@@ -251,12 +263,14 @@ for (const protection of protections) {
   const reference = await startServer("none")
   const capacity = await capacityOf(reference.port, capacityConnections, 3)
   await reference.stop()
-  const server = await startServer(protection)
-  await capacityOf(server.port, 4, 1) // JIT warm-up
   for (const multiple of multiples) {
+    // a fresh server per phase: no queued requests and no learned state carried over
+    const server = await startServer(protection)
+    await capacityOf(server.port, 4, 1) // JIT warm-up
     const offered = Math.round(capacity * multiple)
     const samples = await openLoop(server.port, offered, phaseS)
     const stats = JSON.parse(await server.get("/stats"))
+    await server.stop()
     const result = summarize(protection, multiple, capacity, offered, samples, stats)
     results.push(result)
     console.log(
@@ -265,13 +279,12 @@ for (const protection of protections) {
       } %), p99 ${result.p99.toFixed(0)} ms, shed ${(result.shedShare * 100).toFixed(0)} %`
     )
   }
-  await server.stop()
 }
 agent.destroy()
 
 const labels: Record<string, string> = { none: "no protection", shedder: "LoadShedder", limiter: "AdaptiveLimiter" }
 console.log(
-  `\n## load-shedding experiment  (handler ${costMs} ms CPU in ${slices} slices, SLO ${sloMs} ms, phases of ${phaseS} s, first ${warmupS} s not counted)\n`
+  `\n## load-shedding experiment  (handler ${costMs} ms CPU in ${slices} slices, SLO ${sloMs} ms, a fresh server per phase of ${phaseS} s, first ${warmupS} s not counted)\n`
 )
 printTable(
   [

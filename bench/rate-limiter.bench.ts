@@ -13,13 +13,12 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as EffectRateLimiter from "effect/RateLimiter"
 import * as Scope from "effect/Scope"
-import { spawn, spawnSync } from "node:child_process"
-import { createServer, Socket } from "node:net"
 import { RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible"
 import { createClient } from "redis"
 import * as RateLimiter from "../src/RateLimiter.js"
 import * as RateLimiterStore from "../src/RateLimiterStore.js"
 import * as RedisStore from "../src/RedisStore.js"
+import { redisServerMissing, startRedis } from "../test/integration/redisServer.js"
 import type { Case } from "./harness.js"
 import { effectCase, printTable, promiseCase, runSuite, scopedEffectCase, writeResults } from "./harness.js"
 
@@ -81,47 +80,6 @@ const memoryCases: Array<Case> = [
 ]
 
 // ---------------------------------------------------------------- redis
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-
-const ping = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const s = new Socket()
-    const done = (ok: boolean) => {
-      s.destroy()
-      resolve(ok)
-    }
-    s.once("error", () => done(false))
-    s.connect(port, "127.0.0.1", () => s.write("PING\r\n"))
-    s.once("data", (d) => done(d.toString().startsWith("+PONG")))
-  })
-
-const startRedis = async () => {
-  const port = await freePort()
-  const child = spawn("redis-server", [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no"
-  ], {
-    stdio: "ignore"
-  })
-  for (let i = 0; i < 200 && !(await ping(port)); i++) await new Promise((r) => setTimeout(r, 25))
-  return { port, url: `redis://127.0.0.1:${port}`, stop: () => child.kill("SIGKILL") }
-}
 
 /** `calls` promise-returning calls spread over 50 concurrent workers and 1,000 keys. */
 const concurrentPromiseCase = (
@@ -308,8 +266,8 @@ if (parts.has("memory")) {
 
 if (!parts.has("redis")) {
   // skipped
-} else if (spawnSync("redis-server", ["--version"]).error !== undefined) {
-  console.log("\nredis-server not found: Redis cases skipped")
+} else if (redisServerMissing() !== undefined) {
+  console.log(`\n${redisServerMissing()}: Redis cases skipped`)
 } else {
   const redis = await startRedis()
   try {
@@ -329,7 +287,7 @@ if (!parts.has("redis")) {
       console.log(`${r.name}: ${(100 * r.opsPerSec / ceiling).toFixed(0)} % of the raw ceiling`)
     }
   } finally {
-    redis.stop()
+    await redis.stop()
   }
 }
 

@@ -64,7 +64,7 @@ export interface Gradient2Options {
 }
 
 /**
- * Defaults: `smoothing` 1, `probeMultiplier` 30, `alpha` 3, `beta` 6.
+ * Defaults: `smoothing` 1, `probeMultiplier` 30, `alpha` 3, `beta` 6; `alpha` must be below `beta`.
  *
  * @since 0.1.0
  * @category models
@@ -239,7 +239,20 @@ const decodeAlgorithm = (options: Options): Effect.Effect<Limit.Algorithm, Inval
     case "Gradient2":
       return Effect.map(decodeGradient2(input), (d) => ({ _tag: "Gradient2", ...d.algorithm.options }))
     case "Vegas":
-      return Effect.map(decodeVegas(input), (d) => ({ _tag: "Vegas", ...d.algorithm.options }))
+      return Effect.flatMap(decodeVegas(input), (d) => {
+        const { alpha, beta } = d.algorithm.options
+        // between the two thresholds the limit holds; with alpha ≥ beta a long queue would grow it
+        return alpha < beta
+          ? Effect.succeed<Limit.Algorithm>({ _tag: "Vegas", ...d.algorithm.options })
+          : Effect.fail(
+            new InvalidOptionsError({
+              module: "AdaptiveLimiter",
+              option: "algorithm.options.beta",
+              value: beta,
+              reason: `expected a number greater than alpha ${alpha}`
+            })
+          )
+      })
     case "Aimd":
       return Effect.map(decodeAimd(input), (d) => ({
         _tag: "Aimd",

@@ -20,7 +20,6 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
 import { availableParallelism } from "node:os"
@@ -146,7 +145,9 @@ export const layerWith = (options: Options = {}): Layer.Layer<CpuUsage, InvalidO
         previous = next
         Metrics.cpuUsageMillis.unsafeUpdate(Math.round(cell.usage), [])
       })
-      yield* Effect.forkScoped(Effect.repeat(sample, Schedule.spaced(sampleInterval)))
+      // the first sample one interval after the first reading, not at once: a reading over a few
+      // microseconds is noise, and would enter the average with the same weight as a real one
+      yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(sampleInterval), sample)))
       const unsafeCurrent = () => Math.round(cell.usage)
       return CpuUsage.of({ current: Effect.sync(unsafeCurrent), unsafeCurrent })
     })

@@ -269,7 +269,7 @@ const build = (
         minRt,
         maxFlight: Shedder.maxFlightOf(maxPass, minRt, params.bucketMillis),
         overloadFactor: Shedder.overloadFactor(cpuNow, params.cpuThreshold),
-        hot: state.droppedRecently && now - state.overloadTime < Shedder.coolOffMillis,
+        hot: Shedder.isHot(state, now),
         total: state.total,
         passed: state.passed,
         dropped: state.dropped

@@ -287,6 +287,8 @@ const OptionsSchema = Schema.Struct({
 const allowedTotal = Metric.counter("resilience_rate_limit_allowed_total")
 const exceededTotal = Metric.counter("resilience_rate_limit_exceeded_total")
 
+const decodeMaxDelay = decodeOptions("RateLimiter", Schema.Struct({ maxDelay: NonNegativeDuration }))
+
 /**
  * Builds a limiter over the `RateLimiterStore` in context. Updates
  * `resilience_rate_limit_allowed_total{name}` and `resilience_rate_limit_exceeded_total{name}`.
@@ -464,8 +466,16 @@ const makeWith = (
       )
     }
     if (!(cost <= capacity && cost >= 0 && cost % 1 === 0)) return badCost(key, cost)
-    const maxDelayMs = maxDelay === undefined ? Infinity : ms(Duration.decode(maxDelay))
-    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    if (maxDelay === undefined) return reserveWithin(key, cost, Infinity)
+    return Effect.flatMap(decodeMaxDelay({ maxDelay }), (o) => reserveWithin(key, cost, ms(o.maxDelay)))
+  }
+
+  const reserveWithin = (
+    key: string,
+    cost: number,
+    maxDelayMs: number
+  ): Effect.Effect<Reservation, StoreError | RateLimitedError> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.flatMap(run(key, cost, maxDelayMs), (raw) => {
         if (!raw.allowed) {
           countExceeded()
@@ -481,7 +491,6 @@ const makeWith = (
         })
         return Effect.succeed<Reservation>({ decision: toDecision(raw), delay: toDuration(raw.delayMs), cancel })
       }))
-  }
 
   return { name, algorithm, take, acquire, protect, reserve }
 }

@@ -428,7 +428,8 @@ export const make = (
 /**
  * Connects a node-redis client for `url`, configured for a rate-limit store: no offline queue
  * (calls fail at once while disconnected), no per-command timer of its own (the store's timeout
- * covers every call) and quick reconnects. Closed with the scope.
+ * covers every call) and quick reconnects. Closed with the scope. `connectTimeout` (default
+ * 2 seconds) must be positive, else `InvalidOptionsError`.
  *
  * @since 0.1.0
  * @category constructors
@@ -436,9 +437,17 @@ export const make = (
 export const connect = (
   url: string,
   options: { readonly connectTimeout?: Duration.DurationInput | undefined } = {}
-): Effect.Effect<RedisClient, StoreError, Scope.Scope> => {
-  const connectTimeout = Duration.toMillis(Duration.decode(options.connectTimeout ?? "2 seconds"))
-  return Effect.acquireRelease(
+): Effect.Effect<RedisClient, StoreError | InvalidOptionsError, Scope.Scope> =>
+  Effect.flatMap(decodeConnectOptions(options), (o) => connectWithin(url, Duration.toMillis(o.connectTimeout)))
+
+const ConnectOptionsSchema = Schema.Struct({
+  connectTimeout: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(2) })
+})
+
+const decodeConnectOptions = decodeOptions("RedisStore", ConnectOptionsSchema)
+
+const connectWithin = (url: string, connectTimeout: number): Effect.Effect<RedisClient, StoreError, Scope.Scope> =>
+  Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
         let connected = false
@@ -479,7 +488,6 @@ export const connect = (
     }),
     (client) => Effect.promise(() => client.quit().catch(() => undefined))
   )
-}
 
 /**
  * The Redis store as a layer, from a `url` (the layer owns the connection) or a `client`.

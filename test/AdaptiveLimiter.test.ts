@@ -272,6 +272,8 @@ describe("AdaptiveLimiter", () => {
       [{ name: "x", algorithm: AdaptiveLimiter.gradient2({ smoothing: 0 }) }, "algorithm.options.smoothing"],
       [{ name: "x", algorithm: AdaptiveLimiter.gradient2({ tolerance: 0.5 }) }, "algorithm.options.tolerance"],
       [{ name: "x", algorithm: AdaptiveLimiter.vegas({ alpha: Number.NaN }) }, "algorithm.options.alpha"],
+      [{ name: "x", algorithm: AdaptiveLimiter.vegas({ alpha: 6, beta: 3 }) }, "algorithm.options.beta"],
+      [{ name: "x", algorithm: AdaptiveLimiter.vegas({ beta: 3 }) }, "algorithm.options.beta"],
       [{ name: "x", algorithm: AdaptiveLimiter.aimd({ backoffRatio: 1 }) }, "algorithm.options.backoffRatio"],
       [
         { name: "x", algorithm: AdaptiveLimiter.aimd({ latencyThreshold: "-1 seconds" }) },

@@ -9,6 +9,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import type { InvalidOptionsError } from "../src/Errors.js"
 import { RateLimitedError } from "../src/Errors.js"
 import { makeTable } from "../src/internal/ratelimit/memory.js"
 import * as TokenBucket from "../src/internal/ratelimit/tokenBucket.js"
@@ -65,6 +66,17 @@ describe("RateLimiter", () => {
         expect(millis((refused as RateLimitedError).retryAfter!)).toBeCloseTo(2000, 6)
         const fourth = yield* limiter.reserve("k")
         expect(millis(fourth.delay)).toBeCloseTo(2000, 6)
+      }))
+
+    it.effect("reserve rejects a bad maxDelay with InvalidOptionsError naming it, and takes nothing", () =>
+      Effect.gen(function*() {
+        const limiter = yield* make({ name: "tb", algorithm: RateLimiter.tokenBucket({ rate: 1, burst: 1 }) })
+        for (const maxDelay of [-1, Number.NaN, "soon" as Duration.DurationInput]) {
+          const error = yield* Effect.flip(limiter.reserve("k", 1, maxDelay))
+          expect(error._tag).toBe("InvalidOptionsError")
+          expect((error as InvalidOptionsError).option).toBe("maxDelay")
+        }
+        expect((yield* limiter.take("k")).allowed).toBe(true)
       }))
 
     it.effect("cancel returns the tokens of a reservation not yet due, once", () =>

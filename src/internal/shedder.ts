@@ -110,11 +110,13 @@ export const systemOverloaded = (state: State, now: number, cpu: number): boolea
   return true
 }
 
-/** Requests were dropped and the CPU was over the threshold less than `coolOffMillis` ago. */
+/** Requests were dropped and the CPU was over the threshold less than `coolOffMillis` ago; reads only. */
+export const isHot = (state: State, now: number): boolean =>
+  state.droppedRecently && now - state.overloadTime < coolOffMillis
+
+/** `isHot`; once cooled off, forgets the drops. */
 export const stillHot = (state: State, now: number): boolean => {
-  if (!state.droppedRecently) return false
-  if (state.overloadTime === -Infinity) return false
-  if (now - state.overloadTime < coolOffMillis) return true
+  if (isHot(state, now)) return true
   state.droppedRecently = false
   return false
 }

@@ -132,6 +132,12 @@ describe("RedisStore (fake client)", () => {
         Effect.scoped(Layer.build(RedisStore.layer({ client: fake(), onError: "retry" as "fail-open" })))
       )
       expect(badMode).toMatchObject({ _tag: "InvalidOptionsError", option: "onError" })
+      for (const connectTimeout of [0, -1, "soon"]) {
+        const badConnect = yield* Effect.flip(
+          Effect.scoped(RedisStore.connect("redis://127.0.0.1:1", { connectTimeout: connectTimeout as number }))
+        )
+        expect(badConnect).toMatchObject({ _tag: "InvalidOptionsError", option: "connectTimeout" })
+      }
     }))
 
   it.live("a url nobody listens on fails the layer with StoreError, quickly", () =>

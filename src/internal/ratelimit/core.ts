@@ -132,13 +132,22 @@ export const fromReply = (reply: unknown, limit: number): RawDecision => {
   }
 }
 
-/** The decision for a request that can never be admitted (cost above capacity). */
-export const never = (limit: number, remaining: number, resetAfterMs: number): RawDecision => ({
-  allowed: false,
-  limit,
-  remaining,
-  retryAfterMs: Infinity,
-  resetAfterMs,
-  delayMs: 0,
-  code: undefined
+/**
+ * What a step returns: the decision, the new state, and as expiry the time until the key is back
+ * to full capacity (`resetAfterMs`), in whole milliseconds and never below 1. A request that can
+ * never be admitted (cost above capacity) is denied with `retryAfterMs = Infinity`.
+ */
+export const result = <S>(
+  state: S,
+  allowed: boolean,
+  limit: number,
+  remaining: number,
+  retryAfterMs: number,
+  resetAfterMs: number,
+  delayMs: number,
+  code: PeriodCode | undefined
+): StepResult<S> => ({
+  decision: { allowed, limit, remaining, retryAfterMs, resetAfterMs, delayMs, code },
+  state,
+  expireAfterMs: expiry(resetAfterMs)
 })

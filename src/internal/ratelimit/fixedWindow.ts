@@ -8,7 +8,7 @@
  * the cheap ones that still fit).
  */
 import type { Definition, PeriodCode, Step } from "./core.js"
-import { expiry, never, num, scriptHead } from "./core.js"
+import { num, result, scriptHead } from "./core.js"
 
 export interface Params {
   readonly limit: number
@@ -37,9 +37,7 @@ export const step: Step<State, Params> = (state, now, params, cost) => {
     end = state.end
   }
   const reset = end - now
-  if (cost > limit) {
-    return { decision: never(limit, limit - count, reset), state: { count, end }, expireAfterMs: expiry(reset) }
-  }
+  if (cost > limit) return result({ count, end }, false, limit, limit - count, Infinity, reset, 0, undefined)
   let c = count + cost
   if (c < 0) c = 0
   let allowed: boolean
@@ -54,19 +52,7 @@ export const step: Step<State, Params> = (state, now, params, cost) => {
     code = "OverQuota"
     retry = reset
   }
-  return {
-    decision: {
-      allowed,
-      limit,
-      remaining: limit - count,
-      retryAfterMs: retry,
-      resetAfterMs: reset,
-      delayMs: 0,
-      code
-    },
-    state: { count, end },
-    expireAfterMs: expiry(reset)
-  }
+  return result({ count, end }, allowed, limit, limit - count, retry, reset, 0, code)
 }
 
 export const script = `${scriptHead}

@@ -6,7 +6,7 @@
  * back (cancel), never before `now`.
  */
 import type { Definition, Step } from "./core.js"
-import { EPS, expiry, never, num, scriptHead } from "./core.js"
+import { EPS, num, result, scriptHead } from "./core.js"
 
 export interface Params {
   readonly limit: number
@@ -44,23 +44,7 @@ export const step: Step<State, Params> = (state, now, params, cost, maxDelayMs) 
   }
   let remaining = Math.floor((tau - (tat - now)) / interval + EPS)
   if (remaining < 0) remaining = 0
-  const reset = tat - now
-  if (retry === Infinity) {
-    return { decision: never(params.burst, remaining, reset), state: tat, expireAfterMs: expiry(reset) }
-  }
-  return {
-    decision: {
-      allowed,
-      limit: params.burst,
-      remaining,
-      retryAfterMs: retry,
-      resetAfterMs: reset,
-      delayMs: delay,
-      code: undefined
-    },
-    state: tat,
-    expireAfterMs: expiry(reset)
-  }
+  return result(tat, allowed, params.burst, remaining, retry, tat - now, delay, undefined)
 }
 
 export const script = `${scriptHead}

@@ -5,7 +5,7 @@
  * Two numbers per key, approximate (assumes the previous window's requests were spread evenly).
  */
 import type { Definition, Step } from "./core.js"
-import { EPS, expiry, never, num, scriptHead } from "./core.js"
+import { EPS, num, result, scriptHead } from "./core.js"
 
 export interface Params {
   readonly limit: number
@@ -63,21 +63,7 @@ export const step: Step<State, Params> = (state, now, params, cost) => {
   let remaining = Math.floor(limit - (previous * weight + current) + EPS)
   if (remaining < 0) remaining = 0
   const reset = current > 0 ? window + window - elapsed : previous > 0 ? window - elapsed : 0
-  const next = { previous, current, start }
-  if (retry === Infinity) return { decision: never(limit, remaining, reset), state: next, expireAfterMs: expiry(reset) }
-  return {
-    decision: {
-      allowed,
-      limit,
-      remaining,
-      retryAfterMs: retry,
-      resetAfterMs: reset,
-      delayMs: 0,
-      code: undefined
-    },
-    state: next,
-    expireAfterMs: expiry(reset)
-  }
+  return result({ previous, current, start }, allowed, limit, remaining, retry, reset, 0, undefined)
 }
 
 export const script = `${scriptHead}

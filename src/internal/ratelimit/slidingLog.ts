@@ -5,7 +5,7 @@
  * removes the newest entries.
  */
 import type { Definition, Step } from "./core.js"
-import { expiry, never, num, scriptHead } from "./core.js"
+import { num, result, scriptHead } from "./core.js"
 
 export interface Params {
   readonly limit: number
@@ -46,20 +46,7 @@ export const step: Step<State, Params> = (state, now, params, cost) => {
   }
   const m = live.length
   const reset = m > 0 ? live[m - 1] + window - now : 0
-  if (retry === Infinity) return { decision: never(limit, limit - m, reset), state: live, expireAfterMs: expiry(reset) }
-  return {
-    decision: {
-      allowed,
-      limit,
-      remaining: limit - m,
-      retryAfterMs: retry,
-      resetAfterMs: reset,
-      delayMs: 0,
-      code: undefined
-    },
-    state: live,
-    expireAfterMs: expiry(reset)
-  }
+  return result(live, allowed, limit, limit - m, retry, reset, 0, undefined)
 }
 
 export const script = `${scriptHead}

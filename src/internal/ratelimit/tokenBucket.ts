@@ -6,7 +6,7 @@
  * never above `burst`.
  */
 import type { Definition, Step } from "./core.js"
-import { EPS, expiry, never, num, scriptHead } from "./core.js"
+import { EPS, num, result, scriptHead } from "./core.js"
 
 export interface Params {
   /** tokens per second */
@@ -34,12 +34,7 @@ export const step: Step<State, Params> = (state, now, params, cost, maxDelayMs) 
     last = now
   }
   if (cost > burst) {
-    const s = { tokens, last }
-    return {
-      decision: never(burst, remainingOf(tokens), resetOf(tokens, params)),
-      state: s,
-      expireAfterMs: expiry(resetOf(tokens, params))
-    }
+    return result({ tokens, last }, false, burst, remainingOf(tokens), Infinity, resetOf(tokens, params), 0, undefined)
   }
   let after = tokens - cost
   if (cost <= 0 && after > burst) after = burst
@@ -55,20 +50,7 @@ export const step: Step<State, Params> = (state, now, params, cost, maxDelayMs) 
     allowed = false
     retry = wait
   }
-  const reset = resetOf(tokens, params)
-  return {
-    decision: {
-      allowed,
-      limit: burst,
-      remaining: remainingOf(tokens),
-      retryAfterMs: retry,
-      resetAfterMs: reset,
-      delayMs: delay,
-      code: undefined
-    },
-    state: { tokens, last },
-    expireAfterMs: expiry(reset)
-  }
+  return result({ tokens, last }, allowed, burst, remainingOf(tokens), retry, resetOf(tokens, params), delay, undefined)
 }
 
 const remainingOf = (tokens: number): number => {
