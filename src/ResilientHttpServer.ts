@@ -255,6 +255,8 @@ const reject = (
   return HttpServerResponse.unsafeJson(body, { status, headers: extra as any })
 }
 
+const noTags: ReadonlyArray<never> = []
+
 /** Adds `hook` after the pre-response handlers already installed on this fiber. */
 const installHook = (hook: HttpApp.PreResponseHandler): Effect.Effect<void> =>
   Effect.withFiberRuntime((fiber) => {
@@ -468,6 +470,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
       limiter_unavailable: tagged("limiter_unavailable")
     }
     const gauge = Metric.tagged(inFlightGauge, "name", name)
+    const release = Effect.sync(() => gauge.unsafeUpdate(--inFlight, noTags))
     const timeouts = Metric.tagged(Timeout.timeoutsTotal, "name", name)
 
     const rejected = (
@@ -671,13 +674,9 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
         if (inFlight >= maxConns) {
           return rejected("max_connections", 503, `more than ${maxConns} requests in flight`, route, Option.none())
         }
-        inFlight++
-        return Effect.zipRight(Metric.set(gauge, inFlight), handler).pipe(
-          Effect.ensuring(Effect.suspend(() => {
-            inFlight--
-            return Metric.set(gauge, inFlight)
-          }))
-        )
+        // the counter and its gauge change in one synchronous step on the way in and out
+        gauge.unsafeUpdate(++inFlight, noTags)
+        return Effect.ensuring(handler, release)
       })
     )
 
