@@ -42,6 +42,7 @@ import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -257,6 +258,18 @@ const reject = (
 
 const noTags: ReadonlyArray<never> = []
 
+interface LiveScheduler {
+  readonly unsafeSchedule: Clock.ClockScheduler["unsafeSchedule"]
+}
+
+/** The live clock exposes its timer scheduler; test clocks do not. */
+const findScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
+  const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
+  if (typeof scheduler !== "function") return undefined
+  const effect = scheduler.call(clock) as unknown
+  return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
+}
+
 /** Adds `hook` after the pre-response handlers already installed on this fiber. */
 const installHook = (hook: HttpApp.PreResponseHandler): Effect.Effect<void> =>
   Effect.withFiberRuntime((fiber) => {
@@ -471,6 +484,16 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
     }
     const gauge = Metric.tagged(inFlightGauge, "name", name)
     const release = Effect.sync(() => gauge.unsafeUpdate(--inFlight, noTags))
+    // the clock's scheduler, looked up once per clock
+    let lastClock: Clock.Clock | undefined
+    let lastScheduler: LiveScheduler | undefined
+    const schedulerOf = (clock: Clock.Clock): LiveScheduler | undefined => {
+      if (clock !== lastClock) {
+        lastClock = clock
+        lastScheduler = findScheduler(clock)
+      }
+      return lastScheduler
+    }
     const timeouts = Metric.tagged(Timeout.timeoutsTotal, "name", name)
 
     const rejected = (
@@ -501,6 +524,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
         let timedOut: Effect.Effect<HttpServerResponse.HttpServerResponse> | undefined
         if (Option.isSome(settings.timeout)) {
           const { deadline, duration } = settings.timeout.value
+          const millis = Duration.toMillis(duration)
           const answer = Effect.suspend(() =>
             Effect.zipRight(
               Metric.increment(timeouts),
@@ -514,12 +538,41 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
             )
           )
           timedOut = answer
-          handler = deadline(app).pipe(
-            Effect.catchIf((e): e is TimeoutError => e instanceof TimeoutError, () => {
+          handler = Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, any, any>((fiber) => {
+            const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+            const scheduler = schedulerOf(clock)
+            if (scheduler === undefined) {
+              // not the live clock (tests): the forking `Timeout.deadline`
+              return deadline(app).pipe(
+                Effect.catchIf((e): e is TimeoutError => e instanceof TimeoutError, () => {
+                  outcome.timedOut = true
+                  return answer
+                })
+              )
+            }
+            const now = clock.unsafeCurrentTimeMillis()
+            const outer = fiber.getFiberRef(Timeout.currentDeadline)
+            const effective = Math.min(millis, outer - now)
+            if (effective <= 0) {
               outcome.timedOut = true
               return answer
-            })
-          )
+            }
+            // One timer and no extra fiber. When it fires, the request is marked timed out before
+            // the request fiber itself is interrupted, so the pre-response hook below knows for
+            // certain that the platform's empty 503 is a timeout. The deadline budget is set for
+            // the handler and restored after it.
+            const cancel = scheduler.unsafeSchedule(() => {
+              outcome.timedOut = true
+              fiber.unsafeInterruptAsFork(fiber.id())
+            }, Duration.millis(effective))
+            return Effect.zipRight(
+              FiberRef.set(Timeout.currentDeadline, Math.min(outer, now + effective)),
+              Effect.onExit(
+                app,
+                () => Effect.zipRight(Effect.sync(cancel), FiberRef.set(Timeout.currentDeadline, outer))
+              )
+            )
+          })
         }
 
         // The platform writes the handler's response itself (and answers an interrupted handler
