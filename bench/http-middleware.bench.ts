@@ -6,6 +6,7 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as CpuUsage from "../src/CpuUsage.js"
 import * as RateLimiter from "../src/RateLimiter.js"
@@ -47,5 +48,6 @@ await runSuite({
   baseline: "bare (handler only)",
   cases,
   note: "Each case enables one layer (\"none\": all off); \"all\" is every layer with an in-memory token bucket. " +
-    "\"Timeout.deadline bare\" is the generic forking deadline, for comparison with the request deadline."
+    "\"Timeout.deadline bare\" is the deadline alone, without the middleware around it."
 })
+await Effect.runPromise(Scope.close(scope, Exit.void))

@@ -256,6 +256,8 @@ const reject = (
   return HttpServerResponse.unsafeJson(body, { status, headers: extra as any })
 }
 
+const noTags: ReadonlyArray<never> = []
+
 interface LiveScheduler {
   readonly unsafeSchedule: Clock.ClockScheduler["unsafeSchedule"]
 }
@@ -481,7 +483,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
       limiter_unavailable: tagged("limiter_unavailable")
     }
     const gauge = Metric.tagged(inFlightGauge, "name", name)
-    const timeouts = Metric.tagged(Timeout.timeoutsTotal, "name", name)
+    const release = Effect.sync(() => gauge.unsafeUpdate(--inFlight, noTags))
     // the clock's scheduler, looked up once per clock
     let lastClock: Clock.Clock | undefined
     let lastScheduler: LiveScheduler | undefined
@@ -492,6 +494,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
       }
       return lastScheduler
     }
+    const timeouts = Metric.tagged(Timeout.timeoutsTotal, "name", name)
 
     const rejected = (
       code: http.RejectionCode,
@@ -554,9 +557,10 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
               outcome.timedOut = true
               return answer
             }
-            // One timer and no extra fiber: when it fires, the request fiber itself is interrupted
-            // and the pre-response hook below answers. The deadline budget is set for the handler
-            // and restored after it.
+            // One timer and no extra fiber. When it fires, the request is marked timed out before
+            // the request fiber itself is interrupted, so the pre-response hook below knows for
+            // certain that the platform's empty 503 is a timeout. The deadline budget is set for
+            // the handler and restored after it.
             const cancel = scheduler.unsafeSchedule(() => {
               outcome.timedOut = true
               fiber.unsafeInterruptAsFork(fiber.id())
@@ -723,13 +727,9 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
         if (inFlight >= maxConns) {
           return rejected("max_connections", 503, `more than ${maxConns} requests in flight`, route, Option.none())
         }
-        inFlight++
-        return Effect.zipRight(Metric.set(gauge, inFlight), handler).pipe(
-          Effect.ensuring(Effect.suspend(() => {
-            inFlight--
-            return Metric.set(gauge, inFlight)
-          }))
-        )
+        // the counter and its gauge change in one synchronous step on the way in and out
+        gauge.unsafeUpdate(++inFlight, noTags)
+        return Effect.ensuring(handler, release)
       })
     )
 

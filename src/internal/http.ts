@@ -109,6 +109,7 @@ export const parseRetryAfter = (value: string | undefined, nowMillis: number): O
   if (value === undefined) return Option.none()
   const trimmed = value.trim()
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Option.some(Duration.seconds(Number(trimmed)))
+  if (!/[A-Za-z]/.test(trimmed)) return Option.none()
   const at = Date.parse(trimmed)
   if (Number.isNaN(at)) return Option.none()
   return Option.some(Duration.millis(Math.max(0, at - nowMillis)))
