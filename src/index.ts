@@ -45,3 +45,12 @@ export * as Fallback from "./Fallback.js"
  * @since 0.1.0
  */
 export * as Hedge from "./Hedge.js"
+
+/**
+ * Circuit breakers: the adaptive Google SRE breaker (go-zero's default, with fast recovery) and
+ * state-machine breakers (consecutive failures, failure / slow-call rate over a count or time
+ * window, custom), as services, layers and a registry of per-key breakers.
+ *
+ * @since 0.1.0
+ */
+export * as CircuitBreaker from "./CircuitBreaker.js"

@@ -1,0 +1,288 @@
+/**
+ * The state-machine breaker (gobreaker semantics) with pluggable trip rules. Pure functions over a
+ * plain, closure-held state; the effectful shell reads the clock once per call and runs one of
+ * these functions in one synchronous step.
+ *
+ * Closed → Open when the rule says so after an outcome; Open → HalfOpen lazily, at the first call
+ * after `openUntil`; HalfOpen admits `halfOpenMaxCalls` probes, closes when that many succeed and
+ * reopens on any failure. Every change of state (and every `interval` roll-over while Closed)
+ * starts a new generation: an outcome that belongs to an older generation is ignored, so a slow
+ * call admitted before a trip cannot close or reopen the breaker afterwards.
+ */
+import * as RollingWindow from "../rollingWindow.js"
+
+export type MachineState = "Closed" | "Open" | "HalfOpen"
+
+/** The counts of the current generation (gobreaker's `Counts`). */
+export interface Counts {
+  requests: number
+  totalSuccesses: number
+  totalFailures: number
+  consecutiveSuccesses: number
+  consecutiveFailures: number
+}
+
+/** A trip rule: its own window over outcomes, and the decision. */
+export interface Rule {
+  /** records an outcome; `slow` when the call took longer than the slow-call threshold */
+  readonly record: (now: number, failure: boolean, slow: boolean) => void
+  readonly shouldTrip: (counts: Counts, now: number) => boolean
+  readonly clear: (now: number) => void
+  /** failure rate over the rule's window, in [0, 1] (NaN when it has no data) */
+  readonly failureRate: (counts: Counts, now: number) => number
+}
+
+export const REJECT = -1
+
+export interface Transition {
+  readonly from: MachineState
+  readonly to: MachineState
+  readonly at: number
+}
+
+export interface Params {
+  /** 0: counts are never cleared while Closed */
+  readonly intervalMillis: number
+  readonly halfOpenMaxCalls: number
+  readonly rule: Rule
+}
+
+export interface State {
+  readonly params: Params
+  state: MachineState
+  generation: number
+  counts: Counts
+  /** Closed: when the counts roll over (∞ when never) */
+  expiry: number
+  /** Open: when the breaker turns HalfOpen */
+  openUntil: number
+  /** how long the next trip holds the breaker open; the shell may change it between trips */
+  openMillis: number
+  /** trips since the breaker was last Closed (0 on the first trip) */
+  trips: number
+  /** state changes not yet published by the shell */
+  readonly pending: Array<Transition>
+}
+
+const emptyCounts = (): Counts => ({
+  requests: 0,
+  totalSuccesses: 0,
+  totalFailures: 0,
+  consecutiveSuccesses: 0,
+  consecutiveFailures: 0
+})
+
+const clearCounts = (c: Counts): void => {
+  c.requests = 0
+  c.totalSuccesses = 0
+  c.totalFailures = 0
+  c.consecutiveSuccesses = 0
+  c.consecutiveFailures = 0
+}
+
+export const make = (params: Params, openMillis: number, now: number): State => ({
+  params,
+  state: "Closed",
+  generation: 0,
+  counts: emptyCounts(),
+  expiry: params.intervalMillis > 0 ? now + params.intervalMillis : Number.POSITIVE_INFINITY,
+  openUntil: 0,
+  openMillis,
+  trips: 0,
+  pending: []
+})
+
+const newGeneration = (s: State, now: number): void => {
+  s.generation++
+  clearCounts(s.counts)
+  s.params.rule.clear(now)
+  if (s.state === "Closed") {
+    s.expiry = s.params.intervalMillis > 0 ? now + s.params.intervalMillis : Number.POSITIVE_INFINITY
+  } else if (s.state === "Open") {
+    s.expiry = Number.POSITIVE_INFINITY
+    s.openUntil = now + s.openMillis
+  } else {
+    s.expiry = Number.POSITIVE_INFINITY
+  }
+}
+
+const setState = (s: State, to: MachineState, now: number): void => {
+  if (s.state === to) return
+  const from = s.state
+  if (to === "Open") s.trips++
+  if (to === "Closed") s.trips = 0
+  s.state = to
+  newGeneration(s, now)
+  s.pending.push({ from, to, at: now })
+}
+
+/** Applies the time-driven changes: interval roll-over while Closed, Open → HalfOpen. */
+export const tick = (s: State, now: number): void => {
+  if (s.state === "Closed") {
+    if (now >= s.expiry) newGeneration(s, now)
+  } else if (s.state === "Open" && now >= s.openUntil) {
+    setState(s, "HalfOpen", now)
+  }
+}
+
+/** Admission: the generation the call belongs to, or `REJECT`. */
+export const acquire = (s: State, now: number): number => {
+  if (s.state !== "Closed" || now >= s.expiry) {
+    tick(s, now)
+    if (s.state === "Open") return REJECT
+    if (s.state === "HalfOpen" && s.counts.requests >= s.params.halfOpenMaxCalls) return REJECT
+  }
+  s.counts.requests++
+  return s.generation
+}
+
+export const success = (s: State, generation: number, now: number, slow: boolean): void => {
+  tick(s, now)
+  if (generation !== s.generation) return
+  const c = s.counts
+  c.totalSuccesses++
+  c.consecutiveSuccesses++
+  c.consecutiveFailures = 0
+  if (s.state === "Closed") {
+    s.params.rule.record(now, false, slow)
+    if (slow && s.params.rule.shouldTrip(c, now)) setState(s, "Open", now)
+  } else if (s.state === "HalfOpen" && c.consecutiveSuccesses >= s.params.halfOpenMaxCalls) {
+    setState(s, "Closed", now)
+  }
+}
+
+export const failure = (s: State, generation: number, now: number, slow: boolean): void => {
+  tick(s, now)
+  if (generation !== s.generation) return
+  const c = s.counts
+  c.totalFailures++
+  c.consecutiveFailures++
+  c.consecutiveSuccesses = 0
+  if (s.state === "Closed") {
+    s.params.rule.record(now, true, slow)
+    if (s.params.rule.shouldTrip(c, now)) setState(s, "Open", now)
+  } else if (s.state === "HalfOpen") {
+    setState(s, "Open", now)
+  }
+}
+
+/** An outcome that counts as neither: gives the admission back (frees a half-open probe slot). */
+export const ignore = (s: State, generation: number, now: number): void => {
+  tick(s, now)
+  if (generation !== s.generation) return
+  if (s.counts.requests > 0) s.counts.requests--
+}
+
+/** Time until the breaker turns HalfOpen, in millis (NaN when not Open). */
+export const retryAfterMillis = (s: State, now: number): number =>
+  s.state === "Open" ? Math.max(0, s.openUntil - now) : Number.NaN
+
+/** Back to Closed with empty counts (no transition is recorded; the shell reports its own). */
+export const reset = (s: State, now: number): void => {
+  s.state = "Closed"
+  s.trips = 0
+  newGeneration(s, now)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trip rules
+// ---------------------------------------------------------------------------------------------
+
+/** Trips after `threshold` consecutive failures. */
+export const consecutiveRule = (threshold: number): Rule => ({
+  record: () => {},
+  shouldTrip: (c) => c.consecutiveFailures >= threshold,
+  clear: () => {},
+  failureRate: (c) => {
+    const n = c.totalSuccesses + c.totalFailures
+    return n === 0 ? Number.NaN : c.totalFailures / n
+  }
+})
+
+/** Trips on a caller-supplied predicate over the counts. */
+export const customRule = (readyToTrip: (counts: Counts) => boolean): Rule => ({
+  record: () => {},
+  shouldTrip: (c) => readyToTrip({ ...c }),
+  clear: () => {},
+  failureRate: (c) => {
+    const n = c.totalSuccesses + c.totalFailures
+    return n === 0 ? Number.NaN : c.totalFailures / n
+  }
+})
+
+export interface RateParams {
+  readonly minimumCalls: number
+  readonly failureRateThreshold: number
+  readonly slowCallRateThreshold: number
+}
+
+const FAILED = 1
+const SLOW = 2
+
+/** Failure / slow-call rate over the last `size` calls (a ring of outcome flags with running sums). */
+export const countWindowRule = (size: number, p: RateParams): Rule => {
+  const ring = new Uint8Array(size)
+  let next = 0
+  let filled = 0
+  let failures = 0
+  let slows = 0
+  return {
+    record: (_now, failure, slow) => {
+      if (filled === size) {
+        const old = ring[next]
+        if (old & FAILED) failures--
+        if (old & SLOW) slows--
+      } else {
+        filled++
+      }
+      const flags = (failure ? FAILED : 0) | (slow ? SLOW : 0)
+      ring[next] = flags
+      if (failure) failures++
+      if (slow) slows++
+      next = next + 1 === size ? 0 : next + 1
+    },
+    shouldTrip: () =>
+      filled >= p.minimumCalls &&
+      (failures / filled >= p.failureRateThreshold || slows / filled >= p.slowCallRateThreshold),
+    clear: () => {
+      ring.fill(0)
+      next = 0
+      filled = 0
+      failures = 0
+      slows = 0
+    },
+    failureRate: () => (filled === 0 ? Number.NaN : failures / filled)
+  }
+}
+
+const CALLS = 0
+const FAILURES = 1
+const SLOWS = 2
+
+/** Failure / slow-call rate over a time window of `buckets` buckets. */
+export const timeWindowRule = (windowMillis: number, buckets: number, p: RateParams, now: number): Rule => {
+  const window = RollingWindow.make(buckets, windowMillis / buckets, 3, now)
+  return {
+    record: (t, failure, slow) => {
+      RollingWindow.add(window, t, CALLS, 1)
+      if (failure) RollingWindow.add(window, t, FAILURES, 1)
+      if (slow) RollingWindow.add(window, t, SLOWS, 1)
+    },
+    shouldTrip: (_c, t) => {
+      RollingWindow.advance(window, t)
+      const calls = RollingWindow.sum(window, CALLS)
+      if (calls < p.minimumCalls) return false
+      return RollingWindow.sum(window, FAILURES) / calls >= p.failureRateThreshold ||
+        RollingWindow.sum(window, SLOWS) / calls >= p.slowCallRateThreshold
+    },
+    clear: (t) => {
+      RollingWindow.clear(window)
+      RollingWindow.advance(window, t)
+    },
+    failureRate: (_c, t) => {
+      RollingWindow.advance(window, t)
+      const calls = RollingWindow.sum(window, CALLS)
+      return calls === 0 ? Number.NaN : RollingWindow.sum(window, FAILURES) / calls
+    }
+  }
+}

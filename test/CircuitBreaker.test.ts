@@ -1,0 +1,617 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Metric from "effect/Metric"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Supervisor from "effect/Supervisor"
+import * as TestClock from "effect/TestClock"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
+import * as Errors from "../src/Errors.js"
+import { BulkheadFullError, CircuitOpenError, InvalidOptionsError, TimeoutError } from "../src/Errors.js"
+
+const boom = Effect.fail("boom" as const)
+const ok = Effect.succeed("ok" as const)
+
+const rejectedWith = (r: Either.Either<unknown, unknown>): CircuitOpenError => {
+  if (Either.isLeft(r) && r.left instanceof CircuitOpenError) return r.left
+  throw new Error(`expected a CircuitOpenError, got ${JSON.stringify(r)}`)
+}
+
+/** Collects the next `n` state changes in a background fiber (subscribed before returning). */
+const collectChanges = (breaker: CircuitBreaker.CircuitBreaker, n: number) =>
+  Effect.gen(function*() {
+    const fiber = yield* breaker.changes.pipe(Stream.take(n), Stream.runCollect, Effect.fork)
+    yield* Effect.yieldNow()
+    yield* Effect.yieldNow()
+    return Effect.map(Fiber.join(fiber), (c) => Chunk.toArray(c).map((s) => `${s.from}→${s.to}`))
+  })
+
+const machinePolicies = (name: string, openFor: CircuitBreaker.OpenFor = "10 seconds", halfOpenMaxCalls = 1) =>
+  [
+    [
+      "consecutive",
+      CircuitBreaker.consecutive({ name: `${name}-consecutive`, threshold: 3, openFor, halfOpenMaxCalls })
+    ],
+    [
+      "countWindow",
+      CircuitBreaker.countWindow({
+        name: `${name}-count`,
+        size: 3,
+        minimumCalls: 3,
+        failureRateThreshold: 1,
+        openFor,
+        halfOpenMaxCalls
+      })
+    ],
+    [
+      "timeWindow",
+      CircuitBreaker.timeWindow({
+        name: `${name}-time`,
+        window: "10 seconds",
+        buckets: 10,
+        minimumCalls: 3,
+        failureRateThreshold: 1,
+        openFor,
+        halfOpenMaxCalls
+      })
+    ],
+    [
+      "custom",
+      CircuitBreaker.custom({
+        name: `${name}-custom`,
+        readyToTrip: (c) => c.consecutiveFailures >= 3,
+        openFor,
+        halfOpenMaxCalls
+      })
+    ]
+  ] as const
+
+describe("state-machine breakers (gobreaker scenarios)", () => {
+  for (const [label, policy] of machinePolicies("trip")) {
+    it.scoped(`${label}: trips after 3 failures, rejects with retryAfter = time to half-open`, () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make(policy)
+        expect(yield* breaker.state).toBe("Closed")
+        for (let i = 0; i < 2; i++) expect(yield* Effect.either(breaker.protect(boom))).toEqual(Either.left("boom"))
+        expect(yield* breaker.state).toBe("Closed")
+        expect(yield* Effect.either(breaker.protect(boom))).toEqual(Either.left("boom"))
+        expect(yield* breaker.state).toBe("Open")
+        let ran = false
+        const error = rejectedWith(yield* Effect.either(breaker.protect(Effect.sync(() => (ran = true)))))
+        expect(ran).toBe(false)
+        expect(error.state).toBe("Open")
+        expect(error.breaker).toBe(breaker.name)
+        expect(Duration.toMillis(error.retryAfter!)).toBe(10_000)
+        yield* TestClock.adjust("4 seconds")
+        const later = rejectedWith(yield* Effect.either(breaker.protect(ok)))
+        expect(Duration.toMillis(later.retryAfter!)).toBe(6_000)
+      }))
+
+    it.scoped(`${label}: half-open admits halfOpenMaxCalls probes, closes after that many successes`, () =>
+      Effect.gen(function*() {
+        const [, p] = machinePolicies("half", "10 seconds", 2).find(([l]) => l === label)!
+        const breaker = yield* CircuitBreaker.make(p)
+        const changes = yield* collectChanges(breaker, 3)
+        for (let i = 0; i < 3; i++) yield* Effect.either(breaker.protect(boom))
+        yield* TestClock.adjust("10 seconds")
+        const first = yield* breaker.allow
+        expect(yield* breaker.state).toBe("HalfOpen")
+        const second = yield* breaker.allow
+        const third = rejectedWith(yield* Effect.either(breaker.allow))
+        expect(third.state).toBe("HalfOpen")
+        yield* first.success
+        expect(yield* breaker.state).toBe("HalfOpen")
+        yield* second.success
+        expect(yield* breaker.state).toBe("Closed")
+        expect(yield* changes).toEqual(["Closed→Open", "Open→HalfOpen", "HalfOpen→Closed"])
+        expect(yield* breaker.protect(ok)).toBe("ok")
+      }))
+
+    it.scoped(`${label}: a failed probe reopens it`, () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make(policy)
+        const changes = yield* collectChanges(breaker, 3)
+        for (let i = 0; i < 3; i++) yield* Effect.either(breaker.protect(boom))
+        yield* TestClock.adjust("10 seconds")
+        expect(yield* Effect.either(breaker.protect(boom))).toEqual(Either.left("boom"))
+        expect(yield* breaker.state).toBe("Open")
+        expect(Duration.toMillis(rejectedWith(yield* Effect.either(breaker.protect(ok))).retryAfter!)).toBe(10_000)
+        expect(yield* changes).toEqual(["Closed→Open", "Open→HalfOpen", "HalfOpen→Open"])
+      }))
+  }
+
+  it.scoped("custom: interval clears the counts while Closed", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.custom({
+        name: "interval",
+        readyToTrip: (c) => c.totalFailures >= 3,
+        interval: "1 minute"
+      }))
+      yield* Effect.either(breaker.protect(boom))
+      yield* Effect.either(breaker.protect(boom))
+      expect((yield* breaker.stats).failures).toBe(2)
+      yield* TestClock.adjust("1 minute")
+      expect((yield* breaker.stats).failures).toBe(0)
+      yield* Effect.either(breaker.protect(boom))
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Closed")
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+    }))
+
+  it.scoped("custom: the default readyToTrip is more than 5 consecutive failures (gobreaker)", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.custom({ name: "gobreaker-default" }))
+      for (let i = 0; i < 5; i++) yield* Effect.either(breaker.protect(boom))
+      yield* breaker.protect(ok)
+      for (let i = 0; i < 5; i++) yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Closed")
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+      expect(Duration.toMillis(rejectedWith(yield* Effect.either(breaker.protect(ok))).retryAfter!)).toBe(60_000)
+    }))
+
+  it.scoped("openFor as a Schedule backs off on repeated trips and starts over once closed", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "backoff", threshold: 1, openFor: Schedule.exponential("1 second") })
+      )
+      const retryAfter = Effect.map(
+        Effect.either(breaker.protect(ok)),
+        (r) => Duration.toMillis(rejectedWith(r).retryAfter!)
+      )
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* retryAfter).toBe(1000)
+      yield* TestClock.adjust("1 second")
+      yield* Effect.either(breaker.protect(boom)) // probe fails
+      expect(yield* retryAfter).toBe(2000)
+      yield* TestClock.adjust("2 seconds")
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* retryAfter).toBe(4000)
+      yield* TestClock.adjust("4 seconds")
+      expect(yield* breaker.protect(ok)).toBe("ok") // closes
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* retryAfter).toBe(1000)
+    }))
+
+  it.scoped("an outcome from before a trip is ignored (generations)", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "generation", threshold: 2 }))
+      const slow = yield* breaker.allow
+      yield* Effect.either(breaker.protect(boom))
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+      yield* TestClock.adjust("60 seconds")
+      const probe = yield* breaker.allow
+      yield* slow.success // admitted while Closed: must not close the breaker
+      expect(yield* breaker.state).toBe("HalfOpen")
+      yield* probe.success
+      expect(yield* breaker.state).toBe("Closed")
+    }))
+})
+
+describe("rate and slow-call rules", () => {
+  it.scoped("countWindow trips on the failure rate over the last `size` calls", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.countWindow({ name: "count-rate", size: 10, minimumCalls: 10, failureRateThreshold: 0.5 })
+      )
+      for (let i = 0; i < 6; i++) yield* breaker.protect(ok)
+      for (let i = 0; i < 3; i++) yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Closed") // 9 calls < minimumCalls
+      yield* Effect.either(breaker.protect(boom)) // 4 / 10
+      expect(yield* breaker.state).toBe("Closed")
+      yield* Effect.either(breaker.protect(boom)) // the oldest success leaves: 5 / 10
+      expect(yield* breaker.state).toBe("Open")
+      expect((yield* breaker.stats).failureRate).toBeNaN() // cleared with the new state
+    }))
+
+  it.scoped("timeWindow forgets failures older than the window", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.timeWindow({
+          name: "time-rate",
+          window: "10 seconds",
+          minimumCalls: 4,
+          failureRateThreshold: 0.5
+        })
+      )
+      for (let i = 0; i < 3; i++) yield* Effect.either(breaker.protect(boom))
+      yield* TestClock.adjust("11 seconds")
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Closed")
+      expect((yield* breaker.stats).failureRate).toBe(1)
+      yield* breaker.protect(ok)
+      yield* Effect.either(breaker.protect(boom))
+      yield* breaker.protect(ok)
+      expect(yield* breaker.state).toBe("Closed") // 2 / 4 needs a failure to be checked
+      yield* Effect.either(breaker.protect(boom)) // 3 / 5
+      expect(yield* breaker.state).toBe("Open")
+    }))
+
+  for (const kind of ["countWindow", "timeWindow"] as const) {
+    it.scoped(`${kind} trips on slow successes`, () =>
+      Effect.gen(function*() {
+        const options = {
+          name: `slow-${kind}`,
+          minimumCalls: 4,
+          failureRateThreshold: 1,
+          slowCallDuration: Duration.seconds(1),
+          slowCallRateThreshold: 0.5
+        }
+        const breaker = yield* CircuitBreaker.make(
+          kind === "countWindow"
+            ? CircuitBreaker.countWindow({ ...options, size: 4 })
+            : CircuitBreaker.timeWindow(options)
+        )
+        const slowCall = Effect.gen(function*() {
+          const fiber = yield* Effect.fork(breaker.protect(Effect.as(Effect.sleep("2 seconds"), "slow")))
+          yield* TestClock.adjust("2 seconds")
+          return yield* Fiber.join(fiber)
+        })
+        yield* breaker.protect(ok)
+        yield* breaker.protect(ok)
+        expect(yield* slowCall).toBe("slow")
+        expect(yield* breaker.state).toBe("Closed")
+        expect(yield* slowCall).toBe("slow") // 2 slow of 4
+        expect(yield* breaker.state).toBe("Open")
+      }))
+  }
+})
+
+describe("outcomes", () => {
+  it.scoped("a defect counts as a failure and is re-raised unchanged", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "defect", threshold: 2 }))
+      const defect = new Error("kaput")
+      const exit = yield* Effect.exit(breaker.protect(Effect.die(defect)))
+      expect(exit).toEqual(Exit.die(defect))
+      const stats = yield* breaker.stats
+      expect(stats.failures).toBe(1)
+      expect(stats.lastErrors.map((e) => e.reason)).toEqual([defect])
+      yield* Effect.exit(breaker.protect(Effect.die(defect)))
+      expect(yield* breaker.state).toBe("Open")
+    }))
+
+  it.scoped("excluded errors count as neither; isFailure = false counts as success", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({
+        name: "excluded",
+        threshold: 2,
+        isExcluded: (e) => e === "bad-request",
+        isFailure: (e) => e !== "not-found"
+      }))
+      for (let i = 0; i < 5; i++) yield* Effect.either(breaker.protect(Effect.fail("bad-request")))
+      let stats = yield* breaker.stats
+      expect([stats.successes, stats.failures]).toEqual([0, 0])
+      yield* Effect.either(breaker.protect(boom))
+      yield* Effect.either(breaker.protect(Effect.fail("not-found")))
+      yield* Effect.either(breaker.protect(boom))
+      stats = yield* breaker.stats
+      expect([stats.successes, stats.failures, stats.consecutiveFailures]).toEqual([1, 2, 1])
+      expect(yield* breaker.state).toBe("Closed")
+    }))
+
+  it.scoped("isExcluded: Errors.isRejection keeps local back-pressure from tripping it", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(
+        CircuitBreaker.consecutive({ name: "rejections", threshold: 1, isExcluded: Errors.isRejection })
+      )
+      const full = new BulkheadFullError({ bulkhead: "db", reason: "full", maxConcurrent: 1, maxQueue: 0 })
+      for (let i = 0; i < 3; i++) yield* Effect.either(breaker.protect(Effect.fail(full)))
+      expect(yield* breaker.state).toBe("Closed")
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+    }))
+
+  it.scoped("per-call isFailure overrides the breaker's; TimeoutError always counts", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "per-call", threshold: 2 }))
+      const lenient = { isFailure: () => false }
+      yield* Effect.either(breaker.protect(boom, lenient))
+      yield* Effect.either(breaker.protect(boom, lenient))
+      expect((yield* breaker.stats).successes).toBe(2)
+      const timeout = new TimeoutError({ duration: Duration.seconds(1) })
+      yield* Effect.either(breaker.protect(Effect.fail(timeout), lenient))
+      yield* Effect.either(breaker.protect(Effect.fail(timeout), lenient))
+      expect(yield* breaker.state).toBe("Open")
+    }))
+
+  it.scoped("interruption of the caller counts as neither and gives a half-open probe slot back", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "interrupt", threshold: 1 }))
+      const closedCall = yield* Effect.fork(breaker.protect(Effect.never))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(closedCall)
+      expect((yield* breaker.stats).failures).toBe(0)
+      yield* Effect.either(breaker.protect(boom))
+      yield* TestClock.adjust("60 seconds")
+      const probe = yield* Effect.fork(breaker.protect(Effect.never))
+      yield* Effect.yieldNow()
+      expect(yield* breaker.state).toBe("HalfOpen")
+      expect(rejectedWith(yield* Effect.either(breaker.protect(ok))).state).toBe("HalfOpen")
+      yield* Fiber.interrupt(probe)
+      expect(yield* breaker.state).toBe("HalfOpen")
+      expect(yield* breaker.protect(ok)).toBe("ok")
+      expect(yield* breaker.state).toBe("Closed")
+    }))
+
+  it.scoped("a permit reports one outcome; later calls are no-ops; ignore frees the slot", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "permit", threshold: 2 }))
+      const permit = yield* breaker.allow
+      yield* permit.failure("first")
+      yield* permit.failure("again")
+      yield* permit.success
+      let stats = yield* breaker.stats
+      expect([stats.successes, stats.failures]).toEqual([0, 1])
+      expect(stats.lastErrors.map((e) => e.reason)).toEqual(["first"])
+      const ignored = yield* breaker.allow
+      yield* ignored.ignore
+      stats = yield* breaker.stats
+      expect([stats.successes, stats.failures, stats.requests]).toEqual([0, 1, 1])
+    }))
+
+  it.scoped("stats keep the last 5 errors with their times", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "ring", threshold: 100 }))
+      for (let i = 0; i < 7; i++) {
+        yield* Effect.either(breaker.protect(Effect.fail(`e${i}`)))
+        yield* TestClock.adjust("1 second")
+      }
+      const { lastErrors } = yield* breaker.stats
+      expect(lastErrors.map((e) => e.reason)).toEqual(["e2", "e3", "e4", "e5", "e6"])
+      expect(lastErrors.map((e) => e.at)).toEqual([2000, 3000, 4000, 5000, 6000])
+    }))
+})
+
+describe("isolate and reset", () => {
+  it.scoped("isolate holds it open until reset; reset closes with empty counts", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "isolate", threshold: 2 }))
+      const changes = yield* collectChanges(breaker, 4)
+      yield* breaker.isolate
+      expect(yield* breaker.state).toBe("Isolated")
+      const error = rejectedWith(yield* Effect.either(breaker.protect(ok)))
+      expect(error.state).toBe("Isolated")
+      expect(error.retryAfter).toBeUndefined()
+      yield* TestClock.adjust("1 hour")
+      expect(yield* breaker.state).toBe("Isolated")
+      yield* breaker.reset
+      expect(yield* breaker.protect(ok)).toBe("ok")
+      yield* Effect.either(breaker.protect(boom))
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+      yield* breaker.reset
+      expect(yield* breaker.state).toBe("Closed")
+      expect((yield* breaker.stats).failures).toBe(0)
+      expect(yield* changes).toEqual(["Closed→Isolated", "Isolated→Closed", "Closed→Open", "Open→Closed"])
+    }))
+
+  it.scoped("works for the adaptive breaker too", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "isolate-sre" }))
+      yield* breaker.isolate
+      expect(rejectedWith(yield* Effect.either(breaker.protect(ok))).state).toBe("Isolated")
+      yield* breaker.reset
+      expect(yield* breaker.protect(ok)).toBe("ok")
+    }))
+})
+
+describe("options", () => {
+  const invalid = (policy: CircuitBreaker.Policy) => Effect.flip(Effect.scoped(CircuitBreaker.make(policy)))
+
+  it.effect("bad options fail with InvalidOptionsError naming the option", () =>
+    Effect.gen(function*() {
+      const cases: Array<[CircuitBreaker.Policy, string]> = [
+        [CircuitBreaker.sre({ name: "" }), "name"],
+        [CircuitBreaker.sre({ name: "x", k: -1 }), "k"],
+        [CircuitBreaker.sre({ name: "x", k: 1.5, minK: 2 }), "minK"],
+        [CircuitBreaker.sre({ name: "x", protection: Number.NaN }), "protection"],
+        [CircuitBreaker.sre({ name: "x", window: "10 millis", buckets: 40 }), "window"],
+        [CircuitBreaker.sre({ name: "x", buckets: 0 }), "buckets"],
+        [CircuitBreaker.sre({ name: "x", forcePassAfter: "-1 seconds" }), "forcePassAfter"],
+        [CircuitBreaker.consecutive({ name: "x", threshold: 0 }), "threshold"],
+        [CircuitBreaker.consecutive({ name: "x", openFor: 0 }), "openFor"],
+        [CircuitBreaker.consecutive({ name: "x", halfOpenMaxCalls: 1.5 }), "halfOpenMaxCalls"],
+        [CircuitBreaker.countWindow({ name: "x", size: 10, minimumCalls: 11 }), "minimumCalls"],
+        [CircuitBreaker.countWindow({ name: "x", failureRateThreshold: 1.5 }), "failureRateThreshold"],
+        [CircuitBreaker.timeWindow({ name: "x", slowCallDuration: "soon" as any }), "slowCallDuration"],
+        [CircuitBreaker.custom({ name: "x", readyToTrip: 5 as any }), "readyToTrip"],
+        [CircuitBreaker.custom({ name: "x", interval: -5 }), "interval"]
+      ]
+      for (const [policy, option] of cases) {
+        const error = yield* invalid(policy)
+        expect(error).toBeInstanceOf(InvalidOptionsError)
+        expect(error.option).toBe(option)
+      }
+    }))
+})
+
+describe("layers", () => {
+  class Payments extends Context.Tag("test/Payments")<Payments, CircuitBreaker.CircuitBreaker>() {}
+
+  it.effect("layer provides a breaker; protect works data-first and data-last", () =>
+    Effect.gen(function*() {
+      const breaker = yield* Payments
+      expect(breaker.name).toBe("payments")
+      expect(yield* ok.pipe(CircuitBreaker.protect(breaker))).toBe("ok")
+      expect(yield* CircuitBreaker.protect(breaker, ok)).toBe("ok")
+      expect(yield* CircuitBreaker.protect(ok, breaker)).toBe("ok")
+    }).pipe(Effect.provide(CircuitBreaker.layer(Payments, CircuitBreaker.sre({ name: "payments" })))))
+
+  it.effect("layerConfig reads the policy from Config", () =>
+    Effect.gen(function*() {
+      const breaker = yield* Payments
+      expect(breaker.name).toBe("from-config")
+      yield* Effect.either(breaker.protect(boom))
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+      expect(Duration.toMillis(rejectedWith(yield* Effect.either(breaker.protect(ok))).retryAfter!)).toBe(3000)
+    }).pipe(
+      Effect.provide(CircuitBreaker.layerConfig(Payments)),
+      Effect.withConfigProvider(ConfigProvider.fromMap(
+        new Map([["policy", "consecutive"], ["name", "from-config"], ["threshold", "2"], ["openFor", "3 seconds"]])
+      ))
+    ))
+
+  it.effect("layerConfig reads under a prefix with Config.nested", () =>
+    Effect.gen(function*() {
+      const breaker = yield* Payments
+      expect(breaker.name).toBe("nested")
+      for (let i = 0; i < 4; i++) yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Closed")
+      yield* Effect.either(breaker.protect(boom))
+      expect(yield* breaker.state).toBe("Open")
+    }).pipe(
+      Effect.provide(CircuitBreaker.layerConfig(Payments, Config.nested(CircuitBreaker.policyConfig, "PAYMENTS"))),
+      Effect.withConfigProvider(ConfigProvider.fromMap(
+        new Map([["PAYMENTS.policy", "countWindow"], ["PAYMENTS.name", "nested"], ["PAYMENTS.size", "5"]])
+      ))
+    ))
+
+  it.effect("layerConfig fails with InvalidOptionsError on a bad value", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(CircuitBreaker.layerConfig(Payments)).pipe(Effect.scoped))
+      expect(error).toBeInstanceOf(InvalidOptionsError)
+      expect((error as InvalidOptionsError).option).toBe("k")
+    }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["name", "x"], ["k", "-2"]])))))
+})
+
+describe("observability", () => {
+  it.scoped("metrics count outcomes and state changes and expose the state", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "metrics", threshold: 1 }))
+      const requests = (outcome: string) =>
+        Metric.counter("resilience_breaker_requests_total").pipe(
+          Metric.tagged("name", "metrics"),
+          Metric.tagged("outcome", outcome),
+          Metric.value,
+          Effect.map((s) => s.count)
+        )
+      yield* breaker.protect(ok)
+      yield* Effect.either(breaker.protect(boom))
+      yield* Effect.either(breaker.protect(ok))
+      expect(yield* requests("success")).toBe(1)
+      expect(yield* requests("failure")).toBe(1)
+      expect(yield* requests("rejected")).toBe(1)
+      const changes = yield* Metric.counter("resilience_breaker_state_changes_total").pipe(
+        Metric.tagged("name", "metrics"),
+        Metric.tagged("from", "Closed"),
+        Metric.tagged("to", "Open"),
+        Metric.value
+      )
+      expect(changes.count).toBe(1)
+      const gauge = yield* Metric.gauge("resilience_breaker_state").pipe(Metric.tagged("name", "metrics"), Metric.value)
+      expect(gauge.value).toBe(CircuitBreaker.stateGaugeValue.Open)
+    }))
+
+  it.scoped("logs each state change once, with the last errors", () =>
+    Effect.gen(function*() {
+      const lines: Array<{ message: string; annotations: Record<string, unknown> }> = []
+      const logger = Logger.make(({ annotations, message }) => {
+        lines.push({
+          message: String(Array.isArray(message) ? message[0] : message),
+          annotations: Object.fromEntries(annotations)
+        })
+      })
+      yield* Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "logs", threshold: 2 }))
+        yield* Effect.either(breaker.protect(Effect.fail(new Error("first"))))
+        yield* Effect.either(breaker.protect(Effect.fail(new Error("second"))))
+        for (let i = 0; i < 10; i++) yield* Effect.either(breaker.protect(ok))
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      const opened = lines.filter((l) => l.message.includes("Closed → Open"))
+      expect(opened).toHaveLength(1)
+      expect(opened[0].annotations.breaker).toBe("logs")
+      const errors = opened[0].annotations.lastErrors as Array<string>
+      expect(errors).toHaveLength(2)
+      expect(errors[1]).toContain("Error: second")
+    }))
+})
+
+describe("Registry", () => {
+  it.scoped("creates breakers on first use, one per name, and evicts idle ones", () =>
+    Effect.gen(function*() {
+      const created: Array<string> = []
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => {
+          created.push(name)
+          return CircuitBreaker.consecutive({ name, threshold: 1 })
+        },
+        idleTimeToLive: "1 minute"
+      })
+      const a = yield* registry.get("host-a")
+      expect(yield* registry.get("host-a")).toBe(a)
+      expect(yield* registry.protect("host-b")(ok)).toBe("ok")
+      expect([...(yield* registry.names)].sort()).toEqual(["host-a", "host-b"])
+      yield* Effect.either(a.protect(boom))
+      expect(yield* a.state).toBe("Open")
+      yield* TestClock.adjust("40 seconds")
+      yield* registry.protect("host-b")(ok) // keeps b alive
+      yield* TestClock.adjust("40 seconds")
+      expect(yield* registry.names).toEqual(["host-b"])
+      const a2 = yield* registry.get("host-a")
+      expect(a2).not.toBe(a)
+      expect(yield* a2.state).toBe("Closed")
+      expect(created).toEqual(["host-a", "host-b", "host-a"])
+    }))
+
+  it.scoped("keeps isolated breakers; remove drops one", () =>
+    Effect.gen(function*() {
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => CircuitBreaker.sre({ name }),
+        idleTimeToLive: "1 minute"
+      })
+      const held = yield* registry.get("held")
+      yield* held.isolate
+      yield* registry.get("other")
+      yield* TestClock.adjust("5 minutes")
+      expect(yield* registry.names).toEqual(["held"])
+      expect(yield* registry.remove("held")).toBe(true)
+      expect(yield* registry.remove("held")).toBe(false)
+      expect(yield* registry.names).toEqual([])
+    }))
+
+  it.effect("closing the scope stops the sweeper fiber and ends every breaker's changes stream", () =>
+    Effect.gen(function*() {
+      const supervisor = yield* Supervisor.track
+      const scope = yield* Scope.make()
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => CircuitBreaker.consecutive({ name, threshold: 1 }),
+        idleTimeToLive: "1 minute"
+      }).pipe(Scope.extend(scope), Effect.supervised(supervisor))
+      const breaker = yield* registry.get("a")
+      const changes = yield* Effect.fork(Stream.runCollect(breaker.changes))
+      yield* Effect.yieldNow()
+      expect((yield* supervisor.value).length).toBeGreaterThan(0)
+      yield* Scope.close(scope, Exit.void)
+      yield* TestClock.adjust("10 minutes")
+      expect((yield* supervisor.value).length).toBe(0)
+      expect(Chunk.size(yield* Fiber.join(changes))).toBe(0)
+    }))
+
+  it.effect("layerRegistry rejects a bad idleTimeToLive; Registry is a service", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Layer.build(CircuitBreaker.layerRegistry({ policy: (name) => CircuitBreaker.sre({ name }), idleTimeToLive: 0 }))
+          .pipe(Effect.scoped)
+      )
+      expect(error.option).toBe("idleTimeToLive")
+      const result = yield* Effect.flatMap(CircuitBreaker.Registry, (r) => r.protect("x")(ok)).pipe(
+        Effect.provide(CircuitBreaker.layerRegistry({ policy: (name) => CircuitBreaker.sre({ name }) }))
+      )
+      expect(result).toBe("ok")
+    }))
+})
