@@ -90,6 +90,8 @@ export interface SuiteOptions {
   readonly rounds?: number
   /** a note printed under the table */
   readonly note?: string
+  /** iterations of the warm-up run before calibration (default 1000); lower it for heavy operations */
+  readonly warmupIterations?: number
 }
 
 export interface CaseResult {
@@ -168,7 +170,7 @@ export const runSuite = async (options: SuiteOptions): Promise<ReadonlyArray<Cas
     for (const c of options.cases) runners.push(await c.make())
     const iterations: Array<number> = []
     for (const runner of runners) {
-      await timeRound(runner, 1000) // warm-up: JIT and caches
+      await timeRound(runner, options.warmupIterations ?? 1000) // warm-up: JIT and caches
       iterations.push(await calibrate(runner, roundMs))
     }
     const samples: Array<Array<number>> = runners.map(() => [])

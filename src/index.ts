@@ -54,3 +54,26 @@ export * as Hedge from "./Hedge.js"
  * @since 0.1.0
  */
 export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
+ * Bulkheads: a fixed number of permits per downstream with an optional FIFO queue, and a registry
+ * of named bulkheads.
+ *
+ * @since 0.1.0
+ */
+export * as Bulkhead from "./Bulkhead.js"
+
+/**
+ * Map-reduce on fibers (go-zero `mr`): bounded concurrent mappers, a reducer, `forEach`, `finish`.
+ *
+ * @since 0.1.0
+ */
+export * as MapReduce from "./MapReduce.js"
+
+/**
+ * Background task runners (go-zero `threading`): bounded `schedule` / `scheduleImmediately` / `wait`,
+ * worker groups, and an ordered runner that returns results in submission order.
+ *
+ * @since 0.1.0
+ */
+export * as TaskRunner from "./TaskRunner.js"

@@ -1,0 +1,101 @@
+/**
+ * Bulkhead.protect against the bare effect, Effect's own semaphore and cockatiel's bulkhead; then
+ * MapReduce.mapReduce against Effect.forEach with the same concurrency on 100,000 items.
+ */
+import { bulkhead as cockatielBulkhead } from "cockatiel"
+import * as Effect from "effect/Effect"
+import * as Bulkhead from "../src/Bulkhead.js"
+import * as MapReduce from "../src/MapReduce.js"
+import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
+
+const work = Effect.succeed(1)
+
+await runSuite({
+  name: "bulkhead",
+  baseline: "bare effect",
+  cases: [
+    effectCase("bare effect", work),
+    scopedEffectCase(
+      "Bulkhead.protect (free permit)",
+      Effect.map(Bulkhead.make({ name: "bench", maxConcurrent: 10 }), (b) => b.protect(work))
+    ),
+    scopedEffectCase(
+      "Bulkhead.tryProtect (free permit)",
+      Effect.map(Bulkhead.make({ name: "bench-try", maxConcurrent: 10 }), (b) => b.tryProtect(work))
+    ),
+    effectCase(
+      "Effect.makeSemaphore(10).withPermits(1)",
+      Effect.runSync(Effect.map(Effect.makeSemaphore(10), (semaphore) => semaphore.withPermits(1)(work)))
+    ),
+    effectCase(
+      "cockatiel bulkhead(10) via Effect.tryPromise",
+      (() => {
+        const policy = cockatielBulkhead(10, 0)
+        return Effect.tryPromise(() => policy.execute(() => Promise.resolve(1)))
+      })()
+    ),
+    effectCase("Effect.tryPromise(resolved) (floor for cockatiel)", Effect.tryPromise(() => Promise.resolve(1)))
+  ],
+  note: "One fiber calls in a loop, so a permit is always free: this is the happy-path overhead."
+})
+
+const callers = Array.from({ length: 100 }, (_, i) => i)
+const contended = <E>(call: (effect: Effect.Effect<void>) => Effect.Effect<unknown, E>) =>
+  Effect.forEach(callers, () => call(Effect.yieldNow()), { concurrency: "unbounded", discard: true })
+
+await runSuite({
+  name: "bulkhead contention",
+  baseline: "100 fibers, bare",
+  cases: [
+    effectCase("100 fibers, bare", contended((effect) => effect)),
+    scopedEffectCase(
+      "100 fibers, Bulkhead.protect (10 permits, queue 100)",
+      Effect.map(
+        Bulkhead.make({ name: "bench-contended", maxConcurrent: 10, maxQueue: 100 }),
+        (b) => contended(b.protect)
+      )
+    ),
+    effectCase(
+      "100 fibers, Effect.makeSemaphore(10).withPermits(1)",
+      Effect.runSync(Effect.map(Effect.makeSemaphore(10), (semaphore) => contended(semaphore.withPermits(1))))
+    ),
+    effectCase(
+      "100 fibers, cockatiel bulkhead(10, 100) via Effect.tryPromise",
+      (() => {
+        const policy = cockatielBulkhead(10, 100)
+        return contended(() => Effect.tryPromise(() => policy.execute(() => Promise.resolve(1))))
+      })()
+    )
+  ],
+  warmupIterations: 50,
+  note: "One op = 100 concurrent callers through 10 permits: 90 of them queue and are handed a permit."
+})
+
+const items = Array.from({ length: 100_000 }, (_, i) => i)
+const square = (n: number) => Effect.succeed(n * n)
+
+await runSuite({
+  name: "mapReduce 100k",
+  baseline: "Effect.forEach({ concurrency: 16 }) + sum",
+  rounds: Number(process.env.BENCH_ROUNDS ?? 5),
+  warmupIterations: 3,
+  cases: [
+    effectCase(
+      "Effect.forEach({ concurrency: 16 }) + sum",
+      Effect.map(Effect.forEach(items, square, { concurrency: 16 }), (xs) => xs.reduce((a, b) => a + b, 0))
+    ),
+    effectCase(
+      "MapReduce.mapReduce({ workers: 16 })",
+      MapReduce.mapReduce({ source: items, map: square, initial: 0, reduce: (acc, n) => acc + n, workers: 16 })
+    ),
+    effectCase(
+      "MapReduce.forEach({ workers: 16 })",
+      MapReduce.forEach({ source: items, f: (n: number) => Effect.asVoid(square(n)), workers: 16 })
+    ),
+    effectCase(
+      "Effect.forEach({ concurrency: 16, discard: true })",
+      Effect.forEach(items, square, { concurrency: 16, discard: true })
+    )
+  ],
+  note: "Time per whole run over 100,000 items (divide by 1e5 for per-item cost)."
+})
