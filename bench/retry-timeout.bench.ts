@@ -30,6 +30,10 @@ import * as Timeout from "../src/Timeout.js"
 import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
 
 const work = Effect.succeed(1)
+/** work that suspends once (resumes on a microtask), so a timer must really be armed */
+const asyncWork = Effect.async<number>((resume) => {
+  queueMicrotask(() => resume(Effect.succeed(1)))
+})
 const resolved = () => Promise.resolve(1)
 const second = Duration.seconds(1)
 
@@ -44,6 +48,9 @@ await runSuite({
     effectCase("Timeout.within(1 s)", Timeout.within(work, second)),
     effectCase("Timeout.within inside a deadline", Timeout.within(work, second).pipe(Timeout.deadline("30 seconds"))),
     effectCase("Effect.timeout(1 s)", Effect.timeout(work, second)),
+    effectCase("async work, bare", asyncWork),
+    effectCase("async work, Timeout.within(1 s)", Timeout.within(asyncWork, second)),
+    effectCase("async work, Effect.timeout(1 s)", Effect.timeout(asyncWork, second)),
     effectCase("Effect.tryPromise(resolved) (cockatiel floor)", Effect.tryPromise(resolved)),
     effectCase(
       "cockatiel timeout (tryPromise)",
