@@ -23,12 +23,17 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Backoff from "../src/Backoff.js"
-import { CircuitOpenError } from "../src/Errors.js"
+import * as Bulkhead from "../src/Bulkhead.js"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as Retry from "../src/Retry.js"
 import * as Timeout from "../src/Timeout.js"
-import { effectCase, runSuite } from "./harness.js"
+import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
 
 const work = Effect.succeed(1)
+/** work that suspends once (resumes on a microtask), so a timer must really be armed */
+const asyncWork = Effect.async<number>((resume) => {
+  queueMicrotask(() => resume(Effect.succeed(1)))
+})
 const resolved = () => Promise.resolve(1)
 const second = Duration.seconds(1)
 
@@ -43,14 +48,17 @@ await runSuite({
     effectCase("Timeout.within(1 s)", Timeout.within(work, second)),
     effectCase("Timeout.within inside a deadline", Timeout.within(work, second).pipe(Timeout.deadline("30 seconds"))),
     effectCase("Effect.timeout(1 s)", Effect.timeout(work, second)),
+    effectCase("async work, bare", asyncWork),
+    effectCase("async work, Timeout.within(1 s)", Timeout.within(asyncWork, second)),
+    effectCase("async work, Effect.timeout(1 s)", Effect.timeout(asyncWork, second)),
     effectCase("Effect.tryPromise(resolved) (cockatiel floor)", Effect.tryPromise(resolved)),
     effectCase(
       "cockatiel timeout (tryPromise)",
       Effect.tryPromise(() => cockatielTimeoutPolicy.execute(resolved))
     )
   ],
-  note: "Timeout.within runs the work in one child fiber and arms one timer on the Clock's scheduler;\n" +
-    "Effect.timeout races two forked fibers (the work and a sleep)."
+  note: "Timeout.within starts the work at once on one fiber of its own and arms one timer on the Clock's\n" +
+    "scheduler only if the work suspends; Effect.timeout races two forked fibers (the work and a sleep)."
 })
 
 // --- retry, success path ------------------------------------------------------------------------
@@ -74,32 +82,21 @@ await runSuite({
 })
 
 // --- full composition ---------------------------------------------------------------------------
-/** A consecutive-failures breaker standing in for CircuitBreaker (synchronous state in a closure). */
-const makeBreaker = (threshold: number) => {
-  let failures = 0
-  return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpenError, R> =>
-    Effect.suspend((): Effect.Effect<A, E | CircuitOpenError, R> =>
-      failures >= threshold
-        ? Effect.fail(new CircuitOpenError({ breaker: "bench", state: "Open" }, true))
-        : Effect.onExit(effect, (exit) =>
-          Effect.sync(() => {
-            failures = exit._tag === "Success" ? 0 : failures + 1
-          }))
-    )
-}
 const semaphore = Effect.runSync(Effect.makeSemaphore(10))
-const breaker = makeBreaker(5)
-const composed = work.pipe(
-  semaphore.withPermits(1),
-  Timeout.within(second),
-  breaker,
-  Retry.retry({ schedule: backoff })
-)
-const effectNative = work.pipe(
-  semaphore.withPermits(1),
-  Effect.timeout(second),
-  breaker,
-  Effect.retry(effectSchedule)
+const composed = Effect.gen(function*() {
+  const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "bench", threshold: 5 }))
+  const bulkhead = yield* Bulkhead.make({ name: "bench", maxConcurrent: 10 })
+  return work.pipe(bulkhead.protect, Timeout.within(second), breaker.protect, Retry.retry({ schedule: backoff }))
+})
+const effectNative = Effect.map(
+  CircuitBreaker.make(CircuitBreaker.consecutive({ name: "bench-native", threshold: 5 })),
+  (breaker) =>
+    work.pipe(
+      semaphore.withPermits(1),
+      Effect.timeout(second),
+      breaker.protect,
+      Effect.retry(effectSchedule)
+    )
 )
 const cockatielWrapped = wrap(
   cockatielRetry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
@@ -113,13 +110,15 @@ await runSuite({
   baseline: "bare Effect.succeed",
   cases: [
     effectCase("bare Effect.succeed", work),
-    effectCase("effect-resilience retry(breaker(timeout(bulkhead)))", composed),
-    effectCase("Effect.retry(breaker(Effect.timeout(Semaphore)))", effectNative),
+    scopedEffectCase("effect-resilience retry(breaker(timeout(bulkhead)))", composed),
+    scopedEffectCase("Effect.retry(breaker(Effect.timeout(Semaphore)))", effectNative),
     effectCase("Effect.tryPromise(resolved) (cockatiel floor)", Effect.tryPromise(resolved)),
     effectCase(
       "cockatiel wrap(retry, breaker, timeout, bulkhead)",
       Effect.tryPromise(() => cockatielWrapped.execute(resolved))
     )
   ],
-  note: "breaker: a synchronous consecutive-failures stand-in; bulkhead: Effect.Semaphore(10)."
+  note:
+    "breaker: CircuitBreaker.consecutive (threshold 5) vs cockatiel ConsecutiveBreaker(5); bulkhead: Bulkhead(10) vs\n" +
+    "cockatiel bulkhead(10); the Effect-native row uses Effect.timeout, Effect.Semaphore(10) and Effect.retry."
 })

@@ -1,10 +1,13 @@
 /**
  * The compositions of seed 001 ("resilient HTTP client", "service with full resilience") written
- * with this toolkit against a fake downstream: timeout inside breaker inside retry.
+ * with this toolkit against a fake downstream: timeout inside breaker inside retry, with the real
+ * CircuitBreaker and Bulkhead.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Ref, TestClock } from "effect"
 import * as Backoff from "../src/Backoff.js"
+import * as Bulkhead from "../src/Bulkhead.js"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { CircuitOpenError, TimeoutError } from "../src/Errors.js"
 import * as Fallback from "../src/Fallback.js"
 import * as Retry from "../src/Retry.js"
@@ -32,39 +35,34 @@ const fakeDownstream = (steps: ReadonlyArray<Step>) =>
     return { call, calls }
   })
 
-/** A minimal consecutive-failures breaker standing in for CircuitBreaker in these tests. */
-const breakerDouble = (threshold: number) =>
-  Effect.map(Ref.make(0), (failures) => ({
-    protect: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpenError, R> =>
-      Effect.flatMap(Ref.get(failures), (n): Effect.Effect<A, E | CircuitOpenError, R> =>
-        n >= threshold
-          ? Effect.fail(new CircuitOpenError({ breaker: "downstream", state: "Open" }))
-          : Effect.tapBoth(effect, {
-            onFailure: () => Ref.update(failures, (k) => k + 1),
-            onSuccess: () => Ref.set(failures, 0)
-          }))
-  }))
+/** A consecutive-failures breaker that stays open for a minute. */
+const makeBreaker = (threshold: number) =>
+  CircuitBreaker.make(CircuitBreaker.consecutive({ name: "downstream", threshold, openFor: "60 seconds" }))
+
+/** Seed 001's `RetryIf(err != gobreaker.ErrOpenState)`: never retry into an open breaker. */
+const transientUnlessOpen = (e: unknown) => Retry.isTransient(e) && !(e instanceof CircuitOpenError)
 
 describe("seed 001: resilient HTTP client", () => {
   // retry(3 attempts, exponential 500 ms, transient only) ∘ breaker ∘ timeout(10 s), within a 30 s deadline
   const client = <E>(
     call: Effect.Effect<string, E>,
-    breaker: Effect.Effect.Success<ReturnType<typeof breakerDouble>>
+    breaker: CircuitBreaker.CircuitBreaker
   ) =>
     call.pipe(
       Timeout.within({ duration: "10 seconds", operation: "http" }),
       breaker.protect,
       Retry.retry({
         name: "api-client",
-        schedule: Backoff.exponential({ base: "500 millis" }).pipe(Backoff.upTo(3))
+        schedule: Backoff.exponential({ base: "500 millis" }).pipe(Backoff.upTo(3)),
+        while: transientUnlessOpen
       }),
       Timeout.deadline("30 seconds")
     )
 
-  it.effect("a 503 and a hung call are retried; the third attempt answers", () =>
+  it.scoped("a 503 and a hung call are retried; the third attempt answers", () =>
     Effect.gen(function*() {
       const downstream = yield* fakeDownstream([{ status: 503 }, { hang: true }, { body: "200 OK" }])
-      const breaker = yield* breakerDouble(5)
+      const breaker = yield* makeBreaker(5)
       const fiber = yield* Effect.fork(client(downstream.call, breaker))
       yield* TestClock.adjust("1 minute")
       expect(yield* Fiber.join(fiber)).toBe("200 OK")
@@ -72,24 +70,27 @@ describe("seed 001: resilient HTTP client", () => {
       expect(yield* Ref.get(downstream.calls)).toEqual([0, 500, 11_500])
     }))
 
-  it.effect("a 4xx is not retried", () =>
+  it.scoped("a 4xx is not retried", () =>
     Effect.gen(function*() {
       const downstream = yield* fakeDownstream([{ status: 404 }])
-      const breaker = yield* breakerDouble(5)
+      const breaker = yield* makeBreaker(5)
       const error = yield* Effect.flip(client(downstream.call, breaker))
       expect(error).toEqual(new HttpError(404))
       expect((yield* Ref.get(downstream.calls)).length).toBe(1)
     }))
 
-  it.effect("retries stop when the breaker opens", () =>
+  it.scoped("retries stop when the breaker opens", () =>
     Effect.gen(function*() {
       const downstream = yield* fakeDownstream([{ status: 503 }])
-      const breaker = yield* breakerDouble(2)
+      const breaker = yield* makeBreaker(2)
       const fiber = yield* Effect.fork(
         downstream.call.pipe(
           Timeout.within("10 seconds"),
           breaker.protect,
-          Retry.retry({ schedule: Backoff.exponential({ base: "500 millis" }).pipe(Backoff.upTo(10)) })
+          Retry.retry({
+            schedule: Backoff.exponential({ base: "500 millis" }).pipe(Backoff.upTo(10)),
+            while: transientUnlessOpen
+          })
         )
       )
       yield* TestClock.adjust("1 minute")
@@ -99,10 +100,31 @@ describe("seed 001: resilient HTTP client", () => {
       expect(yield* Ref.get(downstream.calls)).toEqual([0, 500])
     }))
 
-  it.effect("the deadline caps the whole retry loop", () =>
+  it.scoped("with isTransient, an open breaker's retryAfter is waited for only if the deadline allows it", () =>
+    Effect.gen(function*() {
+      const downstream = yield* fakeDownstream([{ status: 503 }])
+      const cb = yield* makeBreaker(2)
+      const call = downstream.call.pipe(
+        Timeout.within("10 seconds"),
+        cb.protect,
+        Retry.retry({
+          schedule: Backoff.exponential({ base: "500 millis" }).pipe(Backoff.respectRetryAfter, Backoff.upTo(10))
+        })
+      )
+      // the breaker stays open 60 s: inside a 30 s deadline the retry is skipped at once
+      const fiber = yield* Effect.fork(call.pipe(Timeout.deadline("30 seconds")))
+      // 503 at 0 and 500 ms open the breaker; the attempt at 1.5 s is rejected and not retried
+      yield* TestClock.adjust("1500 millis")
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      expect(error).toBeInstanceOf(CircuitOpenError)
+      expect(Retry.isTransient(error)).toBe(true)
+      expect(yield* Ref.get(downstream.calls)).toEqual([0, 500])
+    }))
+
+  it.scoped("the deadline caps the whole retry loop", () =>
     Effect.gen(function*() {
       const downstream = yield* fakeDownstream([{ hang: true }])
-      const breaker = yield* breakerDouble(100)
+      const breaker = yield* makeBreaker(100)
       const fiber = yield* Effect.fork(
         downstream.call.pipe(
           Timeout.within("10 seconds"),
@@ -124,8 +146,8 @@ describe("seed 001: service with full resilience", () => {
   const service = Effect.gen(function*() {
     const cache = yield* fakeDownstream([{ status: 404 }])
     const database = yield* fakeDownstream([{ status: 503 }, { status: 503 }, { body: "user 42" }])
-    const breaker = yield* breakerDouble(3)
-    const bulkhead = yield* Effect.makeSemaphore(50)
+    const breaker = yield* makeBreaker(3)
+    const bulkhead = yield* Bulkhead.make({ name: "user-service", maxConcurrent: 50 })
     const getUser = Fallback.chain([
       Fallback.alternative("cache", cache.call),
       Fallback.alternative(
@@ -137,12 +159,12 @@ describe("seed 001: service with full resilience", () => {
     ], { name: "get-user" }).pipe(
       Timeout.within({ duration: "5 seconds", operation: "get-user" }),
       breaker.protect,
-      bulkhead.withPermits(1)
+      bulkhead.protect
     )
     return { getUser, cache, database }
   })
 
-  it.effect("cache miss → database, retried twice, answers within the timeout", () =>
+  it.scoped("cache miss → database, retried twice, answers within the timeout", () =>
     Effect.gen(function*() {
       const { cache, database, getUser } = yield* service
       const fiber = yield* Effect.fork(getUser)
@@ -152,10 +174,10 @@ describe("seed 001: service with full resilience", () => {
       expect(yield* Ref.get(database.calls)).toEqual([0, 100, 200])
     }))
 
-  it.effect("a hung database times out, the timeouts open the breaker, then calls fail fast", () =>
+  it.scoped("a hung database times out, the timeouts open the breaker, then calls fail fast", () =>
     Effect.gen(function*() {
       const database = yield* fakeDownstream([{ hang: true }])
-      const breaker = yield* breakerDouble(2)
+      const breaker = yield* makeBreaker(2)
       const getUser = database.call.pipe(Timeout.within("5 seconds"), breaker.protect)
       const errors: Array<string> = []
       for (let i = 0; i < 3; i++) {
@@ -169,10 +191,10 @@ describe("seed 001: service with full resilience", () => {
 })
 
 describe("the DESIGN.md usage", () => {
-  it.effect("Effect.retry({ schedule: Backoff…, while: Retry.isTransient }) around a timed call", () =>
+  it.scoped("Effect.retry({ schedule: Backoff…, while: Retry.isTransient }) around a timed call", () =>
     Effect.gen(function*() {
       const downstream = yield* fakeDownstream([{ status: 502 }, { status: 503 }, { body: "charged" }])
-      const breaker = yield* breakerDouble(5)
+      const breaker = yield* makeBreaker(5)
       const fiber = yield* Effect.fork(
         downstream.call.pipe(
           Timeout.within("2 seconds"),
