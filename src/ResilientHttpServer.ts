@@ -11,7 +11,8 @@
  *    `Retry-After`; admitted responses carry the `RateLimit-*` headers too;
  * 5. **request timeout** — starts the `Timeout` deadline budget for the handler (nested
  *    `Timeout.within` calls are clamped to it); when it runs out the handler is interrupted and the
- *    client gets `503 timeout`.
+ *    client gets `503 timeout`. A handler failing with `TimeoutError` gets `503 timeout` when the
+ *    deadline is spent, `504 upstream_timeout` otherwise.
  *
  * Every rejection is a JSON body of one stable shape (see `RejectionBody`). A client that goes
  * away mid-request interrupts the handler; that outcome is counted as neither success nor failure.
@@ -71,8 +72,11 @@ import * as Timeout from "./Timeout.js"
  * ```
  *
  * `code` is one of `max_connections` (503), `circuit_open` (503), `overloaded` (503),
- * `rate_limited` (429), `timeout` (503) and `limiter_unavailable` (503, only with
- * `onStoreError: "reject"`). `retryAfterSeconds` is present when the rejecting layer knows when
+ * `rate_limited` (429), `timeout` (503), `upstream_timeout` (504) and `limiter_unavailable`
+ * (503, only with `onStoreError: "reject"`). A handler that fails with `TimeoutError` gets
+ * `503 timeout` when the request's own deadline is spent (a nested `Timeout.within` clamped to
+ * it fired) and `504 upstream_timeout` when time was left (something the handler waited on timed
+ * out); both count as failures for the route breaker. `retryAfterSeconds` is present when the rejecting layer knows when
  * capacity returns, and then equals the `Retry-After` header.
  *
  * @since 0.1.0
@@ -284,6 +288,15 @@ const installHook = (hook: HttpApp.PreResponseHandler): Effect.Effect<void> =>
     )
   })
 
+const isTimeoutError = (e: unknown): e is TimeoutError => e instanceof TimeoutError
+
+/**
+ * A handler's `TimeoutError` this close to the request deadline is the deadline's own: timers
+ * fire on millisecond boundaries, so a nested timeout clamped to the deadline may fire one
+ * millisecond before the request's timer.
+ */
+const deadlineSlackMillis = 1
+
 /** The status the platform gives the response of a request whose client went away. */
 const clientClosed = 499
 
@@ -480,6 +493,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
       overloaded: tagged("overloaded"),
       rate_limited: tagged("rate_limited"),
       timeout: tagged("timeout"),
+      upstream_timeout: tagged("upstream_timeout"),
       limiter_unavailable: tagged("limiter_unavailable")
     }
     const gauge = Metric.tagged(inFlightGauge, "name", name)
@@ -514,8 +528,9 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
         const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
         const [route, settings] = resolve(request)
         const inner: InnerRejections = new WeakSet()
-        const outcome: { timedOut: boolean; headers: Record<string, string> | undefined } = {
+        const outcome: { timedOut: boolean; deadlineAt: number; headers: Record<string, string> | undefined } = {
           timedOut: false,
+          deadlineAt: Infinity,
           headers: undefined
         }
 
@@ -525,8 +540,9 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
         if (Option.isSome(settings.timeout)) {
           const { deadline, duration } = settings.timeout.value
           const millis = Duration.toMillis(duration)
-          const answer = Effect.suspend(() =>
-            Effect.zipRight(
+          const answer = Effect.suspend(() => {
+            outcome.timedOut = true
+            return Effect.zipRight(
               Metric.increment(timeouts),
               rejected(
                 "timeout",
@@ -536,26 +552,20 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
                 Option.none()
               )
             )
-          )
+          })
           timedOut = answer
           handler = Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, any, any>((fiber) => {
             const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
             const scheduler = schedulerOf(clock)
-            if (scheduler === undefined) {
-              // not the live clock (tests): the forking `Timeout.deadline`
-              return deadline(app).pipe(
-                Effect.catchIf((e): e is TimeoutError => e instanceof TimeoutError, () => {
-                  outcome.timedOut = true
-                  return answer
-                })
-              )
-            }
             const now = clock.unsafeCurrentTimeMillis()
             const outer = fiber.getFiberRef(Timeout.currentDeadline)
             const effective = Math.min(millis, outer - now)
-            if (effective <= 0) {
-              outcome.timedOut = true
-              return answer
+            if (effective <= 0) return answer
+            const deadlineAt = now + effective
+            outcome.deadlineAt = deadlineAt
+            if (scheduler === undefined) {
+              // not the live clock (tests): the forking `Timeout.deadline`
+              return Effect.catchIf(deadline(app), isTimeoutError, () => answer)
             }
             // One timer and no extra fiber. When it fires, the request is marked timed out before
             // the request fiber itself is interrupted, so the pre-response hook below knows for
@@ -566,7 +576,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
               fiber.unsafeInterruptAsFork(fiber.id())
             }, Duration.millis(effective))
             return Effect.zipRight(
-              FiberRef.set(Timeout.currentDeadline, Math.min(outer, now + effective)),
+              FiberRef.set(Timeout.currentDeadline, Math.min(outer, deadlineAt)),
               Effect.onExit(
                 app,
                 () => Effect.zipRight(Effect.sync(cancel), FiberRef.set(Timeout.currentDeadline, outer))
@@ -580,21 +590,35 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
         // the rate-limit headers and turns a timed-out answer into ours.
         if (timedOut !== undefined || Option.isSome(settings.limiter)) {
           const answer = timedOut
+          const withHeaders = (response: HttpServerResponse.HttpServerResponse) =>
+            outcome.headers === undefined ? response : HttpServerResponse.setHeaders(response, outcome.headers)
           const hook = (
             _: HttpServerRequest.HttpServerRequest,
             response: HttpServerResponse.HttpServerResponse
           ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+            // The handler failed with `TimeoutError`. It is the request's own deadline when that
+            // is spent (a nested `within` clamped to it fired in the same millisecond as our
+            // timer, or one before it); otherwise something the handler waited on timed out.
+            const upstream = http.upstreamTimeoutMessage(response)
+            if (upstream !== undefined) {
+              return Effect.clockWith((clock) =>
+                answer !== undefined &&
+                  (outcome.timedOut || outcome.deadlineAt - clock.unsafeCurrentTimeMillis() <= deadlineSlackMillis)
+                  ? answer
+                  : Effect.map(rejected("upstream_timeout", 504, upstream, route, Option.none()), withHeaders)
+              )
+            }
             if (answer !== undefined && response.status === 503) {
               if (outcome.timedOut) return answer
               return Effect.flatMap(Timeout.remaining, (left) => {
-                if (Option.isNone(left) || Duration.toMillis(left.value) > 0) return Effect.succeed(response)
+                if (Option.isNone(left) || Duration.toMillis(left.value) > 0) {
+                  return Effect.succeed(withHeaders(response))
+                }
                 outcome.timedOut = true
                 return answer
               })
             }
-            return Effect.succeed(
-              outcome.headers === undefined ? response : HttpServerResponse.setHeaders(response, outcome.headers)
-            )
+            return Effect.succeed(withHeaders(response))
           }
           handler = Effect.zipRight(installHook(hook), handler)
         }
