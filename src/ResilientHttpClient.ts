@@ -52,6 +52,7 @@ import type { BulkheadFullError, CircuitOpenError, InvalidOptionsError } from ".
 import { TimeoutError } from "./Errors.js"
 import * as http from "./internal/http.js"
 import * as options_ from "./internal/options.js"
+import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
 
 /**
@@ -146,11 +147,6 @@ const OptionsSchema = Schema.Struct({
 })
 
 const decode = options_.decodeOptions("ResilientHttpClient", OptionsSchema)
-
-const retriesTotal = Metric.counter("resilience_retries_total", {
-  description: "retries performed",
-  incremental: true
-})
 
 const defaultIdempotent = (request: HttpClientRequest.HttpClientRequest): boolean =>
   http.idempotentMethods.has(request.method) || request.headers["idempotency-key"] !== undefined
@@ -252,7 +248,7 @@ export const wrap = <E, R>(
         Schedule.intersect(Schedule.recurs(times))
       )
     )
-    const retries = Metric.tagged(retriesTotal, "name", name)
+    const retries = Metric.tagged(Retry.retriesTotal, "name", name)
 
     /** Whether a failed attempt is worth another one. */
     const mayRetry = (e: unknown): Effect.Effect<boolean> => {

@@ -57,6 +57,7 @@ import type * as Scope from "effect/Scope"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as CpuUsage from "./CpuUsage.js"
 import { InvalidOptionsError, TimeoutError } from "./Errors.js"
+import * as deadline_ from "./internal/deadline.js"
 import * as http from "./internal/http.js"
 import * as options_ from "./internal/options.js"
 import * as LoadShedder from "./LoadShedder.js"
@@ -261,18 +262,6 @@ const reject = (
 }
 
 const noTags: ReadonlyArray<never> = []
-
-interface LiveScheduler {
-  readonly unsafeSchedule: Clock.ClockScheduler["unsafeSchedule"]
-}
-
-/** The live clock exposes its timer scheduler; test clocks do not. */
-const findScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
-  const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
-  if (typeof scheduler !== "function") return undefined
-  const effect = scheduler.call(clock) as unknown
-  return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
-}
 
 /** Adds `hook` after the pre-response handlers already installed on this fiber. */
 const installHook = (hook: HttpApp.PreResponseHandler): Effect.Effect<void> =>
@@ -500,11 +489,11 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
     const release = Effect.sync(() => gauge.unsafeUpdate(--inFlight, noTags))
     // the clock's scheduler, looked up once per clock
     let lastClock: Clock.Clock | undefined
-    let lastScheduler: LiveScheduler | undefined
-    const schedulerOf = (clock: Clock.Clock): LiveScheduler | undefined => {
+    let lastScheduler: deadline_.LiveScheduler | undefined
+    const schedulerOf = (clock: Clock.Clock): deadline_.LiveScheduler | undefined => {
       if (clock !== lastClock) {
         lastClock = clock
-        lastScheduler = findScheduler(clock)
+        lastScheduler = deadline_.liveScheduler(clock)
       }
       return lastScheduler
     }
