@@ -48,6 +48,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -263,19 +264,30 @@ const reject = (
 
 const noTags: ReadonlyArray<never> = []
 
-/** Adds `hook` after the pre-response handlers already installed on this fiber. */
-const installHook = (hook: HttpApp.PreResponseHandler): Effect.Effect<void> =>
-  Effect.withFiberRuntime((fiber) => {
-    const previous = fiber.getFiberRef(HttpApp.currentPreResponseHandlers)
-    return FiberRef.set(
-      HttpApp.currentPreResponseHandlers,
-      Option.some(
-        previous._tag === "None"
-          ? hook
-          : (request, response) => Effect.flatMap(previous.value(request, response), (r) => hook(request, r))
-      )
+/**
+ * The fiber runtime's own synchronous `FiberRef` write (what `FiberRef.set` runs), used to set
+ * and restore the request's refs without an extra effect step each.
+ */
+interface RuntimeFiber extends Fiber.RuntimeFiber<unknown, unknown> {
+  setFiberRef<A>(fiberRef: FiberRef.FiberRef<A>, value: A): void
+}
+
+/**
+ * Adds `hook` after the pre-response handlers already installed on `fiber`, in one synchronous
+ * step (call it inside `withFiberRuntime`).
+ */
+const addHook = (fiber: RuntimeFiber, hook: HttpApp.PreResponseHandler): void => {
+  const previous = fiber.getFiberRef(HttpApp.currentPreResponseHandlers)
+  fiber.setFiberRef(
+    HttpApp.currentPreResponseHandlers,
+    Option.some(
+      previous._tag === "None"
+        ? hook
+        : (request: HttpServerRequest.HttpServerRequest, response: HttpServerResponse.HttpServerResponse) =>
+          Effect.flatMap(previous.value(request, response), (r) => hook(request, r))
     )
-  })
+  )
+}
 
 const isTimeoutError = (e: unknown): e is TimeoutError => e instanceof TimeoutError
 
@@ -523,6 +535,9 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
           headers: undefined
         }
 
+        // set below when the request needs the pre-response hook
+        let hook: HttpApp.PreResponseHandler | undefined
+
         // 5. timeout
         let handler: Effect.Effect<HttpServerResponse.HttpServerResponse, any, any> = app
         let timedOut: Effect.Effect<HttpServerResponse.HttpServerResponse> | undefined
@@ -544,6 +559,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
           })
           timedOut = answer
           handler = Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, any, any>((fiber) => {
+            if (hook !== undefined) addHook(fiber as RuntimeFiber, hook)
             const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
             const scheduler = schedulerOf(clock)
             const now = clock.unsafeCurrentTimeMillis()
@@ -559,18 +575,18 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
             // One timer and no extra fiber. When it fires, the request is marked timed out before
             // the request fiber itself is interrupted, so the pre-response hook below knows for
             // certain that the platform's empty 503 is a timeout. The deadline budget is set for
-            // the handler and restored after it.
+            // the handler and restored after it, each in one synchronous step.
             const cancel = scheduler.unsafeSchedule(() => {
               outcome.timedOut = true
               fiber.unsafeInterruptAsFork(fiber.id())
             }, Duration.millis(effective))
-            return Effect.zipRight(
-              FiberRef.set(Timeout.currentDeadline, Math.min(outer, deadlineAt)),
-              Effect.onExit(
-                app,
-                () => Effect.zipRight(Effect.sync(cancel), FiberRef.set(Timeout.currentDeadline, outer))
-              )
-            )
+            const runtime = fiber as RuntimeFiber
+            runtime.setFiberRef(Timeout.currentDeadline, Math.min(outer, deadlineAt))
+            return Effect.onExit(app, () =>
+              Effect.sync(() => {
+                cancel()
+                runtime.setFiberRef(Timeout.currentDeadline, outer)
+              }))
           })
         }
 
@@ -581,7 +597,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
           const answer = timedOut
           const withHeaders = (response: HttpServerResponse.HttpServerResponse) =>
             outcome.headers === undefined ? response : HttpServerResponse.setHeaders(response, outcome.headers)
-          const hook = (
+          hook = (
             _: HttpServerRequest.HttpServerRequest,
             response: HttpServerResponse.HttpServerResponse
           ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
@@ -609,7 +625,15 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
             }
             return Effect.succeed(withHeaders(response))
           }
-          handler = Effect.zipRight(installHook(hook), handler)
+          if (timedOut === undefined) {
+            // no timeout layer to install it: install it here
+            const next = handler
+            const installed = hook
+            handler = Effect.withFiberRuntime((fiber) => {
+              addHook(fiber as RuntimeFiber, installed)
+              return next
+            })
+          }
         }
 
         // 4. rate limiting

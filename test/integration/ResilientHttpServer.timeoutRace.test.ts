@@ -3,8 +3,10 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as CircuitBreaker from "../../src/CircuitBreaker.js"
 import { TimeoutError } from "../../src/Errors.js"
+import * as RateLimiter from "../../src/RateLimiter.js"
 import * as ResilientHttpServer from "../../src/ResilientHttpServer.js"
 import * as Timeout from "../../src/Timeout.js"
 import { get, serve } from "./serve.js"
@@ -90,5 +92,36 @@ describe("ResilientHttpServer: a handler failing with TimeoutError", () => {
       const reply = yield* get(`${url}/upstream`)
       expect(reply.status).toBe(504)
       expect(reply.json().error.code).toBe("upstream_timeout")
+    })))
+
+  it.live("the handler runs under the request deadline; a handler's own 503 keeps its RateLimit headers", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const router = HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/budget",
+          Effect.map(
+            Timeout.remaining,
+            (left) => HttpServerResponse.text(left._tag === "Some" ? String(Duration.toMillis(left.value)) : "none")
+          )
+        ),
+        HttpRouter.get("/unavailable", HttpServerResponse.text("down", { status: 503 }))
+      )
+      const server = yield* ResilientHttpServer.make({
+        ...base,
+        timeout: "2 seconds",
+        rateLimit: { algorithm: RateLimiter.tokenBucket({ rate: 100, burst: 100 }) }
+      })
+      const url = yield* serve(router, server.middleware)
+      const budget = yield* get(`${url}/budget`)
+      expect(budget.status).toBe(200)
+      const left = Number(budget.body)
+      expect(left).toBeGreaterThan(1000)
+      expect(left).toBeLessThanOrEqual(2000)
+      const down = yield* get(`${url}/unavailable`)
+      expect(down.status).toBe(503)
+      expect(down.body).toBe("down")
+      expect(down.headers.get("ratelimit-limit")).toBe("100")
+      // outside the middleware no deadline is left behind
+      expect(yield* Timeout.remaining).toEqual(Option.none())
     })))
 })
