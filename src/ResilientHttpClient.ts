@@ -253,16 +253,14 @@ export const wrap = <E, R>(
     /** Whether a failed attempt is worth another one. */
     const mayRetry = (e: unknown): Effect.Effect<boolean> => {
       if (!isRetryable(e)) return Effect.succeed(false)
-      if (e instanceof RetryableResponse && e.retryAfter !== undefined) {
-        const wait = Duration.toMillis(e.retryAfter)
-        if (wait > maxRetryAfter) return Effect.succeed(false)
-        // never wait past the caller's deadline
-        return Effect.map(
-          Timeout.remaining,
-          Option.match({ onNone: () => true, onSome: (left) => Duration.toMillis(left) > wait })
-        )
-      }
-      return Effect.succeed(true)
+      const wait = e instanceof RetryableResponse && e.retryAfter !== undefined ? Duration.toMillis(e.retryAfter) : 0
+      if (wait > maxRetryAfter) return Effect.succeed(false)
+      // never wait past the caller's deadline, nor retry once it is spent: the attempt could not
+      // be sent, and its instant timeout would count against the host's breaker
+      return Effect.map(
+        Timeout.remaining,
+        Option.match({ onNone: () => true, onSome: (left) => Duration.toMillis(left) > wait })
+      )
     }
 
     /** One attempt: breaker → bulkhead → timeout → send, classifying the response. */
