@@ -43,6 +43,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Backoff from "./Backoff.js"
@@ -175,6 +176,24 @@ const describe = (e: unknown): string =>
     : "error"
 
 /**
+ * Drains the abandoned 5xx/429 response as soon as `self` decides to retry, before the backoff
+ * wait, so its connection goes back to the pool instead of being held through the delay. When
+ * the schedule is done the response is left unread: it is returned to the caller.
+ */
+const drainBeforeWaiting = <Out, R>(self: Schedule.Schedule<Out, unknown, R>): Schedule.Schedule<Out, unknown, R> =>
+  Schedule.makeWithState(
+    self.initial,
+    (now, input, state) =>
+      Effect.tap(
+        self.step(now, input, state),
+        ([, , decision]) =>
+          ScheduleDecision.isContinue(decision) && input instanceof RetryableResponse
+            ? input.response.text.pipe(Effect.timeout("1 second"), Effect.ignore)
+            : Effect.void
+      )
+  )
+
+/**
  * A per-key cache of scoped resources, created on first use and closed with the client's scope.
  */
 const keyed = <A, E>(scope: Scope.Scope, build: (key: string) => Effect.Effect<A, E, Scope.Scope>) => {
@@ -243,11 +262,11 @@ export const wrap = <E, R>(
     const times = retryOptions?.times ?? 3
     const maxRetryAfter = Duration.toMillis(retryOptions?.maxRetryAfter ?? Duration.seconds(30))
     const idempotent = rawRetry?.idempotent ?? defaultIdempotent
-    const schedule: Schedule.Schedule<unknown, unknown> = Backoff.respectRetryAfter(
+    const schedule: Schedule.Schedule<unknown, unknown> = drainBeforeWaiting(Backoff.respectRetryAfter(
       (rawRetry?.schedule ?? Backoff.exponential({ base: "100 millis", cap: "2 seconds", jitter: "full" })).pipe(
         Schedule.intersect(Schedule.recurs(times))
       )
-    )
+    ))
     const retries = Metric.tagged(Retry.retriesTotal, "name", name)
 
     /** Whether a failed attempt is worth another one. */
@@ -339,16 +358,12 @@ export const wrap = <E, R>(
                       Effect.fail(e),
                     onSuccess: () =>
                       Effect.zipRight(
-                        Effect.all([
+                        Effect.zipRight(
                           Metric.increment(retries),
-                          // drain the abandoned response so its connection can be reused
-                          e instanceof RetryableResponse
-                            ? e.response.text.pipe(Effect.timeout("1 second"), Effect.ignore)
-                            : Effect.void,
                           Effect.logDebug("retrying request").pipe(
                             Effect.annotateLogs({ client: name, host, error: describe(e) })
                           )
-                        ], { discard: true }),
+                        ),
                         loop
                       )
                   })
