@@ -7,10 +7,14 @@
  *
  * @since 0.1.0
  */
+import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as http from "./internal/http.js"
 
 const formatRetryAfter = (retryAfter: Duration.Duration | undefined): string =>
   retryAfter === undefined ? "" : `, retry after ${Duration.format(retryAfter)}`
@@ -100,6 +104,18 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutErr
 }) {
   override get message(): string {
     return `${this.operation ?? "operation"} timed out after ${Duration.format(this.duration)}`
+  }
+
+  /**
+   * An `@effect/platform` handler that fails with a `TimeoutError` answers `504` with the JSON
+   * rejection body of `ResilientHttpServer` (code `upstream_timeout`) instead of an empty `500`.
+   * Behind the `ResilientHttpServer` middleware it becomes `503 timeout` when the request's own
+   * deadline is spent.
+   *
+   * @since 0.1.0
+   */
+  [HttpServerRespondable.symbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return Effect.sync(() => http.upstreamTimeoutResponse(this.message))
   }
 }
 

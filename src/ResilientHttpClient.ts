@@ -43,6 +43,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Backoff from "./Backoff.js"
@@ -52,6 +53,7 @@ import type { BulkheadFullError, CircuitOpenError, InvalidOptionsError } from ".
 import { TimeoutError } from "./Errors.js"
 import * as http from "./internal/http.js"
 import * as options_ from "./internal/options.js"
+import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
 
 /**
@@ -147,11 +149,6 @@ const OptionsSchema = Schema.Struct({
 
 const decode = options_.decodeOptions("ResilientHttpClient", OptionsSchema)
 
-const retriesTotal = Metric.counter("resilience_retries_total", {
-  description: "retries performed",
-  incremental: true
-})
-
 const defaultIdempotent = (request: HttpClientRequest.HttpClientRequest): boolean =>
   http.idempotentMethods.has(request.method) || request.headers["idempotency-key"] !== undefined
 
@@ -177,6 +174,24 @@ const describe = (e: unknown): string =>
     : Predicate.hasProperty(e, "_tag") && typeof e._tag === "string"
     ? e._tag
     : "error"
+
+/**
+ * Drains the abandoned 5xx/429 response as soon as `self` decides to retry, before the backoff
+ * wait, so its connection goes back to the pool instead of being held through the delay. When
+ * the schedule is done the response is left unread: it is returned to the caller.
+ */
+const drainBeforeWaiting = <Out, R>(self: Schedule.Schedule<Out, unknown, R>): Schedule.Schedule<Out, unknown, R> =>
+  Schedule.makeWithState(
+    self.initial,
+    (now, input, state) =>
+      Effect.tap(
+        self.step(now, input, state),
+        ([, , decision]) =>
+          ScheduleDecision.isContinue(decision) && input instanceof RetryableResponse
+            ? input.response.text.pipe(Effect.timeout("1 second"), Effect.ignore)
+            : Effect.void
+      )
+  )
 
 /**
  * A per-key cache of scoped resources, created on first use and closed with the client's scope.
@@ -247,26 +262,24 @@ export const wrap = <E, R>(
     const times = retryOptions?.times ?? 3
     const maxRetryAfter = Duration.toMillis(retryOptions?.maxRetryAfter ?? Duration.seconds(30))
     const idempotent = rawRetry?.idempotent ?? defaultIdempotent
-    const schedule: Schedule.Schedule<unknown, unknown> = Backoff.respectRetryAfter(
+    const schedule: Schedule.Schedule<unknown, unknown> = drainBeforeWaiting(Backoff.respectRetryAfter(
       (rawRetry?.schedule ?? Backoff.exponential({ base: "100 millis", cap: "2 seconds", jitter: "full" })).pipe(
         Schedule.intersect(Schedule.recurs(times))
       )
-    )
-    const retries = Metric.tagged(retriesTotal, "name", name)
+    ))
+    const retries = Metric.tagged(Retry.retriesTotal, "name", name)
 
     /** Whether a failed attempt is worth another one. */
     const mayRetry = (e: unknown): Effect.Effect<boolean> => {
       if (!isRetryable(e)) return Effect.succeed(false)
-      if (e instanceof RetryableResponse && e.retryAfter !== undefined) {
-        const wait = Duration.toMillis(e.retryAfter)
-        if (wait > maxRetryAfter) return Effect.succeed(false)
-        // never wait past the caller's deadline
-        return Effect.map(
-          Timeout.remaining,
-          Option.match({ onNone: () => true, onSome: (left) => Duration.toMillis(left) > wait })
-        )
-      }
-      return Effect.succeed(true)
+      const wait = e instanceof RetryableResponse && e.retryAfter !== undefined ? Duration.toMillis(e.retryAfter) : 0
+      if (wait > maxRetryAfter) return Effect.succeed(false)
+      // never wait past the caller's deadline, nor retry once it is spent: the attempt could not
+      // be sent, and its instant timeout would count against the host's breaker
+      return Effect.map(
+        Timeout.remaining,
+        Option.match({ onNone: () => true, onSome: (left) => Duration.toMillis(left) > wait })
+      )
     }
 
     /** One attempt: breaker → bulkhead → timeout → send, classifying the response. */
@@ -345,16 +358,12 @@ export const wrap = <E, R>(
                       Effect.fail(e),
                     onSuccess: () =>
                       Effect.zipRight(
-                        Effect.all([
+                        Effect.zipRight(
                           Metric.increment(retries),
-                          // drain the abandoned response so its connection can be reused
-                          e instanceof RetryableResponse
-                            ? e.response.text.pipe(Effect.timeout("1 second"), Effect.ignore)
-                            : Effect.void,
                           Effect.logDebug("retrying request").pipe(
                             Effect.annotateLogs({ client: name, host, error: describe(e) })
                           )
-                        ], { discard: true }),
+                        ),
                         loop
                       )
                   })

@@ -11,7 +11,8 @@
  *    `Retry-After`; admitted responses carry the `RateLimit-*` headers too;
  * 5. **request timeout** — starts the `Timeout` deadline budget for the handler (nested
  *    `Timeout.within` calls are clamped to it); when it runs out the handler is interrupted and the
- *    client gets `503 timeout`.
+ *    client gets `503 timeout`. A handler failing with `TimeoutError` gets `503 timeout` when the
+ *    deadline is spent, `504 upstream_timeout` otherwise.
  *
  * Every rejection is a JSON body of one stable shape (see `RejectionBody`). A client that goes
  * away mid-request interrupts the handler; that outcome is counted as neither success nor failure.
@@ -47,6 +48,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -56,6 +58,7 @@ import type * as Scope from "effect/Scope"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as CpuUsage from "./CpuUsage.js"
 import { InvalidOptionsError, TimeoutError } from "./Errors.js"
+import * as deadline_ from "./internal/deadline.js"
 import * as http from "./internal/http.js"
 import * as options_ from "./internal/options.js"
 import * as LoadShedder from "./LoadShedder.js"
@@ -71,8 +74,11 @@ import * as Timeout from "./Timeout.js"
  * ```
  *
  * `code` is one of `max_connections` (503), `circuit_open` (503), `overloaded` (503),
- * `rate_limited` (429), `timeout` (503) and `limiter_unavailable` (503, only with
- * `onStoreError: "reject"`). `retryAfterSeconds` is present when the rejecting layer knows when
+ * `rate_limited` (429), `timeout` (503), `upstream_timeout` (504) and `limiter_unavailable`
+ * (503, only with `onStoreError: "reject"`). A handler that fails with `TimeoutError` gets
+ * `503 timeout` when the request's own deadline is spent (a nested `Timeout.within` clamped to
+ * it fired) and `504 upstream_timeout` when time was left (something the handler waited on timed
+ * out); both count as failures for the route breaker. `retryAfterSeconds` is present when the rejecting layer knows when
  * capacity returns, and then equals the `Retry-After` header.
  *
  * @since 0.1.0
@@ -258,31 +264,39 @@ const reject = (
 
 const noTags: ReadonlyArray<never> = []
 
-interface LiveScheduler {
-  readonly unsafeSchedule: Clock.ClockScheduler["unsafeSchedule"]
+/**
+ * The fiber runtime's own synchronous `FiberRef` write (what `FiberRef.set` runs), used to set
+ * and restore the request's refs without an extra effect step each.
+ */
+interface RuntimeFiber extends Fiber.RuntimeFiber<unknown, unknown> {
+  setFiberRef<A>(fiberRef: FiberRef.FiberRef<A>, value: A): void
 }
 
-/** The live clock exposes its timer scheduler; test clocks do not. */
-const findScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
-  const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
-  if (typeof scheduler !== "function") return undefined
-  const effect = scheduler.call(clock) as unknown
-  return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
-}
-
-/** Adds `hook` after the pre-response handlers already installed on this fiber. */
-const installHook = (hook: HttpApp.PreResponseHandler): Effect.Effect<void> =>
-  Effect.withFiberRuntime((fiber) => {
-    const previous = fiber.getFiberRef(HttpApp.currentPreResponseHandlers)
-    return FiberRef.set(
-      HttpApp.currentPreResponseHandlers,
-      Option.some(
-        previous._tag === "None"
-          ? hook
-          : (request, response) => Effect.flatMap(previous.value(request, response), (r) => hook(request, r))
-      )
+/**
+ * Adds `hook` after the pre-response handlers already installed on `fiber`, in one synchronous
+ * step (call it inside `withFiberRuntime`).
+ */
+const addHook = (fiber: RuntimeFiber, hook: HttpApp.PreResponseHandler): void => {
+  const previous = fiber.getFiberRef(HttpApp.currentPreResponseHandlers)
+  fiber.setFiberRef(
+    HttpApp.currentPreResponseHandlers,
+    Option.some(
+      previous._tag === "None"
+        ? hook
+        : (request: HttpServerRequest.HttpServerRequest, response: HttpServerResponse.HttpServerResponse) =>
+          Effect.flatMap(previous.value(request, response), (r) => hook(request, r))
     )
-  })
+  )
+}
+
+const isTimeoutError = (e: unknown): e is TimeoutError => e instanceof TimeoutError
+
+/**
+ * A handler's `TimeoutError` this close to the request deadline is the deadline's own: timers
+ * fire on millisecond boundaries, so a nested timeout clamped to the deadline may fire one
+ * millisecond before the request's timer.
+ */
+const deadlineSlackMillis = 1
 
 /** The status the platform gives the response of a request whose client went away. */
 const clientClosed = 499
@@ -480,17 +494,18 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
       overloaded: tagged("overloaded"),
       rate_limited: tagged("rate_limited"),
       timeout: tagged("timeout"),
+      upstream_timeout: tagged("upstream_timeout"),
       limiter_unavailable: tagged("limiter_unavailable")
     }
     const gauge = Metric.tagged(inFlightGauge, "name", name)
     const release = Effect.sync(() => gauge.unsafeUpdate(--inFlight, noTags))
     // the clock's scheduler, looked up once per clock
     let lastClock: Clock.Clock | undefined
-    let lastScheduler: LiveScheduler | undefined
-    const schedulerOf = (clock: Clock.Clock): LiveScheduler | undefined => {
+    let lastScheduler: deadline_.LiveScheduler | undefined
+    const schedulerOf = (clock: Clock.Clock): deadline_.LiveScheduler | undefined => {
       if (clock !== lastClock) {
         lastClock = clock
-        lastScheduler = findScheduler(clock)
+        lastScheduler = deadline_.liveScheduler(clock)
       }
       return lastScheduler
     }
@@ -514,10 +529,14 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
         const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
         const [route, settings] = resolve(request)
         const inner: InnerRejections = new WeakSet()
-        const outcome: { timedOut: boolean; headers: Record<string, string> | undefined } = {
+        const outcome: { timedOut: boolean; deadlineAt: number; headers: Record<string, string> | undefined } = {
           timedOut: false,
+          deadlineAt: Infinity,
           headers: undefined
         }
+
+        // set below when the request needs the pre-response hook
+        let hook: HttpApp.PreResponseHandler | undefined
 
         // 5. timeout
         let handler: Effect.Effect<HttpServerResponse.HttpServerResponse, any, any> = app
@@ -525,8 +544,9 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
         if (Option.isSome(settings.timeout)) {
           const { deadline, duration } = settings.timeout.value
           const millis = Duration.toMillis(duration)
-          const answer = Effect.suspend(() =>
-            Effect.zipRight(
+          const answer = Effect.suspend(() => {
+            outcome.timedOut = true
+            return Effect.zipRight(
               Metric.increment(timeouts),
               rejected(
                 "timeout",
@@ -536,42 +556,37 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
                 Option.none()
               )
             )
-          )
+          })
           timedOut = answer
           handler = Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, any, any>((fiber) => {
+            if (hook !== undefined) addHook(fiber as RuntimeFiber, hook)
             const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
             const scheduler = schedulerOf(clock)
-            if (scheduler === undefined) {
-              // not the live clock (tests): the forking `Timeout.deadline`
-              return deadline(app).pipe(
-                Effect.catchIf((e): e is TimeoutError => e instanceof TimeoutError, () => {
-                  outcome.timedOut = true
-                  return answer
-                })
-              )
-            }
             const now = clock.unsafeCurrentTimeMillis()
             const outer = fiber.getFiberRef(Timeout.currentDeadline)
             const effective = Math.min(millis, outer - now)
-            if (effective <= 0) {
-              outcome.timedOut = true
-              return answer
+            if (effective <= 0) return answer
+            const deadlineAt = now + effective
+            outcome.deadlineAt = deadlineAt
+            if (scheduler === undefined) {
+              // not the live clock (tests): the forking `Timeout.deadline`
+              return Effect.catchIf(deadline(app), isTimeoutError, () => answer)
             }
             // One timer and no extra fiber. When it fires, the request is marked timed out before
             // the request fiber itself is interrupted, so the pre-response hook below knows for
             // certain that the platform's empty 503 is a timeout. The deadline budget is set for
-            // the handler and restored after it.
+            // the handler and restored after it, each in one synchronous step.
             const cancel = scheduler.unsafeSchedule(() => {
               outcome.timedOut = true
               fiber.unsafeInterruptAsFork(fiber.id())
             }, Duration.millis(effective))
-            return Effect.zipRight(
-              FiberRef.set(Timeout.currentDeadline, Math.min(outer, now + effective)),
-              Effect.onExit(
-                app,
-                () => Effect.zipRight(Effect.sync(cancel), FiberRef.set(Timeout.currentDeadline, outer))
-              )
-            )
+            const runtime = fiber as RuntimeFiber
+            runtime.setFiberRef(Timeout.currentDeadline, Math.min(outer, deadlineAt))
+            return Effect.onExit(app, () =>
+              Effect.sync(() => {
+                cancel()
+                runtime.setFiberRef(Timeout.currentDeadline, outer)
+              }))
           })
         }
 
@@ -580,23 +595,45 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
         // the rate-limit headers and turns a timed-out answer into ours.
         if (timedOut !== undefined || Option.isSome(settings.limiter)) {
           const answer = timedOut
-          const hook = (
+          const withHeaders = (response: HttpServerResponse.HttpServerResponse) =>
+            outcome.headers === undefined ? response : HttpServerResponse.setHeaders(response, outcome.headers)
+          hook = (
             _: HttpServerRequest.HttpServerRequest,
             response: HttpServerResponse.HttpServerResponse
           ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+            // The handler failed with `TimeoutError`. It is the request's own deadline when that
+            // is spent (a nested `within` clamped to it fired in the same millisecond as our
+            // timer, or one before it); otherwise something the handler waited on timed out.
+            const upstream = http.upstreamTimeoutMessage(response)
+            if (upstream !== undefined) {
+              return Effect.clockWith((clock) =>
+                answer !== undefined &&
+                  (outcome.timedOut || outcome.deadlineAt - clock.unsafeCurrentTimeMillis() <= deadlineSlackMillis)
+                  ? answer
+                  : Effect.map(rejected("upstream_timeout", 504, upstream, route, Option.none()), withHeaders)
+              )
+            }
             if (answer !== undefined && response.status === 503) {
               if (outcome.timedOut) return answer
               return Effect.flatMap(Timeout.remaining, (left) => {
-                if (Option.isNone(left) || Duration.toMillis(left.value) > 0) return Effect.succeed(response)
+                if (Option.isNone(left) || Duration.toMillis(left.value) > 0) {
+                  return Effect.succeed(withHeaders(response))
+                }
                 outcome.timedOut = true
                 return answer
               })
             }
-            return Effect.succeed(
-              outcome.headers === undefined ? response : HttpServerResponse.setHeaders(response, outcome.headers)
-            )
+            return Effect.succeed(withHeaders(response))
           }
-          handler = Effect.zipRight(installHook(hook), handler)
+          if (timedOut === undefined) {
+            // no timeout layer to install it: install it here
+            const next = handler
+            const installed = hook
+            handler = Effect.withFiberRuntime((fiber) => {
+              addHook(fiber as RuntimeFiber, installed)
+              return next
+            })
+          }
         }
 
         // 4. rate limiting

@@ -22,6 +22,7 @@ describe("demo classification", () => {
     expect(classify(503, rejection("overloaded"))).toEqual({ outcome: "shed", by: "overloaded" })
     expect(classify(503, rejection("bulkhead_full"))).toEqual({ outcome: "shed", by: "bulkhead_full" })
     expect(classify(503, rejection("timeout"))).toEqual({ outcome: "timeout", by: "timeout" })
+    expect(classify(504, rejection("upstream_timeout"))).toEqual({ outcome: "timeout", by: "timeout" })
     expect(classify(502, rejection("downstream_error"))).toEqual({ outcome: "failed", by: "downstream_error" })
     expect(classify(503, "not json")).toEqual({ outcome: "failed", by: "http-503" })
     expect(classify(404, "")).toEqual({ outcome: "clientError", by: "http-404" })

@@ -137,7 +137,6 @@ export const start = (
       Effect.catchTags({
         CircuitOpenError: (e) => Effect.succeed(rejection(503, "circuit_open", e.message, { breaker: e.breaker })),
         BulkheadFullError: (e) => Effect.succeed(rejection(503, "bulkhead_full", e.message, { bulkhead: e.bulkhead })),
-        TimeoutError: (e) => Effect.succeed(rejection(504, "timeout", e.message)),
         RequestError: (e) => Effect.succeed(rejection(502, "downstream_unreachable", e.message)),
         ResponseError: (e) => Effect.succeed(rejection(502, "downstream_error", e.message))
       })

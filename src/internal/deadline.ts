@@ -2,7 +2,22 @@
  * Deadline arithmetic: a deadline is an absolute time in Clock millis (`Infinity` = none); a
  * timeout started at `now` is clamped to what is left of it.
  */
+import type * as Clock from "effect/Clock"
+import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
+
+/** The part of the live clock's timer scheduler the timeouts use. */
+export interface LiveScheduler {
+  readonly unsafeSchedule: Clock.ClockScheduler["unsafeSchedule"]
+}
+
+/** The live clock exposes its timer scheduler; test clocks do not (`undefined`). */
+export const liveScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
+  const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
+  if (typeof scheduler !== "function") return undefined
+  const effect = scheduler.call(clock) as unknown
+  return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
+}
 
 /** The current fiber's deadline; a child's tighter deadline never flows back into its parent. */
 export const currentDeadline: FiberRef.FiberRef<number> = FiberRef.unsafeMake(Infinity, {

@@ -2,6 +2,7 @@
  * Pure helpers of the HTTP layer: route patterns, rate-limit headers, rejection bodies, status
  * classification and HTTP date / Retry-After parsing.
  */
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 
@@ -68,6 +69,7 @@ export type RejectionCode =
   | "overloaded"
   | "rate_limited"
   | "timeout"
+  | "upstream_timeout"
   | "limiter_unavailable"
 
 /** The JSON body of every rejection the middleware writes. */
@@ -117,3 +119,20 @@ export const parseRetryAfter = (value: string | undefined, nowMillis: number): O
 
 /** Methods that are safe to send twice (RFC 9110 §9.2.2). */
 export const idempotentMethods: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"])
+
+/** Responses made from a handler's `TimeoutError`, with the error's message (identity markers only). */
+const upstreamTimeouts = new WeakMap<HttpServerResponse.HttpServerResponse, string>()
+
+/** The response of a `TimeoutError` a handler failed with: `504 upstream_timeout`. */
+export const upstreamTimeoutResponse = (message: string): HttpServerResponse.HttpServerResponse => {
+  const response = HttpServerResponse.unsafeJson(rejectionBody("upstream_timeout", 504, message, "", Option.none()), {
+    status: 504,
+    headers: { "cache-control": "no-store" }
+  })
+  upstreamTimeouts.set(response, message)
+  return response
+}
+
+/** The message of a response made by `upstreamTimeoutResponse`, if it is one. */
+export const upstreamTimeoutMessage = (response: HttpServerResponse.HttpServerResponse): string | undefined =>
+  upstreamTimeouts.get(response)

@@ -148,6 +148,30 @@ describe("ResilientHttpClient (real server on 127.0.0.1)", () => {
       expect(elapsed).toBeLessThan(1500)
     })))
 
+  it.live("no retry once the caller's deadline is spent: the host's breaker sees one failure, not four", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const downstream = yield* flaky
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => CircuitBreaker.consecutive({ name, threshold: 100, openFor: "1 minute" })
+      })
+      const client = yield* ResilientHttpClient.make({
+        breaker: { registry },
+        timeout: "10 seconds",
+        retry: fastRetry
+      }).pipe(withUndici)
+      // a budget that only clamps the per-try timeout (no outer timer interrupts the call)
+      const result = yield* Effect.either(
+        client.get(`${downstream.url}/slow`).pipe(Effect.locally(Timeout.currentDeadline, Date.now() + 150))
+      )
+      expect(result._tag).toBe("Left")
+      if (result._tag === "Left") expect(result.left._tag).toBe("TimeoutError")
+      expect(downstream.hits("GET /slow")).toBe(1)
+      const names = yield* registry.names
+      expect(names.length).toBe(1)
+      const stats = yield* (yield* registry.get(names[0])).stats
+      expect(stats.failures).toBe(1)
+    })))
+
   it.live("stops calling once its breaker for the host opens, and never retries an open breaker", () =>
     Effect.scoped(Effect.gen(function*() {
       const downstream = yield* flaky
