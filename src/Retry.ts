@@ -36,6 +36,7 @@ import * as Schema from "effect/Schema"
 import type { InvalidOptionsError } from "./Errors.js"
 import { RetryableError } from "./Errors.js"
 import * as internalDeadline from "./internal/deadline.js"
+import { describeError } from "./internal/describeError.js"
 import * as Options from "./internal/options.js"
 import * as internalBudget from "./internal/retryBudget.js"
 import * as transient from "./internal/transient.js"
@@ -284,20 +285,6 @@ export const retriesTotal: Metric.Metric.Counter<number> = Metric.counter("resil
   description: "retries performed",
   incremental: true
 })
-
-const describeError = (error: unknown): string => {
-  if (typeof error === "object" && error !== null) {
-    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
-    const message = "message" in error && typeof error.message === "string" ? error.message : undefined
-    if (tag !== undefined || message !== undefined) return [tag, message].filter(Boolean).join(": ")
-    try {
-      return JSON.stringify(error) ?? String(error)
-    } catch {
-      return String(error)
-    }
-  }
-  return String(error)
-}
 
 /**
  * A retry policy for `Effect.retry`: `schedule` decides the delays and the attempt count,
