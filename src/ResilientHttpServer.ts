@@ -56,6 +56,7 @@ import type * as Scope from "effect/Scope"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as CpuUsage from "./CpuUsage.js"
 import { InvalidOptionsError, TimeoutError } from "./Errors.js"
+import * as deadlines from "./internal/deadline.js"
 import * as http from "./internal/http.js"
 import * as options_ from "./internal/options.js"
 import * as LoadShedder from "./LoadShedder.js"
@@ -257,18 +258,6 @@ const reject = (
 }
 
 const noTags: ReadonlyArray<never> = []
-
-interface LiveScheduler {
-  readonly unsafeSchedule: Clock.ClockScheduler["unsafeSchedule"]
-}
-
-/** The live clock exposes its timer scheduler; test clocks do not. */
-const findScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
-  const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
-  if (typeof scheduler !== "function") return undefined
-  const effect = scheduler.call(clock) as unknown
-  return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
-}
 
 /** Adds `hook` after the pre-response handlers already installed on this fiber. */
 const installHook = (hook: HttpApp.PreResponseHandler): Effect.Effect<void> =>
@@ -486,11 +475,11 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
     const release = Effect.sync(() => gauge.unsafeUpdate(--inFlight, noTags))
     // the clock's scheduler, looked up once per clock
     let lastClock: Clock.Clock | undefined
-    let lastScheduler: LiveScheduler | undefined
-    const schedulerOf = (clock: Clock.Clock): LiveScheduler | undefined => {
+    let lastScheduler: deadlines.LiveScheduler | undefined
+    const schedulerOf = (clock: Clock.Clock): deadlines.LiveScheduler | undefined => {
       if (clock !== lastClock) {
         lastClock = clock
-        lastScheduler = findScheduler(clock)
+        lastScheduler = deadlines.liveScheduler(clock)
       }
       return lastScheduler
     }
@@ -552,7 +541,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
             }
             const now = clock.unsafeCurrentTimeMillis()
             const outer = fiber.getFiberRef(Timeout.currentDeadline)
-            const effective = Math.min(millis, outer - now)
+            const effective = deadlines.clamp(millis, outer, now)
             if (effective <= 0) {
               outcome.timedOut = true
               return answer
@@ -566,7 +555,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
               fiber.unsafeInterruptAsFork(fiber.id())
             }, Duration.millis(effective))
             return Effect.zipRight(
-              FiberRef.set(Timeout.currentDeadline, Math.min(outer, now + effective)),
+              FiberRef.set(Timeout.currentDeadline, deadlines.nested(outer, now, effective)),
               Effect.onExit(
                 app,
                 () => Effect.zipRight(Effect.sync(cancel), FiberRef.set(Timeout.currentDeadline, outer))

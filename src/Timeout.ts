@@ -102,19 +102,7 @@ const prepare = (module: string, input: Duration.DurationInput | TimeoutOptions)
   }
 }
 
-interface LiveScheduler {
-  readonly unsafeSchedule: Clock.ClockScheduler["unsafeSchedule"]
-}
-
-/** The live clock exposes its timer scheduler; test clocks do not. */
 const ClockTag = Clock.Clock
-
-const schedulerOf = (clock: Clock.Clock): LiveScheduler | undefined => {
-  const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
-  if (typeof scheduler !== "function") return undefined
-  const effect = scheduler.call(clock) as unknown
-  return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
-}
 
 const timedOut = (prepared: Prepared, millis: number): Effect.Effect<never, TimeoutError> =>
   Effect.zipRight(
@@ -152,7 +140,7 @@ const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.
         value: internal.nested(deadline, now, effective)
       })
     })
-    const scheduler = schedulerOf(clock)
+    const scheduler = internal.liveScheduler(clock)
     const timeout = Duration.millis(effective)
     const work = Runtime.runFork(runtime, self)
     const early = work.unsafePoll()
