@@ -293,6 +293,10 @@ export const retriesTotal: Metric.Metric.Counter<number> = Metric.counter("resil
  * not taken (the failure is returned at once). Before each retry the policy counts `resilience_retries_total{name}`,
  * logs at info with the attempt, delay and error as annotations, and runs `onRetry`.
  *
+ * A policy only draws on a `budget`; the requests its `ratio` is a fraction of are counted by
+ * `Retry.retry` (one per call). Under a plain `Effect.retry`, count them with
+ * `budget.recordRequest`, or only the `minPerSecond` floor is available.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"

@@ -140,12 +140,12 @@ const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.
         value: internal.nested(deadline, now, effective)
       })
     })
-    const scheduler = internal.liveScheduler(clock)
-    const timeout = Duration.millis(effective)
     const work = Runtime.runFork(runtime, self)
     const early = work.unsafePoll()
     // synchronous work is done already: no timer, no suspension of the caller
     if (early !== null) return join(work, early)
+    const scheduler = internal.liveScheduler(clock)
+    const timeout = Duration.millis(effective)
     // until the wait below is registered, stop the work if the caller ends first
     const orphaned = () => work.unsafeInterruptAsFork(parentId)
     parent.addObserver(orphaned)
