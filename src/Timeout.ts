@@ -118,6 +118,26 @@ const timedOut = (prepared: Prepared, millis: number): Effect.Effect<never, Time
   )
 
 /**
+ * How many `within` levels are starting their work on the current JavaScript stack right now.
+ * Each level that starts its work at once runs it inside the caller's stack frame, so deeply
+ * nested timeouts (recursive work, each step with its own timeout) would overflow the stack;
+ * past `maxImmediateDepth` the work is started on the scheduler instead (correct, a little
+ * slower). A re-entrancy guard, balanced by `try`/`finally`: it holds no state between calls.
+ */
+let immediateDepth = 0
+const maxImmediateDepth = 64
+
+const startWork = <A, E, R>(runtime: Runtime.Runtime<R>, self: Effect.Effect<A, E, R>): Fiber.RuntimeFiber<A, E> => {
+  if (immediateDepth >= maxImmediateDepth) return Runtime.runFork(runtime, self, { immediate: false })
+  immediateDepth++
+  try {
+    return Runtime.runFork(runtime, self)
+  } finally {
+    immediateDepth--
+  }
+}
+
+/**
  * Starts `self` at once on a fiber of its own (so it can be interrupted without touching the
  * caller), with the caller's context, flags and fiber refs plus the tighter deadline. Work that
  * completes synchronously is finished before a timer is even armed.
@@ -140,7 +160,7 @@ const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.
         value: internal.nested(deadline, now, effective)
       })
     })
-    const work = Runtime.runFork(runtime, self)
+    const work = startWork(runtime, self)
     const early = work.unsafePoll()
     // synchronous work is done already: no timer, no suspension of the caller
     if (early !== null) return join(work, early)

@@ -162,4 +162,16 @@ describe("Timeout.within semantics", () => {
       yield* TestClock.adjust("2 seconds")
       expect(yield* Fiber.join(fiber)).toBe("done")
     }))
+
+  it.effect("deeply nested timeouts do not overflow the stack", () =>
+    Effect.gen(function*() {
+      const nest = (n: number): Effect.Effect<number, TimeoutError> =>
+        n === 0
+          ? Effect.succeed(0)
+          : Effect.map(Timeout.within(Effect.suspend(() => nest(n - 1)), "1 minute"), (depth) => depth + 1)
+      expect(yield* nest(2000)).toBe(2000)
+      const supervisor = yield* Supervisor.track
+      expect(yield* Effect.supervised(nest(2000), supervisor)).toBe(2000)
+      expect(yield* supervisor.value).toEqual([])
+    }))
 })
