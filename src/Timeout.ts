@@ -219,6 +219,11 @@ const apply =
  * not started. A `duration` that is negative, `NaN` or not a duration is a defect
  * (`InvalidOptionsError`).
  *
+ * Fiber-ref changes made by the work flow back to the caller when it succeeds (as with
+ * `Effect.timeout`), not when it fails. Work that is uninterruptible when time is up runs to its
+ * end first; the caller then receives the `TimeoutError`, as `Effect.timeout` does. Inside an
+ * uninterruptible region the work is not cut short at all.
+ *
  * @since 0.1.0
  * @category combinators
  */
