@@ -30,6 +30,7 @@
 import * as Effect from "effect/Effect"
 import { dual, type LazyArg } from "effect/Function"
 import * as Metric from "effect/Metric"
+import { describeError } from "./internal/describeError.js"
 
 /**
  * `resilience_fallbacks_total{name,to}`: fallbacks taken, by the name of the guarded operation
@@ -42,15 +43,6 @@ export const fallbacksTotal: Metric.Metric.Counter<number> = Metric.counter("res
   description: "fallbacks taken",
   incremental: true
 })
-
-const describeError = (error: unknown): string => {
-  if (typeof error === "object" && error !== null) {
-    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
-    const message = "message" in error && typeof error.message === "string" ? error.message : undefined
-    if (tag !== undefined || message !== undefined) return [tag, message].filter(Boolean).join(": ")
-  }
-  return String(error)
-}
 
 const announce = (name: string, from: string, to: string, error: unknown): Effect.Effect<void> =>
   Effect.zipRight(

@@ -564,9 +564,9 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
             const scheduler = schedulerOf(clock)
             const now = clock.unsafeCurrentTimeMillis()
             const outer = fiber.getFiberRef(Timeout.currentDeadline)
-            const effective = Math.min(millis, outer - now)
+            const effective = deadline_.clamp(millis, outer, now)
             if (effective <= 0) return answer
-            const deadlineAt = now + effective
+            const deadlineAt = deadline_.nested(outer, now, effective)
             outcome.deadlineAt = deadlineAt
             if (scheduler === undefined) {
               // not the live clock (tests): the forking `Timeout.deadline`
@@ -581,7 +581,7 @@ export const make = (options: Options = {}): Effect.Effect<ResilientHttpServer, 
               fiber.unsafeInterruptAsFork(fiber.id())
             }, Duration.millis(effective))
             const runtime = fiber as RuntimeFiber
-            runtime.setFiberRef(Timeout.currentDeadline, Math.min(outer, deadlineAt))
+            runtime.setFiberRef(Timeout.currentDeadline, deadlineAt)
             return Effect.onExit(app, () =>
               Effect.sync(() => {
                 cancel()

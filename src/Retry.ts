@@ -36,6 +36,7 @@ import * as Schema from "effect/Schema"
 import type { InvalidOptionsError } from "./Errors.js"
 import { RetryableError } from "./Errors.js"
 import * as internalDeadline from "./internal/deadline.js"
+import { describeError } from "./internal/describeError.js"
 import * as Options from "./internal/options.js"
 import * as internalBudget from "./internal/retryBudget.js"
 import * as transient from "./internal/transient.js"
@@ -285,26 +286,16 @@ export const retriesTotal: Metric.Metric.Counter<number> = Metric.counter("resil
   incremental: true
 })
 
-const describeError = (error: unknown): string => {
-  if (typeof error === "object" && error !== null) {
-    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
-    const message = "message" in error && typeof error.message === "string" ? error.message : undefined
-    if (tag !== undefined || message !== undefined) return [tag, message].filter(Boolean).join(": ")
-    try {
-      return JSON.stringify(error) ?? String(error)
-    } catch {
-      return String(error)
-    }
-  }
-  return String(error)
-}
-
 /**
  * A retry policy for `Effect.retry`: `schedule` decides the delays and the attempt count,
  * `while` which failures are retried (default `isTransient`), `budget` whether the fleet may
  * afford another retry; inside a deadline, a retry that could not start before the deadline is
  * not taken (the failure is returned at once). Before each retry the policy counts `resilience_retries_total{name}`,
  * logs at info with the attempt, delay and error as annotations, and runs `onRetry`.
+ *
+ * A policy only draws on a `budget`; the requests its `ratio` is a fraction of are counted by
+ * `Retry.retry` (one per call). Under a plain `Effect.retry`, count them with
+ * `budget.recordRequest`, or only the `minPerSecond` floor is available.
  *
  * @example
  * ```ts

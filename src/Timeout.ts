@@ -118,6 +118,26 @@ const timedOut = (prepared: Prepared, millis: number): Effect.Effect<never, Time
   )
 
 /**
+ * How many `within` levels are starting their work on the current JavaScript stack right now.
+ * Each level that starts its work at once runs it inside the caller's stack frame, so deeply
+ * nested timeouts (recursive work, each step with its own timeout) would overflow the stack;
+ * past `maxImmediateDepth` the work is started on the scheduler instead (correct, a little
+ * slower). A re-entrancy guard, balanced by `try`/`finally`: it holds no state between calls.
+ */
+let immediateDepth = 0
+const maxImmediateDepth = 64
+
+const startWork = <A, E, R>(runtime: Runtime.Runtime<R>, self: Effect.Effect<A, E, R>): Fiber.RuntimeFiber<A, E> => {
+  if (immediateDepth >= maxImmediateDepth) return Runtime.runFork(runtime, self, { immediate: false })
+  immediateDepth++
+  try {
+    return Runtime.runFork(runtime, self)
+  } finally {
+    immediateDepth--
+  }
+}
+
+/**
  * Starts `self` at once on a fiber of its own (so it can be interrupted without touching the
  * caller), with the caller's context, flags and fiber refs plus the tighter deadline. Work that
  * completes synchronously is finished before a timer is even armed.
@@ -140,12 +160,12 @@ const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.
         value: internal.nested(deadline, now, effective)
       })
     })
-    const scheduler = internal.liveScheduler(clock)
-    const timeout = Duration.millis(effective)
-    const work = Runtime.runFork(runtime, self)
+    const work = startWork(runtime, self)
     const early = work.unsafePoll()
     // synchronous work is done already: no timer, no suspension of the caller
     if (early !== null) return join(work, early)
+    const scheduler = internal.liveScheduler(clock)
+    const timeout = Duration.millis(effective)
     // until the wait below is registered, stop the work if the caller ends first
     const orphaned = () => work.unsafeInterruptAsFork(parentId)
     parent.addObserver(orphaned)
@@ -198,6 +218,11 @@ const apply =
  * Inside a deadline the duration is clamped to what remains; when nothing remains the work is
  * not started. A `duration` that is negative, `NaN` or not a duration is a defect
  * (`InvalidOptionsError`).
+ *
+ * Fiber-ref changes made by the work flow back to the caller when it succeeds (as with
+ * `Effect.timeout`), not when it fails. Work that is uninterruptible when time is up runs to its
+ * end first; the caller then receives the `TimeoutError`, as `Effect.timeout` does. Inside an
+ * uninterruptible region the work is not cut short at all.
  *
  * @since 0.1.0
  * @category combinators

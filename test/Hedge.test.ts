@@ -129,4 +129,23 @@ describe("Hedge", () => {
       yield* Fiber.interrupt(fiber)
       expect((yield* Ref.get(interrupted)).sort()).toEqual([0, 1])
     }))
+
+  it.effect("the winner's answer waits until the losers' finalizers have run", () =>
+    Effect.gen(function*() {
+      const cleaned = yield* Ref.make(false)
+      const attempts = yield* Ref.make(0)
+      const effect = Effect.flatMap(Ref.getAndUpdate(attempts, (n) => n + 1), (i) =>
+        i === 0
+          ? Effect.never.pipe(
+            Effect.onInterrupt(() => Effect.zipRight(Effect.sleep("1 second"), Ref.set(cleaned, true)))
+          )
+          : Effect.as(Effect.sleep("10 millis"), "hedge"))
+      const fiber = yield* Effect.fork(effect.pipe(Hedge.hedge({ delay: "100 millis" })))
+      yield* TestClock.adjust("110 millis")
+      // the hedge has answered, but the primary is still cleaning up
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toBe("hedge")
+      expect(yield* Ref.get(cleaned)).toBe(true)
+    }))
 })

@@ -71,5 +71,8 @@ describe("internal/transient", () => {
     expect(parseRetryAfterHeader("Tue, 24 Nov 2026 12:00:30 GMT", now)).toBe(30_000)
     expect(parseRetryAfterHeader("soon", now)).toBeUndefined()
     expect(parseRetryAfterHeader("Tue, 24 Nov 2026 12:00:30 GMT", undefined)).toBeUndefined()
+    // neither delay-seconds nor an HTTP date, though Date.parse reads them as years
+    expect(parseRetryAfterHeader("-1", now)).toBeUndefined()
+    expect(parseRetryAfterHeader("2026-11-24", now)).toBeUndefined()
   })
 })

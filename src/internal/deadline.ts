@@ -6,19 +6,6 @@ import type * as Clock from "effect/Clock"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 
-/** The part of the live clock's timer scheduler the timeouts use. */
-export interface LiveScheduler {
-  readonly unsafeSchedule: Clock.ClockScheduler["unsafeSchedule"]
-}
-
-/** The live clock exposes its timer scheduler; test clocks do not (`undefined`). */
-export const liveScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
-  const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
-  if (typeof scheduler !== "function") return undefined
-  const effect = scheduler.call(clock) as unknown
-  return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
-}
-
 /** The current fiber's deadline; a child's tighter deadline never flows back into its parent. */
 export const currentDeadline: FiberRef.FiberRef<number> = FiberRef.unsafeMake(Infinity, {
   fork: (parent) => parent,
@@ -37,3 +24,19 @@ export const remaining = (deadline: number, now: number): number | undefined =>
 
 /** Whether a retry `delay` millis from `now` would start after the deadline. */
 export const pastDeadline = (deadline: number, now: number, delay: number): boolean => now + delay >= deadline
+
+/** The timer half of the live clock's scheduler. */
+export interface LiveScheduler {
+  readonly unsafeSchedule: Clock.ClockScheduler["unsafeSchedule"]
+}
+
+/**
+ * The live clock's timer scheduler, or `undefined` for any other clock (`TestClock` included):
+ * the live clock has a `scheduler()` method whose effect is an already-completed `Exit`.
+ */
+export const liveScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
+  const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
+  if (typeof scheduler !== "function") return undefined
+  const effect = scheduler.call(clock) as unknown
+  return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
+}

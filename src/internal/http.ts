@@ -5,6 +5,7 @@
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
+import { parseRetryAfterHeader } from "./transient.js"
 
 /** A compiled `"METHOD /path/:param/*"` route pattern. */
 export interface RoutePattern {
@@ -109,12 +110,8 @@ export const rateLimitHeaders = (
  */
 export const parseRetryAfter = (value: string | undefined, nowMillis: number): Option.Option<Duration.Duration> => {
   if (value === undefined) return Option.none()
-  const trimmed = value.trim()
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Option.some(Duration.seconds(Number(trimmed)))
-  if (!/[A-Za-z]/.test(trimmed)) return Option.none()
-  const at = Date.parse(trimmed)
-  if (Number.isNaN(at)) return Option.none()
-  return Option.some(Duration.millis(Math.max(0, at - nowMillis)))
+  const millis = parseRetryAfterHeader(value, nowMillis)
+  return millis === undefined ? Option.none() : Option.some(Duration.millis(millis))
 }
 
 /** Methods that are safe to send twice (RFC 9110 §9.2.2). */

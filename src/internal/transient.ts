@@ -5,6 +5,7 @@
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
+import { isRejection } from "../Errors.js"
 
 /** Node / undici error codes that mean the network, not the request, failed. */
 const networkCodes: ReadonlySet<string> = new Set([
@@ -25,14 +26,6 @@ const networkCodes: ReadonlySet<string> = new Set([
   "UND_ERR_HEADERS_TIMEOUT",
   "UND_ERR_BODY_TIMEOUT",
   "UND_ERR_CLOSED"
-])
-
-const rejectionTags: ReadonlySet<string> = new Set([
-  "CircuitOpenError",
-  "BulkheadFullError",
-  "RateLimitedError",
-  "OverloadedError",
-  "TaskRunnerBusyError"
 ])
 
 const tagOf = (u: unknown): string | undefined =>
@@ -76,7 +69,7 @@ export const isTransient = (u: unknown): boolean => {
         }
         break
     }
-    if (rejectionTags.has(tag)) return retryAfterMillis(u) !== undefined
+    if (isRejection(u)) return retryAfterMillis(u) !== undefined
   }
   const status = statusOf(u)
   if (status !== undefined) return isTransientStatus(status)
@@ -90,7 +83,8 @@ export const isTransient = (u: unknown): boolean => {
 export const parseRetryAfterHeader = (value: string, now: number | undefined): number | undefined => {
   const trimmed = value.trim()
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000
-  if (now === undefined) return undefined
+  // an HTTP date names a day and a month; without letters `Date.parse` would take "-1" or "2026"
+  if (now === undefined || !/[A-Za-z]/.test(trimmed)) return undefined
   const date = Date.parse(trimmed)
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }
