@@ -21,8 +21,6 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
-import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -38,6 +36,7 @@ import { CircuitOpenError, TimeoutError } from "./Errors.js"
 import type { InvalidOptionsError } from "./Errors.js"
 import * as Core from "./internal/breaker/core.js"
 import * as Machine from "./internal/breaker/machine.js"
+import * as IdleCache from "./internal/idleCache.js"
 import {
   decodeOptions,
   Name,
@@ -1175,12 +1174,6 @@ const RegistryOptionsSchema = Schema.Struct({
 
 const decodeRegistryOptions = decodeOptions("CircuitBreaker.layerRegistry", RegistryOptionsSchema)
 
-interface Entry {
-  readonly internal: Internal
-  readonly scope: Scope.CloseableScope
-  touched: number
-}
-
 /**
  * Makes a `Registry`. A background fiber, owned by the layer's scope, sweeps idle breakers every
  * half `idleTimeToLive`.
@@ -1194,75 +1187,20 @@ export const makeRegistry = (
   Effect.gen(function*() {
     const o = yield* decodeRegistryOptions(options)
     const policyOf = o.policy as (name: string) => Policy
-    const ttl = Duration.toMillis(o.idleTimeToLive)
-    const parent = yield* Effect.scope
-    const entries = new Map<string, Entry>()
-    const lock = yield* Effect.makeSemaphore(1)
-
-    const create = (name: string, now: number): Effect.Effect<CircuitBreaker> =>
-      lock.withPermits(1)(Effect.suspend(() => {
-        const existing = entries.get(name)
-        if (existing !== undefined) {
-          existing.touched = now
-          return Effect.succeed(existing.internal.breaker)
-        }
-        return Effect.gen(function*() {
-          const scope = yield* Scope.fork(parent, ExecutionStrategy.sequential)
-          const internal = yield* makeInternal(policyOf(name)).pipe(
-            Scope.extend(scope),
-            Effect.tapError(() => Scope.close(scope, Exit.void))
-          )
-          entries.set(name, { internal, scope, touched: now })
-          return internal.breaker
-        }).pipe(Effect.orDie)
-      }))
-
-    const get = (name: string): Effect.Effect<CircuitBreaker> =>
-      Effect.clockWith((clock) => {
-        const now = clock.unsafeCurrentTimeMillis()
-        const entry = entries.get(name)
-        if (entry !== undefined) {
-          entry.touched = now
-          return Effect.succeed(entry.internal.breaker)
-        }
-        return create(name, now)
-      })
-
-    const evict = (name: string): Effect.Effect<boolean> =>
-      Effect.suspend(() => {
-        const entry = entries.get(name)
-        if (entry === undefined) return Effect.succeed(false)
-        entries.delete(name)
-        return Effect.as(Scope.close(entry.scope, Exit.void), true)
-      })
-
-    // Idle entries leave the map in the same synchronous step that finds them idle: a `get` between
-    // finding and closing cannot be handed a breaker that is about to be closed.
-    const sweep: Effect.Effect<void> = Effect.clockWith((clock) =>
-      Effect.suspend(() => {
-        const now = clock.unsafeCurrentTimeMillis()
-        const idle: Array<Scope.CloseableScope> = []
-        for (const [name, entry] of entries) {
-          const last = Math.max(entry.touched, entry.internal.lastUsed())
-          if (now - last >= ttl && entry.internal.currentState() !== "Isolated") {
-            entries.delete(name)
-            idle.push(entry.scope)
-          }
-        }
-        return Effect.forEach(idle, (scope) => Scope.close(scope, Exit.void), { discard: true })
-      })
-    )
-
-    yield* sweep.pipe(
-      Effect.repeat(Schedule.spaced(Duration.millis(Math.max(1, ttl / 2)))),
-      Effect.forkScoped
-    )
+    // an isolated breaker is kept however long it is idle
+    const cache = yield* IdleCache.make<Internal, never>({
+      ttl: Duration.toMillis(o.idleTimeToLive),
+      build: (name) => Effect.orDie(makeInternal(policyOf(name))),
+      lastUsed: (internal) => internal.lastUsed(),
+      keep: (internal) => internal.currentState() === "Isolated"
+    })
+    const get = (name: string): Effect.Effect<CircuitBreaker> => Effect.map(cache.get(name), (i) => i.breaker)
 
     return {
       get,
       protect: (name) => (effect) => Effect.flatMap(get(name), (breaker) => breaker.protect(effect)),
-      names: Effect.sync(() => Array.from(entries.keys())),
-      remove: evict
+      names: Effect.sync(cache.keys),
+      remove: cache.remove
     }
   })
 

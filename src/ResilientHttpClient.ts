@@ -5,7 +5,10 @@
  * - a **circuit breaker** per host: network errors, timeouts and 5xx responses are failures;
  *   4xx responses are successes (the server answered); 429 and local rejections count as neither;
  *   an open breaker fails the call at once with `CircuitOpenError` and is never retried;
- * - a **bulkhead** per host bounding concurrent calls (`BulkheadFullError` when full);
+ * - a **bulkhead** per host bounding concurrent calls (`BulkheadFullError` when full); like the
+ *   per-host breakers, a host's bulkhead is dropped once unused for `bulkhead.idleTimeToLive`
+ *   (default 10 minutes) and never while calls are running or queued on it, so calling many
+ *   distinct hosts does not grow memory without bound;
  * - a **per-attempt timeout** through `Timeout.within`, so it is clamped to the caller's deadline
  *   budget (`Timeout.deadline`, or the one the resilient server middleware starts);
  * - **retries** with exponential backoff and full jitter, only for idempotent requests (GET, HEAD,
@@ -52,6 +55,7 @@ import * as CircuitBreaker from "./CircuitBreaker.js"
 import type { BulkheadFullError, CircuitOpenError, InvalidOptionsError } from "./Errors.js"
 import { TimeoutError } from "./Errors.js"
 import * as http from "./internal/http.js"
+import * as IdleCache from "./internal/idleCache.js"
 import * as options_ from "./internal/options.js"
 import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
@@ -75,6 +79,11 @@ export interface Options {
     readonly maxConcurrent?: number
     readonly maxQueue?: number
     readonly queueTimeout?: Duration.DurationInput
+    /**
+     * a host's bulkhead unused for this long is dropped (default 10 minutes, as the per-host
+     * breakers); one with calls running or queued is kept
+     */
+    readonly idleTimeToLive?: Duration.DurationInput
   }
   /** per-attempt timeout, clamped to the caller's deadline (default 10 seconds) */
   readonly timeout?: Duration.DurationInput | false
@@ -135,7 +144,8 @@ const OptionsSchema = Schema.Struct({
     Schema.Struct({
       maxConcurrent: Schema.optional(options_.PositiveInt),
       maxQueue: Schema.optional(options_.NonNegativeInt),
-      queueTimeout: Schema.optional(options_.NonNegativeDuration)
+      queueTimeout: Schema.optional(options_.NonNegativeDuration),
+      idleTimeToLive: Schema.optional(options_.PositiveDuration)
     })
   )),
   retry: Schema.optional(Schema.Union(
@@ -194,25 +204,8 @@ const drainBeforeWaiting = <Out, R>(self: Schedule.Schedule<Out, unknown, R>): S
   )
 
 /**
- * A per-key cache of scoped resources, created on first use and closed with the client's scope.
- */
-const keyed = <A, E>(scope: Scope.Scope, build: (key: string) => Effect.Effect<A, E, Scope.Scope>) => {
-  const cache = new Map<string, A>()
-  const lock = Effect.unsafeMakeSemaphore(1)
-  return (key: string): Effect.Effect<A, E> =>
-    Effect.suspend(() => {
-      const hit = cache.get(key)
-      if (hit !== undefined) return Effect.succeed(hit)
-      return lock.withPermits(1)(Effect.suspend(() => {
-        const again = cache.get(key)
-        if (again !== undefined) return Effect.succeed(again)
-        return Effect.tap(Scope.extend(build(key), scope), (a) => Effect.sync(() => cache.set(key, a)))
-      }))
-    })
-}
-
-/**
- * Wraps the `HttpClient` in context. Breakers and bulkheads live in the current scope.
+ * Wraps the `HttpClient` in context. Breakers and bulkheads live in the current scope; each is
+ * dropped once idle (10 minutes by default; `bulkhead.idleTimeToLive` for bulkheads).
  *
  * @since 0.1.0
  * @category constructors
@@ -234,7 +227,6 @@ export const wrap = <E, R>(
 ): Effect.Effect<HttpClient.HttpClient.With<E | Error, R>, InvalidOptionsError, Scope.Scope> =>
   Effect.gen(function*() {
     const decoded = yield* decode(options)
-    const scope = yield* Effect.scope
     const name = decoded.name ?? "http-client"
     const timeout = decoded.timeout === false
       ? undefined
@@ -249,13 +241,18 @@ export const wrap = <E, R>(
       }))
 
     const bulkheadOptions = decoded.bulkhead === false ? undefined : decoded.bulkhead ?? {}
-    const bulkheadOf = bulkheadOptions === undefined ? undefined : keyed(scope, (host) =>
-      Bulkhead.make({
-        name: `${name} ${host}`,
-        maxConcurrent: bulkheadOptions.maxConcurrent ?? 64,
-        maxQueue: bulkheadOptions.maxQueue ?? 0,
-        ...(bulkheadOptions.queueTimeout === undefined ? {} : { queueTimeout: bulkheadOptions.queueTimeout })
-      }))
+    // per-host bulkheads, dropped once idle like the per-host breakers (never while in use)
+    const bulkheads = bulkheadOptions === undefined ? undefined : yield* IdleCache.make({
+      ttl: Duration.toMillis(bulkheadOptions.idleTimeToLive ?? Duration.minutes(10)),
+      build: (host) =>
+        Bulkhead.make({
+          name: `${name} ${host}`,
+          maxConcurrent: bulkheadOptions.maxConcurrent ?? 64,
+          maxQueue: bulkheadOptions.maxQueue ?? 0,
+          ...(bulkheadOptions.queueTimeout === undefined ? {} : { queueTimeout: bulkheadOptions.queueTimeout })
+        }),
+      onEvict: (host) => Effect.logDebug("dropped idle bulkhead").pipe(Effect.annotateLogs({ client: name, host }))
+    })
 
     const retryOptions = decoded.retry === false ? undefined : decoded.retry ?? {}
     const rawRetry = options.retry === false ? undefined : options.retry
@@ -305,9 +302,9 @@ export const wrap = <E, R>(
             )
             : Effect.succeed(response)
       )
-      if (bulkheadOf !== undefined) {
+      if (bulkheads !== undefined) {
         const inner = call
-        call = Effect.flatMap(bulkheadOf(host), (bulkhead) => bulkhead.protect(inner))
+        call = bulkheads.use(host, (bulkhead) => bulkhead.protect(inner))
       }
       if (registry !== undefined) {
         const inner = call
