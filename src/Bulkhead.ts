@@ -347,21 +347,29 @@ export const makeRegistry = (
     const entries = new Map<string, Bulkhead>()
     const unknown = (name: string) => new UnknownNameError({ registry: "BulkheadRegistry", name }, true)
 
+    // names being built: reserved in the same synchronous step as the check, so two concurrent
+    // registrations of one name cannot both pass it; released however the build ends
+    const reserved = new Set<string>()
+
     const register = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsError> =>
-      Effect.suspend(() => {
-        if (entries.has(options.name)) {
+      Effect.uninterruptibleMask((restore) => {
+        const name = options.name
+        if (entries.has(name) || reserved.has(name)) {
           return Effect.fail(
             new InvalidOptionsError({
               module: "Bulkhead.Registry",
               option: "name",
-              value: options.name,
+              value: name,
               reason: "a bulkhead with this name is already registered"
             })
           )
         }
-        return Effect.tap(Scope.extend(make(options), scope), (bulkhead) => {
-          entries.set(bulkhead.name, bulkhead)
-        })
+        reserved.add(name)
+        return Effect.onExit(restore(Scope.extend(make(options), scope)), (exit) =>
+          Effect.sync(() => {
+            reserved.delete(name)
+            if (exit._tag === "Success") entries.set(exit.value.name, exit.value)
+          }))
       })
 
     const get = (name: string): Effect.Effect<Bulkhead, UnknownNameError> =>

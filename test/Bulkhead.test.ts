@@ -479,6 +479,39 @@ describe("Bulkhead", () => {
         expect(Object.keys(yield* registry.stats)).toEqual(["a"])
       }))
 
+    it.scoped("two concurrent registrations of one name: exactly one succeeds", () =>
+      Effect.gen(function*() {
+        // small operation budgets make the two fibers yield to each other inside `register`
+        for (const budget of [16, 24, 32, 2048]) {
+          const registry = yield* Bulkhead.makeRegistry()
+          const results = yield* Effect.all(
+            [
+              Effect.either(registry.register({ name: "dup", maxConcurrent: 1 })),
+              Effect.either(registry.register({ name: "dup", maxConcurrent: 2 }))
+            ],
+            { concurrency: "unbounded" }
+          ).pipe(Effect.withMaxOpsBeforeYield(budget))
+          const wins = results.filter(Either.isRight)
+          const losses = results.filter(Either.isLeft)
+          expect(wins).toHaveLength(1)
+          expect(losses).toHaveLength(1)
+          expect(losses[0].left).toBeInstanceOf(InvalidOptionsError)
+          expect(losses[0].left.option).toBe("name")
+          // the registered bulkhead is the winner's
+          expect((yield* registry.get("dup")).maxConcurrent).toBe(wins[0].right.maxConcurrent)
+        }
+      }))
+
+    it.scoped("a failed registration releases its reserved name", () =>
+      Effect.gen(function*() {
+        const registry = yield* Bulkhead.makeRegistry()
+        const bad = failureOf(yield* Effect.exit(registry.register({ name: "x", maxConcurrent: 0 })))
+        expect(bad.option).toBe("maxConcurrent")
+        const good = yield* registry.register({ name: "x", maxConcurrent: 1 })
+        expect(good.name).toBe("x")
+        expect(Object.keys(yield* registry.stats)).toEqual(["x"])
+      }))
+
     it.effect("layerRegistry and protectNamed", () =>
       Effect.gen(function*() {
         const value = yield* Effect.succeed(42).pipe(Bulkhead.protectNamed("db"))
