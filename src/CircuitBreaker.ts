@@ -108,7 +108,7 @@ export interface RecordedError {
  * state and every `interval`). `requests` of a state machine are, while Closed, the calls whose
  * outcome (success or failure) arrived, and while HalfOpen the probes admitted. `rejections` for
  * the adaptive breaker are its drops in the window, for the state machines the rejections since the
- * last `reset`.
+ * last `reset`; both include the calls rejected while `Isolated`.
  *
  * @since 0.1.0
  * @category models
@@ -812,6 +812,13 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return lastRejection
     }
 
+    // A call rejected because the breaker is isolated: the core did not decide it, so it is told
+    // (the rejection counts in `stats.rejections` like any other).
+    const rejectIsolated = (now: number): Effect.Effect<never, CircuitOpenError> => {
+      core.rejected(now)
+      return reject(now)
+    }
+
     const reject = (now: number): Effect.Effect<never, CircuitOpenError> => {
       mRejected.unsafeUpdate(1, [])
       const error = rejection(now)
@@ -898,7 +905,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return Effect.suspend(() => {
         const now = clock.unsafeCurrentTimeMillis()
         lastUsed = now
-        if (isolated) return reject(now)
+        if (isolated) return rejectIsolated(now)
         if (mayProbe(now)) {
           return Effect.uninterruptibleMask((restore) => acquireAndRun(restore(effect), now, isFailure))
         }
@@ -950,7 +957,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
     const allow: Effect.Effect<Permit, CircuitOpenError> = Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
       lastUsed = now
-      if (isolated) return reject(now)
+      if (isolated) return rejectIsolated(now)
       // a probe slot reaches the caller as a permit, or is given back if the caller is interrupted
       if (mayProbe(now)) {
         return Effect.uninterruptibleMask((restore) =>

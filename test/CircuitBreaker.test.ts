@@ -586,6 +586,33 @@ describe("isolate and reset", () => {
       expect(yield* changes).toEqual(["Closed→Isolated", "Isolated→Closed", "Closed→Open", "Open→Closed"])
     }))
 
+  for (
+    const [label, policy] of [
+      ...machinePolicies("isolated-rejections"),
+      ["sre", CircuitBreaker.sre({ name: "isolated-rejections-sre" })] as const
+    ]
+  ) {
+    it.scoped(`${label}: calls rejected while Isolated count in stats.rejections and the metric`, () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make(policy)
+        const rejectedMetric = Metric.counter("resilience_breaker_requests_total").pipe(
+          Metric.tagged("name", breaker.name),
+          Metric.tagged("outcome", "rejected"),
+          Metric.value,
+          Effect.map((s) => s.count)
+        )
+        const before = yield* rejectedMetric
+        yield* breaker.isolate
+        yield* Effect.either(breaker.protect(ok))
+        yield* Effect.either(breaker.protect(ok))
+        rejectedWith(yield* Effect.either(breaker.allow))
+        expect((yield* breaker.stats).rejections).toBe(3)
+        expect((yield* rejectedMetric) - before).toBe(3)
+        yield* breaker.reset
+        expect((yield* breaker.stats).rejections).toBe(0)
+      }))
+  }
+
   it.scoped("works for the adaptive breaker too", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "isolate-sre" }))
