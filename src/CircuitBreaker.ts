@@ -104,8 +104,10 @@ export interface RecordedError {
 /**
  * A snapshot. Counts cover the breaker's current window: the rolling window of the adaptive and
  * time-window breakers, the current generation of the state machines (cleared on every change of
- * state and every `interval`). `rejections` for the adaptive breaker are its drops in the window,
- * for the state machines the rejections since the last `reset`.
+ * state and every `interval`). `requests` of a state machine are, while Closed, the calls whose
+ * outcome (success or failure) arrived, and while HalfOpen the probes admitted. `rejections` for
+ * the adaptive breaker are its drops in the window, for the state machines the rejections since the
+ * last `reset`; both include the calls rejected while `Isolated`.
  *
  * @since 0.1.0
  * @category models
@@ -281,6 +283,9 @@ export interface TimeWindowOptions extends MachineOptions, SlowCallOptions {
 
 /**
  * The counts a `custom` breaker decides on (gobreaker's `Counts`), for the current generation.
+ * Unlike gobreaker, `requests` while Closed counts the calls that succeeded or failed, not those
+ * admitted: a call still running, excluded by `isExcluded`, or whose caller was interrupted is not
+ * in it, so `totalFailures / requests` is the failure share of the calls that ended.
  *
  * @since 0.1.0
  * @category models
@@ -806,6 +811,13 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return lastRejection
     }
 
+    // A call rejected because the breaker is isolated: the core did not decide it, so it is told
+    // (the rejection counts in `stats.rejections` like any other).
+    const rejectIsolated = (now: number): Effect.Effect<never, CircuitOpenError> => {
+      core.rejected(now)
+      return reject(now)
+    }
+
     const reject = (now: number): Effect.Effect<never, CircuitOpenError> => {
       mRejected.unsafeUpdate(1, [])
       const error = rejection(now)
@@ -813,7 +825,11 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
     }
 
     // An interrupted call counts as neither, so a Closed call (and any call of the adaptive breaker)
-    // records its outcome with one plain match — no uninterruptible region on the hot path. A
+    // records its outcome with one plain match — no uninterruptible region on the hot path. The
+    // runtime skips that match when the caller is interrupted, so such a call reports nothing: a
+    // Closed state machine therefore counts `requests` when an outcome arrives, not at admission,
+    // and an interrupted call never enters them (wrapping every call uninterruptibly to observe the
+    // interruption measured twice the cost of the happy path). A
     // half-open probe holds a slot that must come back however its caller ends: when a call may take
     // one (HalfOpen, or Open with the open period over), taking the slot, publishing the state change
     // and installing the outcome handler happen in one uninterruptible region, and only the work
@@ -888,7 +904,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
       return Effect.suspend(() => {
         const now = clock.unsafeCurrentTimeMillis()
         lastUsed = now
-        if (isolated) return reject(now)
+        if (isolated) return rejectIsolated(now)
         if (mayProbe(now)) {
           return Effect.uninterruptibleMask((restore) => acquireAndRun(restore(effect), now, isFailure))
         }
@@ -940,7 +956,7 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
     const allow: Effect.Effect<Permit, CircuitOpenError> = Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
       lastUsed = now
-      if (isolated) return reject(now)
+      if (isolated) return rejectIsolated(now)
       // a probe slot reaches the caller as a permit, or is given back if the caller is interrupted
       if (mayProbe(now)) {
         return Effect.uninterruptibleMask((restore) =>

@@ -379,6 +379,80 @@ describe("outcomes", () => {
       expect(yield* breaker.state).toBe("Closed")
     }))
 
+  for (const [label, policy] of machinePolicies("interrupted-requests")) {
+    it.scoped(`${label}: a Closed call whose caller is interrupted leaves no request behind`, () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make(policy)
+        const call = yield* Effect.fork(breaker.protect(Effect.never))
+        yield* Effect.yieldNow()
+        yield* Fiber.interrupt(call)
+        yield* breaker.protect(ok)
+        const stats = yield* breaker.stats
+        expect([stats.requests, stats.successes, stats.failures]).toEqual([1, 1, 0])
+      }))
+  }
+
+  it.scoped("custom: readyToTrip sees requests without the calls whose caller was interrupted", () =>
+    Effect.gen(function*() {
+      const seen: Array<number> = []
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.custom({
+        name: "interrupted-ratio",
+        readyToTrip: (c) => {
+          seen.push(c.requests)
+          return c.requests >= 4 && c.totalFailures / c.requests >= 0.5
+        }
+      }))
+      for (let i = 0; i < 3; i++) {
+        const call = yield* Effect.fork(breaker.protect(Effect.never))
+        yield* Effect.yieldNow()
+        yield* Fiber.interrupt(call)
+      }
+      // and when the work is interrupted by a timeout around the breaker
+      yield* Effect.either(
+        breaker.protect(Effect.never).pipe(
+          Effect.timeout("1 second"),
+          Effect.fork,
+          Effect.flatMap(
+            (fiber) => Effect.zipRight(TestClock.adjust("1 second"), Fiber.join(fiber))
+          )
+        )
+      )
+      yield* breaker.protect(ok)
+      yield* breaker.protect(ok)
+      yield* Effect.either(breaker.protect(boom))
+      expect(seen).toEqual([3])
+      expect(yield* breaker.state).toBe("Closed")
+      yield* Effect.either(breaker.protect(boom))
+      expect(seen).toEqual([3, 4])
+      expect(yield* breaker.state).toBe("Open")
+    }))
+
+  it.scoped("custom: a call admitted in an older generation does not touch the new generation's requests", () =>
+    Effect.gen(function*() {
+      const seen: Array<number> = []
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.custom({
+        name: "interrupted-generation",
+        readyToTrip: (c) => {
+          seen.push(c.requests)
+          return false
+        },
+        interval: "1 minute"
+      }))
+      yield* TestClock.adjust("30 seconds")
+      const interrupted = yield* Effect.fork(breaker.protect(Effect.never))
+      const excluded = yield* breaker.allow
+      const succeeded = yield* breaker.allow
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("30 seconds") // the counts roll over at 60 s
+      yield* Effect.either(breaker.protect(boom))
+      yield* Fiber.interrupt(interrupted)
+      yield* excluded.ignore
+      yield* succeeded.success
+      expect((yield* breaker.stats).requests).toBe(1)
+      yield* Effect.either(breaker.protect(boom))
+      expect(seen).toEqual([1, 2])
+    }))
+
   it.scoped("a slow call that trips the breaker holds it open for openFor from the trip, not from the call's start", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make(
@@ -511,6 +585,33 @@ describe("isolate and reset", () => {
       expect((yield* breaker.stats).failures).toBe(0)
       expect(yield* changes).toEqual(["Closed→Isolated", "Isolated→Closed", "Closed→Open", "Open→Closed"])
     }))
+
+  for (
+    const [label, policy] of [
+      ...machinePolicies("isolated-rejections"),
+      ["sre", CircuitBreaker.sre({ name: "isolated-rejections-sre" })] as const
+    ]
+  ) {
+    it.scoped(`${label}: calls rejected while Isolated count in stats.rejections and the metric`, () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make(policy)
+        const rejectedMetric = Metric.counter("resilience_breaker_requests_total").pipe(
+          Metric.tagged("name", breaker.name),
+          Metric.tagged("outcome", "rejected"),
+          Metric.value,
+          Effect.map((s) => s.count)
+        )
+        const before = yield* rejectedMetric
+        yield* breaker.isolate
+        yield* Effect.either(breaker.protect(ok))
+        yield* Effect.either(breaker.protect(ok))
+        rejectedWith(yield* Effect.either(breaker.allow))
+        expect((yield* breaker.stats).rejections).toBe(3)
+        expect((yield* rejectedMetric) - before).toBe(3)
+        yield* breaker.reset
+        expect((yield* breaker.stats).rejections).toBe(0)
+      }))
+  }
 
   it.scoped("works for the adaptive breaker too", () =>
     Effect.gen(function*() {

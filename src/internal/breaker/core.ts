@@ -39,6 +39,8 @@ export interface Core {
   readonly success: (token: number, now: number, elapsedMillis: number) => void
   readonly failure: (token: number, now: number, elapsedMillis: number) => void
   readonly ignore: (token: number, now: number) => void
+  /** counts a call rejected without asking `acquire` (the breaker is isolated) in `rejections` */
+  readonly rejected: (now: number) => void
   /** millis until a rejected caller may get through; NaN when unknown */
   readonly retryAfterMillis: (now: number) => number
   readonly reset: (now: number) => void
@@ -90,6 +92,7 @@ export const sre = (params: Sre.Params, now: number): Core & { readonly sre: Sre
     success: (_token, t) => Sre.markSuccess(s, t),
     failure: (_token, t) => Sre.markFailure(s, t),
     ignore: () => {},
+    rejected: (t) => Sre.markDrop(s, t),
     retryAfterMillis: (t) => current === "Open" ? Sre.retryAfterMillis(s, t) : Number.NaN,
     reset: (t) => {
       Sre.reset(s, t)
@@ -140,6 +143,9 @@ export const machine = (
     success: (token, t, elapsed) => Machine.success(m, token, t, elapsed >= slowMillis),
     failure: (token, t, elapsed) => Machine.failure(m, token, t, elapsed >= slowMillis),
     ignore: (token, t) => Machine.ignore(m, token, t),
+    rejected: () => {
+      rejections++
+    },
     retryAfterMillis: (t) => Machine.retryAfterMillis(m, t),
     reset: (t) => {
       Machine.reset(m, t)

@@ -13,7 +13,15 @@ import * as RollingWindow from "../rollingWindow.js"
 
 export type MachineState = "Closed" | "Open" | "HalfOpen"
 
-/** The counts of the current generation (gobreaker's `Counts`). */
+/**
+ * The counts of the current generation (gobreaker's `Counts`). `requests` counts, while Closed, the
+ * calls whose outcome (success or failure) arrived, and while HalfOpen the probes admitted (a probe
+ * slot is taken at admission and given back by an outcome that counts as neither). A Closed call
+ * enters `requests` only when it settles: one whose caller is interrupted never reports back (the
+ * runtime skips outcome handlers on an interrupted fiber unless they run uninterruptibly, which
+ * would double the cost of the happy path), so counting it at admission would leave it in
+ * `requests` for good.
+ */
 export interface Counts {
   requests: number
   totalSuccesses: number
@@ -130,9 +138,11 @@ export const acquire = (s: State, now: number): number => {
   if (s.state !== "Closed" || now >= s.expiry) {
     tick(s, now)
     if (s.state === "Open") return REJECT
-    if (s.state === "HalfOpen" && s.counts.requests >= s.params.halfOpenMaxCalls) return REJECT
+    if (s.state === "HalfOpen") {
+      if (s.counts.requests >= s.params.halfOpenMaxCalls) return REJECT
+      s.counts.requests++
+    }
   }
-  s.counts.requests++
   return s.generation
 }
 
@@ -144,6 +154,7 @@ export const success = (s: State, generation: number, now: number, slow: boolean
   c.consecutiveSuccesses++
   c.consecutiveFailures = 0
   if (s.state === "Closed") {
+    c.requests++
     s.params.rule.record(now, false, slow)
     if (slow && s.params.rule.shouldTrip(c, now)) setState(s, "Open", now)
   } else if (s.state === "HalfOpen" && c.consecutiveSuccesses >= s.params.halfOpenMaxCalls) {
@@ -159,6 +170,7 @@ export const failure = (s: State, generation: number, now: number, slow: boolean
   c.consecutiveFailures++
   c.consecutiveSuccesses = 0
   if (s.state === "Closed") {
+    c.requests++
     s.params.rule.record(now, true, slow)
     if (s.params.rule.shouldTrip(c, now)) setState(s, "Open", now)
   } else if (s.state === "HalfOpen") {
@@ -166,11 +178,14 @@ export const failure = (s: State, generation: number, now: number, slow: boolean
   }
 }
 
-/** An outcome that counts as neither: gives the admission back (frees a half-open probe slot). */
+/**
+ * An outcome that counts as neither: a half-open probe gives its slot back; a Closed call was never
+ * in `requests` (it enters them when it settles), so nothing changes.
+ */
 export const ignore = (s: State, generation: number, now: number): void => {
   tick(s, now)
   if (generation !== s.generation) return
-  if (s.counts.requests > 0) s.counts.requests--
+  if (s.state === "HalfOpen" && s.counts.requests > 0) s.counts.requests--
 }
 
 /** Time until the breaker turns HalfOpen, in millis (NaN when not Open). */

@@ -161,6 +161,11 @@ export const decideWithRandom = (state: State, now: number, u: number): number =
   return ADMIT
 }
 
+/** Counts a call rejected without a decision (the breaker is isolated) as a drop. */
+export const markDrop = (state: State, now: number): void => {
+  RollingWindow.add(state.window, now, DROP, 1)
+}
+
 export const markSuccess = (state: State, now: number): void => {
   RollingWindow.add(state.window, now, SUCCESS, 1)
   state.ratioBucket = Number.NaN
