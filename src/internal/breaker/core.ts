@@ -2,6 +2,7 @@
  * One synchronous interface over both breaker families, so the effectful shell is written once.
  * Everything here is plain, closure-held state mutated in one synchronous step.
  */
+import type { Stats } from "../../CircuitBreaker.js"
 import * as Machine from "./machine.js"
 import * as Sre from "./sre.js"
 
@@ -16,17 +17,8 @@ export interface Transition {
   readonly at: number
 }
 
-export interface CoreStats {
-  readonly requests: number
-  readonly successes: number
-  readonly failures: number
-  readonly rejections: number
-  readonly consecutiveSuccesses: number
-  readonly consecutiveFailures: number
-  readonly failureRate: number
-  /** sre only: the drop ratio of the last decision */
-  readonly dropRatio?: number
-}
+/** The counting part of the public `Stats`; the shell adds the name, the state and the last errors. */
+export type CoreStats = Omit<Stats, "name" | "state" | "lastErrors">
 
 export interface Core {
   readonly state: () => CoreState
