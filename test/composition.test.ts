@@ -1,5 +1,5 @@
 /**
- * The compositions of seed 001 ("resilient HTTP client", "service with full resilience") written
+ * The two classic Go compositions ("resilient HTTP client", "service with full resilience") written
  * with this toolkit against a fake downstream: timeout inside breaker inside retry, with the real
  * CircuitBreaker and Bulkhead.
  */
@@ -39,10 +39,10 @@ const fakeDownstream = (steps: ReadonlyArray<Step>) =>
 const makeBreaker = (threshold: number) =>
   CircuitBreaker.make(CircuitBreaker.consecutive({ name: "downstream", threshold, openFor: "60 seconds" }))
 
-/** Seed 001's `RetryIf(err != gobreaker.ErrOpenState)`: never retry into an open breaker. */
+/** The Go client's `RetryIf(err != gobreaker.ErrOpenState)`: never retry into an open breaker. */
 const transientUnlessOpen = (e: unknown) => Retry.isTransient(e) && !(e instanceof CircuitOpenError)
 
-describe("seed 001: resilient HTTP client", () => {
+describe("go composition: resilient HTTP client", () => {
   // retry(3 attempts, exponential 500 ms, transient only) ∘ breaker ∘ timeout(10 s), within a 30 s deadline
   const client = <E>(
     call: Effect.Effect<string, E>,
@@ -141,7 +141,7 @@ describe("seed 001: resilient HTTP client", () => {
     }))
 })
 
-describe("seed 001: service with full resilience", () => {
+describe("go composition: service with full resilience", () => {
   // bulkhead(50) ∘ breaker ∘ timeout(5 s) ∘ (cache, else database with 3 attempts 100 ms apart)
   const service = Effect.gen(function*() {
     const cache = yield* fakeDownstream([{ status: 404 }])

@@ -1,5 +1,5 @@
 /**
- * A health checker (seed 001's `HealthChecker`): named checks, each run through its own circuit
+ * A health checker (the classic Go `HealthChecker`): named checks, each run through its own circuit
  * breaker, reported as `healthy`, `unhealthy` or `circuit_open`, served at `/health` with 200 while
  * the service can serve and 503 when it cannot.
  *

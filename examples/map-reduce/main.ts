@@ -1,5 +1,5 @@
 /**
- * Map-reduce fan-out (seed 000's `ProcessLargeDataset`): fetch many users in parallel with a
+ * Map-reduce fan-out (go-zero's `ProcessLargeDataset` pattern): fetch many users in parallel with a
  * bounded number of workers and fold the results.
  *
  * `GET /api/users?ids=1-100&workers=10` fetches every id from a downstream the example starts on

@@ -1,5 +1,5 @@
 /**
- * A resilient HTTP client calling a flaky server (seed 001's `ResilientClient`): a gobreaker-style
+ * A resilient HTTP client calling a flaky server (the classic Go `ResilientClient`): a gobreaker-style
  * breaker for the host (trips when 60 % of the requests failed, as in the seed, but only once at
  * least 20 were made so an unlucky start does not trip it; 3 probes while half-open), a per-try
  * timeout, and retries with exponential backoff and jitter for idempotent requests on 5xx, 429 and
@@ -30,7 +30,7 @@ const program = Effect.gen(function*() {
   const client = yield* ResilientHttpClient.make({
     name: "users",
     breaker: {
-      // gobreaker settings of seed 001 (60 % failures trip it), with at least 20 requests before a trip
+      // the classic gobreaker settings (60 % failures trip it), with at least 20 requests before a trip
       // and a short open period so the example finishes quickly
       policy: (name) =>
         CircuitBreaker.custom({

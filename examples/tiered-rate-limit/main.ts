@@ -1,6 +1,6 @@
 /**
- * Per-user rate limits by tier, kept in Redis so every instance of the service shares them (seed
- * 000's per-user limiter, seed 001's per-user `rate.Limiter` map, as tiers):
+ * Per-user rate limits by tier, kept in Redis so every instance of the service shares them (the
+ * per-user limiter map of a Go service, as tiers):
  *
  *   free: token bucket, 1 request/s, bursts of 5
  *   pro:  token bucket, 20 requests/s, bursts of 40
