@@ -171,3 +171,12 @@ export * as TaskRunner from "./TaskRunner.js"
  * @since 0.1.0
  */
 export * as AdaptiveLimiter from "./AdaptiveLimiter.js"
+
+/**
+ * Chaos injection: faults, latency, fake outcomes and behaviours injected into a share of calls,
+ * switchable at run time, inside Schedule-driven windows, read from `effect/Config`; as effect
+ * combinators, an `HttpMiddleware` and an `HttpClient` transform.
+ *
+ * @since 0.2.0
+ */
+export * as Chaos from "./Chaos.js"
