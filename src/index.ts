@@ -180,3 +180,12 @@ export * as AdaptiveLimiter from "./AdaptiveLimiter.js"
  * @since 0.2.0
  */
 export * as Chaos from "./Chaos.js"
+
+/**
+ * Protection for `@effect/sql` (an optional peer, loaded only when used): a breaker per database,
+ * per-statement timeouts within the caller's deadline, retries only when repeating is safe,
+ * transactions retried as a whole, metrics; a Layer that protects the `SqlClient` in context.
+ *
+ * @since 0.2.0
+ */
+export * as ResilientSql from "./ResilientSql.js"
