@@ -43,27 +43,22 @@ import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as Cron from "effect/Cron"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
-import * as ScheduleDecision from "effect/ScheduleDecision"
-import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Schema from "effect/Schema"
 import { InvalidOptionsError } from "./Errors.js"
-import * as internal from "./internal/chaos.js"
-import { Name, parseDurationInput, PositiveDuration, Probability, toInvalidOptions } from "./internal/options.js"
+import * as internalInjector from "./internal/chaosInjector.js"
+import * as internal from "./internal/chaosStrategy.js"
+import { Name, PositiveDuration, Probability } from "./internal/options.js"
 
 // ---------------------------------------------------------------------------------------------
 // Models
@@ -173,10 +168,7 @@ export interface ClientInjection<E2 = never, R2 = never> {
  * @since 0.2.0
  * @category metrics
  */
-export const injectionsTotal: Metric.Metric.Counter<number> = Metric.counter("resilience_chaos_injections_total", {
-  description: "calls into which chaos was injected",
-  incremental: true
-})
+export const injectionsTotal: Metric.Metric.Counter<number> = internal.injectionsTotal
 
 // ---------------------------------------------------------------------------------------------
 // Injector
@@ -194,21 +186,7 @@ const OptionsSchema = Schema.Struct({
   window: Schema.optional(Schema.Struct({ schedule: ScheduleFromSelf, duration: PositiveDuration }))
 })
 
-/** Decodes like the other constructors, but an unknown key is an error too (a typo must not pass silently). */
-const strictDecoder = <A, I>(module: string, schema: Schema.Schema<A, I>) => {
-  const decode = Schema.decodeUnknownEither(schema, { errors: "first", onExcessProperty: "error" })
-  return (input: unknown): Effect.Effect<A, InvalidOptionsError> => {
-    const result = decode(input)
-    return Either.isRight(result)
-      ? Effect.succeed(result.right)
-      : Effect.fail(toInvalidOptions(module, input, result.left))
-  }
-}
-
-const decodeOptions = strictDecoder("Chaos", OptionsSchema)
-
-const nextFireOf = (decision: ScheduleDecision.ScheduleDecision): number | undefined =>
-  ScheduleDecision.isDone(decision) ? undefined : ScheduleIntervals.start(decision.intervals)
+const decodeOptions = internal.strictDecoder("Chaos", OptionsSchema)
 
 /**
  * Builds an injector, failing with `InvalidOptionsError` (naming the option) for a bad option or
@@ -218,123 +196,7 @@ const nextFireOf = (decision: ScheduleDecision.ScheduleDecision): number | undef
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<Injector, InvalidOptionsError> =>
-  Effect.gen(function*() {
-    const o = yield* decodeOptions(options)
-    const name = o.name
-    let window: internal.WindowState | undefined
-    let schedule: Schedule.Schedule<unknown, unknown> | undefined
-    if (o.window !== undefined) {
-      schedule = o.window.schedule
-      const now = yield* Clock.currentTimeMillis
-      const [scheduleState, , decision] = yield* schedule.step(now, undefined, schedule.initial)
-      window = internal.makeWindow(
-        Duration.toMillis(o.window.duration),
-        nextFireOf(decision) ?? Infinity,
-        scheduleState
-      )
-    }
-    const state: internal.InjectorState = { enabled: o.enabled, rate: o.rate, decisions: 0, injections: 0, window }
-    const stepping = yield* Effect.makeSemaphore(1)
-
-    /** Steps the window schedule through every firing up to `now`, one stepper at a time. */
-    const advance = (w: internal.WindowState, s: Schedule.Schedule<unknown, unknown>, now: number) => {
-      const loop: Effect.Effect<void> = Effect.suspend(() =>
-        internal.isDue(w, now)
-          ? Effect.flatMap(s.step(w.nextFire, undefined, w.scheduleState), ([next, , decision]) => {
-            internal.fire(w, nextFireOf(decision), next)
-            return loop
-          })
-          : Effect.void
-      )
-      const wasOpen = internal.isOpen(w, now)
-      return stepping.withPermits(1)(loop).pipe(
-        Effect.zipRight(Effect.suspend(() =>
-          !wasOpen && internal.isOpen(w, now)
-            ? Effect.logInfo("chaos window open").pipe(
-              Effect.annotateLogs({ "chaos.name": name, "chaos.until": new Date(w.openUntil).toISOString() })
-            )
-            : Effect.void
-        ))
-      )
-    }
-
-    const unsafeDecide = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean | Effect.Effect<boolean> => {
-      const services = fiber.currentDefaultServices
-      const now = window === undefined ? 0 : Context.get(services, Clock.Clock).unsafeCurrentTimeMillis()
-      switch (internal.decide(state, now)) {
-        case "skip":
-          return false
-        case "inject":
-          state.injections++
-          return true
-        case "draw":
-          return Effect.map(Context.get(services, Random.Random).next, (uniform) => {
-            const injected = internal.accept(state.rate, uniform)
-            if (injected) state.injections++
-            return injected
-          })
-        case "advance":
-          return Effect.zipRight(advance(window!, schedule!, now), decide)
-      }
-    }
-    const decide: Effect.Effect<boolean> = Effect.withFiberRuntime((fiber) => {
-      const decision = unsafeDecide(fiber)
-      return typeof decision === "boolean" ? Effect.succeed(decision) : decision
-    })
-
-    const log = (message: string) =>
-      Effect.logInfo(message).pipe(
-        Effect.annotateLogs({ "chaos.name": name, "chaos.enabled": state.enabled, "chaos.rate": state.rate })
-      )
-    const setEnabled = (enabled: boolean) =>
-      Effect.suspend(() => {
-        if (state.enabled === enabled) return Effect.void
-        state.enabled = enabled
-        return log(enabled ? "chaos enabled" : "chaos disabled")
-      })
-    const decodeRate = Schema.decodeUnknownEither(Probability)
-    const setRate = (rate: number): Effect.Effect<void, InvalidOptionsError> =>
-      Effect.suspend(() => {
-        if (Either.isLeft(decodeRate(rate))) {
-          return Effect.fail(
-            new InvalidOptionsError({
-              module: "Chaos",
-              option: "rate",
-              value: rate,
-              reason: "expected a number between 0 and 1"
-            })
-          )
-        }
-        state.rate = rate
-        return log("chaos rate changed")
-      })
-    const status: Effect.Effect<Status> = Effect.flatMap(
-      Clock.currentTimeMillis,
-      (now) => {
-        const snapshot = (): Status => ({
-          name,
-          enabled: state.enabled,
-          rate: state.rate,
-          window: window === undefined ? "none" : internal.isOpen(window, now) ? "open" : "closed",
-          decisions: state.decisions,
-          injections: state.injections
-        })
-        return window !== undefined && internal.isDue(window, now)
-          ? Effect.as(advance(window, schedule!, now), undefined).pipe(Effect.map(snapshot))
-          : Effect.sync(snapshot)
-      }
-    )
-
-    return {
-      name,
-      decide,
-      unsafeDecide,
-      enable: setEnabled(true),
-      disable: setEnabled(false),
-      setRate,
-      status
-    } satisfies Injector
-  })
+  Effect.flatMap(Effect.suspend(() => decodeOptions(options)), internalInjector.make)
 
 /**
  * Provides an injector under your own tag.
@@ -344,34 +206,6 @@ export const make = (options: Options): Effect.Effect<Injector, InvalidOptionsEr
  */
 export const layer = <I>(tag: Context.Tag<I, Injector>, options: Options): Layer.Layer<I, InvalidOptionsError> =>
   Layer.effect(tag, make(options))
-
-const windowConfig = Config.all({
-  every: Config.option(Config.duration("every")),
-  cron: Config.option(Config.string("cron")),
-  timeZone: Config.option(Config.string("timeZone")),
-  duration: Config.option(Config.duration("duration"))
-}).pipe(
-  Config.nested("window"),
-  Config.mapOrFail(
-    ({ cron, duration, every, timeZone }): Either.Either<Window | undefined, ConfigError.ConfigError> => {
-      const invalid = (key: string, message: string) => Either.left(ConfigError.InvalidData(["window", key], message))
-      if (Option.isNone(every) && Option.isNone(cron)) {
-        return Option.isSome(duration)
-          ? invalid("duration", "a window needs \"every\" or \"cron\"")
-          : Either.right(undefined)
-      }
-      if (Option.isSome(every) && Option.isSome(cron)) return invalid("cron", "give \"every\" or \"cron\", not both")
-      if (Option.isNone(duration)) return invalid("duration", "a window needs a \"duration\"")
-      if (Option.isSome(every)) {
-        return Either.right({ schedule: Schedule.spaced(every.value), duration: duration.value })
-      }
-      const parsed = Cron.parse(cron.pipe(Option.getOrThrow), Option.getOrUndefined(timeZone))
-      return Either.isLeft(parsed)
-        ? invalid("cron", parsed.left.message)
-        : Either.right({ schedule: Schedule.cron(parsed.right), duration: duration.value })
-    }
-  )
-)
 
 /**
  * The options of an injector named `name`, read from configuration. Keys: `enabled` (default
@@ -387,7 +221,7 @@ export const config = (name: string): Config.Config<Options> =>
   Config.all({
     enabled: Config.withDefault(Config.boolean("enabled"), false),
     rate: Config.option(Config.number("rate")),
-    window: windowConfig
+    window: internalInjector.windowConfig
   }).pipe(Config.map(({ enabled, rate, window }): Options => ({
     name,
     enabled,
@@ -411,58 +245,6 @@ export const layerConfig = <I>(
 // Strategies
 // ---------------------------------------------------------------------------------------------
 
-type Kind = "fault" | "latency" | "outcome" | "behavior" | "http-status" | "client-status" | "client-fault"
-
-/** The tagged counters of each injector, made once per injector and kind. */
-const counters = new WeakMap<Injector, Map<Kind, Metric.Metric.Counter<number>>>()
-
-const counterOf = (injector: Injector, kind: Kind): Metric.Metric.Counter<number> => {
-  let byKind = counters.get(injector)
-  if (byKind === undefined) {
-    byKind = new Map()
-    counters.set(injector, byKind)
-  }
-  let counter = byKind.get(kind)
-  if (counter === undefined) {
-    counter = Metric.tagged(Metric.tagged(injectionsTotal, "name", injector.name), "kind", kind)
-    byKind.set(kind, counter)
-  }
-  return counter
-}
-
-type AnyEffect = Effect.Effect<any, any, any>
-
-/**
- * The shell every strategy shares: one synchronous decision on the calling fiber, the counter,
- * and `inject` only for an injected call. Off, it returns `self` untouched.
- */
-const strategy = <Args extends ReadonlyArray<unknown>>(
-  injector: Injector,
-  kind: Kind,
-  inject: (self: AnyEffect, ...args: Args) => AnyEffect
-) => {
-  const increment = Metric.increment(counterOf(injector, kind))
-  return (self: AnyEffect, ...args: Args): AnyEffect =>
-    Effect.withFiberRuntime((fiber) => {
-      const decision = injector.unsafeDecide(fiber)
-      if (decision === false) return self
-      if (decision === true) return Effect.zipRight(increment, inject(self, ...args))
-      return Effect.flatMap(decision, (yes) => (yes ? Effect.zipRight(increment, inject(self, ...args)) : self))
-    })
-}
-
-/** A strategy whose options were invalid: every call dies with the error, injected or not. */
-const invalid = (error: InvalidOptionsError) => (_self: AnyEffect) => Effect.die(error)
-
-/**
- * Both calling styles of a strategy: `make(injector, x)` is the combinator (built once), and
- * `(self, injector, x)` applies it at once.
- */
-const dualStrategy = <X>(make: (injector: Injector, x: X) => (self: AnyEffect) => AnyEffect): any =>
-(
-  ...args: ReadonlyArray<any>
-) => Effect.isEffect(args[0]) ? make(args[1], args[2])(args[0]) : make(args[0], args[1])
-
 /**
  * Injected calls fail with the error `error()` makes, without running the effect (Polly's fault
  * strategy, as a typed failure; use `outcome` with `Effect.die` for a defect).
@@ -485,7 +267,9 @@ const dualStrategy = <X>(make: (injector: Injector, x: X) => (self: AnyEffect) =
 export const fault: {
   <E2>(injector: Injector, error: () => E2): Injection<never, E2>
   <A, E, R, E2>(self: Effect.Effect<A, E, R>, injector: Injector, error: () => E2): Effect.Effect<A, E | E2, R>
-} = dualStrategy((injector, error: () => unknown) => strategy(injector, "fault", () => Effect.failSync(error)))
+} = internal.dualStrategy((injector, error: () => unknown) =>
+  internal.strategy(injector, "fault", () => Effect.failSync(error))
+)
 
 /**
  * Injected calls wait `delay` on the `Clock` before running. `delay` is a duration, or an effect
@@ -509,23 +293,7 @@ export const latency: {
     injector: Injector,
     delay: Duration.DurationInput | Effect.Effect<Duration.DurationInput, never, R2>
   ): Effect.Effect<A, E, R | R2>
-} = dualStrategy((injector, delay: Duration.DurationInput | Effect.Effect<Duration.DurationInput, never, unknown>) => {
-  const invalidDelay = (value: unknown, reason: string) =>
-    new InvalidOptionsError({ module: "Chaos.latency", option: "delay", value, reason })
-  if (!Effect.isEffect(delay)) {
-    const parsed = parseDurationInput(delay)
-    if (Either.isLeft(parsed)) return invalid(invalidDelay(delay, parsed.left))
-    const wait = Effect.interruptible(Effect.sleep(parsed.right))
-    return strategy(injector, "latency", (self) => Effect.zipRight(wait, self))
-  }
-  return strategy(injector, "latency", (self) =>
-    Effect.flatMap(delay, (chosen) => {
-      const parsed = parseDurationInput(chosen)
-      return Either.isLeft(parsed)
-        ? Effect.die(invalidDelay(chosen, parsed.left))
-        : Effect.zipRight(Effect.interruptible(Effect.sleep(parsed.right)), self)
-    }))
-})
+} = internal.dualStrategy(internal.latency)
 
 /**
  * Injected calls get `outcome` instead of running the effect: a fake result, a failure, a
@@ -541,7 +309,9 @@ export const outcome: {
     injector: Injector,
     outcome: Effect.Effect<A2, E2, R2>
   ): Effect.Effect<A | A2, E | E2, R | R2>
-} = dualStrategy((injector, replacement: AnyEffect) => strategy(injector, "outcome", () => replacement))
+} = internal.dualStrategy((injector, replacement: internal.AnyEffect) =>
+  internal.strategy(injector, "outcome", () => replacement)
+)
 
 /**
  * Injected calls run `behavior` first, then the effect (Polly's behaviour strategy): restart a
@@ -557,7 +327,9 @@ export const behavior: {
     injector: Injector,
     behavior: Effect.Effect<X, E2, R2>
   ): Effect.Effect<A, E | E2, R | R2>
-} = dualStrategy((injector, extra: AnyEffect) => strategy(injector, "behavior", (self) => Effect.zipRight(extra, self)))
+} = internal.dualStrategy((injector, extra: internal.AnyEffect) =>
+  internal.strategy(injector, "behavior", (self) => Effect.zipRight(extra, self))
+)
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
@@ -576,37 +348,6 @@ export interface StatusOptions {
   readonly message?: string | undefined
 }
 
-const StatusSchema = Schema.Number.pipe(
-  Schema.filter((n) => (Number.isInteger(n) && n >= 200 && n <= 599) || "expected an HTTP status from 200 to 599")
-)
-const StatusOptionsSchema = Schema.Struct({
-  status: StatusSchema,
-  retryAfter: Schema.optional(PositiveDuration),
-  message: Schema.optional(Schema.String)
-})
-
-interface PreparedStatus {
-  readonly status: number
-  readonly headers: Record<string, string>
-  readonly body: {
-    readonly error: { readonly code: "chaos_injected"; readonly status: number; readonly message: string }
-  }
-}
-
-const prepareStatus = (
-  module: string,
-  status: number,
-  options: StatusOptions
-): PreparedStatus | InvalidOptionsError => {
-  const input = { ...options, status }
-  const decoded = Schema.decodeUnknownEither(StatusOptionsSchema, { errors: "first", onExcessProperty: "error" })(input)
-  if (Either.isLeft(decoded)) return toInvalidOptions(module, input, decoded.left)
-  const { message = "injected by chaos", retryAfter } = decoded.right
-  const headers: Record<string, string> = { "cache-control": "no-store" }
-  if (retryAfter !== undefined) headers["retry-after"] = String(Math.ceil(Duration.toMillis(retryAfter) / 1000))
-  return { status, headers, body: { error: { code: "chaos_injected", status, message } } }
-}
-
 /**
  * For server handlers: injected requests are answered with `status` (e.g. 503) and a JSON body
  * `{"error": {"code": "chaos_injected", "status": …, "message": …}}` without running the
@@ -620,9 +361,9 @@ export const httpStatus = (
   status: number,
   options: StatusOptions = {}
 ): Injection<HttpServerResponse.HttpServerResponse> => {
-  const prepared = prepareStatus("Chaos.httpStatus", status, options)
-  if (prepared instanceof InvalidOptionsError) return invalid(prepared) as Injection<never>
-  return strategy(
+  const prepared = internal.prepareStatus("Chaos.httpStatus", status, options)
+  if (prepared instanceof InvalidOptionsError) return internal.invalid(prepared) as Injection<never>
+  return internal.strategy(
     injector,
     "http-status",
     () =>
@@ -656,7 +397,10 @@ export const middleware = (
   ...injections: ReadonlyArray<Injection<HttpServerResponse.HttpServerResponse, unknown, unknown>>
 ): HttpMiddleware.HttpMiddleware =>
   ((app) =>
-    injections.reduceRight<AnyEffect>((inner, injection) => injection(inner), app)) as HttpMiddleware.HttpMiddleware
+    injections.reduceRight<internal.AnyEffect>(
+      (inner, injection) => injection(inner),
+      app
+    )) as HttpMiddleware.HttpMiddleware
 
 /**
  * For `HttpClient`: injected requests are not sent; the caller gets a response with `status`
@@ -666,11 +410,11 @@ export const middleware = (
  * @category http
  */
 export const clientStatus = (injector: Injector, status: number, options: StatusOptions = {}): ClientInjection => {
-  const prepared = prepareStatus("Chaos.clientStatus", status, options)
-  if (prepared instanceof InvalidOptionsError) return invalid(prepared) as ClientInjection
+  const prepared = internal.prepareStatus("Chaos.clientStatus", status, options)
+  if (prepared instanceof InvalidOptionsError) return internal.invalid(prepared) as ClientInjection
   const body = JSON.stringify(prepared.body)
   const headers = { ...prepared.headers, "content-type": "application/json" }
-  return strategy(
+  return internal.strategy(
     injector,
     "client-status",
     (_send, request: HttpClientRequest.HttpClientRequest) =>
@@ -691,15 +435,19 @@ export const clientFault = (
   options: { readonly message?: string | undefined } = {}
 ): ClientInjection<HttpClientError.RequestError> => {
   const message = options.message ?? "connection reset (injected by chaos)"
-  return strategy(injector, "client-fault", (_send, request: HttpClientRequest.HttpClientRequest) =>
-    Effect.fail(
-      new HttpClientError.RequestError({
-        request,
-        reason: "Transport",
-        cause: Object.assign(new Error(message), { code: "ECONNRESET" }),
-        description: message
-      })
-    )) as ClientInjection<HttpClientError.RequestError>
+  return internal.strategy(
+    injector,
+    "client-fault",
+    (_send, request: HttpClientRequest.HttpClientRequest) =>
+      Effect.fail(
+        new HttpClientError.RequestError({
+          request,
+          reason: "Transport",
+          cause: Object.assign(new Error(message), { code: "ECONNRESET" }),
+          description: message
+        })
+      )
+  ) as ClientInjection<HttpClientError.RequestError>
 }
 
 /**
