@@ -26,7 +26,7 @@
  * ```ts
  * import { SqlClient } from "@effect/sql"
  * import { PgClient } from "@effect/sql-pg"
- * import { Effect, Layer } from "effect"
+ * import { Effect, Layer, Redacted } from "effect"
  * import { ResilientSql } from "effect-resilience"
  *
  * const SqlLive = ResilientSql.layer({ name: "orders-db", timeout: "2 seconds" }).pipe(
@@ -41,13 +41,10 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import type * as Statement from "@effect/sql/Statement"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
-import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -55,14 +52,12 @@ import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Backoff from "./Backoff.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import type { CircuitOpenError, InvalidOptionsError, TimeoutError } from "./Errors.js"
 import { Name, NonNegativeInt, PositiveDuration, toInvalidOptions } from "./internal/options.js"
 import * as classification from "./internal/sql.js"
 import * as sqlClient from "./internal/sqlClient.js"
-import * as Retry from "./Retry.js"
-import * as Timeout from "./Timeout.js"
+import * as protection from "./internal/sqlProtection.js"
 
 // ---------------------------------------------------------------------------------------------
 // Models
@@ -156,10 +151,7 @@ export class Database extends Context.Tag("effect-resilience/ResilientSql")<Data
  * @since 0.2.0
  * @category metrics
  */
-export const operationsTotal: Metric.Metric.Counter<number> = Metric.counter("resilience_sql_operations_total", {
-  description: "SQL statements and transactions run through a protected client, by outcome",
-  incremental: true
-})
+export const operationsTotal: Metric.Metric.Counter<number> = protection.operationsTotal
 
 /**
  * The `CircuitOpenError` or `TimeoutError` inside an `SqlError` of the protected client (or the
@@ -168,15 +160,7 @@ export const operationsTotal: Metric.Metric.Counter<number> = Metric.counter("re
  * @since 0.2.0
  * @category getters
  */
-export const rejection = (error: unknown): Option.Option<CircuitOpenError | TimeoutError> => {
-  const isRejection = (u: unknown): u is CircuitOpenError | TimeoutError =>
-    Predicate.isTagged(u, "CircuitOpenError") || Predicate.isTagged(u, "TimeoutError")
-  if (isRejection(error)) return Option.some(error)
-  if (Predicate.isTagged(error, "SqlError") && Predicate.hasProperty(error, "cause") && isRejection(error.cause)) {
-    return Option.some(error.cause)
-  }
-  return Option.none()
-}
+export const rejection: (error: unknown) => Option.Option<CircuitOpenError | TimeoutError> = protection.rejection
 
 /**
  * How a failure of a database operation is read by the breaker and the retries (see
@@ -257,52 +241,30 @@ const decodeOptions = (input: unknown): Effect.Effect<typeof OptionsSchema.Type,
 // Constructors
 // ---------------------------------------------------------------------------------------------
 
-type Outcome = classification.Kind | "success" | "defect" | "interrupted"
-type OperationType = "statement" | "transaction"
-
-const counterFor = (name: string) => {
-  const cache = new Map<string, Metric.Metric.Counter<number>>()
-  return (type: OperationType, outcome: Outcome) => {
-    const key = `${type} ${outcome}`
-    let counter = cache.get(key)
-    if (counter === undefined) {
-      counter = operationsTotal.pipe(
-        Metric.tagged("name", name),
-        Metric.tagged("type", type),
-        Metric.tagged("outcome", outcome)
-      )
-      cache.set(key, counter)
+const settingsOf = (
+  o: typeof OptionsSchema.Type
+): Effect.Effect<protection.Settings, InvalidOptionsError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const name = o.name ?? "sql"
+    const breaker = o.breaker === false
+      ? undefined
+      : o.breaker === undefined
+      ? yield* CircuitBreaker.make(CircuitBreaker.sre({ name }))
+      : "protect" in o.breaker
+      ? o.breaker as CircuitBreaker.CircuitBreaker
+      : yield* CircuitBreaker.make(o.breaker as CircuitBreaker.Policy)
+    const retry = o.retry === false ? undefined : o.retry ?? {}
+    return {
+      name,
+      breaker,
+      timeout: o.timeout === false ? undefined : o.timeout ?? Duration.seconds(10),
+      retry: retry === undefined ? undefined : {
+        times: retry.times ?? 2,
+        schedule: retry.schedule,
+        idempotent: retry.idempotent ?? classification.isReadOnly,
+        transactions: retry.transactions ?? true
+      }
     }
-    return counter
-  }
-}
-
-const outcomeOf = <A, E>(exit: Exit.Exit<A, E>): Outcome => {
-  if (Exit.isSuccess(exit)) return "success"
-  if (Exit.isInterrupted(exit)) return "interrupted"
-  const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-  return failure === undefined ? "defect" : classification.classify(failure)
-}
-
-/**
- * Runs the first attempt plainly (the success path builds no schedule driver); after a failure,
- * `policyFor(failure)` decides whether and how to go on.
- */
-const retryAfterFailure = <A, E, R>(
-  attempt: Effect.Effect<A, E, R>,
-  policyFor: (failure: E) => Schedule.Schedule<unknown, E> | undefined
-): Effect.Effect<A, E, R> =>
-  Effect.catchAll(attempt, (first) => {
-    const policy = policyFor(first)
-    if (policy === undefined) return Effect.fail(first)
-    return Effect.flatMap(Schedule.driver(policy), (driver) => {
-      const loop = (error: E): Effect.Effect<A, E, R> =>
-        Effect.matchEffect(driver.next(error), {
-          onFailure: () => Effect.fail(error),
-          onSuccess: () => Effect.catchAll(attempt, loop)
-        })
-      return loop(first)
-    })
   })
 
 /**
@@ -317,117 +279,15 @@ export const wrap = (
   options: Options = {}
 ): Effect.Effect<ResilientSql, InvalidOptionsError, Scope.Scope> =>
   Effect.gen(function*() {
-    const o = yield* decodeOptions(options)
+    const settings = yield* Effect.flatMap(decodeOptions(options), settingsOf)
     const modules = yield* sqlClient.load
-    const name = o.name ?? "sql"
-    const breaker = o.breaker === false
-      ? undefined
-      : o.breaker === undefined
-      ? yield* CircuitBreaker.make(CircuitBreaker.sre({ name }))
-      : "protect" in o.breaker
-      ? o.breaker as CircuitBreaker.CircuitBreaker
-      : yield* CircuitBreaker.make(o.breaker as CircuitBreaker.Policy)
-    const timeout = o.timeout === false
-      ? undefined
-      : Timeout.within({ duration: o.timeout ?? Duration.seconds(10), operation: name })
-    const retry = o.retry === false ? undefined : o.retry ?? {}
-    const idempotent = retry?.idempotent ?? classification.isReadOnly
-    const base = (retry?.schedule ?? Backoff.exponential({ base: "50 millis", cap: "1 second", jitter: "full" }))
-      .pipe(Schedule.intersect(Schedule.recurs(retry?.times ?? 2)))
-    const policy = (retryable: (kind: classification.Kind) => boolean) =>
-      Retry.policy({ name, schedule: base, while: (e: unknown) => retryable(classification.classify(e)) })
-    const policies = retry === undefined ? undefined : {
-      safe: policy((kind) => classification.isStatementRetryable(kind, () => false)),
-      idempotent: policy((kind) => classification.isStatementRetryable(kind, () => true)),
-      transaction: retry.transactions === false ? undefined : policy(classification.isTransactionRetryable)
-    }
-    const counter = counterFor(name)
-    const isFailure = (e: unknown) => classification.isBreakerFailure(classification.classify(e))
-
-    /** Set while a protected operation runs: statements inside it are timed, not counted or retried again. */
-    const insideOperation = FiberRef.unsafeMake(false)
-
-    /**
-     * One protected operation: retry(breaker(timeout(effect))). `nested` marks the work as inside
-     * it, for effects that may run protected statements or transactions of their own.
-     */
-    const operation = <A, E, R>(
-      effect: Effect.Effect<A, E, R>,
-      type: OperationType,
-      options: { readonly timed: boolean; readonly nested: boolean },
-      policyFor: (failure: E | CircuitOpenError | TimeoutError) => Schedule.Schedule<unknown, unknown> | undefined
-    ): Effect.Effect<A, E | CircuitOpenError | TimeoutError, R> => {
-      let attempt: Effect.Effect<A, E | CircuitOpenError | TimeoutError, R> = options.nested
-        ? Effect.locally(effect, insideOperation, true)
-        : effect
-      if (options.timed && timeout !== undefined) attempt = timeout(attempt)
-      if (breaker !== undefined) attempt = breaker.protect(attempt, { isFailure })
-      const retried = policies === undefined ? attempt : retryAfterFailure(attempt, policyFor)
-      return Effect.onExit(retried, (exit) => Metric.increment(counter(type, outcomeOf(exit))))
-    }
-
-    const inTransaction = (context: Context.Context<never>) =>
-      Option.isSome(Context.getOption(context, modules.SqlClient.TransactionConnection))
-
-    /** The client's own rejections travel as `SqlError`s, the only error its statements declare. */
-    const asSqlErrors = <A, E, R>(
-      effect: Effect.Effect<A, E | CircuitOpenError | TimeoutError, R>
-    ): Effect.Effect<A, Exclude<E, CircuitOpenError | TimeoutError> | SqlError, R> =>
-      Effect.mapError(effect, (error) => {
-        const inner = rejection(error)
-        return Option.isSome(inner) && inner.value === error
-          ? new modules.SqlError({ cause: error, message: inner.value.message })
-          : error as Exclude<E, CircuitOpenError | TimeoutError>
-      })
-
-    const statement = <A>(
-      effect: Effect.Effect<A, SqlError>,
-      inner: Statement.Statement<unknown>
-    ): Effect.Effect<A, SqlError> =>
-      Effect.withFiberRuntime((fiber) => {
-        // inside a transaction or another protected operation: timed only, never retried alone
-        if (fiber.getFiberRef(insideOperation) || inTransaction(fiber.currentContext)) {
-          return timeout === undefined ? effect : asSqlErrors(timeout(effect))
-        }
-        const run = operation(effect, "statement", { timed: true, nested: false }, (failure) => {
-          if (policies === undefined) return undefined
-          const kind = classification.classify(failure)
-          if (kind !== "connection-lost" && kind !== "timeout") return policies.safe
-          return idempotent(inner.compile()[0]) ? policies.idempotent : policies.safe
-        })
-        return asSqlErrors(run)
-      })
-
-    /** Transactions are not timed as a whole (their statements are), nor retried when nested. */
-    const transaction = <A, E, R>(original: SqlClient.SqlClient, effect: Effect.Effect<A, E, R>) =>
-      Effect.withFiberRuntime<A, E | SqlError | CircuitOpenError, R>((fiber) =>
-        fiber.getFiberRef(insideOperation) || inTransaction(fiber.currentContext)
-          ? original.withTransaction(effect) // part of an operation already protected (a savepoint when nested)
-          : operation(
-            original.withTransaction(effect),
-            "transaction",
-            { timed: false, nested: true },
-            () => policies?.transaction
-          ) as Effect.Effect<A, E | SqlError | CircuitOpenError, R>
-      )
-
-    const wrapped = sqlClient.wrapClient(modules, client, {
-      statement,
-      transaction: (original, effect) => asSqlErrors(transaction(original, effect))
-    })
-
+    const guard = protection.make(modules, settings)
     return {
-      name,
-      client: wrapped,
-      breaker: Option.fromNullable(breaker),
-      protect: (effect, protectOptions) =>
-        operation(effect, "statement", { timed: true, nested: true }, () =>
-          policies === undefined
-            ? undefined
-            : protectOptions?.idempotent === true
-            ? policies.idempotent
-            : policies.safe),
-      transaction: (effect) => transaction(client, effect)
+      name: settings.name,
+      client: sqlClient.wrapClient(modules, client, guard.hooks),
+      breaker: Option.fromNullable(settings.breaker),
+      protect: guard.protect,
+      transaction: (effect) => guard.transaction(client, effect)
     } satisfies ResilientSql
   })
 
