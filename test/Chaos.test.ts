@@ -1,3 +1,4 @@
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import {
   ConfigProvider,
@@ -378,6 +379,20 @@ describe("Chaos strategies", () => {
       expect(failureOf(yield* Effect.exit(broken))).toBeInstanceOf(Injected)
       expect(order).toEqual(["restart cache", "call"])
       expect(yield* injectedCount("behavior", "behavior")).toBe(2)
+    }))
+})
+
+describe("Chaos middleware", () => {
+  it.effect("applies its strategies to the app, the first one outermost", () =>
+    Effect.gen(function*() {
+      const chaos = yield* Chaos.make({ name: "middleware-order", enabled: true, rate: 1 })
+      const order: Array<string> = []
+      const step = (label: string) => Effect.sync(() => order.push(label))
+      const middleware = Chaos.middleware(Chaos.behavior(chaos, step("first")), Chaos.behavior(chaos, step("second")))
+      const app = Effect.as(step("app"), HttpServerResponse.text("ok"))
+      const response = yield* (middleware(app as never) as Effect.Effect<HttpServerResponse.HttpServerResponse>)
+      expect(response.status).toBe(200)
+      expect(order).toEqual(["first", "second", "app"])
     }))
 })
 
