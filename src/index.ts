@@ -171,3 +171,21 @@ export * as TaskRunner from "./TaskRunner.js"
  * @since 0.1.0
  */
 export * as AdaptiveLimiter from "./AdaptiveLimiter.js"
+
+/**
+ * Chaos injection: faults, latency, fake outcomes and behaviours injected into a share of calls,
+ * switchable at run time, inside Schedule-driven windows, read from `effect/Config`; as effect
+ * combinators, an `HttpMiddleware` and an `HttpClient` transform.
+ *
+ * @since 0.2.0
+ */
+export * as Chaos from "./Chaos.js"
+
+/**
+ * Protection for `@effect/sql` (an optional peer, loaded only when used): a breaker per database,
+ * per-statement timeouts within the caller's deadline, retries only when repeating is safe,
+ * transactions retried as a whole, metrics; a Layer that protects the `SqlClient` in context.
+ *
+ * @since 0.2.0
+ */
+export * as ResilientSql from "./ResilientSql.js"
