@@ -57,7 +57,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
   closed = false
   /** set on the first rejection of an overload episode, cleared once a permit is free */
   saturated = false
-  private values: Float64Array
+  private values: Array<number>
   private reportedQueued = 0
   private boundProtect: Bulkhead["protect"] | undefined = undefined
   private full: BulkheadFullError | undefined = undefined
@@ -221,6 +221,6 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
     this.values[ACTIVE] -= this.active
     this.values[QUEUED] -= this.reportedQueued
     this.metrics.release(kind, this.series)
-    this.values = new Float64Array(kind.slots)
+    this.values = InstanceMetrics.zeros(kind.slots)
   }
 }

@@ -56,8 +56,10 @@ export const makeRegistry = (
     const now = () => clock.unsafeCurrentTimeMillis()
 
     const add = (key: string, settings: Settings): BulkheadImpl => {
+      // the bulkheads evicted to make room go first, so their series are free for the new one
+      closeAll(cache.makeRoom(now()))
       const bulkhead = BulkheadImpl.make(settings, metrics, leases)
-      closeAll(cache.insert(key, bulkhead, now()).evicted)
+      cache.insert(key, bulkhead, now())
       return bulkhead
     }
 
@@ -144,6 +146,7 @@ export const makePerKey = (options: {
       ttl: options.ttl,
       inUse: (bulkhead) => bulkhead.inUse()
     })
+    // closing twice is harmless: a bulkhead closes once
     const drop = (entries: ReadonlyArray<IdleCache.Entry<BulkheadImpl>>): Effect.Effect<void> =>
       Effect.forEach(entries, (entry) => {
         entry.value.close()
@@ -159,8 +162,10 @@ export const makePerKey = (options: {
         const now = clock.unsafeCurrentTimeMillis()
         const entry = cache.get(key, now)
         if (entry !== undefined) return Effect.succeed(entry.value)
+        const evicted = cache.makeRoom(now)
+        for (const old of evicted) old.value.close()
         const bulkhead = BulkheadImpl.make(options.settingsOf(key), metrics, leases)
-        const { evicted } = cache.insert(key, bulkhead, now)
+        cache.insert(key, bulkhead, now)
         return evicted.length === 0 ? Effect.succeed(bulkhead) : Effect.as(drop(evicted), bulkhead)
       })
   })

@@ -104,16 +104,16 @@ export class KeyedCache<A> {
       (keep !== undefined && keep(entry.value))
   }
 
-  /** Adds `value` under `key` (absent) and returns the entries evicted to stay within `maxKeys`. */
-  insert(key: string, value: A, now: number): { readonly entry: Entry<A>; readonly evicted: Array<Entry<A>> } {
-    const entry: Entry<A> = { key, value, touched: now, active: 0, older: undefined, newer: undefined }
-    this.map.set(key, entry)
-    this.append(entry)
+  /**
+   * Evicts least recently used idle entries until one more fits within `maxKeys`, and returns
+   * them. Called before an instance is built, so the evicted ones give back what they hold (their
+   * metric series) before the new one takes its share.
+   */
+  makeRoom(now: number): Array<Entry<A>> {
     const evicted: Array<Entry<A>> = []
     // every entry is looked at once at most: a busy one moves to the newest end
-    for (let budget = this.map.size; this.map.size > this.options.maxKeys && budget > 0; budget--) {
+    for (let budget = this.map.size; this.map.size >= this.options.maxKeys && budget > 0; budget--) {
       const candidate = this.oldest!
-      if (candidate === entry) break
       if (this.busy(candidate)) {
         this.touch(candidate, now)
         continue
@@ -121,7 +121,15 @@ export class KeyedCache<A> {
       this.delete(candidate)
       evicted.push(candidate)
     }
-    return { entry, evicted }
+    return evicted
+  }
+
+  /** Adds `value` under `key`, which must be absent (call `makeRoom` first to stay within `maxKeys`). */
+  insert(key: string, value: A, now: number): Entry<A> {
+    const entry: Entry<A> = { key, value, touched: now, active: 0, older: undefined, newer: undefined }
+    this.map.set(key, entry)
+    this.append(entry)
+    return entry
   }
 
   delete(entry: Entry<A>): void {

@@ -4,7 +4,7 @@
  * Effect's global `Metric` registry keeps every series it ever saw, so a breaker per tenant or
  * per host leaks one series per name for the life of the process. Here an instance kind declares
  * its metric families once (`defineKind`); each instance `acquire`s the series for its name — a
- * plain `Float64Array` it writes with ordinary increments on the hot path — and `release`s it when
+ * plain array of numbers it writes with ordinary increments on the hot path — and `release`s it when
  * it is closed. The series is shared by every live instance of that kind and name (so their counts
  * add up and a counter never goes backwards while one of them lives) and dropped with the last one.
  *
@@ -18,6 +18,16 @@ import { globalValue } from "effect/GlobalValue"
 /** The `name` label of the series shared by the names beyond a kind's `maxSeries`. */
 export const OVERFLOW = "__overflow__"
 
+/**
+ * A series' values: a plain array, not a typed array — a typed array's memory lives outside the JS
+ * heap and costs far more to allocate, and names come and go at the rate instances do.
+ */
+export const zeros = (slots: number): Array<number> => {
+  const values: Array<number> = []
+  for (let i = 0; i < slots; i++) values.push(0)
+  return values
+}
+
 /** Label values beyond `name`. */
 export type Labels = Readonly<Record<string, string>>
 
@@ -29,7 +39,7 @@ export interface Family {
   /** slots this family occupies in each series' values */
   readonly slots: number
   /** reports the family's samples for one series, read from `values[offset … offset + slots)` */
-  readonly collect: (values: Float64Array, offset: number, emit: (labels: Labels, value: number) => void) => void
+  readonly collect: (values: Array<number>, offset: number, emit: (labels: Labels, value: number) => void) => void
 }
 
 /** A family with one sample per slot, labelled by `labels[slot]`. */
@@ -76,7 +86,7 @@ export const defineKind = (id: string, families: ReadonlyArray<Family>): Kind =>
 /** The series of one name of one kind. Writers index `values` with their kind's constants. */
 export interface Series {
   readonly name: string
-  readonly values: Float64Array
+  readonly values: Array<number>
   /** live instances sharing it (the overflow series is never released) */
   refs: number
 }
@@ -123,11 +133,11 @@ export class Registry {
     }
     if (state.named.size >= this.maxSeries) {
       if (state.overflow === undefined) {
-        state.overflow = { name: OVERFLOW, values: new Float64Array(kind.slots), refs: 1 }
+        state.overflow = { name: OVERFLOW, values: zeros(kind.slots), refs: 1 }
       }
       return state.overflow
     }
-    const series: Series = { name, values: new Float64Array(kind.slots), refs: 1 }
+    const series: Series = { name, values: zeros(kind.slots), refs: 1 }
     state.named.set(name, series)
     return series
   }

@@ -51,19 +51,28 @@ const expire = (window: Buckets, data: Array<number>, index: number): void => {
 export const add = (window: Buckets, now: number, field: number, value: number): void => {
   const stride = window.fields + 1
   const index = Math.floor(now / window.bucketMillis)
-  let data = window.data
+  const data = window.data
   if (data !== undefined) {
     const tail = data.length - stride
     if (data[tail] >= index) {
       data[tail + 1 + field] += value
       return
     }
-    expire(window, data, index)
-    data = window.data
   }
-  if (data === undefined) data = window.data = []
-  data.push(index)
-  for (let f = 0; f < window.fields; f++) data.push(f === field ? value : 0)
+  // A new bucket, at most once per bucket interval. The array is rebuilt to its exact size (a
+  // push would leave it room for some twenty numbers more): most windows of a breaker per tenant
+  // hold one or two buckets.
+  const bucket = window.fields === 3 ? [index, 0, 0, 0] : [index]
+  if (window.fields !== 3) { for (let f = 0; f < window.fields; f++) bucket.push(0) }
+  bucket[1 + field] += value
+  if (data === undefined) {
+    window.data = bucket
+    return
+  }
+  const oldest = index - window.buckets
+  let drop = 0
+  while (drop < data.length && data[drop] <= oldest) drop += stride
+  window.data = drop === data.length ? bucket : (drop === 0 ? data : data.slice(drop)).concat(bucket)
 }
 
 /** Forgets the buckets that are out of the window at `now`. */

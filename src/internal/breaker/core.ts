@@ -42,8 +42,10 @@ export interface Core {
   retryAfterMillis(now: number): number
   reset(now: number): void
   stats(now: number): CoreStats
-  /** state changes not yet published */
-  readonly pending: Array<Transition>
+  /** state changes not yet published (read-only: `takePending` empties it) */
+  readonly pending: ReadonlyArray<Transition>
+  /** the state changes not yet published, which the caller now publishes */
+  takePending(): ReadonlyArray<Transition>
 }
 
 const sreStateOf = (ratio: number): CoreState => ratio <= 0 ? "Closed" : ratio >= 1 ? "Open" : "HalfOpen"
@@ -55,28 +57,31 @@ const sreStateOf = (ratio: number): CoreState => ratio <= 0 ? "Closed" : ratio >
  * ratio stayed ≤ 0 for `forcePassAfter`, so a ratio hovering around zero cannot flood the logs
  * and the `changes` stream with flips.
  */
-export class SreCore implements Core {
-  readonly pending: Array<Transition> = []
-  readonly sre: Sre.State
+export class SreCore extends Sre.State implements Core {
+  pending: Array<Transition> = Machine.NO_TRANSITIONS as Array<Transition>
   current: CoreState = "Closed"
-  calmSince = Number.NaN
-
-  constructor(params: Sre.Params, now: number) {
-    this.sre = Sre.make(params, now)
-  }
+  /** since when the ratio is back at zero while the state is not Closed yet (−1: it is not) */
+  calmSince = -1
 
   private observe(at: number): void {
-    const next = sreStateOf(this.sre.ratio)
+    const next = sreStateOf(this.ratio)
     if (next === "Closed") {
       if (this.current === "Closed") return
-      if (Number.isNaN(this.calmSince)) this.calmSince = at
-      if (at - this.calmSince < this.sre.params.forcePassAfterMillis) return
+      if (this.calmSince < 0) this.calmSince = at
+      if (at - this.calmSince < this.params.forcePassAfterMillis) return
     }
-    this.calmSince = Number.NaN
+    this.calmSince = -1
     if (next !== this.current) {
+      if (this.pending === Machine.NO_TRANSITIONS) this.pending = []
       this.pending.push({ from: this.current, to: next, at })
       this.current = next
     }
+  }
+
+  takePending(): ReadonlyArray<Transition> {
+    const changes = this.pending
+    this.pending = Machine.NO_TRANSITIONS as Array<Transition>
+    return changes
   }
 
   state(): CoreState {
@@ -92,33 +97,33 @@ export class SreCore implements Core {
   }
   acquire(t: number): number {
     // ADMIT is token 0; REJECT and NEED_RANDOM are the same numbers here and in `Sre`
-    const d = Sre.decide(this.sre, t)
-    if (this.current !== "Closed" || this.sre.ratio > 0) this.observe(t)
+    const d = Sre.decide(this, t)
+    if (this.current !== "Closed" || this.ratio > 0) this.observe(t)
     return d
   }
   acquireRandom(t: number, u: number): number {
-    return Sre.decideWithRandom(this.sre, t, u)
+    return Sre.decideWithRandom(this, t, u)
   }
   success(_token: number, t: number): void {
-    Sre.markSuccess(this.sre, t)
+    Sre.markSuccess(this, t)
   }
   failure(_token: number, t: number): void {
-    Sre.markFailure(this.sre, t)
+    Sre.markFailure(this, t)
   }
   ignore(): void {}
   rejected(t: number): void {
-    Sre.markDrop(this.sre, t)
+    Sre.markDrop(this, t)
   }
   retryAfterMillis(t: number): number {
-    return this.current === "Open" ? Sre.retryAfterMillis(this.sre, t) : Number.NaN
+    return this.current === "Open" ? Sre.retryAfterMillis(this, t) : Number.NaN
   }
   reset(t: number): void {
-    Sre.reset(this.sre, t)
+    Sre.reset(this, t)
     this.current = "Closed"
-    this.calmSince = Number.NaN
+    this.calmSince = -1
   }
   stats(t: number): CoreStats {
-    const s = this.sre
+    const s = this
     const c = Sre.counts(s, t)
     const requests = c.successes + c.failures
     return {
@@ -146,8 +151,13 @@ export class MachineCore implements Core {
     this.machine = Machine.make(params, openMillis, now)
   }
 
-  get pending(): Array<Transition> {
-    return this.machine.pending as Array<Transition>
+  get pending(): ReadonlyArray<Transition> {
+    return this.machine.pending
+  }
+  takePending(): ReadonlyArray<Transition> {
+    const changes = this.machine.pending
+    this.machine.pending = Machine.NO_TRANSITIONS
+    return changes
   }
   state(): CoreState {
     return this.machine.state

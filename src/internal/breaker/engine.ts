@@ -4,8 +4,7 @@
  *
  * A breaker is one object with plain fields; its methods live on the prototype. On the hot path a
  * call reads the clock once, decides in one synchronous step on the core, and wraps the effect in
- * one `matchCauseEffect` whose handlers are shared by every call admitted in the same generation
- * (so an admitted call allocates nothing of its own). A success is recorded at the time of the
+ * one `matchCauseEffect`. A success is recorded at the time of the
  * latest admission unless the core needs its own time (a state machine that is not Closed, an
  * interval roll-over) or the call is timed (slow-call tracking); a failure reads the clock.
  *
@@ -49,17 +48,12 @@ const handlers = <A, E, B, E2>(
   onSuccess: (a: A) => Effect.Effect<B, E2>
 ) => ({ onFailure, onSuccess })
 
-type Handlers = ReturnType<typeof handlers<any, any, any, any>>
-
-/** The handlers of calls admitted with `token` that keep no state of their own. */
-const sharedHandlers = (breaker: Breaker, token: number): Handlers =>
-  handlers(
-    (cause: Cause.Cause<unknown>) => breaker.failed(cause, token, Number.NaN, breaker.spec.isFailure),
-    (a: unknown) => breaker.succeeded(a, token, Number.NaN)
-  )
-
-/** The handlers of one call: timed (slow-call tracking) or with its own `isFailure`. */
-const callHandlers = (breaker: Breaker, token: number, start: number, isFailure: (e: any) => boolean): Handlers =>
+/**
+ * The outcome handlers of one call. They are built per call — two closures and an object, which
+ * measure as free on the hot path — rather than cached per breaker, where they would cost about
+ * 250 bytes per idle breaker. `start` is NaN unless the call is timed (slow-call tracking).
+ */
+const callHandlers = (breaker: Breaker, token: number, start: number, isFailure: (e: any) => boolean) =>
   handlers(
     (cause: Cause.Cause<unknown>) => breaker.failed(cause, token, start, isFailure),
     (a: unknown) => breaker.succeeded(a, token, start)
@@ -75,6 +69,12 @@ const settleWith = (permit: PermitImpl, outcome: Classify.Outcome, reason: unkno
   Effect.suspend(() => permit.settle(outcome, reason))
 const failureOf = (permit: PermitImpl) => (reason: unknown): Effect.Effect<void> =>
   settleWith(permit, Classify.classifyReported(reason), reason)
+
+interface Rejection {
+  readonly error: CircuitOpenError
+  readonly state: State
+  readonly retryAfterMillis: number
+}
 
 /** The second step of `allow`: the first report counts, later ones are no-ops. */
 class PermitImpl implements Permit {
@@ -109,14 +109,11 @@ export class Breaker implements CircuitBreaker {
   permits = 0
   lastErrors: Array<RecordedError> | undefined = undefined
   hub: PubSub.PubSub<StateChange> | undefined = undefined
-  values: Float64Array
+  values: Array<number>
   private readonly series: InstanceMetrics.Series
-  private handlers: Handlers | undefined = undefined
-  private handlersToken = -1
   private openForState: unknown = undefined
-  private rejection: CircuitOpenError | undefined = undefined
-  private rejectionState: State = "Closed"
-  private rejectionMillis = Number.NaN
+  /** the last rejection, reused while its state and retry-after stay the same */
+  private rejection: Rejection | undefined = undefined
   private boundProtect: CircuitBreaker["protect"] | undefined = undefined
 
   constructor(
@@ -167,7 +164,15 @@ export class Breaker implements CircuitBreaker {
     effect: Effect.Effect<A, E, R>,
     isFailure?: ProtectOptions<E>["isFailure"]
   ): Effect.Effect<A, E | CircuitOpenError, R> {
-    const now = this.clock.unsafeCurrentTimeMillis()
+    return this.runAt(this.clock.unsafeCurrentTimeMillis(), effect, isFailure)
+  }
+
+  /** One call at `now`, read from this breaker's clock by the caller (a registry reads it once). */
+  runAt<A, E, R>(
+    now: number,
+    effect: Effect.Effect<A, E, R>,
+    isFailure?: ProtectOptions<E>["isFailure"]
+  ): Effect.Effect<A, E | CircuitOpenError, R> {
     this.lastUsed = now
     if (this.isolated) return this.rejectIsolated(now)
     const core = this.core
@@ -201,19 +206,9 @@ export class Breaker implements CircuitBreaker {
     now: number,
     isFailure: ProtectOptions<E>["isFailure"]
   ): Effect.Effect<A, E, R> {
-    const h = isFailure === undefined && !this.spec.timesCalls
-      ? this.handlersFor(token)
-      : callHandlers(this, token, now, isFailure ?? this.spec.isFailure)
+    const h = callHandlers(this, token, this.spec.timesCalls ? now : Number.NaN, isFailure ?? this.spec.isFailure)
     const run = Effect.matchCauseEffect(effect, h) as Effect.Effect<A, E, R>
     return this.core.pending.length === 0 ? run : Effect.zipRight(this.flush(), run)
-  }
-
-  private handlersFor(token: number): Handlers {
-    if (this.handlers === undefined || this.handlersToken !== token) {
-      this.handlers = sharedHandlers(this, token)
-      this.handlersToken = token
-    }
-    return this.handlers
   }
 
   /** A call ended with a value; `start` is NaN unless the call is timed. */
@@ -274,19 +269,17 @@ export class Breaker implements CircuitBreaker {
     const retryAfterMillis = this.isolated ? Number.NaN : this.core.retryAfterMillis(now)
     const last = this.rejection
     if (
-      last !== undefined && this.rejectionState === state &&
-      (this.rejectionMillis === retryAfterMillis ||
-        (Number.isNaN(retryAfterMillis) && Number.isNaN(this.rejectionMillis)))
-    ) return last
+      last !== undefined && last.state === state &&
+      (last.retryAfterMillis === retryAfterMillis ||
+        (Number.isNaN(retryAfterMillis) && Number.isNaN(last.retryAfterMillis)))
+    ) return last.error
     const error = new CircuitOpenError(
       Number.isNaN(retryAfterMillis)
         ? { breaker: this.name, state }
         : { breaker: this.name, state, retryAfter: Duration.millis(retryAfterMillis) },
       true
     )
-    this.rejection = error
-    this.rejectionState = state
-    this.rejectionMillis = retryAfterMillis
+    this.rejection = { error, state, retryAfterMillis }
     return error
   }
 
@@ -386,7 +379,7 @@ export class Breaker implements CircuitBreaker {
    */
   flush(): Effect.Effect<void> {
     return Effect.uninterruptible(Effect.suspend(() => {
-      const changes = this.core.pending.splice(0, this.core.pending.length)
+      const changes = this.core.takePending()
       return Effect.forEach(changes, (t) => {
         const step = t.to === "Open"
           ? this.stepOpenFor(t.at)
@@ -425,7 +418,7 @@ export class Breaker implements CircuitBreaker {
       const now = this.clock.unsafeCurrentTimeMillis()
       const from = this.currentState()
       this.isolated = false
-      this.core.pending.length = 0
+      this.core.takePending()
       this.core.reset(now)
       this.lastErrors = undefined
       const announce = from === "Closed" ? Effect.void : this.publish({ name: this.name, from, to: "Closed", at: now })

@@ -68,9 +68,15 @@ export interface State {
   openMillis: number
   /** trips since the breaker was last Closed (0 on the first trip) */
   trips: number
-  /** state changes not yet published by the shell */
-  readonly pending: Array<Transition>
+  /** state changes not yet published by the shell (`NO_TRANSITIONS` while there are none) */
+  pending: Array<Transition>
 }
+
+/**
+ * The `pending` of a state without unpublished changes: one shared, frozen empty array, so a
+ * breaker carries no array of its own until its state changes.
+ */
+export const NO_TRANSITIONS: Array<Transition> = Object.freeze([]) as unknown as Array<Transition>
 
 const emptyCounts = (): Counts => ({
   requests: 0,
@@ -97,7 +103,7 @@ export const make = (params: Params, openMillis: number, now: number): State => 
   openUntil: 0,
   openMillis,
   trips: 0,
-  pending: []
+  pending: NO_TRANSITIONS
 })
 
 const newGeneration = (s: State, now: number): void => {
@@ -121,6 +127,7 @@ const setState = (s: State, to: MachineState, now: number): void => {
   if (to === "Closed") s.trips = 0
   s.state = to
   newGeneration(s, now)
+  if (s.pending === NO_TRANSITIONS) s.pending = []
   s.pending.push({ from, to, at: now })
 }
 

@@ -51,13 +51,13 @@ const CHANGES = kind.offsets[1]
 const STATE = kind.offsets[2]
 
 /** Records a change of state in `values`. */
-export const changed = (values: Float64Array, from: State, to: State): void => {
+export const changed = (values: Array<number>, from: State, to: State): void => {
   values[CHANGES + stateValue[from] * STATES.length + stateValue[to]]++
   values[STATE + stateValue[from]]--
   values[STATE + stateValue[to]]++
 }
 
 /** A breaker in `state` joins (+1) or leaves (−1) its series. */
-export const member = (values: Float64Array, state: State, delta: 1 | -1): void => {
+export const member = (values: Array<number>, state: State, delta: 1 | -1): void => {
   values[STATE + stateValue[state]] += delta
 }

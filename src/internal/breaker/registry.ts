@@ -55,15 +55,17 @@ export const make = (
       Effect.suspend(() => {
         const decoded = specs.decode(settings.policy(name))
         if (Either.isLeft(decoded)) return Effect.die(decoded.left)
-        return Effect.flatMap(Breaker.make(decoded.right.name, decoded.right.spec, clock, metrics), (breaker) => {
+        // the breakers evicted to make room go first, so their series are free for the new one
+        const evicted = cache.makeRoom(clock.unsafeCurrentTimeMillis())
+        const build = Effect.suspend(() => Breaker.make(decoded.right.name, decoded.right.spec, clock, metrics))
+        return Effect.flatMap(evicted.length === 0 ? build : Effect.zipRight(disposeAll(evicted), build), (breaker) => {
           const now = clock.unsafeCurrentTimeMillis()
           // the open-period schedule may have suspended: another fiber may have made one meanwhile
           const existing = cache.get(name, now)
           if (existing !== undefined) return Effect.as(breaker.dispose(), existing)
-          const { entry, evicted } = cache.insert(name, breaker, now)
+          const entry = cache.insert(name, breaker, now)
           // once the registry is closed a breaker still serves its caller, but nothing keeps it
-          if (closed) return Effect.as(disposeAll(cache.clear()), entry)
-          return evicted.length === 0 ? Effect.succeed(entry) : Effect.as(disposeAll(evicted), entry)
+          return closed ? Effect.as(disposeAll(cache.clear()), entry) : Effect.succeed(entry)
         })
       })
 
@@ -76,17 +78,19 @@ export const make = (
     const held = <A, E, R>(
       fiber: Parameters<typeof leases.hold>[0],
       entry: Entry,
+      now: number,
       effect: Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | CircuitOpenError, R> => {
       entry.active++
-      return leases.hold(fiber, entry, entry.value.run(effect))
+      return leases.hold(fiber, entry, entry.value.runAt(now, effect))
     }
 
     const protect = (name: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.withFiberRuntime<A, E | CircuitOpenError, R>((fiber) => {
-        const entry = cache.get(name, clock.unsafeCurrentTimeMillis())
-        if (entry !== undefined) return held(fiber, entry, effect)
-        return Effect.flatMap(create(name), (created) => held(fiber, created, effect))
+        const now = clock.unsafeCurrentTimeMillis()
+        const entry = cache.get(name, now)
+        if (entry !== undefined) return held(fiber, entry, now, effect)
+        return Effect.flatMap(create(name), (created) => held(fiber, created, clock.unsafeCurrentTimeMillis(), effect))
       })
 
     const sweep = Effect.suspend(() => disposeAll(cache.sweep(clock.unsafeCurrentTimeMillis())))

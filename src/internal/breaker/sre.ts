@@ -45,42 +45,42 @@ export interface Params {
   readonly countDrops?: boolean
 }
 
-export interface State {
-  readonly params: Params
-  readonly window: Buckets.Buckets
+/**
+ * The adaptive breaker's state. It is its own bucket window (`Buckets`), so a breaker's counting
+ * state is one object.
+ */
+export class State implements Buckets.Buckets {
+  readonly buckets: number
+  readonly bucketMillis: number
+  readonly fields = FIELDS
+  data: Array<number> | undefined = undefined
   /** time of the last call let through */
   lastPass: number
   /** absolute bucket index of the newest failure (−∞: none) */
-  lastFailureBucket: number
+  lastFailureBucket = Number.NEGATIVE_INFINITY
   /** the ratio computed by the last decision (0 when admitting everything) */
-  ratio: number
-  consecutiveSuccesses: number
-  consecutiveFailures: number
+  ratio = 0
+  consecutiveSuccesses = 0
+  consecutiveFailures = 0
   /**
    * The bucket `ratio` was computed in, or NaN once an outcome was recorded since. Drops do not
    * enter the ratio, so while this matches the current bucket a decision reuses `ratio` — a
    * breaker that rejects most calls does not rescan the window for each one.
    */
-  ratioBucket: number
-}
+  ratioBucket = Number.NaN
 
-export const make = (params: Params, now: number): State => {
-  const bucketMillis = params.windowMillis / params.buckets
-  return {
-    params,
-    window: Buckets.make(params.buckets, bucketMillis, FIELDS),
-    lastPass: now,
-    lastFailureBucket: Number.NEGATIVE_INFINITY,
-    ratio: 0,
-    consecutiveSuccesses: 0,
-    consecutiveFailures: 0,
-    ratioBucket: Number.NaN
+  constructor(readonly params: Params, now: number) {
+    this.buckets = params.buckets
+    this.bucketMillis = params.windowMillis / params.buckets
+    this.lastPass = now
   }
 }
 
+export const make = (params: Params, now: number): State => new State(params, now)
+
 /** Forgets every count (the next decision admits). */
 export const reset = (state: State, now: number): void => {
-  Buckets.clear(state.window)
+  Buckets.clear(state)
   state.lastPass = now
   state.lastFailureBucket = Number.NEGATIVE_INFINITY
   state.ratio = 0
@@ -94,7 +94,8 @@ export const reset = (state: State, now: number): void => {
  * between drops that share of calls at random.
  */
 export const dropRatio = (state: State, now: number): number => {
-  const { params, window } = state
+  const params = state.params
+  const window = state
   // Fast path: no failure in the window means the ratio is negative (accepts ≥ total).
   if (Buckets.indexOf(window, now) - state.lastFailureBucket >= params.buckets && !params.countDrops) return 0
   Buckets.advance(window, now)
@@ -132,7 +133,7 @@ export const dropRatio = (state: State, now: number): number => {
  * uniform number in [0, 1) and call `decideWithRandom` (so randomness is read only when needed).
  */
 export const decide = (state: State, now: number): number => {
-  const bucket = Buckets.indexOf(state.window, now)
+  const bucket = Buckets.indexOf(state, now)
   let ratio = state.ratio
   if (bucket !== state.ratioBucket || state.params.countDrops) {
     ratio = dropRatio(state, now)
@@ -148,7 +149,7 @@ export const decide = (state: State, now: number): number => {
     return ADMIT
   }
   if (ratio >= 1) {
-    Buckets.add(state.window, now, DROP, 1)
+    Buckets.add(state, now, DROP, 1)
     return REJECT
   }
   return NEED_RANDOM
@@ -157,7 +158,7 @@ export const decide = (state: State, now: number): number => {
 /** Completes a `NEED_RANDOM` decision with `u` drawn uniformly from [0, 1). */
 export const decideWithRandom = (state: State, now: number, u: number): number => {
   if (u < state.ratio) {
-    Buckets.add(state.window, now, DROP, 1)
+    Buckets.add(state, now, DROP, 1)
     return REJECT
   }
   state.lastPass = now
@@ -166,21 +167,21 @@ export const decideWithRandom = (state: State, now: number, u: number): number =
 
 /** Counts a call rejected without a decision (the breaker is isolated) as a drop. */
 export const markDrop = (state: State, now: number): void => {
-  Buckets.add(state.window, now, DROP, 1)
+  Buckets.add(state, now, DROP, 1)
 }
 
 export const markSuccess = (state: State, now: number): void => {
-  Buckets.add(state.window, now, SUCCESS, 1)
+  Buckets.add(state, now, SUCCESS, 1)
   state.ratioBucket = Number.NaN
   state.consecutiveSuccesses++
   state.consecutiveFailures = 0
 }
 
 export const markFailure = (state: State, now: number): void => {
-  Buckets.add(state.window, now, FAILURE, 1)
+  Buckets.add(state, now, FAILURE, 1)
   state.ratioBucket = Number.NaN
   // the bucket the failure landed in (the newest: an outcome never lands behind it)
-  const data = state.window.data!
+  const data = state.data!
   state.lastFailureBucket = data[data.length - STRIDE]
   state.consecutiveFailures++
   state.consecutiveSuccesses = 0
@@ -197,7 +198,7 @@ export interface Counts {
 }
 
 export const counts = (state: State, now: number): Counts => ({
-  successes: Buckets.sum(state.window, now, SUCCESS),
-  failures: Buckets.sum(state.window, now, FAILURE),
-  drops: Buckets.sum(state.window, now, DROP)
+  successes: Buckets.sum(state, now, SUCCESS),
+  failures: Buckets.sum(state, now, FAILURE),
+  drops: Buckets.sum(state, now, DROP)
 })
