@@ -123,18 +123,17 @@ export class SreCore extends Sre.State implements Core {
     this.calmSince = -1
   }
   stats(t: number): CoreStats {
-    const s = this
-    const c = Sre.counts(s, t)
+    const c = Sre.counts(this, t)
     const requests = c.successes + c.failures
     return {
       requests,
       successes: c.successes,
       failures: c.failures,
       rejections: c.drops,
-      consecutiveSuccesses: s.consecutiveSuccesses,
-      consecutiveFailures: s.consecutiveFailures,
+      consecutiveSuccesses: this.consecutiveSuccesses,
+      consecutiveFailures: this.consecutiveFailures,
       failureRate: requests === 0 ? Number.NaN : c.failures / requests,
-      dropRatio: Math.max(0, s.ratio)
+      dropRatio: Math.max(0, this.ratio)
     }
   }
 }
