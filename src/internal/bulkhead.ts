@@ -130,11 +130,14 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
 
   /** A permit came back: it goes to the oldest waiter, or becomes free. */
   released(): void {
-    const before = this.active
-    Q.release(this)
-    this.values[ACTIVE] += this.active - before
+    if (this.queue.length === 0) {
+      this.active--
+      this.values[ACTIVE]--
+      this.saturated = false
+      return
+    }
+    Q.release(this) // the permit goes to the oldest waiter: `active` stays
     this.syncQueued()
-    if (this.saturated && this.active < this.maxConcurrent) this.saturated = false
   }
 
   private syncQueued(): void {

@@ -53,6 +53,8 @@ export class Leases<T> {
   private readonly free: Array<number> = []
   /** fibers that already carry this instance's exit observer */
   private watched: WeakMap<AnyFiber, true> | undefined = undefined
+  /** the last fiber watched: a fiber calling in a loop skips the WeakMap lookup */
+  private lastWatched: AnyFiber | undefined = undefined
   /** slots held */
   held = 0
 
@@ -70,10 +72,13 @@ export class Leases<T> {
     this.holders[slot] = fiber
     this.tags[slot] = tag
     this.held++
-    const watched = this.watched ??= new WeakMap()
-    if (!watched.has(fiber)) {
-      watched.set(fiber, true)
-      fiber.addObserver(exitObserver(this, fiber))
+    if (fiber !== this.lastWatched) {
+      const watched = this.watched ??= new WeakMap()
+      if (!watched.has(fiber)) {
+        watched.set(fiber, true)
+        fiber.addObserver(exitObserver(this, fiber))
+      }
+      this.lastWatched = fiber
     }
     return Effect.matchCauseEffect(work, this.handlers[slot]) as Effect.Effect<A, E, R>
   }
