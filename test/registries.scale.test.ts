@@ -59,7 +59,7 @@ describe("registries with maxKeys under 100,000 distinct names", () => {
         expect(yield* registry.names).toEqual([])
         expect([...(yield* exportedNames)]).toEqual([])
       }).pipe(Metrics.withInstanceRegistry()),
-    60_000
+    120_000
   )
 
   it.scoped(
@@ -82,6 +82,6 @@ describe("registries with maxKeys under 100,000 distinct names", () => {
         expect(yield* registry.names).toEqual([])
         expect([...(yield* exportedNames)]).toEqual([])
       }).pipe(Metrics.withInstanceRegistry()),
-    60_000
+    120_000
   )
 })

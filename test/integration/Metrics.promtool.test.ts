@@ -137,7 +137,7 @@ describe.skipIf(!havePromtool)("/metrics through promtool check metrics", () => 
           "resilience_timeouts_total"
         ]
       ) expect(families.has(name), `${name} is exported`).toBe(true)
-    }).pipe(Effect.scoped, Metrics.withInstanceRegistry()), 60_000)
+    }).pipe(Effect.scoped, Metrics.withInstanceRegistry()), 120_000)
 
   describe("the user-api example", () => {
     let running: Running | undefined
@@ -155,6 +155,6 @@ describe.skipIf(!havePromtool)("/metrics through promtool check metrics", () => 
       const scrape = await getPort(port, "/metrics")
       expect(scrape.status).toBe(200)
       expectWellFormed(scrape.body)
-    }, 90_000)
+    }, 120_000)
   })
 })
