@@ -49,9 +49,9 @@ const handlers = <A, E, B, E2>(
 ) => ({ onFailure, onSuccess })
 
 /**
- * The outcome handlers of one call. They are built per call — two closures and an object, which
- * measure as free on the hot path — rather than cached per breaker, where they would cost about
- * 250 bytes per idle breaker. `start` is NaN unless the call is timed (slow-call tracking).
+ * The outcome handlers of one call. They are built per call — two closures and an object, about
+ * 15 ns measured — rather than cached per breaker, where they would cost about 250 bytes per idle
+ * breaker. `start` is NaN unless the call is timed (slow-call tracking).
  */
 const callHandlers = (breaker: Breaker, token: number, start: number, isFailure: (e: any) => boolean) =>
   handlers(
