@@ -9,6 +9,8 @@ import * as MapReduce from "../src/MapReduce.js"
 import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
 
 const work = Effect.succeed(1)
+const resolved = () => Promise.resolve(1)
+const viaPromise = Effect.tryPromise(resolved)
 
 await runSuite({
   name: "bulkhead",
@@ -26,17 +28,33 @@ await runSuite({
     effectCase(
       "Effect.makeSemaphore(10).withPermits(1)",
       Effect.runSync(Effect.map(Effect.makeSemaphore(10), (semaphore) => semaphore.withPermits(1)(work)))
-    ),
-    effectCase(
-      "cockatiel bulkhead(10) via Effect.tryPromise",
-      (() => {
-        const policy = cockatielBulkhead(10, 0)
-        return Effect.tryPromise(() => policy.execute(() => Promise.resolve(1)))
-      })()
-    ),
-    effectCase("Effect.tryPromise(resolved) (floor for cockatiel)", Effect.tryPromise(() => Promise.resolve(1)))
+    )
   ],
   note: "One fiber calls in a loop, so a permit is always free: this is the happy-path overhead."
+})
+
+await runSuite({
+  name: "bulkhead around async work",
+  baseline: "bare Effect.tryPromise",
+  cases: [
+    effectCase("bare Effect.tryPromise", viaPromise),
+    scopedEffectCase(
+      "Bulkhead.protect(tryPromise)",
+      Effect.map(Bulkhead.make({ name: "bench-async", maxConcurrent: 10 }), (b) => b.protect(viaPromise))
+    ),
+    effectCase(
+      "Effect.makeSemaphore(10).withPermits(1)(tryPromise)",
+      Effect.runSync(Effect.map(Effect.makeSemaphore(10), (semaphore) => semaphore.withPermits(1)(viaPromise)))
+    ),
+    effectCase(
+      "cockatiel bulkhead(10) in tryPromise",
+      (() => {
+        const policy = cockatielBulkhead(10, 0)
+        return Effect.tryPromise(() => policy.execute(resolved))
+      })()
+    )
+  ],
+  note: "The same promise on both sides: cockatiel runs it inside its bulkhead, called through Effect.tryPromise."
 })
 
 const callers = Array.from({ length: 100 }, (_, i) => i)

@@ -13,6 +13,7 @@ import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
 
 const resolved = () => Promise.resolve(1)
 const succeed = Effect.succeed(1)
+const sync = Effect.sync(() => 1)
 const viaPromise = Effect.tryPromise(resolved)
 
 const policies: ReadonlyArray<readonly [string, CircuitBreaker.Policy]> = [
@@ -57,6 +58,8 @@ await runSuite({
   cases: [
     effectCase("bare Effect.succeed", succeed),
     ...policies.map(([label, p]) => breakerCase(`${label}.protect(succeed)`, p, succeed)),
+    effectCase("bare Effect.sync", sync),
+    breakerCase("sre.protect(sync)", policies[0][1], sync),
     scopedEffectCase(
       "sre allow + permit.success (two-step)",
       Effect.map(

@@ -23,21 +23,21 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as MetricKey from "effect/MetricKey"
 import * as Schema from "effect/Schema"
-import * as Scope from "effect/Scope"
-import { BulkheadFullError, InvalidOptionsError, UnknownNameError } from "./Errors.js"
-import { decodeOptions, Name, NonNegativeInt, PositiveDuration, PositiveInt } from "./internal/options.js"
-import * as Q from "./internal/waitQueue.js"
+import type * as Scope from "effect/Scope"
+import type { BulkheadFullError, InvalidOptionsError, UnknownNameError } from "./Errors.js"
+import { BulkheadImpl } from "./internal/bulkhead.js"
+import * as internal from "./internal/bulkheadRegistry.js"
+import * as InstanceMetrics from "./internal/instanceMetrics.js"
+import { decodeOptionsEither, Name, NonNegativeInt, PositiveDuration, PositiveInt } from "./internal/options.js"
 
 /**
  * @since 0.1.0
@@ -92,11 +92,7 @@ const OptionsSchema = Schema.Struct({
   queueTimeout: Schema.optional(PositiveDuration)
 })
 
-const decode = decodeOptions("Bulkhead", OptionsSchema)
-
-const activeKey = (name: string) => MetricKey.gauge("resilience_bulkhead_active").pipe(MetricKey.tagged("name", name))
-const rejectedKey = (name: string) =>
-  MetricKey.counter("resilience_bulkhead_rejected_total").pipe(MetricKey.tagged("name", name))
+const decode = decodeOptionsEither("Bulkhead", OptionsSchema, { exact: true })
 
 /**
  * Builds a bulkhead. Closing the scope rejects the callers still queued (reason `"full"`) and every
@@ -106,139 +102,12 @@ const rejectedKey = (name: string) =>
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsError, Scope.Scope> =>
-  Effect.flatMap(decode(options), (decoded) => {
-    const { maxConcurrent, maxQueue, name, queueTimeout } = decoded
-    const permits = Q.makePermits(maxConcurrent)
-    // fromMetricKey on a pre-tagged key caches its hook: an update is a plain field write
-    const activeGauge = Metric.fromMetricKey(activeKey(name))
-    const rejectedCounter = Metric.fromMetricKey(rejectedKey(name))
-    let rejected = 0
-    let timedOut = 0
-    let closed = false
-
-    const fullError = new BulkheadFullError({ bulkhead: name, reason: "full", maxConcurrent, maxQueue }, true)
-    const timeoutError = new BulkheadFullError(
-      { bulkhead: name, reason: "queue-timeout", maxConcurrent, maxQueue },
-      true
-    )
-    const failFull = Effect.fail(fullError)
-    const failTimeout = Effect.fail(timeoutError)
-
-    // one warning per overload episode: set on the first rejection, cleared once a permit is free
-    let saturated = false
-    const logSaturated = Effect.logWarning("bulkhead saturated: rejecting calls").pipe(
-      Effect.annotateLogs({ module: "Bulkhead", bulkhead: name, maxConcurrent, maxQueue })
-    )
-    const failFullAndLog = Effect.zipRight(logSaturated, failFull)
-
-    const reject = () => {
-      rejected++
-      rejectedCounter.unsafeUpdate(1, [])
-      if (saturated) return failFull
-      saturated = true
-      return failFullAndLog
-    }
-
-    const releasePermit = () => {
-      Q.release(permits)
-      activeGauge.unsafeUpdate(permits.active, [])
-      if (saturated && permits.active < maxConcurrent) saturated = false
-    }
-
-    // the permit is returned however the work ends; one handler pair shared by every call
-    const heldHandlers = {
-      onFailure: (cause: Cause.Cause<unknown>) => {
-        releasePermit()
-        return Effect.failCause(cause)
-      },
-      onSuccess: (a: unknown) => {
-        releasePermit()
-        return Effect.succeed(a)
-      }
-    }
-
-    // runs `effect` while holding a permit (called in an uninterruptible region)
-    const runHeld = <A, E, R>(
-      restore: <AX, EX, RX>(self: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
-      effect: Effect.Effect<A, E, R>
-    ): Effect.Effect<A, E, R> => Effect.matchCauseEffect(restore(effect), heldHandlers) as Effect.Effect<A, E, R>
-
-    const enqueue = <A, E, R>(
-      restore: <AX, EX, RX>(self: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
-      effect: Effect.Effect<A, E, R>
-    ): Effect.Effect<A, E | BulkheadFullError, R> => {
-      const waiter = Q.makeWaiter()
-      Q.push(permits.queue, waiter)
-      let expired = false
-      const wait = queueTimeout === undefined
-        ? Q.awaitPermit(waiter)
-        : Effect.timeoutFail(Q.awaitPermit(waiter), {
-          duration: queueTimeout,
-          onTimeout: () => {
-            expired = true
-            return timeoutError
-          }
-        })
-      return Effect.matchCauseEffect(restore(wait), {
-        onFailure: (cause) => {
-          // interrupted or timed out: leave the queue, or pass on a permit handed over meanwhile
-          Q.abandon(permits, waiter)
-          activeGauge.unsafeUpdate(permits.active, [])
-          if (expired && !Cause.isInterrupted(cause)) {
-            timedOut++
-            rejectedCounter.unsafeUpdate(1, [])
-            return failTimeout
-          }
-          return Effect.failCause(cause)
-        },
-        onSuccess: (): Effect.Effect<A, E | BulkheadFullError, R> => {
-          if (!waiter.granted) return reject() // the bulkhead closed while we waited
-          waiter.granted = false
-          return runHeld(restore, effect)
-        }
-      })
-    }
-
-    const protect = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> =>
-      // the mask callback runs synchronously when the effect runs: check, take and guard the permit
-      // in one step, with no interruption point between taking it and installing its release
-      Effect.uninterruptibleMask((restore): Effect.Effect<A, E | BulkheadFullError, R> => {
-        if (!closed && Q.tryAcquire(permits)) {
-          activeGauge.unsafeUpdate(permits.active, [])
-          return runHeld(restore, effect)
-        }
-        if (closed || permits.queue.length >= maxQueue) return reject()
-        return enqueue(restore, effect)
-      })
-
-    const tryProtect = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> =>
-      Effect.uninterruptibleMask((restore): Effect.Effect<A, E | BulkheadFullError, R> => {
-        if (!closed && Q.tryAcquire(permits)) {
-          activeGauge.unsafeUpdate(permits.active, [])
-          return runHeld(restore, effect)
-        }
-        return reject()
-      })
-
-    const stats: Effect.Effect<Stats> = Effect.sync(() => ({
-      active: permits.active,
-      queued: permits.queue.length,
-      rejected,
-      timedOut,
-      maxConcurrent,
-      maxQueue
-    }))
-
-    const bulkhead: Bulkhead = { name, maxConcurrent, maxQueue, protect, tryProtect, stats }
-    return Effect.as(
-      Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          closed = true
-          Q.wakeAll(permits.queue)
-        })
-      ),
-      bulkhead
-    )
+  Effect.gen(function*() {
+    const settings = yield* decode(options)
+    const metrics = yield* FiberRef.get(InstanceMetrics.currentRegistry)
+    const bulkhead = BulkheadImpl.make(settings, metrics)
+    yield* Effect.addFinalizer(() => Effect.sync(() => bulkhead.close()))
+    return bulkhead
   })
 
 // data-first (either argument order) and data-last forms of a bulkhead's protect / tryProtect
@@ -309,7 +178,10 @@ export const layerConfig = <I>(
 ): Layer.Layer<I, InvalidOptionsError | ConfigError.ConfigError> => Layer.scoped(tag, Effect.flatMap(config, make))
 
 /**
- * Many named bulkheads in one place, one per downstream.
+ * Many named bulkheads in one place, one per downstream. At most `maxKeys` are held — the least
+ * recently used idle one goes first — and one idle for `idleTimeToLive` is dropped (by default
+ * registered bulkheads stay until `remove`d). A bulkhead with calls running or queued is never
+ * dropped; a dropped bulkhead's metric series goes with it.
  *
  * @since 0.1.0
  * @category models
@@ -317,12 +189,17 @@ export const layerConfig = <I>(
 export interface BulkheadRegistry {
   /** builds and registers a bulkhead; a name already taken fails with `InvalidOptionsError` */
   readonly register: (options: Options) => Effect.Effect<Bulkhead, InvalidOptionsError>
+  /** the bulkhead called `name` (built with `create` on first use when the registry has one) */
   readonly get: (name: string) => Effect.Effect<Bulkhead, UnknownNameError>
   /** runs `effect` under the bulkhead called `name` */
   readonly protect: <A, E, R>(
     name: string,
     effect: Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | BulkheadFullError | UnknownNameError, R>
+  /** drops the bulkhead called `name` (queued callers are rejected); true when there was one */
+  readonly remove: (name: string) => Effect.Effect<boolean>
+  /** the names currently held */
+  readonly names: Effect.Effect<ReadonlyArray<string>>
   /** a snapshot of every registered bulkhead, by name */
   readonly stats: Effect.Effect<Readonly<Record<string, Stats>>>
 }
@@ -334,69 +211,52 @@ export interface BulkheadRegistry {
 export class Registry extends Context.Tag("effect-resilience/BulkheadRegistry")<Registry, BulkheadRegistry>() {}
 
 /**
- * Builds a registry; its bulkheads live as long as the enclosing scope.
+ * Options of `makeRegistry` and `layerRegistry`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RegistryOptions {
+  /** registered up front */
+  readonly bulkheads?: ReadonlyArray<Options>
+  /**
+   * the options of the bulkhead for a name nobody registered: `get` and `protect` build it on
+   * first use (default: an unknown name fails with `UnknownNameError`); invalid options make them die
+   */
+  readonly create?: (name: string) => Options
+  /** bulkheads held at most; past it the least recently used idle one is dropped (default 10,000) */
+  readonly maxKeys?: number
+  /** drop a bulkhead unused for this long (default: never) */
+  readonly idleTimeToLive?: Duration.DurationInput
+}
+
+/**
+ * Builds a registry; its bulkheads live as long as the enclosing scope. Takes the bulkheads to
+ * register up front, or `RegistryOptions`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Bulkhead } from "effect-resilience"
+ *
+ * // one bulkhead per tenant, built on first use, idle ones dropped after 10 minutes
+ * const program = Effect.gen(function*() {
+ *   const tenants = yield* Bulkhead.makeRegistry({
+ *     create: (tenant) => ({ name: `tenant ${tenant}`, maxConcurrent: 8 }),
+ *     maxKeys: 50_000,
+ *     idleTimeToLive: "10 minutes"
+ *   })
+ *   return yield* tenants.protect("acme", Effect.succeed("report"))
+ * }).pipe(Effect.scoped)
+ * ```
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeRegistry = (
-  bulkheads: ReadonlyArray<Options> = []
+  options: ReadonlyArray<Options> | RegistryOptions = []
 ): Effect.Effect<BulkheadRegistry, InvalidOptionsError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const scope = yield* Effect.scope
-    const entries = new Map<string, Bulkhead>()
-    const unknown = (name: string) => new UnknownNameError({ registry: "BulkheadRegistry", name }, true)
-
-    // names being built: reserved in the same synchronous step as the check, so two concurrent
-    // registrations of one name cannot both pass it; released however the build ends
-    const reserved = new Set<string>()
-
-    const register = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsError> =>
-      Effect.uninterruptibleMask((restore) => {
-        const name = options.name
-        if (entries.has(name) || reserved.has(name)) {
-          return Effect.fail(
-            new InvalidOptionsError({
-              module: "Bulkhead.Registry",
-              option: "name",
-              value: name,
-              reason: "a bulkhead with this name is already registered"
-            })
-          )
-        }
-        reserved.add(name)
-        return Effect.onExit(restore(Scope.extend(make(options), scope)), (exit) =>
-          Effect.sync(() => {
-            reserved.delete(name)
-            if (exit._tag === "Success") entries.set(exit.value.name, exit.value)
-          }))
-      })
-
-    const get = (name: string): Effect.Effect<Bulkhead, UnknownNameError> =>
-      Effect.suspend(() => {
-        const bulkhead = entries.get(name)
-        return bulkhead === undefined ? Effect.fail(unknown(name)) : Effect.succeed(bulkhead)
-      })
-
-    const protectNamed = <A, E, R>(
-      name: string,
-      effect: Effect.Effect<A, E, R>
-    ): Effect.Effect<A, E | BulkheadFullError | UnknownNameError, R> =>
-      Effect.suspend((): Effect.Effect<A, E | BulkheadFullError | UnknownNameError, R> => {
-        const bulkhead = entries.get(name)
-        return bulkhead === undefined ? Effect.fail(unknown(name)) : bulkhead.protect(effect)
-      })
-
-    const stats = Effect.suspend(() =>
-      Effect.map(
-        Effect.forEach(entries.values(), (bulkhead) => Effect.map(bulkhead.stats, (s) => [bulkhead.name, s] as const)),
-        (pairs) => Object.fromEntries(pairs) as Readonly<Record<string, Stats>>
-      )
-    )
-
-    yield* Effect.forEach(bulkheads, register, { discard: true })
-    return { register, get, protect: protectNamed, stats }
-  })
+  internal.makeRegistry(Array.isArray(options) ? { bulkheads: options } : options as RegistryOptions, decode)
 
 /**
  * A layer providing the {@link Registry}, with `bulkheads` registered up front.
@@ -404,9 +264,8 @@ export const makeRegistry = (
  * @since 0.1.0
  * @category layers
  */
-export const layerRegistry = (
-  options: { readonly bulkheads?: ReadonlyArray<Options> } = {}
-): Layer.Layer<Registry, InvalidOptionsError> => Layer.scoped(Registry, makeRegistry(options.bulkheads))
+export const layerRegistry = (options: RegistryOptions = {}): Layer.Layer<Registry, InvalidOptionsError> =>
+  Layer.scoped(Registry, makeRegistry(options))
 
 /**
  * Runs `effect` under the registered bulkhead called `name`.

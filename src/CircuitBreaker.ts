@@ -14,40 +14,25 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
-import * as Config from "effect/Config"
+import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as MetricKey from "effect/MetricKey"
-import * as Option from "effect/Option"
-import * as PubSub from "effect/PubSub"
-import * as Schedule from "effect/Schedule"
-import * as ScheduleDecision from "effect/ScheduleDecision"
-import * as Schema from "effect/Schema"
-import * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
-import { CircuitOpenError, TimeoutError } from "./Errors.js"
-import type { InvalidOptionsError } from "./Errors.js"
-import * as Core from "./internal/breaker/core.js"
-import * as Machine from "./internal/breaker/machine.js"
-import * as IdleCache from "./internal/idleCache.js"
-import {
-  decodeOptions,
-  Name,
-  NonNegativeDuration,
-  NonNegativeNumber,
-  parseDurationInput,
-  PositiveDuration,
-  PositiveInt,
-  PositiveNumber,
-  Probability
-} from "./internal/options.js"
+import type * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { CircuitOpenError, InvalidOptionsError } from "./Errors.js"
+import * as BreakerConfig from "./internal/breaker/config.js"
+import { Breaker } from "./internal/breaker/engine.js"
+import * as BreakerMetrics from "./internal/breaker/metrics.js"
+import * as BreakerPolicy from "./internal/breaker/policy.js"
+import { PolicyTypeId } from "./internal/breaker/policy.js"
+import * as BreakerRegistry from "./internal/breaker/registry.js"
+import * as InstanceMetrics from "./internal/instanceMetrics.js"
 
 // ---------------------------------------------------------------------------------------------
 // Models
@@ -311,8 +296,6 @@ export interface CustomOptions extends MachineOptions {
   readonly interval?: Duration.DurationInput
 }
 
-const PolicyTypeId: unique symbol = Symbol.for("effect-resilience/CircuitBreaker/Policy")
-
 /**
  * A breaker's algorithm and options, checked when the breaker is built (`make`, `layer`).
  *
@@ -425,216 +408,8 @@ export const timeWindow = (options: TimeWindowOptions): Policy => policy("TimeWi
 export const custom = (options: CustomOptions): Policy => policy("Custom", options)
 
 // ---------------------------------------------------------------------------------------------
-// Option decoding
+// Construction
 // ---------------------------------------------------------------------------------------------
-
-const Fn = Schema.declare(
-  (u: unknown): u is (...args: ReadonlyArray<any>) => any => typeof u === "function",
-  { identifier: "Function", message: () => "expected a function" }
-)
-
-const isPositiveDurationInput = (u: unknown): boolean => {
-  const parsed = parseDurationInput(u)
-  return Either.isRight(parsed) && Duration.isFinite(parsed.right) && Duration.toMillis(parsed.right) > 0
-}
-
-const OpenForSchema = Schema.declare(
-  (u: unknown): u is OpenFor => Schedule.isSchedule(u) || isPositiveDurationInput(u),
-  { identifier: "OpenFor", message: () => "expected a positive duration or a Schedule" }
-)
-
-const common = {
-  name: Name,
-  isFailure: Schema.optional(Fn),
-  isExcluded: Schema.optional(Fn)
-}
-
-const machineFields = {
-  ...common,
-  openFor: Schema.optionalWith(OpenForSchema, { default: () => "60 seconds" as OpenFor }),
-  halfOpenMaxCalls: Schema.optionalWith(PositiveInt, { default: () => 1 })
-}
-
-const slowFields = {
-  slowCallDuration: Schema.optional(PositiveDuration),
-  slowCallRateThreshold: Schema.optionalWith(Probability, { default: () => 1 })
-}
-
-const windowCheck = <A extends { readonly window: Duration.Duration; readonly buckets: number }>(o: A) =>
-  Duration.toMillis(o.window) / o.buckets >= 1 ||
-  { path: ["window"], message: `window must give each of the ${o.buckets} buckets at least 1 millisecond` }
-
-const SreSchema = Schema.Struct({
-  ...common,
-  k: Schema.optionalWith(PositiveNumber, { default: () => 1.5 }),
-  minK: Schema.optionalWith(PositiveNumber, { default: () => 1.1 }),
-  protection: Schema.optionalWith(NonNegativeNumber, { default: () => 5 }),
-  window: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(10) }),
-  buckets: Schema.optionalWith(PositiveInt, { default: () => 40 }),
-  forcePassAfter: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(1) })
-}).pipe(
-  // below 1 the formula drops calls while every call succeeds: (1 − k) · accepts > protection
-  Schema.filter((o) => o.k >= 1 || { path: ["k"], message: "k must be at least 1" }),
-  Schema.filter((o) => o.minK <= o.k || { path: ["minK"], message: "minK must not exceed k" }),
-  Schema.filter(windowCheck)
-)
-
-const ConsecutiveSchema = Schema.Struct({
-  ...machineFields,
-  threshold: Schema.optionalWith(PositiveInt, { default: () => 5 })
-})
-
-const CountWindowSchema = Schema.Struct({
-  ...machineFields,
-  ...slowFields,
-  size: Schema.optionalWith(PositiveInt, { default: () => 100 }),
-  minimumCalls: Schema.optional(PositiveInt),
-  failureRateThreshold: Schema.optionalWith(Probability, { default: () => 0.5 })
-}).pipe(
-  Schema.filter((o) =>
-    o.minimumCalls === undefined || o.minimumCalls <= o.size ||
-    { path: ["minimumCalls"], message: "minimumCalls must not exceed size" }
-  )
-)
-
-const TimeWindowSchema = Schema.Struct({
-  ...machineFields,
-  ...slowFields,
-  window: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(10) }),
-  buckets: Schema.optionalWith(PositiveInt, { default: () => 10 }),
-  minimumCalls: Schema.optionalWith(PositiveInt, { default: () => 20 }),
-  failureRateThreshold: Schema.optionalWith(Probability, { default: () => 0.5 })
-}).pipe(Schema.filter(windowCheck))
-
-const CustomSchema = Schema.Struct({
-  ...machineFields,
-  readyToTrip: Schema.optional(Fn),
-  interval: Schema.optionalWith(NonNegativeDuration, { default: () => Duration.zero })
-})
-
-const decodeSre = decodeOptions("CircuitBreaker.sre", SreSchema)
-const decodeConsecutive = decodeOptions("CircuitBreaker.consecutive", ConsecutiveSchema)
-const decodeCountWindow = decodeOptions("CircuitBreaker.countWindow", CountWindowSchema)
-const decodeTimeWindow = decodeOptions("CircuitBreaker.timeWindow", TimeWindowSchema)
-const decodeCustom = decodeOptions("CircuitBreaker.custom", CustomSchema)
-
-interface Built {
-  readonly name: string
-  readonly isFailure: ((error: unknown) => boolean) | undefined
-  readonly isExcluded: ((error: unknown) => boolean) | undefined
-  readonly core: Core.Core
-  /** the machine, for the open-period schedule */
-  readonly machine?: Machine.State
-  readonly openFor?: OpenFor
-}
-
-const slowMillisOf = (o: { readonly slowCallDuration?: Duration.Duration | undefined }): number =>
-  o.slowCallDuration === undefined ? Number.POSITIVE_INFINITY : Duration.toMillis(o.slowCallDuration)
-
-const slowRateOf = (o: { readonly slowCallDuration?: Duration.Duration | undefined; slowCallRateThreshold: number }) =>
-  o.slowCallDuration === undefined ? Number.POSITIVE_INFINITY : o.slowCallRateThreshold
-
-const defaultReadyToTrip = (c: Counts): boolean => c.consecutiveFailures > 5
-
-const buildPolicy = (p: Policy, now: number): Effect.Effect<Built, InvalidOptionsError> => {
-  const machine = (
-    o: {
-      readonly name: string
-      readonly isFailure?: any
-      readonly isExcluded?: any
-      readonly openFor: OpenFor
-      readonly halfOpenMaxCalls: number
-    },
-    rule: Machine.Rule,
-    intervalMillis: number,
-    slowMillis: number
-  ): Built => {
-    const core = Core.machine({ intervalMillis, halfOpenMaxCalls: o.halfOpenMaxCalls, rule }, 0, slowMillis, now)
-    return {
-      name: o.name,
-      isFailure: o.isFailure,
-      isExcluded: o.isExcluded,
-      core,
-      machine: core.machine,
-      openFor: o.openFor
-    }
-  }
-  switch (p._tag) {
-    case "Sre":
-      return Effect.map(decodeSre(p.options), (o) => ({
-        name: o.name,
-        isFailure: o.isFailure,
-        isExcluded: o.isExcluded,
-        core: Core.sre({
-          k: o.k,
-          minK: o.minK,
-          protection: o.protection,
-          windowMillis: Duration.toMillis(o.window),
-          buckets: o.buckets,
-          forcePassAfterMillis: Duration.toMillis(o.forcePassAfter)
-        }, now)
-      }))
-    case "Consecutive":
-      return Effect.map(
-        decodeConsecutive(p.options),
-        (o) => machine(o, Machine.consecutiveRule(o.threshold), 0, Number.POSITIVE_INFINITY)
-      )
-    case "CountWindow":
-      return Effect.map(decodeCountWindow(p.options), (o) =>
-        machine(
-          o,
-          Machine.countWindowRule(o.size, {
-            minimumCalls: o.minimumCalls ?? o.size,
-            failureRateThreshold: o.failureRateThreshold,
-            slowCallRateThreshold: slowRateOf(o)
-          }),
-          0,
-          slowMillisOf(o)
-        ))
-    case "TimeWindow":
-      return Effect.map(decodeTimeWindow(p.options), (o) =>
-        machine(
-          o,
-          Machine.timeWindowRule(Duration.toMillis(o.window), o.buckets, {
-            minimumCalls: o.minimumCalls,
-            failureRateThreshold: o.failureRateThreshold,
-            slowCallRateThreshold: slowRateOf(o)
-          }, now),
-          0,
-          slowMillisOf(o)
-        ))
-    case "Custom":
-      return Effect.map(decodeCustom(p.options), (o) =>
-        machine(
-          o,
-          Machine.customRule(o.readyToTrip ?? defaultReadyToTrip),
-          Duration.toMillis(o.interval),
-          Number.POSITIVE_INFINITY
-        ))
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Metrics
-// ---------------------------------------------------------------------------------------------
-
-const requestsCounter = (name: string, outcome: string) =>
-  Metric.fromMetricKey(
-    MetricKey.counter("resilience_breaker_requests_total").pipe(
-      MetricKey.tagged("name", name),
-      MetricKey.tagged("outcome", outcome)
-    )
-  )
-
-const stateChangesCounter = (name: string, from: State, to: State) =>
-  Metric.counter("resilience_breaker_state_changes_total").pipe(
-    Metric.tagged("name", name),
-    Metric.tagged("from", from),
-    Metric.tagged("to", to)
-  )
-
-const stateGauge = (name: string) =>
-  Metric.fromMetricKey(MetricKey.gauge("resilience_breaker_state").pipe(MetricKey.tagged("name", name)))
 
 /**
  * The value `resilience_breaker_state{name}` takes for each state.
@@ -642,377 +417,7 @@ const stateGauge = (name: string) =>
  * @since 0.1.0
  * @category metrics
  */
-export const stateGaugeValue: Readonly<Record<State, number>> = { Closed: 0, HalfOpen: 1, Open: 2, Isolated: 3 }
-
-// ---------------------------------------------------------------------------------------------
-// Construction
-// ---------------------------------------------------------------------------------------------
-
-// Builds match handlers from two arguments. Passing the per-call closures as arguments keeps them
-// anonymous, which measures cheaper than object-literal methods under loaders that preserve
-// function names (tsx, esbuild's keepNames).
-const handlers = <A, E, B, E2>(
-  onFailure: (cause: Cause.Cause<E>) => Effect.Effect<B, E2>,
-  onSuccess: (a: A) => Effect.Effect<B, E2>
-) => ({ onFailure, onSuccess })
-
-const LAST_ERRORS = 5
-const everyErrorFails = () => true
-
-const formatReason = (reason: unknown): string => {
-  if (reason instanceof Error) return reason.message === "" ? reason.name : `${reason.name}: ${reason.message}`
-  if (typeof reason === "object" && reason !== null && "_tag" in reason) return String(reason._tag)
-  return String(reason)
-}
-
-interface Internal {
-  readonly breaker: CircuitBreaker
-  /** epoch millis of the last call (admitted or rejected) */
-  readonly lastUsed: () => number
-  readonly currentState: () => State
-}
-
-const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, Scope.Scope> =>
-  Effect.gen(function*() {
-    // The breaker reads time from the Clock in scope when it is built (a TestClock in tests): one
-    // synchronous read per call, no service lookup on the hot path.
-    const clock = yield* Effect.clock
-    const createdAt = clock.unsafeCurrentTimeMillis()
-    const built = yield* buildPolicy(p, createdAt)
-    const { core, name } = built
-    const defaultIsFailure = built.isFailure ?? everyErrorFails
-    const isExcluded = built.isExcluded
-    const hub = yield* Effect.acquireRelease(PubSub.unbounded<StateChange>(), PubSub.shutdown)
-
-    const mSuccess = requestsCounter(name, "success")
-    const mFailure = requestsCounter(name, "failure")
-    const mIgnored = requestsCounter(name, "ignored")
-    const mRejected = requestsCounter(name, "rejected")
-    const mState = stateGauge(name)
-    mState.unsafeUpdate(0, [])
-
-    let isolated = false
-    let lastUsed = createdAt
-    const lastErrors: Array<RecordedError> = []
-    const currentState = (): State => (isolated ? "Isolated" : core.state())
-
-    // The open period of the state machines: a Schedule is stepped after each trip so the next
-    // trip uses its next delay; a plain duration is fixed.
-    const machine = built.machine
-    let stepOpenFor: (now: number) => Effect.Effect<void> = () => Effect.void
-    let resetOpenFor: (now: number) => Effect.Effect<void> = () => Effect.void
-    if (machine !== undefined && built.openFor !== undefined) {
-      const openFor = built.openFor
-      if (Schedule.isSchedule(openFor)) {
-        const delays = Schedule.delays(openFor)
-        let scheduleState: unknown = delays.initial
-        stepOpenFor = (now) =>
-          Effect.map(delays.step(now, undefined, scheduleState), ([next, delay, decision]) => {
-            if (ScheduleDecision.isDone(decision)) return
-            scheduleState = next
-            machine.openMillis = Duration.toMillis(delay)
-          })
-        resetOpenFor = (now) =>
-          Effect.suspend(() => {
-            scheduleState = delays.initial
-            return stepOpenFor(now)
-          })
-      } else {
-        machine.openMillis = Duration.toMillis(Duration.decode(openFor))
-      }
-      yield* resetOpenFor(createdAt)
-    }
-
-    const publish = (change: StateChange): Effect.Effect<void> => {
-      hub.unsafeOffer(change)
-      mState.unsafeUpdate(stateGaugeValue[change.to], [])
-      const errors = lastErrors.map((e) => `${new Date(e.at).toISOString()} ${formatReason(e.reason)}`)
-      const message = `circuit breaker "${name}" ${change.from} → ${change.to}`
-      const log = change.to === "Closed" ? Effect.logInfo(message) : Effect.logWarning(message)
-      return Effect.zipRight(
-        Metric.increment(stateChangesCounter(name, change.from, change.to)),
-        log.pipe(Effect.annotateLogs({ breaker: name, from: change.from, to: change.to, lastErrors: errors }))
-      )
-    }
-
-    // Publishes the state changes the core recorded in its last synchronous step. Uninterruptible:
-    // the changes have left `pending`, so a caller interrupted half-way would lose them (and the
-    // step of the open-period schedule). It runs only when the state changed.
-    const flush: Effect.Effect<void> = Effect.uninterruptible(Effect.suspend(() => {
-      const changes = core.pending.splice(0, core.pending.length)
-      return Effect.forEach(changes, (t) => {
-        const change: StateChange = { name, from: t.from, to: t.to, at: t.at }
-        const step = t.to === "Open" ? stepOpenFor(t.at) : t.to === "Closed" ? resetOpenFor(t.at) : Effect.void
-        return Effect.zipRight(step, isolated ? Effect.void : publish(change))
-      }, { discard: true })
-    }))
-
-    const recordFailure = (token: number, start: number, end: number, reason: unknown) => {
-      mFailure.unsafeUpdate(1, [])
-      if (lastErrors.length === LAST_ERRORS) lastErrors.shift()
-      lastErrors.push({ at: end, reason })
-      core.failure(token, end, end - start)
-    }
-
-    // Records the outcome of a failed call and returns the cause unchanged.
-    const recordCause = <E>(
-      cause: Cause.Cause<E>,
-      token: number,
-      start: number,
-      end: number,
-      isFailure: (error: E) => boolean
-    ): void => {
-      if (Cause.isInterruptedOnly(cause)) {
-        mIgnored.unsafeUpdate(1, [])
-        core.ignore(token, end)
-        return
-      }
-      const failure = Cause.failureOption(cause)
-      if (Option.isNone(failure)) {
-        recordFailure(token, start, end, Cause.squash(cause))
-        return
-      }
-      const error = failure.value
-      if (error instanceof TimeoutError) {
-        recordFailure(token, start, end, error)
-      } else if (isExcluded !== undefined && isExcluded(error)) {
-        mIgnored.unsafeUpdate(1, [])
-        core.ignore(token, end)
-      } else if (isFailure(error)) {
-        recordFailure(token, start, end, error)
-      } else {
-        mSuccess.unsafeUpdate(1, [])
-        core.success(token, end, end - start)
-      }
-    }
-
-    // Rejections are built once per (state, retry-after millisecond): an error value costs
-    // microseconds to construct, and a breaker under load rejects many calls per millisecond.
-    let lastRejection: CircuitOpenError | undefined
-    let lastRejectionState: State = "Closed"
-    let lastRejectionMillis = Number.NaN
-    const rejection = (now: number): CircuitOpenError => {
-      const current = currentState()
-      const state = current === "Closed" ? "Open" : current
-      const retryAfterMillis = isolated ? Number.NaN : core.retryAfterMillis(now)
-      if (
-        lastRejection !== undefined && lastRejectionState === state &&
-        (lastRejectionMillis === retryAfterMillis ||
-          (Number.isNaN(retryAfterMillis) && Number.isNaN(lastRejectionMillis)))
-      ) return lastRejection
-      lastRejection = new CircuitOpenError(
-        Number.isNaN(retryAfterMillis)
-          ? { breaker: name, state }
-          : { breaker: name, state, retryAfter: Duration.millis(retryAfterMillis) },
-        true
-      )
-      lastRejectionState = state
-      lastRejectionMillis = retryAfterMillis
-      return lastRejection
-    }
-
-    // A call rejected because the breaker is isolated: the core did not decide it, so it is told
-    // (the rejection counts in `stats.rejections` like any other).
-    const rejectIsolated = (now: number): Effect.Effect<never, CircuitOpenError> => {
-      core.rejected(now)
-      return reject(now)
-    }
-
-    const reject = (now: number): Effect.Effect<never, CircuitOpenError> => {
-      mRejected.unsafeUpdate(1, [])
-      const error = rejection(now)
-      return core.pending.length === 0 ? Effect.fail(error) : Effect.zipRight(flush, Effect.fail(error))
-    }
-
-    // An interrupted call counts as neither, so a Closed call (and any call of the adaptive breaker)
-    // records its outcome with one plain match — no uninterruptible region on the hot path. The
-    // runtime skips that match when the caller is interrupted, so such a call reports nothing: a
-    // Closed state machine therefore counts `requests` when an outcome arrives, not at admission,
-    // and an interrupted call never enters them (wrapping every call uninterruptibly to observe the
-    // interruption measured twice the cost of the happy path). A
-    // half-open probe holds a slot that must come back however its caller ends: when a call may take
-    // one (HalfOpen, or Open with the open period over), taking the slot, publishing the state change
-    // and installing the outcome handler happen in one uninterruptible region, and only the work
-    // itself is interruptible.
-    const mayProbe = (now: number): boolean =>
-      machine !== undefined &&
-      (machine.state === "HalfOpen" || (machine.state === "Open" && now >= machine.openUntil))
-
-    const recordFailed = <E>(
-      cause: Cause.Cause<E>,
-      token: number,
-      start: number,
-      isFailure: (error: E) => boolean
-    ): Effect.Effect<never, E> => {
-      recordCause(cause, token, start, clock.unsafeCurrentTimeMillis(), isFailure)
-      return core.pending.length === 0 ? Effect.failCause(cause) : Effect.zipRight(flush, Effect.failCause(cause))
-    }
-
-    const record = <A, E, R>(
-      effect: Effect.Effect<A, E, R>,
-      token: number,
-      start: number,
-      isFailure: (error: E) => boolean
-    ): Effect.Effect<A, E, R> =>
-      Effect.matchCauseEffect(
-        effect,
-        handlers(
-          (cause: Cause.Cause<E>) => recordFailed(cause, token, start, isFailure),
-          (a: A) => {
-            mSuccess.unsafeUpdate(1, [])
-            // outcomes are recorded when they arrive (a trip starts the open period then)
-            const end = clock.unsafeCurrentTimeMillis()
-            core.success(token, end, end - start)
-            return core.pending.length === 0 ? Effect.succeed(a) : Effect.as(flush, a)
-          }
-        )
-      )
-
-    const admitted = <A, E, R>(
-      effect: Effect.Effect<A, E, R>,
-      token: number,
-      now: number,
-      isFailure: (error: E) => boolean
-    ): Effect.Effect<A, E, R> =>
-      core.pending.length === 0
-        ? record(effect, token, now, isFailure)
-        : Effect.zipRight(flush, record(effect, token, now, isFailure))
-
-    const acquireAndRun = <A, E, R>(
-      effect: Effect.Effect<A, E, R>,
-      now: number,
-      isFailure: (error: E) => boolean
-    ): Effect.Effect<A, E | CircuitOpenError, R> => {
-      const token = core.acquire(now)
-      if (token >= 0) return admitted(effect, token, now, isFailure)
-      if (token === Core.NEED_RANDOM) {
-        return Effect.randomWith((random) =>
-          Effect.flatMap(random.next, (u): Effect.Effect<A, E | CircuitOpenError, R> => {
-            const second = core.acquireRandom(now, u)
-            return second >= 0 ? admitted(effect, second, now, isFailure) : reject(now)
-          })
-        )
-      }
-      return reject(now)
-    }
-
-    const protect = <A, E, R>(
-      effect: Effect.Effect<A, E, R>,
-      options?: ProtectOptions<E>
-    ): Effect.Effect<A, E | CircuitOpenError, R> => {
-      const isFailure: (error: E) => boolean = options?.isFailure ?? defaultIsFailure
-      return Effect.suspend(() => {
-        const now = clock.unsafeCurrentTimeMillis()
-        lastUsed = now
-        if (isolated) return rejectIsolated(now)
-        if (mayProbe(now)) {
-          return Effect.uninterruptibleMask((restore) => acquireAndRun(restore(effect), now, isFailure))
-        }
-        return acquireAndRun(effect, now, isFailure)
-      })
-    }
-
-    const makePermit = (token: number, start: number): Permit => {
-      let done = false
-      const settle = (f: (end: number) => void): Effect.Effect<void> =>
-        Effect.suspend(() => {
-          if (done) return Effect.void
-          done = true
-          f(clock.unsafeCurrentTimeMillis())
-          return core.pending.length === 0 ? Effect.void : flush
-        })
-      return {
-        success: settle((end) => {
-          mSuccess.unsafeUpdate(1, [])
-          core.success(token, end, end - start)
-        }),
-        failure: (reason) => settle((end) => recordFailure(token, start, end, reason)),
-        ignore: settle((end) => {
-          mIgnored.unsafeUpdate(1, [])
-          core.ignore(token, end)
-        })
-      }
-    }
-
-    const permitted = (token: number, now: number): Effect.Effect<Permit> =>
-      core.pending.length === 0
-        ? Effect.succeed(makePermit(token, now))
-        : Effect.as(flush, makePermit(token, now))
-
-    const acquirePermit = (now: number): Effect.Effect<Permit, CircuitOpenError> => {
-      const token = core.acquire(now)
-      if (token >= 0) return permitted(token, now)
-      if (token === Core.NEED_RANDOM) {
-        return Effect.randomWith((random) =>
-          Effect.flatMap(random.next, (u) => {
-            const second = core.acquireRandom(now, u)
-            return second >= 0 ? permitted(second, now) : reject(now)
-          })
-        )
-      }
-      return reject(now)
-    }
-
-    const allow: Effect.Effect<Permit, CircuitOpenError> = Effect.suspend(() => {
-      const now = clock.unsafeCurrentTimeMillis()
-      lastUsed = now
-      if (isolated) return rejectIsolated(now)
-      // a probe slot reaches the caller as a permit, or is given back if the caller is interrupted
-      if (mayProbe(now)) {
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(
-            acquirePermit(now),
-            (permit) => Effect.onInterrupt(restore(Effect.succeed(permit)), () => permit.ignore)
-          )
-        )
-      }
-      return acquirePermit(now)
-    })
-
-    const isolate: Effect.Effect<void> = Effect.suspend(() => {
-      if (isolated) return Effect.void
-      const now = clock.unsafeCurrentTimeMillis()
-      const from = core.state()
-      isolated = true
-      return publish({ name, from, to: "Isolated", at: now })
-    })
-
-    const reset: Effect.Effect<void> = Effect.suspend(() => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const from = currentState()
-      isolated = false
-      core.pending.length = 0
-      core.reset(now)
-      lastErrors.length = 0
-      const announce = from === "Closed" ? Effect.void : publish({ name, from, to: "Closed", at: now })
-      return Effect.zipRight(resetOpenFor(now), announce)
-    })
-
-    // `state` and `stats` see the changes time alone causes (Open → HalfOpen once the open period
-    // is over), as a call would, and publish them: an idle breaker does not report Open forever.
-    const state: Effect.Effect<State> = Effect.suspend(() => {
-      core.tick(clock.unsafeCurrentTimeMillis())
-      return core.pending.length === 0 ? Effect.succeed(currentState()) : Effect.as(flush, currentState())
-    })
-
-    const stats: Effect.Effect<Stats> = Effect.suspend(() => {
-      const s = core.stats(clock.unsafeCurrentTimeMillis())
-      const snapshot: Stats = { name, state: currentState(), ...s, lastErrors: lastErrors.slice() }
-      return core.pending.length === 0 ? Effect.succeed(snapshot) : Effect.as(flush, snapshot)
-    })
-
-    const breaker: CircuitBreaker = {
-      name,
-      protect,
-      allow,
-      state,
-      stats,
-      changes: Stream.fromPubSub(hub),
-      isolate,
-      reset
-    }
-    return { breaker, lastUsed: () => lastUsed, currentState }
-  })
+export const stateGaugeValue: Readonly<Record<State, number>> = BreakerMetrics.stateValue
 
 /**
  * Builds a breaker from a policy, failing with `InvalidOptionsError` (naming the option) when an
@@ -1022,7 +427,16 @@ const makeInternal = (p: Policy): Effect.Effect<Internal, InvalidOptionsError, S
  * @category constructors
  */
 export const make = (policy: Policy): Effect.Effect<CircuitBreaker, InvalidOptionsError, Scope.Scope> =>
-  Effect.map(makeInternal(policy), (internal) => internal.breaker)
+  Effect.gen(function*() {
+    // The breaker reads time from the Clock in scope when it is built (a TestClock in tests): one
+    // synchronous read per call, no service lookup on the hot path.
+    const clock = yield* Effect.clock
+    const metrics = yield* FiberRef.get(InstanceMetrics.currentRegistry)
+    const { name, spec } = yield* BreakerPolicy.decode(policy)
+    const breaker = yield* Breaker.make(name, spec, clock, metrics)
+    yield* Effect.addFinalizer(() => breaker.dispose())
+    return breaker
+  })
 
 /**
  * Runs `effect` through `breaker`. Both orders work:
@@ -1074,8 +488,6 @@ export const protect: {
 export const layer = <I>(tag: Context.Tag<I, CircuitBreaker>, policy: Policy): Layer.Layer<I, InvalidOptionsError> =>
   Layer.scoped(tag, make(policy))
 
-const optional = <A>(config: Config.Config<A>) => Config.option(config)
-
 /**
  * A policy read from configuration. Keys (all optional but `name`): `policy`
  * (`sre` | `consecutive` | `countWindow` | `timeWindow`, default `sre`), `name`, and the options of
@@ -1087,44 +499,7 @@ const optional = <A>(config: Config.Config<A>) => Config.option(config)
  * @since 0.1.0
  * @category config
  */
-export const policyConfig: Config.Config<Policy> = Config.all({
-  policy: Config.literal("sre", "consecutive", "countWindow", "timeWindow")("policy").pipe(Config.withDefault("sre")),
-  name: Config.string("name"),
-  k: optional(Config.number("k")),
-  minK: optional(Config.number("minK")),
-  protection: optional(Config.number("protection")),
-  window: optional(Config.duration("window")),
-  buckets: optional(Config.integer("buckets")),
-  forcePassAfter: optional(Config.duration("forcePassAfter")),
-  threshold: optional(Config.integer("threshold")),
-  openFor: optional(Config.duration("openFor")),
-  halfOpenMaxCalls: optional(Config.integer("halfOpenMaxCalls")),
-  size: optional(Config.integer("size")),
-  minimumCalls: optional(Config.integer("minimumCalls")),
-  failureRateThreshold: optional(Config.number("failureRateThreshold")),
-  slowCallDuration: optional(Config.duration("slowCallDuration")),
-  slowCallRateThreshold: optional(Config.number("slowCallRateThreshold"))
-}).pipe(Config.map(({ policy: kind, ...rest }) => {
-  const options: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(rest)) {
-    if (typeof value === "string") options[key] = value
-    else if (Option.isOption(value)) {
-      const v = value as Option.Option<unknown>
-      if (Option.isSome(v)) options[key] = v.value
-    }
-  }
-  const o = options as unknown as CommonOptions
-  switch (kind) {
-    case "sre":
-      return sre(o)
-    case "consecutive":
-      return consecutive(o)
-    case "countWindow":
-      return countWindow(o)
-    case "timeWindow":
-      return timeWindow(o)
-  }
-}))
+export const policyConfig: Config.Config<Policy> = BreakerConfig.policyConfig
 
 /**
  * Provides a breaker whose policy is read from `effect/Config` (see `policyConfig`).
@@ -1142,9 +517,12 @@ export const layerConfig = <I>(
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Breakers by name, created on first use (go-zero's `breaker.Do(name, …)`), for per-host or
- * per-route breakers. Breakers idle longer than `idleTimeToLive` are evicted (an isolated breaker
- * is kept), so the number of keys cannot grow memory without bound.
+ * Breakers by name, created on first use (go-zero's `breaker.Do(name, …)`), for per-host, per-route
+ * or per-tenant breakers. At most `maxKeys` are held — the least recently used idle one goes first
+ * — and one idle longer than `idleTimeToLive` is dropped, so the number of names cannot grow memory
+ * without bound. A breaker is never dropped while in use (a call through the registry's `protect`
+ * runs on it, or a permit of its `allow` is out) or while isolated; a dropped breaker's metric
+ * series goes with it.
  *
  * @since 0.1.0
  * @category models
@@ -1152,12 +530,14 @@ export const layerConfig = <I>(
 export interface RegistryService {
   /** the breaker for `name`, created from the registry's policy on first use */
   readonly get: (name: string) => Effect.Effect<CircuitBreaker>
-  /** runs `effect` through the breaker for `name` */
+  /** runs `effect` through the breaker for `name`, which is in use until `effect` ends */
   readonly protect: (
     name: string
   ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpenError, R>
   /** the names currently held */
   readonly names: Effect.Effect<ReadonlyArray<string>>
+  /** the breakers currently held, without marking them used */
+  readonly breakers: Effect.Effect<ReadonlyArray<CircuitBreaker>>
   /** drops the breaker for `name`; true when there was one */
   readonly remove: (name: string) => Effect.Effect<boolean>
 }
@@ -1181,44 +561,20 @@ export interface RegistryOptions {
   readonly policy: (name: string) => Policy
   /** evict breakers unused for this long (default 10 minutes) */
   readonly idleTimeToLive?: Duration.DurationInput
+  /** breakers held at most; past it the least recently used idle one is evicted (default 10,000) */
+  readonly maxKeys?: number
 }
 
-const RegistryOptionsSchema = Schema.Struct({
-  policy: Fn,
-  idleTimeToLive: Schema.optionalWith(PositiveDuration, { default: () => Duration.minutes(10) })
-})
-
-const decodeRegistryOptions = decodeOptions("CircuitBreaker.layerRegistry", RegistryOptionsSchema)
-
 /**
- * Makes a `Registry`. A background fiber, owned by the layer's scope, sweeps idle breakers every
- * half `idleTimeToLive`.
+ * Makes a `Registry`. A background fiber, owned by the scope, sweeps idle breakers every half
+ * `idleTimeToLive`; closing the scope drops every breaker (ending their `changes` streams).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeRegistry = (
   options: RegistryOptions
-): Effect.Effect<RegistryService, InvalidOptionsError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const o = yield* decodeRegistryOptions(options)
-    const policyOf = o.policy as (name: string) => Policy
-    // an isolated breaker is kept however long it is idle
-    const cache = yield* IdleCache.make<Internal, never>({
-      ttl: Duration.toMillis(o.idleTimeToLive),
-      build: (name) => Effect.orDie(makeInternal(policyOf(name))),
-      lastUsed: (internal) => internal.lastUsed(),
-      keep: (internal) => internal.currentState() === "Isolated"
-    })
-    const get = (name: string): Effect.Effect<CircuitBreaker> => Effect.map(cache.get(name), (i) => i.breaker)
-
-    return {
-      get,
-      protect: (name) => (effect) => Effect.flatMap(get(name), (breaker) => breaker.protect(effect)),
-      names: Effect.sync(cache.keys),
-      remove: cache.remove
-    }
-  })
+): Effect.Effect<RegistryService, InvalidOptionsError, Scope.Scope> => BreakerRegistry.fromOptions(options)
 
 /**
  * Provides the `Registry`.
@@ -1230,7 +586,8 @@ export const makeRegistry = (
  *
  * const RegistryLive = CircuitBreaker.layerRegistry({
  *   policy: (host) => CircuitBreaker.sre({ name: `upstream:${host}` }),
- *   idleTimeToLive: "5 minutes"
+ *   idleTimeToLive: "5 minutes",
+ *   maxKeys: 50_000
  * })
  *
  * const call = (host: string) =>

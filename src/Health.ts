@@ -209,16 +209,15 @@ export const make = (options: Options = {}): Effect.Effect<HealthChecker, Invali
     for (const l of options.limiters ?? []) limiters.set(l.name, l)
     for (const r of options.registries ?? []) registries.add(r)
 
+    // the breakers a registry holds now, read without marking them used (a health probe must not
+    // keep idle breakers alive) nor creating one for a name evicted meanwhile
     const registryStates = Effect.map(
       Effect.forEach(
         registries,
         (registry) =>
           Effect.flatMap(
-            registry.names,
-            (names) =>
-              Effect.forEach(names, (name) =>
-                Effect.flatMap(registry.get(name), (b) =>
-                  Effect.map(b.state, (state) => [name, state] as const)))
+            registry.breakers,
+            (breakers) => Effect.forEach(breakers, (b) => Effect.map(b.state, (state) => [b.name, state] as const))
           )
       ),
       (nested) => nested.flat()

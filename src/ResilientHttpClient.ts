@@ -43,6 +43,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
@@ -50,12 +51,11 @@ import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Backoff from "./Backoff.js"
-import * as Bulkhead from "./Bulkhead.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import type { BulkheadFullError, CircuitOpenError, InvalidOptionsError } from "./Errors.js"
 import { TimeoutError } from "./Errors.js"
+import * as BulkheadRegistry from "./internal/bulkheadRegistry.js"
 import * as http from "./internal/http.js"
-import * as IdleCache from "./internal/idleCache.js"
 import * as options_ from "./internal/options.js"
 import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
@@ -69,6 +69,11 @@ import * as Timeout from "./Timeout.js"
 export interface Options {
   /** names the metrics, breakers (`"<name> <host>"`) and bulkheads (default `"http-client"`) */
   readonly name?: string
+  /**
+   * hosts with a breaker and a bulkhead at most (default 10,000): past it the least recently used
+   * idle host's are dropped (never one with calls running)
+   */
+  readonly maxHosts?: number
   /** default: `CircuitBreaker.sre` per host; `false` switches breakers off */
   readonly breaker?: false | {
     readonly policy?: (name: string) => CircuitBreaker.Policy
@@ -138,6 +143,7 @@ export class Client extends Context.Tag("effect-resilience/ResilientHttpClient")
 
 const OptionsSchema = Schema.Struct({
   name: Schema.optional(options_.Name),
+  maxHosts: Schema.optional(options_.PositiveInt),
   timeout: Schema.optional(Schema.Union(options_.PositiveDuration, Schema.Literal(false))),
   bulkhead: Schema.optional(Schema.Union(
     Schema.Literal(false),
@@ -169,6 +175,19 @@ const isTransportError = (u: unknown): boolean =>
 /** Whether a failure of one attempt may be retried. */
 const isRetryable = (u: unknown): boolean =>
   u instanceof RetryableResponse || u instanceof TimeoutError || isTransportError(u)
+
+/**
+ * `resilience_http_client_request_duration_seconds{name}`: how long a request through the client
+ * took, retries and backoff included, in seconds.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const requestDuration: Metric.Metric.Histogram<number> = Metric.histogram(
+  "resilience_http_client_request_duration_seconds",
+  MetricBoundaries.fromIterable([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
+  "requests through the resilient HTTP client, retries and backoff included, in seconds"
+)
 
 const hostOf = (url: string): string => {
   try {
@@ -232,25 +251,27 @@ export const wrap = <E, R>(
       ? undefined
       : Timeout.within({ duration: decoded.timeout ?? Duration.seconds(10), operation: name })
 
+    const maxHosts = decoded.maxHosts ?? 10_000
     const breakerOptions = options.breaker === false ? undefined : options.breaker ?? {}
     const registry = breakerOptions === undefined
       ? undefined
       : breakerOptions.registry ?? (yield* CircuitBreaker.makeRegistry({
         policy: breakerOptions.policy ?? ((n) => CircuitBreaker.sre({ name: n })),
-        idleTimeToLive: "10 minutes"
+        idleTimeToLive: "10 minutes",
+        maxKeys: maxHosts
       }))
 
     const bulkheadOptions = decoded.bulkhead === false ? undefined : decoded.bulkhead ?? {}
     // per-host bulkheads, dropped once idle like the per-host breakers (never while in use)
-    const bulkheads = bulkheadOptions === undefined ? undefined : yield* IdleCache.make({
+    const bulkheadOf = bulkheadOptions === undefined ? undefined : yield* BulkheadRegistry.makePerKey({
+      maxKeys: maxHosts,
       ttl: Duration.toMillis(bulkheadOptions.idleTimeToLive ?? Duration.minutes(10)),
-      build: (host) =>
-        Bulkhead.make({
-          name: `${name} ${host}`,
-          maxConcurrent: bulkheadOptions.maxConcurrent ?? 64,
-          maxQueue: bulkheadOptions.maxQueue ?? 0,
-          ...(bulkheadOptions.queueTimeout === undefined ? {} : { queueTimeout: bulkheadOptions.queueTimeout })
-        }),
+      settingsOf: (host) => ({
+        name: `${name} ${host}`,
+        maxConcurrent: bulkheadOptions.maxConcurrent ?? 64,
+        maxQueue: bulkheadOptions.maxQueue ?? 0,
+        ...(bulkheadOptions.queueTimeout === undefined ? {} : { queueTimeout: bulkheadOptions.queueTimeout })
+      }),
       onEvict: (host) => Effect.logDebug("dropped idle bulkhead").pipe(Effect.annotateLogs({ client: name, host }))
     })
 
@@ -265,6 +286,7 @@ export const wrap = <E, R>(
       )
     ))
     const retries = Metric.tagged(Retry.retriesTotal, "name", name)
+    const durations = Metric.tagged(requestDuration, "name", name)
 
     /** Whether a failed attempt is worth another one. */
     const mayRetry = (e: unknown): Effect.Effect<boolean> => {
@@ -302,9 +324,9 @@ export const wrap = <E, R>(
             )
             : Effect.succeed(response)
       )
-      if (bulkheads !== undefined) {
+      if (bulkheadOf !== undefined) {
         const inner = call
-        call = bulkheads.use(host, (bulkhead) => bulkhead.protect(inner))
+        call = Effect.flatMap(bulkheadOf(host), (bulkhead) => bulkhead.run(inner))
       }
       if (registry !== undefined) {
         const inner = call
@@ -368,12 +390,20 @@ export const wrap = <E, R>(
           )
           return loop
         })
-      return Effect.catchIf(
+      const answered = Effect.catchIf(
         run,
         (e): e is RetryableResponse =>
           e instanceof RetryableResponse,
         (e) => Effect.succeed(e.response)
       ) as Effect.Effect<HttpClientResponse.HttpClientResponse, any, any>
+      // the duration the caller sees: every attempt and every backoff wait
+      return Effect.clockWith((clock) => {
+        const start = clock.unsafeCurrentTimeNanos()
+        return Effect.ensuring(
+          answered,
+          Effect.sync(() => durations.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, []))
+        )
+      })
     }) as HttpClient.HttpClient.With<E | Error, R>
   })
 

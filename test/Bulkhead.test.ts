@@ -14,14 +14,13 @@ import {
   HashMap,
   Layer,
   Logger,
-  Metric,
-  MetricKey,
   Scope,
   Supervisor,
   TestClock
 } from "effect"
 import * as Bulkhead from "../src/Bulkhead.js"
 import { BulkheadFullError, InvalidOptionsError, UnknownNameError } from "../src/Errors.js"
+import * as Metrics from "../src/Metrics.js"
 import { failureOf, settle } from "./support.js"
 
 const hold = (bulkhead: Bulkhead.Bulkhead) =>
@@ -394,23 +393,72 @@ describe("Bulkhead", () => {
       expect(yield* bulkhead.stats).toMatchObject({ active: 0, queued: 0 })
     }))
 
-  it.scoped("updates resilience_bulkhead_active and resilience_bulkhead_rejected_total", () =>
+  it.scoped("updates resilience_bulkhead_active, _queued and _rejected_total; the series go with the bulkhead", () =>
     Effect.gen(function*() {
-      const bulkhead = yield* Bulkhead.make({ name: "metrics-bh", maxConcurrent: 1 })
-      const active = Metric.fromMetricKey(
-        MetricKey.gauge("resilience_bulkhead_active").pipe(MetricKey.tagged("name", "metrics-bh"))
+      const metric = (name: string, labels: Record<string, string> = {}) =>
+        Effect.map(
+          Metrics.snapshot,
+          (samples) =>
+            samples.find((s) =>
+              s.metric === name && s.labels.name === "metrics-bh" &&
+              Object.entries(labels).every(([k, v]) => s.labels[k] === v)
+            )?.value
+        )
+      const scope = yield* Scope.make()
+      const bulkhead = yield* Bulkhead.make({ name: "metrics-bh", maxConcurrent: 1, maxQueue: 1 }).pipe(
+        Scope.extend(scope)
       )
-      const rejected = Metric.fromMetricKey(
-        MetricKey.counter("resilience_bulkhead_rejected_total").pipe(MetricKey.tagged("name", "metrics-bh"))
-      )
-      const before = (yield* Metric.value(rejected)).count
       const { release } = yield* hold(bulkhead)
-      expect((yield* Metric.value(active)).value).toBe(1)
-      yield* Effect.exit(bulkhead.protect(Effect.void))
-      expect((yield* Metric.value(rejected)).count).toBe(before + 1)
-      yield* release
+      expect(yield* metric("resilience_bulkhead_active")).toBe(1)
+      const queued = yield* Effect.fork(bulkhead.protect(Effect.void))
       yield* settle
-      expect((yield* Metric.value(active)).value).toBe(0)
+      expect(yield* metric("resilience_bulkhead_queued")).toBe(1)
+      yield* Effect.exit(bulkhead.protect(Effect.void))
+      expect(yield* metric("resilience_bulkhead_rejected_total", { reason: "full" })).toBe(1)
+      expect(yield* metric("resilience_bulkhead_rejected_total", { reason: "queue-timeout" })).toBe(0)
+      yield* release
+      yield* Fiber.join(queued)
+      expect(yield* metric("resilience_bulkhead_active")).toBe(0)
+      expect(yield* metric("resilience_bulkhead_queued")).toBe(0)
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* metric("resilience_bulkhead_active")).toBeUndefined()
+    }).pipe(Metrics.withInstanceRegistry()))
+
+  it.scoped("a holder interrupted mid-work hands its permit to the queue when its fiber exits", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ name: "handover", maxConcurrent: 1, maxQueue: 1 })
+      const holder = yield* Effect.fork(bulkhead.protect(Effect.never))
+      yield* settle
+      const waiter = yield* Effect.fork(bulkhead.protect(Effect.succeed("served")))
+      yield* settle
+      yield* Fiber.interrupt(holder)
+      expect(yield* Fiber.join(waiter)).toBe("served")
+      expect(yield* bulkhead.stats).toMatchObject({ active: 0, queued: 0 })
+    }))
+
+  it.scoped("the permit of work interrupted inside an uninterruptible caller comes back when that caller's fiber ends", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ name: "outer-cleanup", maxConcurrent: 1 })
+      const caller = yield* Effect.fork(
+        Effect.uninterruptibleMask((restore) =>
+          Effect.exit(restore(bulkhead.protect(Effect.never))).pipe(Effect.zipLeft(Effect.sleep("1 second")))
+        )
+      )
+      yield* settle
+      caller.unsafeInterruptAsFork(FiberId.none)
+      yield* settle
+      // the work stopped, but its fiber still runs its own cleanup: the permit is not handed out yet
+      expect(yield* bulkhead.stats).toMatchObject({ active: 1 })
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.await(caller)
+      expect(yield* bulkhead.stats).toMatchObject({ active: 0 })
+      expect(yield* bulkhead.tryProtect(Effect.succeed("free"))).toBe("free")
+    }))
+
+  it.scoped("an unknown option is an InvalidOptionsError naming it", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Bulkhead.make({ name: "x", maxConcurrent: 1, maxConcurency: 2 } as any))
+      expect(error).toMatchObject({ option: "maxConcurency", value: 2 })
     }))
 
   it.scoped("logs one warning per overload episode", () =>
@@ -510,6 +558,61 @@ describe("Bulkhead", () => {
         const good = yield* registry.register({ name: "x", maxConcurrent: 1 })
         expect(good.name).toBe("x")
         expect(Object.keys(yield* registry.stats)).toEqual(["x"])
+      }))
+
+    it.scoped("remove drops a bulkhead, rejecting its queued callers", () =>
+      Effect.gen(function*() {
+        const registry = yield* Bulkhead.makeRegistry([{ name: "a", maxConcurrent: 1, maxQueue: 1 }])
+        const a = yield* registry.get("a")
+        const { release } = yield* hold(a)
+        const waiter = yield* Effect.fork(a.protect(Effect.void))
+        yield* settle
+        expect(yield* registry.remove("a")).toBe(true)
+        expect(yield* registry.remove("a")).toBe(false)
+        expect(failureOf(yield* Fiber.await(waiter))).toMatchObject({ reason: "full" })
+        expect(failureOf(yield* Effect.exit(registry.get("a")))).toBeInstanceOf(UnknownNameError)
+        yield* release
+        expect(yield* registry.names).toEqual([])
+      }))
+
+    it.scoped("create builds bulkheads on first use; maxKeys drops the least recently used idle one", () =>
+      Effect.gen(function*() {
+        const registry = yield* Bulkhead.makeRegistry({
+          create: (tenant) => ({ name: `tenant ${tenant}`, maxConcurrent: 1 }),
+          maxKeys: 2
+        })
+        const busy = yield* registry.get("busy")
+        const { release } = yield* hold(busy)
+        expect(yield* registry.protect("a", Effect.succeed("a"))).toBe("a")
+        expect((yield* registry.get("a")).name).toBe("tenant a")
+        yield* registry.get("b")
+        // "busy" is the least recently used but in use: "a" goes, and "busy" counts as just used
+        expect([...(yield* registry.names)].sort()).toEqual(["b", "busy"])
+        yield* release
+        yield* registry.get("c")
+        expect([...(yield* registry.names)].sort()).toEqual(["busy", "c"])
+      }))
+
+    it.scoped("idleTimeToLive drops idle bulkheads, never busy ones", () =>
+      Effect.gen(function*() {
+        const registry = yield* Bulkhead.makeRegistry({
+          bulkheads: [{ name: "idle", maxConcurrent: 1 }, { name: "busy", maxConcurrent: 1 }],
+          idleTimeToLive: "1 minute"
+        })
+        const { release } = yield* hold(yield* registry.get("busy"))
+        yield* TestClock.adjust("2 minutes")
+        expect(yield* registry.names).toEqual(["busy"])
+        yield* release
+        yield* TestClock.adjust("2 minutes")
+        expect(yield* registry.names).toEqual([])
+      }))
+
+    it.scoped("registry options are checked", () =>
+      Effect.gen(function*() {
+        expect((yield* Effect.flip(Bulkhead.makeRegistry({ maxKeys: 0 }))).option).toBe("maxKeys")
+        expect((yield* Effect.flip(Bulkhead.makeRegistry({ idleTimeToLive: "never" } as any))).option)
+          .toBe("idleTimeToLive")
+        expect((yield* Effect.flip(Bulkhead.makeRegistry({ ttl: 5 } as any))).option).toBe("ttl")
       }))
 
     it.effect("layerRegistry and protectNamed", () =>

@@ -3,6 +3,7 @@ import * as Chunk from "effect/Chunk"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -10,7 +11,6 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
@@ -20,9 +20,19 @@ import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as Errors from "../src/Errors.js"
 import { BulkheadFullError, CircuitOpenError, InvalidOptionsError, TimeoutError } from "../src/Errors.js"
+import * as Metrics from "../src/Metrics.js"
 
 const boom = Effect.fail("boom" as const)
 const ok = Effect.succeed("ok" as const)
+
+/** The value of one instance metric sample (undefined when the series does not exist). */
+const metric = (name: string, labels: Record<string, string>) =>
+  Effect.map(
+    Metrics.snapshot,
+    (samples) =>
+      samples.find((s) => s.metric === name && Object.entries(labels).every(([key, value]) => s.labels[key] === value))
+        ?.value
+  )
 
 const rejectedWith = (r: Either.Either<unknown, unknown>): CircuitOpenError => {
   if (Either.isLeft(r) && r.left instanceof CircuitOpenError) return r.left
@@ -595,11 +605,9 @@ describe("isolate and reset", () => {
     it.scoped(`${label}: calls rejected while Isolated count in stats.rejections and the metric`, () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make(policy)
-        const rejectedMetric = Metric.counter("resilience_breaker_requests_total").pipe(
-          Metric.tagged("name", breaker.name),
-          Metric.tagged("outcome", "rejected"),
-          Metric.value,
-          Effect.map((s) => s.count)
+        const rejectedMetric = Effect.map(
+          metric("resilience_breaker_requests_total", { name: breaker.name, outcome: "rejected" }),
+          (value) => value ?? 0
         )
         const before = yield* rejectedMetric
         yield* breaker.isolate
@@ -651,6 +659,34 @@ describe("options", () => {
         expect(error).toBeInstanceOf(InvalidOptionsError)
         expect(error.option).toBe(option)
       }
+    }))
+
+  it.effect("an unknown option is an InvalidOptionsError naming it, never silently ignored", () =>
+    Effect.gen(function*() {
+      const cases: Array<[CircuitBreaker.Policy, string, unknown]> = [
+        // a typo of `threshold` would otherwise run with the default of 5
+        [CircuitBreaker.consecutive({ name: "x", failureThreshold: -5 } as any), "failureThreshold", -5],
+        // an option of another policy
+        [CircuitBreaker.sre({ name: "x", threshold: 3 } as any), "threshold", 3],
+        [CircuitBreaker.timeWindow({ name: "x", size: 10 } as any), "size", 10],
+        [CircuitBreaker.custom({ name: "x", k: 2 } as any), "k", 2]
+      ]
+      for (const [policy, option, value] of cases) {
+        const error = yield* invalid(policy)
+        expect(error).toBeInstanceOf(InvalidOptionsError)
+        expect([error.option, error.value]).toEqual([option, value])
+      }
+    }))
+
+  it.effect("registry options are checked: maxKeys, idleTimeToLive and unknown keys", () =>
+    Effect.gen(function*() {
+      const policy = (name: string) => CircuitBreaker.sre({ name })
+      const fails = (options: CircuitBreaker.RegistryOptions) =>
+        Effect.flip(Effect.scoped(CircuitBreaker.makeRegistry(options)))
+      expect((yield* fails({ policy, maxKeys: 0 })).option).toBe("maxKeys")
+      expect((yield* fails({ policy, maxKeys: 1.5 })).option).toBe("maxKeys")
+      expect((yield* fails({ policy, idleTimeToLive: -1 })).option).toBe("idleTimeToLive")
+      expect((yield* fails({ policy, ttl: "1 minute" } as any)).option).toBe("ttl")
     }))
 })
 
@@ -715,29 +751,65 @@ describe("observability", () => {
   it.scoped("metrics count outcomes and state changes and expose the state", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "metrics", threshold: 1 }))
-      const requests = (outcome: string) =>
-        Metric.counter("resilience_breaker_requests_total").pipe(
-          Metric.tagged("name", "metrics"),
-          Metric.tagged("outcome", outcome),
-          Metric.value,
-          Effect.map((s) => s.count)
-        )
+      const requests = (outcome: string) => metric("resilience_breaker_requests_total", { name: "metrics", outcome })
+      expect(yield* metric("resilience_breaker_state", { name: "metrics" })).toBe(CircuitBreaker.stateGaugeValue.Closed)
       yield* breaker.protect(ok)
       yield* Effect.either(breaker.protect(boom))
       yield* Effect.either(breaker.protect(ok))
       expect(yield* requests("success")).toBe(1)
       expect(yield* requests("failure")).toBe(1)
       expect(yield* requests("rejected")).toBe(1)
-      const changes = yield* Metric.counter("resilience_breaker_state_changes_total").pipe(
-        Metric.tagged("name", "metrics"),
-        Metric.tagged("from", "Closed"),
-        Metric.tagged("to", "Open"),
-        Metric.value
+      expect(yield* requests("ignored")).toBe(0)
+      expect(yield* metric("resilience_breaker_state_changes_total", { name: "metrics", from: "Closed", to: "Open" }))
+        .toBe(1)
+      // a change that never happened has no series
+      expect(yield* metric("resilience_breaker_state_changes_total", { name: "metrics", from: "Open", to: "HalfOpen" }))
+        .toBeUndefined()
+      expect(yield* metric("resilience_breaker_state", { name: "metrics" })).toBe(CircuitBreaker.stateGaugeValue.Open)
+    }).pipe(Metrics.withInstanceRegistry()))
+
+  it.effect("a breaker's series go away with it; breakers sharing a name share them", () =>
+    Effect.gen(function*() {
+      const outer = yield* Scope.make()
+      const a = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "shared", threshold: 1 })).pipe(
+        Scope.extend(outer)
       )
-      expect(changes.count).toBe(1)
-      const gauge = yield* Metric.gauge("resilience_breaker_state").pipe(Metric.tagged("name", "metrics"), Metric.value)
-      expect(gauge.value).toBe(CircuitBreaker.stateGaugeValue.Open)
-    }))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const b = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "shared" }))
+        yield* a.protect(ok)
+        yield* b.protect(ok)
+        expect(yield* metric("resilience_breaker_requests_total", { name: "shared", outcome: "success" })).toBe(2)
+        yield* Effect.either(a.protect(boom))
+        // the gauge shows the worst state of the breakers sharing the name
+        expect(yield* metric("resilience_breaker_state", { name: "shared" })).toBe(CircuitBreaker.stateGaugeValue.Open)
+      }))
+      // b is gone: its counts stay in the shared counter, which never goes backwards
+      expect(yield* metric("resilience_breaker_requests_total", { name: "shared", outcome: "success" })).toBe(2)
+      yield* Scope.close(outer, Exit.void)
+      expect(yield* metric("resilience_breaker_requests_total", { name: "shared", outcome: "success" })).toBeUndefined()
+      expect((yield* Metrics.snapshot).filter((s) => s.labels.name === "shared")).toEqual([])
+    }).pipe(Metrics.withInstanceRegistry()))
+
+  it.scoped("past maxSeries names share the overflow series, whose counters only grow", () =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 5; i++) {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const breaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: `tenant-${i}` }))
+          yield* breaker.protect(ok)
+          const names = new Set((yield* Metrics.snapshot).map((s) => s.labels.name))
+          expect(names.size).toBeLessThanOrEqual(3)
+        }))
+      }
+      const kept = yield* Effect.forEach(
+        [0, 1, 2, 3],
+        (i) => CircuitBreaker.make(CircuitBreaker.sre({ name: `t${i}` }))
+      )
+      yield* Effect.forEach(kept, (b) => b.protect(ok))
+      const samples = yield* Metrics.snapshot
+      expect(new Set(samples.map((s) => s.labels.name))).toEqual(new Set(["t0", "t1", Metrics.overflowName]))
+      const overflow = samples.find((s) => s.labels.name === Metrics.overflowName && s.labels.outcome === "success")
+      expect(overflow?.value).toBe(2)
+    }).pipe(Metrics.withInstanceRegistry({ maxSeries: 2 })))
 
   it.scoped("logs each state change once, with the last errors", () =>
     Effect.gen(function*() {
@@ -823,6 +895,73 @@ describe("Registry", () => {
       expect((yield* supervisor.value).length).toBe(0)
       expect(Chunk.size(yield* Fiber.join(changes))).toBe(0)
     }))
+
+  it.scoped("holds at most maxKeys breakers: the least recently used idle one goes first", () =>
+    Effect.gen(function*() {
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => CircuitBreaker.consecutive({ name, threshold: 1 }),
+        maxKeys: 3
+      })
+      const a = yield* registry.get("a")
+      yield* registry.get("b")
+      yield* registry.get("c")
+      yield* registry.protect("a")(ok) // a is now the most recently used
+      yield* registry.get("d")
+      expect([...(yield* registry.names)].sort()).toEqual(["a", "c", "d"])
+      expect(yield* registry.get("a")).toBe(a)
+      yield* registry.get("e")
+      expect([...(yield* registry.names)].sort()).toEqual(["a", "d", "e"])
+      expect((yield* registry.breakers).map((b) => b.name).sort()).toEqual(["a", "d", "e"])
+    }).pipe(Metrics.withInstanceRegistry()))
+
+  it.scoped("never evicts a breaker in use: a call through protect, or an outstanding permit", () =>
+    Effect.gen(function*() {
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => CircuitBreaker.consecutive({ name, threshold: 1 }),
+        maxKeys: 1,
+        idleTimeToLive: "1 minute"
+      })
+      const gate = yield* Deferred.make<void>()
+      const running = yield* Effect.fork(registry.protect("busy")(Deferred.await(gate)))
+      yield* Effect.yieldNow()
+      const permit = yield* Effect.flatMap(registry.get("permit"), (b) => b.allow)
+      yield* registry.get("idle")
+      // past maxKeys, yet the two breakers in use stay
+      expect([...(yield* registry.names)].sort()).toEqual(["busy", "idle", "permit"])
+      yield* TestClock.adjust("5 minutes")
+      expect([...(yield* registry.names)].sort()).toEqual(["busy", "permit"])
+      yield* permit.success
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(running)
+      yield* TestClock.adjust("2 minutes")
+      expect(yield* registry.names).toEqual([])
+    }).pipe(Metrics.withInstanceRegistry()))
+
+  it.scoped("a call through protect whose caller is interrupted frees its breaker", () =>
+    Effect.gen(function*() {
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => CircuitBreaker.consecutive({ name, threshold: 1 }),
+        idleTimeToLive: "1 minute"
+      })
+      const call = yield* Effect.fork(registry.protect("x")(Effect.never))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(call)
+      yield* TestClock.adjust("2 minutes")
+      expect(yield* registry.names).toEqual([])
+    }).pipe(Metrics.withInstanceRegistry()))
+
+  it.scoped("an evicted breaker's series go with it", () =>
+    Effect.gen(function*() {
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => CircuitBreaker.sre({ name }),
+        maxKeys: 2
+      })
+      for (const name of ["a", "b", "c", "d"]) yield* registry.protect(name)(ok)
+      const names = new Set((yield* Metrics.snapshot).map((s) => s.labels.name))
+      expect(names).toEqual(new Set(["c", "d"]))
+      expect(yield* registry.remove("c")).toBe(true)
+      expect(new Set((yield* Metrics.snapshot).map((s) => s.labels.name))).toEqual(new Set(["d"]))
+    }).pipe(Metrics.withInstanceRegistry()))
 
   it.effect("layerRegistry rejects a bad idleTimeToLive; Registry is a service", () =>
     Effect.gen(function*() {

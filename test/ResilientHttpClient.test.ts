@@ -11,6 +11,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
+import * as Metrics from "../src/Metrics.js"
 import * as ResilientHttpClient from "../src/ResilientHttpClient.js"
 
 /** A client answering `statuses` in turn, recording when each response body is read. */
@@ -131,6 +132,31 @@ describe("ResilientHttpClient per-host bulkheads (TestClock)", () => {
       expect(hosts).toEqual(["slow.test"])
     }).pipe(Effect.provide(layer), Logger.withMinimumLogLevel(LogLevel.Debug))
   })
+
+  it.scoped("keeps a breaker and a bulkhead for at most maxHosts hosts, never dropping one in use", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const resilient = yield* ResilientHttpClient.make({ timeout: false, retry: false, maxHosts: 3 }).pipe(
+        Effect.provideService(HttpClient.HttpClient, gated(gate))
+      )
+      const slow = yield* Effect.fork(resilient.get("http://slow.test/x"))
+      yield* Effect.yieldNow()
+      for (let i = 0; i < 20; i++) expect((yield* resilient.get(`http://h${i}.test/x`)).status).toBe(200)
+      // the per-host parts alive are those whose series are exported
+      const namesOf = (metric: string) =>
+        Effect.map(
+          Metrics.snapshot,
+          (samples) => new Set(samples.filter((s) => s.metric === metric).map((s) => s.labels.name))
+        )
+      for (const metric of ["resilience_breaker_state", "resilience_bulkhead_active"]) {
+        const names = yield* namesOf(metric)
+        expect(names.size).toBe(3)
+        expect(names.has("http-client slow.test")).toBe(true)
+        expect(names.has("http-client h19.test")).toBe(true)
+      }
+      yield* Deferred.succeed(gate, undefined)
+      expect((yield* Fiber.join(slow)).status).toBe(200)
+    }).pipe(Metrics.withInstanceRegistry()))
 
   it.effect("rejects a non-positive bulkhead.idleTimeToLive", () =>
     Effect.gen(function*() {

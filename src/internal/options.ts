@@ -135,11 +135,24 @@ export const toInvalidOptions = (
   })
 }
 
+/** How `decodeOptions` treats the input. */
+export interface DecodeSettings {
+  /** an option the schema does not know is an error naming it (default: ignored) */
+  readonly exact?: boolean
+}
+
 /**
  * Decodes `input` synchronously; `Either.left` carries an `InvalidOptionsError`.
  */
-export const decodeOptionsEither = <A, I>(module: string, schema: Schema.Schema<A, I>) => {
-  const decode = Schema.decodeUnknownEither(schema, { errors: "first", onExcessProperty: "ignore" })
+export const decodeOptionsEither = <A, I>(
+  module: string,
+  schema: Schema.Schema<A, I>,
+  settings: DecodeSettings = {}
+) => {
+  const decode = Schema.decodeUnknownEither(schema, {
+    errors: "first",
+    onExcessProperty: settings.exact === true ? "error" : "ignore"
+  })
   return (input: unknown): Either.Either<A, InvalidOptionsError> =>
     Either.mapLeft(decode(input), (error) => toInvalidOptions(module, input, error))
 }
@@ -147,8 +160,8 @@ export const decodeOptionsEither = <A, I>(module: string, schema: Schema.Schema<
 /**
  * Decodes `input` as an Effect failing with `InvalidOptionsError`.
  */
-export const decodeOptions = <A, I>(module: string, schema: Schema.Schema<A, I>) => {
-  const decode = decodeOptionsEither(module, schema)
+export const decodeOptions = <A, I>(module: string, schema: Schema.Schema<A, I>, settings: DecodeSettings = {}) => {
+  const decode = decodeOptionsEither(module, schema, settings)
   return (input: unknown): Effect.Effect<A, InvalidOptionsError> => {
     const result = decode(input)
     return Either.isRight(result) ? Effect.succeed(result.right) : Effect.fail(result.left)

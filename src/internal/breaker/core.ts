@@ -1,6 +1,7 @@
 /**
  * One synchronous interface over both breaker families, so the effectful shell is written once.
- * Everything here is plain, closure-held state mutated in one synchronous step.
+ * The cores are classes: a breaker holds its counting state in plain fields and shares its methods
+ * with every other breaker (a breaker per tenant or per host carries no closures of its own).
  */
 import type { Stats } from "../../CircuitBreaker.js"
 import * as Machine from "./machine.js"
@@ -21,24 +22,30 @@ export interface Transition {
 export type CoreStats = Omit<Stats, "name" | "state" | "lastErrors">
 
 export interface Core {
-  readonly state: () => CoreState
+  state(): CoreState
   /** applies the changes that time alone causes (a state machine's Open → HalfOpen, interval roll-over) */
-  readonly tick: (now: number) => void
+  tick(now: number): void
+  /** whether a call at `now` may take a half-open probe slot (it must then give it back however it ends) */
+  mayProbe(now: number): boolean
+  /** whether a success must be recorded at its own time (else the time of the latest admission will do) */
+  successNeedsTime(): boolean
   /** a token (≥ 0) to hand back with the outcome, `REJECT`, or `NEED_RANDOM` */
-  readonly acquire: (now: number) => number
+  acquire(now: number): number
   /** completes a `NEED_RANDOM` admission with `u` uniform in [0, 1) */
-  readonly acquireRandom: (now: number, u: number) => number
-  readonly success: (token: number, now: number, elapsedMillis: number) => void
-  readonly failure: (token: number, now: number, elapsedMillis: number) => void
-  readonly ignore: (token: number, now: number) => void
+  acquireRandom(now: number, u: number): number
+  success(token: number, now: number, elapsedMillis: number): void
+  failure(token: number, now: number, elapsedMillis: number): void
+  ignore(token: number, now: number): void
   /** counts a call rejected without asking `acquire` (the breaker is isolated) in `rejections` */
-  readonly rejected: (now: number) => void
+  rejected(now: number): void
   /** millis until a rejected caller may get through; NaN when unknown */
-  readonly retryAfterMillis: (now: number) => number
-  readonly reset: (now: number) => void
-  readonly stats: (now: number) => CoreStats
-  /** state changes not yet published */
-  readonly pending: Array<Transition>
+  retryAfterMillis(now: number): number
+  reset(now: number): void
+  stats(now: number): CoreStats
+  /** state changes not yet published (read-only: `takePending` empties it) */
+  readonly pending: ReadonlyArray<Transition>
+  /** the state changes not yet published, which the caller now publishes */
+  takePending(): ReadonlyArray<Transition>
 }
 
 const sreStateOf = (ratio: number): CoreState => ratio <= 0 ? "Closed" : ratio >= 1 ? "Open" : "HalfOpen"
@@ -50,60 +57,83 @@ const sreStateOf = (ratio: number): CoreState => ratio <= 0 ? "Closed" : ratio >
  * ratio stayed ≤ 0 for `forcePassAfter`, so a ratio hovering around zero cannot flood the logs
  * and the `changes` stream with flips.
  */
-export const sre = (params: Sre.Params, now: number): Core & { readonly sre: Sre.State } => {
-  const s = Sre.make(params, now)
-  const pending: Array<Transition> = []
-  let current: CoreState = "Closed"
-  let calmSince = Number.NaN
-  const observe = (at: number) => {
-    const next = sreStateOf(s.ratio)
+export class SreCore extends Sre.State implements Core {
+  pending: Array<Transition> = Machine.NO_TRANSITIONS as Array<Transition>
+  current: CoreState = "Closed"
+  /** since when the ratio is back at zero while the state is not Closed yet (−1: it is not) */
+  calmSince = -1
+
+  private observe(at: number): void {
+    const next = sreStateOf(this.ratio)
     if (next === "Closed") {
-      if (current === "Closed") return
-      if (Number.isNaN(calmSince)) calmSince = at
-      if (at - calmSince < params.forcePassAfterMillis) return
+      if (this.current === "Closed") return
+      if (this.calmSince < 0) this.calmSince = at
+      if (at - this.calmSince < this.params.forcePassAfterMillis) return
     }
-    calmSince = Number.NaN
-    if (next !== current) {
-      pending.push({ from: current, to: next, at })
-      current = next
+    this.calmSince = -1
+    if (next !== this.current) {
+      if (this.pending === Machine.NO_TRANSITIONS) this.pending = []
+      this.pending.push({ from: this.current, to: next, at })
+      this.current = next
     }
   }
-  return {
-    sre: s,
-    pending,
-    state: () => current,
-    // the adaptive breaker's state is that of its last decision: time alone changes nothing
-    tick: () => {},
-    acquire: (t) => {
-      // ADMIT is token 0; REJECT and NEED_RANDOM are the same numbers here and in `Sre`
-      const d = Sre.decide(s, t)
-      if (current !== "Closed" || s.ratio > 0) observe(t)
-      return d
-    },
-    acquireRandom: (t, u) => Sre.decideWithRandom(s, t, u),
-    success: (_token, t) => Sre.markSuccess(s, t),
-    failure: (_token, t) => Sre.markFailure(s, t),
-    ignore: () => {},
-    rejected: (t) => Sre.markDrop(s, t),
-    retryAfterMillis: (t) => current === "Open" ? Sre.retryAfterMillis(s, t) : Number.NaN,
-    reset: (t) => {
-      Sre.reset(s, t)
-      current = "Closed"
-      calmSince = Number.NaN
-    },
-    stats: (t) => {
-      const c = Sre.counts(s, t)
-      const requests = c.successes + c.failures
-      return {
-        requests,
-        successes: c.successes,
-        failures: c.failures,
-        rejections: c.drops,
-        consecutiveSuccesses: s.consecutiveSuccesses,
-        consecutiveFailures: s.consecutiveFailures,
-        failureRate: requests === 0 ? Number.NaN : c.failures / requests,
-        dropRatio: Math.max(0, s.ratio)
-      }
+
+  takePending(): ReadonlyArray<Transition> {
+    const changes = this.pending
+    this.pending = Machine.NO_TRANSITIONS as Array<Transition>
+    return changes
+  }
+
+  state(): CoreState {
+    return this.current
+  }
+  // the adaptive breaker's state is that of its last decision: time alone changes nothing
+  tick(): void {}
+  mayProbe(): boolean {
+    return false
+  }
+  successNeedsTime(): boolean {
+    return false
+  }
+  acquire(t: number): number {
+    // ADMIT is token 0; REJECT and NEED_RANDOM are the same numbers here and in `Sre`
+    const d = Sre.decide(this, t)
+    if (this.current !== "Closed" || this.ratio > 0) this.observe(t)
+    return d
+  }
+  acquireRandom(t: number, u: number): number {
+    return Sre.decideWithRandom(this, t, u)
+  }
+  success(_token: number, t: number): void {
+    Sre.markSuccess(this, t)
+  }
+  failure(_token: number, t: number): void {
+    Sre.markFailure(this, t)
+  }
+  ignore(): void {}
+  rejected(t: number): void {
+    Sre.markDrop(this, t)
+  }
+  retryAfterMillis(t: number): number {
+    return this.current === "Open" ? Sre.retryAfterMillis(this, t) : Number.NaN
+  }
+  reset(t: number): void {
+    Sre.reset(this, t)
+    this.current = "Closed"
+    this.calmSince = -1
+  }
+  stats(t: number): CoreStats {
+    const c = Sre.counts(this, t)
+    const requests = c.successes + c.failures
+    return {
+      requests,
+      successes: c.successes,
+      failures: c.failures,
+      rejections: c.drops,
+      consecutiveSuccesses: this.consecutiveSuccesses,
+      consecutiveFailures: this.consecutiveFailures,
+      failureRate: requests === 0 ? Number.NaN : c.failures / requests,
+      dropRatio: Math.max(0, this.ratio)
     }
   }
 }
@@ -112,49 +142,76 @@ export const sre = (params: Sre.Params, now: number): Core & { readonly sre: Sre
  * A state-machine breaker. `slowMillis` (∞ when slow calls are not tracked) marks calls slower
  * than it as slow for the rule.
  */
-export const machine = (
-  params: Machine.Params,
-  openMillis: number,
-  slowMillis: number,
-  now: number
-): Core & { readonly machine: Machine.State } => {
-  const m = Machine.make(params, openMillis, now)
-  let rejections = 0
-  return {
-    machine: m,
-    pending: m.pending as Array<Transition>,
-    state: () => m.state,
-    tick: (t) => Machine.tick(m, t),
-    acquire: (t) => {
-      const token = Machine.acquire(m, t)
-      if (token === Machine.REJECT) rejections++
-      return token
-    },
-    // never reached: a state machine does not answer NEED_RANDOM (admitting here would count twice)
-    acquireRandom: () => Machine.REJECT,
-    success: (token, t, elapsed) => Machine.success(m, token, t, elapsed >= slowMillis),
-    failure: (token, t, elapsed) => Machine.failure(m, token, t, elapsed >= slowMillis),
-    ignore: (token, t) => Machine.ignore(m, token, t),
-    rejected: () => {
-      rejections++
-    },
-    retryAfterMillis: (t) => Machine.retryAfterMillis(m, t),
-    reset: (t) => {
-      Machine.reset(m, t)
-      rejections = 0
-    },
-    stats: (t) => {
-      Machine.tick(m, t)
-      const c = m.counts
-      return {
-        requests: c.requests,
-        successes: c.totalSuccesses,
-        failures: c.totalFailures,
-        rejections,
-        consecutiveSuccesses: c.consecutiveSuccesses,
-        consecutiveFailures: c.consecutiveFailures,
-        failureRate: params.rule.failureRate(c, t)
-      }
+export class MachineCore implements Core {
+  readonly machine: Machine.State
+  rejections = 0
+
+  constructor(params: Machine.Params, openMillis: number, readonly slowMillis: number, now: number) {
+    this.machine = Machine.make(params, openMillis, now)
+  }
+
+  get pending(): ReadonlyArray<Transition> {
+    return this.machine.pending
+  }
+  takePending(): ReadonlyArray<Transition> {
+    const changes = this.machine.pending
+    this.machine.pending = Machine.NO_TRANSITIONS
+    return changes
+  }
+  state(): CoreState {
+    return this.machine.state
+  }
+  tick(t: number): void {
+    Machine.tick(this.machine, t)
+  }
+  mayProbe(now: number): boolean {
+    const m = this.machine
+    return m.state === "HalfOpen" || (m.state === "Open" && now >= m.openUntil)
+  }
+  successNeedsTime(): boolean {
+    // a trip or a close happens at the outcome's time, and so does an interval roll-over
+    return this.machine.state !== "Closed" || this.machine.params.intervalMillis > 0
+  }
+  acquire(t: number): number {
+    const token = Machine.acquire(this.machine, t)
+    if (token === Machine.REJECT) this.rejections++
+    return token
+  }
+  // never reached: a state machine does not answer NEED_RANDOM (admitting here would count twice)
+  acquireRandom(): number {
+    return Machine.REJECT
+  }
+  success(token: number, t: number, elapsed: number): void {
+    Machine.success(this.machine, token, t, elapsed >= this.slowMillis)
+  }
+  failure(token: number, t: number, elapsed: number): void {
+    Machine.failure(this.machine, token, t, elapsed >= this.slowMillis)
+  }
+  ignore(token: number, t: number): void {
+    Machine.ignore(this.machine, token, t)
+  }
+  rejected(): void {
+    this.rejections++
+  }
+  retryAfterMillis(t: number): number {
+    return Machine.retryAfterMillis(this.machine, t)
+  }
+  reset(t: number): void {
+    Machine.reset(this.machine, t)
+    this.rejections = 0
+  }
+  stats(t: number): CoreStats {
+    const m = this.machine
+    Machine.tick(m, t)
+    const c = m.counts
+    return {
+      requests: c.requests,
+      successes: c.totalSuccesses,
+      failures: c.totalFailures,
+      rejections: this.rejections,
+      consecutiveSuccesses: c.consecutiveSuccesses,
+      consecutiveFailures: c.consecutiveFailures,
+      failureRate: m.params.rule.failureRate(c, t)
     }
   }
 }

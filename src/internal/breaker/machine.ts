@@ -9,7 +9,7 @@
  * starts a new generation: an outcome that belongs to an older generation is ignored, so a slow
  * call admitted before a trip cannot close or reopen the breaker afterwards.
  */
-import * as RollingWindow from "../rollingWindow.js"
+import * as Buckets from "./buckets.js"
 
 export type MachineState = "Closed" | "Open" | "HalfOpen"
 
@@ -68,9 +68,15 @@ export interface State {
   openMillis: number
   /** trips since the breaker was last Closed (0 on the first trip) */
   trips: number
-  /** state changes not yet published by the shell */
-  readonly pending: Array<Transition>
+  /** state changes not yet published by the shell (`NO_TRANSITIONS` while there are none) */
+  pending: Array<Transition>
 }
+
+/**
+ * The `pending` of a state without unpublished changes: one shared, frozen empty array, so a
+ * breaker carries no array of its own until its state changes.
+ */
+export const NO_TRANSITIONS: Array<Transition> = Object.freeze([]) as unknown as Array<Transition>
 
 const emptyCounts = (): Counts => ({
   requests: 0,
@@ -97,7 +103,7 @@ export const make = (params: Params, openMillis: number, now: number): State => 
   openUntil: 0,
   openMillis,
   trips: 0,
-  pending: []
+  pending: NO_TRANSITIONS
 })
 
 const newGeneration = (s: State, now: number): void => {
@@ -121,6 +127,7 @@ const setState = (s: State, to: MachineState, now: number): void => {
   if (to === "Closed") s.trips = 0
   s.state = to
   newGeneration(s, now)
+  if (s.pending === NO_TRANSITIONS) s.pending = []
   s.pending.push({ from, to, at: now })
 }
 
@@ -203,27 +210,43 @@ export const reset = (s: State, now: number): void => {
 // Trip rules
 // ---------------------------------------------------------------------------------------------
 
-/** Trips after `threshold` consecutive failures. */
-export const consecutiveRule = (threshold: number): Rule => ({
-  record: () => {},
-  shouldTrip: (c) => c.consecutiveFailures >= threshold,
-  clear: () => {},
-  failureRate: (c) => {
-    const n = c.totalSuccesses + c.totalFailures
-    return n === 0 ? Number.NaN : c.totalFailures / n
+const failureRateOfCounts = (c: Counts): number => {
+  const n = c.totalSuccesses + c.totalFailures
+  return n === 0 ? Number.NaN : c.totalFailures / n
+}
+
+// Rules are classes so a breaker's rule costs its fields only: a breaker per tenant or per host
+// must not carry a set of closures each.
+
+class ConsecutiveRule implements Rule {
+  constructor(readonly threshold: number) {}
+  record(): void {}
+  shouldTrip(c: Counts): boolean {
+    return c.consecutiveFailures >= this.threshold
   }
-})
+  clear(): void {}
+  failureRate(c: Counts): number {
+    return failureRateOfCounts(c)
+  }
+}
+
+/** Trips after `threshold` consecutive failures. */
+export const consecutiveRule = (threshold: number): Rule => new ConsecutiveRule(threshold)
+
+class CustomRule implements Rule {
+  constructor(readonly readyToTrip: (counts: Counts) => boolean) {}
+  record(): void {}
+  shouldTrip(c: Counts): boolean {
+    return this.readyToTrip({ ...c })
+  }
+  clear(): void {}
+  failureRate(c: Counts): number {
+    return failureRateOfCounts(c)
+  }
+}
 
 /** Trips on a caller-supplied predicate over the counts. */
-export const customRule = (readyToTrip: (counts: Counts) => boolean): Rule => ({
-  record: () => {},
-  shouldTrip: (c) => readyToTrip({ ...c }),
-  clear: () => {},
-  failureRate: (c) => {
-    const n = c.totalSuccesses + c.totalFailures
-    return n === 0 ? Number.NaN : c.totalFailures / n
-  }
-})
+export const customRule = (readyToTrip: (counts: Counts) => boolean): Rule => new CustomRule(readyToTrip)
 
 export interface RateParams {
   readonly minimumCalls: number
@@ -234,70 +257,77 @@ export interface RateParams {
 const FAILED = 1
 const SLOW = 2
 
-/** Failure / slow-call rate over the last `size` calls (a ring of outcome flags with running sums). */
-export const countWindowRule = (size: number, p: RateParams): Rule => {
-  const ring = new Uint8Array(size)
-  let next = 0
-  let filled = 0
-  let failures = 0
-  let slows = 0
-  return {
-    record: (_now, failure, slow) => {
-      if (filled === size) {
-        const old = ring[next]
-        if (old & FAILED) failures--
-        if (old & SLOW) slows--
-      } else {
-        filled++
-      }
-      const flags = (failure ? FAILED : 0) | (slow ? SLOW : 0)
-      ring[next] = flags
-      if (failure) failures++
-      if (slow) slows++
-      next = next + 1 === size ? 0 : next + 1
-    },
-    shouldTrip: () =>
-      filled >= p.minimumCalls &&
-      (failures / filled >= p.failureRateThreshold || slows / filled >= p.slowCallRateThreshold),
-    clear: () => {
-      ring.fill(0)
-      next = 0
-      filled = 0
-      failures = 0
-      slows = 0
-    },
-    failureRate: () => (filled === 0 ? Number.NaN : failures / filled)
+class CountWindowRule implements Rule {
+  /** outcome flags of the last `size` calls; allocated with the first outcome */
+  ring: Uint8Array | undefined = undefined
+  next = 0
+  filled = 0
+  failures = 0
+  slows = 0
+  constructor(readonly size: number, readonly p: RateParams) {}
+  record(_now: number, failure: boolean, slow: boolean): void {
+    const ring = this.ring ??= new Uint8Array(this.size)
+    if (this.filled === this.size) {
+      const old = ring[this.next]
+      if (old & FAILED) this.failures--
+      if (old & SLOW) this.slows--
+    } else {
+      this.filled++
+    }
+    ring[this.next] = (failure ? FAILED : 0) | (slow ? SLOW : 0)
+    if (failure) this.failures++
+    if (slow) this.slows++
+    this.next = this.next + 1 === this.size ? 0 : this.next + 1
+  }
+  shouldTrip(): boolean {
+    const { filled, p } = this
+    return filled >= p.minimumCalls &&
+      (this.failures / filled >= p.failureRateThreshold || this.slows / filled >= p.slowCallRateThreshold)
+  }
+  clear(): void {
+    this.ring = undefined
+    this.next = 0
+    this.filled = 0
+    this.failures = 0
+    this.slows = 0
+  }
+  failureRate(): number {
+    return this.filled === 0 ? Number.NaN : this.failures / this.filled
   }
 }
+
+/** Failure / slow-call rate over the last `size` calls (a ring of outcome flags with running sums). */
+export const countWindowRule = (size: number, p: RateParams): Rule => new CountWindowRule(size, p)
 
 const CALLS = 0
 const FAILURES = 1
 const SLOWS = 2
 
-/** Failure / slow-call rate over a time window of `buckets` buckets. */
-export const timeWindowRule = (windowMillis: number, buckets: number, p: RateParams, now: number): Rule => {
-  const window = RollingWindow.make(buckets, windowMillis / buckets, 3, now)
-  return {
-    record: (t, failure, slow) => {
-      RollingWindow.add(window, t, CALLS, 1)
-      if (failure) RollingWindow.add(window, t, FAILURES, 1)
-      if (slow) RollingWindow.add(window, t, SLOWS, 1)
-    },
-    shouldTrip: (_c, t) => {
-      RollingWindow.advance(window, t)
-      const calls = RollingWindow.sum(window, CALLS)
-      if (calls < p.minimumCalls) return false
-      return RollingWindow.sum(window, FAILURES) / calls >= p.failureRateThreshold ||
-        RollingWindow.sum(window, SLOWS) / calls >= p.slowCallRateThreshold
-    },
-    clear: (t) => {
-      RollingWindow.clear(window)
-      RollingWindow.advance(window, t)
-    },
-    failureRate: (_c, t) => {
-      RollingWindow.advance(window, t)
-      const calls = RollingWindow.sum(window, CALLS)
-      return calls === 0 ? Number.NaN : RollingWindow.sum(window, FAILURES) / calls
-    }
+class TimeWindowRule implements Rule {
+  readonly window: Buckets.Buckets
+  constructor(windowMillis: number, buckets: number, readonly p: RateParams) {
+    this.window = Buckets.make(buckets, windowMillis / buckets, 3)
+  }
+  record(t: number, failure: boolean, slow: boolean): void {
+    Buckets.add(this.window, t, CALLS, 1)
+    if (failure) Buckets.add(this.window, t, FAILURES, 1)
+    if (slow) Buckets.add(this.window, t, SLOWS, 1)
+  }
+  shouldTrip(_c: Counts, t: number): boolean {
+    const calls = Buckets.sum(this.window, t, CALLS)
+    if (calls < this.p.minimumCalls) return false
+    return Buckets.sum(this.window, t, FAILURES) / calls >= this.p.failureRateThreshold ||
+      Buckets.sum(this.window, t, SLOWS) / calls >= this.p.slowCallRateThreshold
+  }
+  clear(): void {
+    Buckets.clear(this.window)
+  }
+  failureRate(_c: Counts, t: number): number {
+    const calls = Buckets.sum(this.window, t, CALLS)
+    return calls === 0 ? Number.NaN : Buckets.sum(this.window, t, FAILURES) / calls
   }
 }
+
+/** Failure / slow-call rate over a time window of `buckets` buckets. */
+export const timeWindowRule = (windowMillis: number, buckets: number, p: RateParams, _now: number): Rule =>
+  new TimeWindowRule(windowMillis, buckets, p)

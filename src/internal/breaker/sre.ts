@@ -20,13 +20,14 @@
  * the all-failure state, the ratio falls below 1 at once, and the positive feedback of successes
  * opens the gate within a few hundred milliseconds.
  */
-import * as RollingWindow from "../rollingWindow.js"
+import * as Buckets from "./buckets.js"
 
 /** Bucket fields. */
 export const SUCCESS = 0
 export const FAILURE = 1
 export const DROP = 2
 const FIELDS = 3
+const STRIDE = FIELDS + 1
 
 /** `decide` results. */
 export const ADMIT = 0
@@ -44,43 +45,42 @@ export interface Params {
   readonly countDrops?: boolean
 }
 
-export interface State {
-  readonly params: Params
-  readonly window: RollingWindow.RollingWindow
+/**
+ * The adaptive breaker's state. It is its own bucket window (`Buckets`), so a breaker's counting
+ * state is one object.
+ */
+export class State implements Buckets.Buckets {
+  readonly buckets: number
+  readonly bucketMillis: number
+  readonly fields = FIELDS
+  data: Array<number> | undefined = undefined
   /** time of the last call let through */
   lastPass: number
   /** absolute bucket index of the newest failure (−∞: none) */
-  lastFailureBucket: number
+  lastFailureBucket = Number.NEGATIVE_INFINITY
   /** the ratio computed by the last decision (0 when admitting everything) */
-  ratio: number
-  consecutiveSuccesses: number
-  consecutiveFailures: number
+  ratio = 0
+  consecutiveSuccesses = 0
+  consecutiveFailures = 0
   /**
    * The bucket `ratio` was computed in, or NaN once an outcome was recorded since. Drops do not
    * enter the ratio, so while this matches the current bucket a decision reuses `ratio` — a
    * breaker that rejects most calls does not rescan the window for each one.
    */
-  ratioBucket: number
-}
+  ratioBucket = Number.NaN
 
-export const make = (params: Params, now: number): State => {
-  const bucketMillis = params.windowMillis / params.buckets
-  return {
-    params,
-    window: RollingWindow.make(params.buckets, bucketMillis, FIELDS, now),
-    lastPass: now,
-    lastFailureBucket: Number.NEGATIVE_INFINITY,
-    ratio: 0,
-    consecutiveSuccesses: 0,
-    consecutiveFailures: 0,
-    ratioBucket: Number.NaN
+  constructor(readonly params: Params, now: number) {
+    this.buckets = params.buckets
+    this.bucketMillis = params.windowMillis / params.buckets
+    this.lastPass = now
   }
 }
 
+export const make = (params: Params, now: number): State => new State(params, now)
+
 /** Forgets every count (the next decision admits). */
 export const reset = (state: State, now: number): void => {
-  RollingWindow.clear(state.window)
-  RollingWindow.advance(state.window, now)
+  Buckets.clear(state)
   state.lastPass = now
   state.lastFailureBucket = Number.NEGATIVE_INFINITY
   state.ratio = 0
@@ -94,22 +94,26 @@ export const reset = (state: State, now: number): void => {
  * between drops that share of calls at random.
  */
 export const dropRatio = (state: State, now: number): number => {
-  const { params, window } = state
+  const params = state.params
+  const window = state
   // Fast path: no failure in the window means the ratio is negative (accepts ≥ total).
-  if (Math.floor(now / window.bucketMillis) - state.lastFailureBucket >= params.buckets && !params.countDrops) return 0
-  RollingWindow.advance(window, now)
+  if (Buckets.indexOf(window, now) - state.lastFailureBucket >= params.buckets && !params.countDrops) return 0
+  Buckets.advance(window, now)
+  const data = window.data
+  if (data === undefined) return 0
   let accepts = 0
   let total = 0
   let working = 0
   let failing = 0
   // 0: looking for the newest non-empty bucket, 1: counting working, 2: counting failing, 3: run ended
   let run = 0
-  for (let age = 0; age < params.buckets; age++) {
-    const s = RollingWindow.get(window, age, SUCCESS)
-    const f = RollingWindow.get(window, age, FAILURE)
+  // newest bucket first; buckets without successes or failures are absent or skipped
+  for (let i = data.length - STRIDE; i >= 0; i -= STRIDE) {
+    const s = data[i + 1 + SUCCESS]
+    const f = data[i + 1 + FAILURE]
     accepts += s
     total += s + f
-    if (params.countDrops) total += RollingWindow.get(window, age, DROP)
+    if (params.countDrops) total += data[i + 1 + DROP]
     if (run === 3 || (s === 0 && f === 0)) continue
     const kind = s > 0 && f === 0 ? 1 : f > 0 && s === 0 ? 2 : 3
     if (run === 0) run = kind
@@ -129,7 +133,7 @@ export const dropRatio = (state: State, now: number): number => {
  * uniform number in [0, 1) and call `decideWithRandom` (so randomness is read only when needed).
  */
 export const decide = (state: State, now: number): number => {
-  const bucket = Math.floor(now / state.window.bucketMillis)
+  const bucket = Buckets.indexOf(state, now)
   let ratio = state.ratio
   if (bucket !== state.ratioBucket || state.params.countDrops) {
     ratio = dropRatio(state, now)
@@ -145,7 +149,7 @@ export const decide = (state: State, now: number): number => {
     return ADMIT
   }
   if (ratio >= 1) {
-    RollingWindow.add(state.window, now, DROP, 1)
+    Buckets.add(state, now, DROP, 1)
     return REJECT
   }
   return NEED_RANDOM
@@ -154,7 +158,7 @@ export const decide = (state: State, now: number): number => {
 /** Completes a `NEED_RANDOM` decision with `u` drawn uniformly from [0, 1). */
 export const decideWithRandom = (state: State, now: number, u: number): number => {
   if (u < state.ratio) {
-    RollingWindow.add(state.window, now, DROP, 1)
+    Buckets.add(state, now, DROP, 1)
     return REJECT
   }
   state.lastPass = now
@@ -163,20 +167,22 @@ export const decideWithRandom = (state: State, now: number, u: number): number =
 
 /** Counts a call rejected without a decision (the breaker is isolated) as a drop. */
 export const markDrop = (state: State, now: number): void => {
-  RollingWindow.add(state.window, now, DROP, 1)
+  Buckets.add(state, now, DROP, 1)
 }
 
 export const markSuccess = (state: State, now: number): void => {
-  RollingWindow.add(state.window, now, SUCCESS, 1)
+  Buckets.add(state, now, SUCCESS, 1)
   state.ratioBucket = Number.NaN
   state.consecutiveSuccesses++
   state.consecutiveFailures = 0
 }
 
 export const markFailure = (state: State, now: number): void => {
-  RollingWindow.add(state.window, now, FAILURE, 1)
+  Buckets.add(state, now, FAILURE, 1)
   state.ratioBucket = Number.NaN
-  state.lastFailureBucket = state.window.current
+  // the bucket the failure landed in (the newest: an outcome never lands behind it)
+  const data = state.data!
+  state.lastFailureBucket = data[data.length - STRIDE]
   state.consecutiveFailures++
   state.consecutiveSuccesses = 0
 }
@@ -191,11 +197,8 @@ export interface Counts {
   readonly drops: number
 }
 
-export const counts = (state: State, now: number): Counts => {
-  RollingWindow.advance(state.window, now)
-  return {
-    successes: RollingWindow.sum(state.window, SUCCESS),
-    failures: RollingWindow.sum(state.window, FAILURE),
-    drops: RollingWindow.sum(state.window, DROP)
-  }
-}
+export const counts = (state: State, now: number): Counts => ({
+  successes: Buckets.sum(state, now, SUCCESS),
+  failures: Buckets.sum(state, now, FAILURE),
+  drops: Buckets.sum(state, now, DROP)
+})
