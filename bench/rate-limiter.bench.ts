@@ -138,7 +138,7 @@ const redisCases = (url: string, port: number): Array<Case> => {
       const client = createClient({ url, commandOptions: { timeout: 0 } })
       await client.connect()
       const sha = String(await client.scriptLoad(def.script))
-      const args = ["", "1", "0", ...def.scriptArgs]
+      const args: Array<string> = []
       return {
         call: (key) => client.evalSha(sha, { keys: [`raw:{${key}}`], arguments: args }),
         close: () => client.close()
@@ -155,7 +155,7 @@ const redisCases = (url: string, port: number): Array<Case> => {
         }),
         ({ client }) => Effect.promise(() => client.close())
       ).pipe(Effect.map(({ client, sha }) => {
-        const args = ["", "1", "0", ...def.scriptArgs]
+        const args: Array<string> = []
         return (key: string) =>
           Effect.tryPromise(() => client.evalSha(sha, { keys: [`floor:{${key}}`], arguments: args }))
       }))
