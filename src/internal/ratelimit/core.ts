@@ -107,19 +107,19 @@ end
 `
 
 /**
- * Writes the key's value so that it expires no earlier than `new` (µs). Expiries are kept on a
- * one-second grid: the key expires at the end of the cell holding its `until`, so a write whose
- * `until` stays within the cell of the stored one keeps the expiry (`KEEPTTL`) instead of setting
- * it again, which costs Redis about as much as the rest of the script. `old` is the stored
- * state's `until` (nil for a new key); the invariant is expiry ≥ end of cell(stored until).
+ * Lua that writes the key's value `v` so that it expires no earlier than `new` (µs). Expiries are
+ * kept on a one-second grid: the key expires at the end of the cell holding its `until`, so a
+ * write whose `until` stays within the cell of the stored one keeps the expiry (`KEEPTTL`) instead
+ * of setting it again, which costs Redis about as much as the rest of the script. `old` is the
+ * stored state's `until` (nil for a new key); the invariant is expiry ≥ end of cell(stored until).
+ * Inlined rather than a Lua function: a closure per call costs more than the code it saves.
  */
-export const scriptPut = `local function put(v, old, new)
-  local cell = math.floor(new / ${EXPIRY_CELL})
-  if old and cell <= math.floor(old / ${EXPIRY_CELL}) then
-    redis.call("SET", key, v, "KEEPTTL")
-  else
-    redis.call("SET", key, v, "PXAT", (cell + 1) * ${EXPIRY_CELL / US})
-  end
+export const scriptPut = (v: string, old: string, until: string): string =>
+  `local cell = math.floor((${until}) / ${EXPIRY_CELL})
+if ${old} and cell <= math.floor((${old}) / ${EXPIRY_CELL}) then
+  redis.call("SET", key, ${v}, "KEEPTTL")
+else
+  redis.call("SET", key, ${v}, "PXAT", (cell + 1) * ${EXPIRY_CELL / US})
 end
 `
 

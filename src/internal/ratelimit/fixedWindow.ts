@@ -51,7 +51,7 @@ export const make = (params: Params): Definition<State> => {
     step,
     share: (n) => make({ ...params, limit: Math.ceil(limit / n) }),
     decode: windowDecoder(limit, true),
-    script: `${scriptHead}${scriptPut}local limit, window, offset = ${limit}, ${window}, ${offset}
+    script: `${scriptHead}local limit, window, offset = ${limit}, ${window}, ${offset}
 local count, e, stored = 0, nil, nil
 local s = redis.call("GET", key)
 if s then
@@ -68,12 +68,12 @@ end
 local reset = e - now
 local c = count + cost
 if cost > limit then
-  if count == 0 then put(string.format("%d %d", 0, e), stored, e) end
+  if count == 0 then
+${scriptPut(`string.format("%d %d", 0, e)`, "stored", "e")}  end
   return { limit - count, reset, -1 }
 end
 if c > limit then return { limit - count, reset, reset } end
-put(string.format("%d %d", c, e), stored, e)
-return { limit - c, reset, 0 }
+${scriptPut(`string.format("%d %d", c, e)`, "stored", "e")}return { limit - c, reset, 0 }
 `
   }
 }

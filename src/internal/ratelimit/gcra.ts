@@ -51,7 +51,7 @@ export const make = (params: Params): Definition<State> => {
 }
 
 const script = (interval: number, tau: number, burst: number) =>
-  `${scriptHead}${scriptPut}local interval, tau, burst = ${interval}, ${tau}, ${burst}
+  `${scriptHead}local interval, tau, burst = ${interval}, ${tau}, ${burst}
 local stored = tonumber(redis.call("GET", key))
 local full = now
 if stored and stored > now then full = stored end
@@ -59,13 +59,11 @@ local tta = ARGV[4]
 if tta then
   if not stored then return 0 end
   tta = tonumber(tta)
-${scriptCancel}  put(full, stored, full)
-  return 0
+${scriptCancel}${scriptPut("full", "stored", "full")}  return 0
 end
 local nxt = full + cost * interval
 local wait = nxt - tau - now
 if wait > maxDelay or cost > burst then return -wait end
-put(nxt, stored, nxt)
-if maxDelay > 0 then return { nxt - now, now } end
+${scriptPut("nxt", "stored", "nxt")}if maxDelay > 0 then return { nxt - now, now } end
 return nxt - now
 `

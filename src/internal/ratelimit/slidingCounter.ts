@@ -67,7 +67,7 @@ export const make = (params: Params): Definition<State> => {
     step,
     share: (n) => make({ limit: Math.ceil(limit / n), window }),
     decode: windowDecoder(limit, false),
-    script: `${scriptHead}${scriptPut}local limit, window = ${limit}, ${window}
+    script: `${scriptHead}local limit, window = ${limit}, ${window}
 local previous, current, start, stored = 0, 0, nil, nil
 local s = redis.call("GET", key)
 if s then
@@ -92,8 +92,7 @@ elseif weighted + (current + cost) * window <= limit * window then
   current = current + cost
   local old = nil
   if stored then old = stored + window + window end
-  put(string.format("%d %d %d", previous, current, start), old, start + window + window)
-else
+${scriptPut(`string.format("%d %d %d", previous, current, start)`, "old", "start + window + window")}else
   local room = limit - cost - current
   if room >= 0 then
     retry = window - elapsed - math.floor(room * window / previous)

@@ -62,7 +62,7 @@ export const make = (params: Params): Definition<State> => {
 }
 
 const script = (interval: number, tau: number, burst: number) =>
-  `${scriptHead}${scriptPut}local interval, tau, burst = ${interval}, ${tau}, ${burst}
+  `${scriptHead}local interval, tau, burst = ${interval}, ${tau}, ${burst}
 local stored, last = nil, nil
 local s = redis.call("GET", key)
 if s then
@@ -80,13 +80,11 @@ local tta = ARGV[4]
 if tta then
   if not stored then return 0 end
   tta = tonumber(tta)
-${scriptCancel}  put(string.format("%d %d", full, now), stored, full)
-  return 0
+${scriptCancel}${scriptPut(`string.format("%d %d", full, now)`, "stored", "full")}  return 0
 end
 local nxt = full + cost * interval
 local wait = nxt - tau - now
 if wait > maxDelay or cost > burst then return -wait end
-put(string.format("%d %d", nxt, now), stored, nxt)
-if maxDelay > 0 then return { nxt - now, now } end
+${scriptPut(`string.format("%d %d", nxt, now)`, "stored", "nxt")}if maxDelay > 0 then return { nxt - now, now } end
 return nxt - now
 `
