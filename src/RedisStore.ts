@@ -88,7 +88,12 @@ export const fromNodeRedis = (client: NodeRedisLike): RedisClient => {
   const send = client.sendCommand?.bind(client)
   return {
     evalsha: send !== undefined
-      ? (sha, keys, args) => send(["EVALSHA", sha, String(keys.length), ...keys, ...args])
+      ? (sha, keys, args) =>
+        send(
+          keys.length === 1 && args.length === 0
+            ? ["EVALSHA", sha, "1", keys[0]]
+            : ["EVALSHA", sha, String(keys.length), ...keys, ...args]
+        )
       : (sha, keys, args) => client.evalSha(sha, { keys: keys as Array<string>, arguments: args as Array<string> }),
     ...(send !== undefined ?
       {

@@ -144,6 +144,18 @@ export const errorMessage = (e: unknown): string => (e instanceof Error ? e.mess
 
 const isNoScript = (e: unknown): boolean => errorMessage(e).includes("NOSCRIPT")
 
+/** Sends `script` whole: EVAL is routed by key (the right Cluster node) and caches the script there. */
+const evalWhole = (
+  client: ScriptClient,
+  sha: string,
+  script: string,
+  keys: ReadonlyArray<string>,
+  args: ReadonlyArray<string>
+): Promise<unknown> =>
+  client.eval !== undefined
+    ? client.eval(script, keys, args)
+    : client.scriptLoad(script).then(() => client.evalsha(sha, keys, args))
+
 /** Runs `script` by SHA; on `NOSCRIPT` (a flush, a restart, a new Cluster node) sends it whole, once. */
 export const evalScript = (
   client: ScriptClient,
@@ -154,9 +166,7 @@ export const evalScript = (
 ): Promise<unknown> =>
   client.evalsha(sha, keys, args).catch((cause) => {
     if (!isNoScript(cause)) throw cause
-    // EVAL is routed by key (the right Cluster node) and caches the script there
-    if (client.eval !== undefined) return client.eval(script, keys, args)
-    return client.scriptLoad(script).then(() => client.evalsha(sha, keys, args))
+    return evalWhole(client, sha, script, keys, args)
   })
 
 /**
@@ -179,11 +189,19 @@ export class EvalCall implements Pending {
     readonly resume: (effect: Effect.Effect<RawDecision, StoreError>) => void
   ) {}
   start(): void {
-    const { client, deadlines, script, sha } = this.context
+    const { client, deadlines, sha } = this.context
     deadlines.start(this)
-    evalScript(client, sha, script, this.keys, this.args).then(
+    client.evalsha(sha, this.keys, this.args).then(
       (reply) => this.reply(reply),
-      (cause) => this.error(cause)
+      (cause) => this.retryOrFail(cause)
+    )
+  }
+  retryOrFail(cause: unknown): void {
+    if (this.done || !isNoScript(cause)) return this.error(cause)
+    const { client, script, sha } = this.context
+    evalWhole(client, sha, script, this.keys, this.args).then(
+      (reply) => this.reply(reply),
+      (e) => this.error(e)
     )
   }
   reply(reply: unknown): void {
