@@ -61,37 +61,41 @@ describe.skipIf(missing !== undefined)("RedisStore.layerCluster (three masters o
       }
     })), 60_000)
 
-  it("a master restarted mid-run: its keys fail over to the failure mode, then come back to Redis", () =>
-    run(Effect.gen(function*() {
-      const store = RedisStore.layerCluster({
-        urls: cluster.urls,
-        prefix: "restart:",
-        onError: "fail-closed",
-        timeout: "500 millis",
-        healthCheckInterval: "50 millis"
-      })
-      const window = yield* limiterOn(store, "w", RateLimiter.fixedWindow({ limit: 1000, window: "1 hour" }))
-      const victim = yield* Effect.promise(() => cluster.nodeOf(`restart:w:{${keys[0]}}`))
-      const victimKey = keys[0]
-      for (const key of keys) expect((yield* window.take(key)).allowed).toBe(true)
+  it(
+    "a master restarted mid-run: its keys fail over to the failure mode, then come back to Redis",
+    () =>
+      run(Effect.gen(function*() {
+        const store = RedisStore.layerCluster({
+          urls: cluster.urls,
+          prefix: "restart:",
+          onError: "fail-closed",
+          timeout: "500 millis",
+          healthCheckInterval: "50 millis"
+        })
+        const window = yield* limiterOn(store, "w", RateLimiter.fixedWindow({ limit: 1000, window: "1 hour" }))
+        const victim = yield* Effect.promise(() => cluster.nodeOf(`restart:w:{${keys[0]}}`))
+        const victimKey = keys[0]
+        for (const key of keys) expect((yield* window.take(key)).allowed).toBe(true)
 
-      yield* Effect.promise(() => cluster.kill(victim))
-      // a call for the dead master's slot fails (fail-closed), it is never answered by another node
-      const failed = yield* Effect.either(window.take(victimKey))
-      expect(failed._tag === "Left" && failed.left._tag).toBe("StoreError")
+        yield* Effect.promise(() => cluster.kill(victim))
+        // a call for the dead master's slot fails (fail-closed), it is never answered by another node
+        const failed = yield* Effect.either(window.take(victimKey))
+        expect(failed._tag === "Left" && failed.left._tag).toBe("StoreError")
 
-      yield* Effect.promise(() => cluster.restart(victim))
-      // back: the restarted master (empty) answers again and the store leaves the failure mode
-      let back = false
-      for (let i = 0; i < 400 && !back; i++) {
-        const d = yield* Effect.either(window.take(victimKey))
-        back = d._tag === "Right" && d.right.allowed
-        if (!back) yield* Effect.sleep(Duration.millis(50))
-      }
-      expect(back).toBe(true)
-      expect(yield* Effect.promise(() => ask(victim, `EXISTS restart:w:{${victimKey}}`))).toBe(":1\r\n")
-      for (const key of keys) expect((yield* window.take(key)).allowed).toBe(true)
-    })), 120_000)
+        yield* Effect.promise(() => cluster.restart(victim))
+        // back: the restarted master (empty) answers again and the store leaves the failure mode
+        let back = false
+        for (let i = 0; i < 400 && !back; i++) {
+          const d = yield* Effect.either(window.take(victimKey))
+          back = d._tag === "Right" && d.right.allowed
+          if (!back) yield* Effect.sleep(Duration.millis(50))
+        }
+        expect(back).toBe(true)
+        expect(yield* Effect.promise(() => ask(victim, `EXISTS restart:w:{${victimKey}}`))).toBe(":1\r\n")
+        for (const key of keys) expect((yield* window.take(key)).allowed).toBe(true)
+      })),
+    120_000
+  )
 
   it("rejects an empty node list", () =>
     run(Effect.gen(function*() {

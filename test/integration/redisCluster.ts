@@ -6,9 +6,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
+import { Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Socket } from "node:net"
 import { freePort } from "./redisServer.js"
 
 const BUDGET_MS = 60_000

@@ -7,9 +7,9 @@
  * Redis every `probeInterval` and resets the breaker on the first good answer.
  *
  * The ping is the heartbeat: each instance keeps an entry in one sorted set (score: when the
- * entry expires), and the heartbeat script drops the expired entries and counts the rest. The last
- * good count is remembered, so the local fallback can take its share of the quota while Redis is
- * down.
+ * entry expires, three heartbeats later), and the heartbeat script drops the expired entries and
+ * counts the rest. The largest of the last three counts is remembered, so the local fallback can
+ * take its share of the quota while Redis is down.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -87,9 +87,14 @@ export const makeHealth = (options: HealthOptions): Effect.Effect<Health, never,
       return report
     }
 
+    // the largest of the last three counts: a late heartbeat (a busy instance, its entry expired for
+    // a moment) must not shrink the count, which would make the others' shares too large
+    const recent = [1, 1, 1]
     const beat = Effect.tap(options.heartbeat, (n) =>
       Effect.sync(() => {
-        instances = n >= 1 ? n : 1
+        recent.shift()
+        recent.push(n >= 1 ? n : 1)
+        instances = Math.max(recent[0], recent[1], recent[2])
       }))
     const recovered = Effect.zipRight(
       breaker.reset,
