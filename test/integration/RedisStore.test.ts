@@ -7,6 +7,7 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { Redis as IORedis } from "ioredis"
@@ -288,6 +289,28 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
       const elapsed = performance.now() - started
       expect(Exit.isFailure(exit) && String(exit.cause)).toContain("StoreError")
       expect(elapsed).toBeLessThan(500)
+    })))
+
+  it("a busy process is not a slow Redis: a reply that waited in the socket while the event loop was blocked counts", () =>
+    run(Effect.gen(function*() {
+      const limiter = yield* limiterOn(
+        RedisStore.layer({ url: server.url, prefix: "busy:", onError: "fail-closed", timeout: "20 millis" }),
+        "busy",
+        RateLimiter.tokenBucket({ rate: 1, burst: 100 })
+      )
+      yield* limiter.take("k")
+      for (let round = 0; round < 5; round++) {
+        const pending = yield* Effect.fork(Effect.either(limiter.take("k")))
+        yield* Effect.yieldNow()
+        // the command is written on the next turn of the loop; block right after it, far past the timeout
+        yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
+        const until = performance.now() + 150
+        while (performance.now() < until) {
+          // busy: Redis has answered long ago, the reply waits in the socket
+        }
+        const d = yield* Fiber.join(pending)
+        expect(d._tag).toBe("Right")
+      }
     })))
 
   it("Redis killed mid-run: each failure mode behaves as documented and recovers", () =>

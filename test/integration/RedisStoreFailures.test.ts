@@ -20,6 +20,12 @@ interface Fake extends RedisStore.RedisClient {
   readonly calls: Array<string>
   loaded: boolean
   mode: "ok" | "hang" | "error"
+  /** answer after this many ms (a timer: the answer arrives while the process may be busy) */
+  delay: number
+  /** what a take answers (token bucket, 100 ms per token, burst 5: a lead of one token leaves 4) */
+  reply: unknown
+  /** heartbeats fail while the calls still work */
+  pingFails: boolean
 }
 
 const fake = (): Fake => {
@@ -27,15 +33,18 @@ const fake = (): Fake => {
     calls: [],
     loaded: false,
     mode: "ok",
+    delay: 0,
+    reply: 100_000,
+    pingFails: false,
     evalsha: (_sha, keys, args) => {
       const heartbeat = keys[0].endsWith("{instances}")
       if (!heartbeat) self.calls.push(`evalsha ${keys[0]} [${args.join(" ")}]`)
       if (self.mode === "hang") return new Promise(() => {})
       if (self.mode === "error") return Promise.reject(new Error("connection lost"))
-      if (heartbeat) return Promise.resolve(1)
+      if (heartbeat) return self.pingFails ? Promise.reject(new Error("ping failed")) : Promise.resolve(1)
       if (!self.loaded) return Promise.reject(new Error("NOSCRIPT No matching script. Please use EVAL."))
-      // token bucket, 100 ms per token, burst 5: a lead of one token leaves 4
-      return Promise.resolve(100_000)
+      if (self.delay === 0) return Promise.resolve(self.reply)
+      return new Promise((resolve) => setTimeout(() => resolve(self.reply), self.delay))
     },
     scriptLoad: () => {
       self.calls.push("script load")
@@ -118,6 +127,65 @@ describe("RedisStore (fake client)", () => {
         back = local.calls.length - before > evalsDuringOutage
       }
       expect(back).toBe(true)
+    })))
+
+  it.live("a slow Redis is late even when the process is idle", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const client = fake()
+      client.loaded = true
+      const limiter = yield* limiterOn(client, { onError: "fail-closed", timeout: "30 millis" })
+      client.delay = 300
+      const e = yield* Effect.flip(limiter.take("k"))
+      expect(e._tag).toBe("StoreError")
+    })))
+
+  it.live("a failed health ping puts the store in failure mode at once; the first good probe ends it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const client = fake()
+      client.loaded = true
+      const limiter = yield* limiterOn(client, {
+        onError: "fail-closed",
+        healthCheckInterval: "10 millis",
+        heartbeatInterval: "10 millis"
+      })
+      expect((yield* limiter.take("k")).allowed).toBe(true)
+      client.pingFails = true
+      let failing = false
+      for (let i = 0; i < 500 && !failing; i++) {
+        yield* Effect.sleep("5 millis")
+        failing = (yield* Effect.either(limiter.take("k")))._tag === "Left"
+      }
+      expect(failing).toBe(true) // no call failed: the ping alone did it
+      client.pingFails = false
+      let back = false
+      for (let i = 0; i < 500 && !back; i++) {
+        yield* Effect.sleep("5 millis")
+        back = (yield* Effect.either(limiter.take("k")))._tag === "Right"
+      }
+      expect(back).toBe(true)
+    })))
+
+  it.live("the denied-until cache refuses a refused key locally until its retryAfter", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const client = fake()
+      client.loaded = true
+      const limiter = yield* limiterOn(client, { deniedCacheMaxKeys: 100 })
+      client.reply = -150_000 // refused: 150 ms until a token
+      const first = yield* limiter.take("k")
+      expect(first.allowed).toBe(false)
+      const sent = client.calls.length
+      const again = yield* limiter.take("k")
+      expect(again.allowed).toBe(false)
+      expect(Duration.toMillis(again.retryAfter)).toBeLessThanOrEqual(150)
+      expect(client.calls.length).toBe(sent) // no round trip
+      // another key still goes to Redis
+      yield* limiter.take("other")
+      expect(client.calls.length).toBe(sent + 1)
+      // once the wait is over, Redis decides again
+      client.reply = 100_000
+      yield* Effect.sleep("200 millis")
+      expect((yield* limiter.take("k")).allowed).toBe(true)
+      expect(client.calls.length).toBe(sent + 2)
     })))
 
   it.live("closing the layer's scope stops its health-check fiber", () =>
