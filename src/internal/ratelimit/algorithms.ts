@@ -5,20 +5,15 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { InvalidOptionsError } from "../../Errors.js"
+import type { Algorithm } from "../../RateLimiter.js"
 import { decodeOptions, NonNegativeDuration, PositiveDuration, PositiveInt, PositiveNumber } from "../options.js"
-import type { Definition, Kind } from "./core.js"
+import type { Definition } from "./core.js"
 import { intervalUs, MAX_SPAN, US } from "./core.js"
 import * as FixedWindow from "./fixedWindow.js"
 import * as Gcra from "./gcra.js"
 import * as SlidingCounter from "./slidingCounter.js"
 import * as SlidingLog from "./slidingLog.js"
 import * as TokenBucket from "./tokenBucket.js"
-
-/** An algorithm with its (not yet validated) options, as `RateLimiter.tokenBucket(…)` and friends build it. */
-export interface Algorithm {
-  readonly _tag: Kind
-  readonly options: unknown
-}
 
 const schemas = {
   TokenBucket: Schema.Struct({ rate: PositiveNumber, burst: PositiveInt }),

@@ -69,8 +69,6 @@ export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
       call("heartbeat", () => evalScript(client, heartbeatSha, heartbeatScript, instancesKey, [instance, ttlMs])),
       Number
     )
-    // count the instances now: a fallback needs the count before the first outage
-    yield* Effect.ignore(heartbeat)
     yield* Effect.addFinalizer(() =>
       Effect.ignore(call("leave", () => evalScript(client, sha1(leaveScript), leaveScript, instancesKey, [instance])))
     )
@@ -90,7 +88,7 @@ export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
           // best effort: a failure here is repaired by the NOSCRIPT fallback on first use
           yield* Effect.ignore(call("script load", () => client.scriptLoad(def.script)))
         }
-        return stepperFor(client, o, deadlines, health, `${o.prefix}${limiter}:{`, def, sha)
+        return stepperFor(client, o, deadlines, health, call, `${o.prefix}${limiter}:{`, def, sha)
       })
     return { prepare, health }
   })
@@ -119,6 +117,7 @@ const stepperFor = (
   o: EngineOptions,
   deadlines: Deadlines,
   health: Health,
+  call: <A>(operation: string, run: () => Promise<A>) => Effect.Effect<A, StoreError>,
   keyPrefix: string,
   def: Definition,
   sha: string
@@ -185,11 +184,9 @@ const stepperFor = (
       )
     }
     const keys = [keyPrefix + key + "}"]
+    // bounded by the timeout like every call: an interrupted waiter never hangs on a dead Redis
     return Effect.asVoid(
-      Effect.tryPromise({
-        try: () => evalScript(client, sha, def.script, keys, [String(cost), "0", "", String(timeToAct)]),
-        catch: (cause) => new StoreError({ store: "redis", operation: "cancel", reason: errorMessage(cause), cause })
-      })
+      call("cancel", () => evalScript(client, sha, def.script, keys, [String(cost), "0", "", String(timeToAct)]))
     )
   }
   return Object.assign(step, { cancel })
