@@ -220,6 +220,8 @@ const OptionsSchema = Schema.Struct({
 /**
  * Builds a limiter over the `RateLimiterStore` in context. Updates
  * `resilience_rate_limit_allowed_total{name}` and `resilience_rate_limit_exceeded_total{name}`.
+ * With an in-process store (memory) it decides on the `Clock` in context when it is made (read
+ * once, not on every call): build it where the `TestClock` is when testing.
  *
  * @since 0.1.0
  * @category constructors
@@ -243,7 +245,9 @@ export const make = (options: Options): Effect.Effect<RateLimiter, InvalidOption
     const def = yield* definition(options.algorithm)
     const store = yield* RateLimiterStore
     const run = yield* store.prepare(o.name, def)
+    const clock = yield* Effect.clock
     return makeLimiter(o.name, options.algorithm, def, run, {
+      clock,
       onExceeded: o.onExceeded,
       maxWaitMs: o.maxWait === undefined ? Infinity : Duration.toMillis(o.maxWait),
       deadline: options.deadline ?? Timeout.remaining

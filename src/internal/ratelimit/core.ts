@@ -14,6 +14,7 @@
  * changed: a refused request writes nothing) and `until`, the time after which the state is
  * indistinguishable from a fresh key's, so a store may forget it.
  */
+import * as Duration from "effect/Duration"
 
 /** go-zero's period codes: `Allowed` below the quota, `HitQuota` for the last admitted request, `OverQuota` above. */
 export type PeriodCode = "Allowed" | "HitQuota" | "OverQuota"
@@ -33,6 +34,42 @@ export interface RawDecision {
   readonly code: PeriodCode | undefined
   /** for an admitted reservation: when it may act, on the store's clock (µs); what `cancel` needs */
   readonly timeToAct?: number | undefined
+}
+
+export const toDuration = (millis: number): Duration.Duration =>
+  millis === Infinity ? Duration.infinity : millis > 0 ? Duration.millis(millis) : Duration.zero
+
+/**
+ * A decision as the built-in stores make it: the raw numbers, and the public `Decision` view of
+ * them (durations built only when read: most callers look at `allowed` alone), in one object.
+ */
+export class Verdict implements RawDecision {
+  constructor(
+    readonly allowed: boolean,
+    readonly limit: number,
+    readonly remaining: number,
+    readonly retryAfterMs: number,
+    readonly resetAfterMs: number,
+    readonly delayMs: number,
+    readonly code: PeriodCode | undefined,
+    readonly timeToAct: number | undefined
+  ) {}
+  get retryAfter(): Duration.Duration {
+    return toDuration(this.retryAfterMs)
+  }
+  get resetAfter(): Duration.Duration {
+    return toDuration(this.resetAfterMs)
+  }
+  toJSON() {
+    return {
+      allowed: this.allowed,
+      limit: this.limit,
+      remaining: this.remaining,
+      retryAfter: this.retryAfter.toJSON(),
+      resetAfter: this.resetAfter.toJSON(),
+      ...(this.code === undefined ? {} : { code: this.code })
+    }
+  }
 }
 
 /**
@@ -135,16 +172,6 @@ export const intervalUs = (ms: number): number => {
   return us >= 1 ? us : 1
 }
 
-const admittedWindow = (limit: number, remaining: number, resetUs: number, code: PeriodCode | undefined) => ({
-  allowed: true,
-  limit,
-  remaining,
-  retryAfterMs: 0,
-  resetAfterMs: resetUs / US,
-  delayMs: 0,
-  code
-})
-
 /**
  * Reads a window algorithm's reply `[remaining, resetAfter, retryAfter]` (µs; `retryAfter` 0 when
  * admitted, -1 when the cost can never be admitted). The fixed window adds go-zero's codes.
@@ -155,17 +182,11 @@ export const windowDecoder = (limit: number, codes: boolean) => (reply: Reply): 
   const reset = Number(r[1])
   const retry = Number(r[2])
   if (retry === 0) {
-    return admittedWindow(limit, remaining, reset, codes ? (remaining > 0 ? "Allowed" : "HitQuota") : undefined)
+    const code = codes ? (remaining > 0 ? "Allowed" : "HitQuota") : undefined
+    return new Verdict(true, limit, remaining, 0, reset / US, 0, code, undefined)
   }
-  return {
-    allowed: false,
-    limit,
-    remaining,
-    retryAfterMs: retry < 0 ? Infinity : retry / US,
-    resetAfterMs: reset / US,
-    delayMs: 0,
-    code: codes ? "OverQuota" : undefined
-  }
+  const retryAfter = retry < 0 ? Infinity : retry / US
+  return new Verdict(false, limit, remaining, retryAfter, reset / US, 0, codes ? "OverQuota" : undefined, undefined)
 }
 
 /**

@@ -6,6 +6,7 @@
  * cost at least what the refused one cost. Bounded: beyond `maxKeys` the oldest entry goes first.
  */
 import type { RawDecision } from "./core.js"
+import { Verdict } from "./core.js"
 
 interface Denied {
   readonly until: number
@@ -32,11 +33,8 @@ export const makeDeniedCache = (maxKeys: number): DeniedCache => {
       if (cost < entry.cost) return undefined
       const left = entry.until - now
       const d = entry.decision
-      return {
-        ...d,
-        retryAfterMs: left,
-        resetAfterMs: d.resetAfterMs - (d.retryAfterMs - left)
-      }
+      const reset = d.resetAfterMs - (d.retryAfterMs - left)
+      return new Verdict(false, d.limit, d.remaining, left, reset > 0 ? reset : 0, 0, d.code, undefined)
     },
     put: (key, cost, decision, now) => {
       if (decision.allowed || !(decision.retryAfterMs > 0 && decision.retryAfterMs < Infinity)) return

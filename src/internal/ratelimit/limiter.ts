@@ -11,10 +11,11 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { InvalidOptionsError, RateLimitedError } from "../../Errors.js"
 import type { StoreError } from "../../Errors.js"
-import type { Algorithm, Decision, PeriodCode, RateLimiter, Reservation } from "../../RateLimiter.js"
+import type { Algorithm, Decision, RateLimiter, Reservation } from "../../RateLimiter.js"
 import type { Stepper } from "../../RateLimiterStore.js"
 import { decodeOptions, NonNegativeDuration } from "../options.js"
 import type { Definition, RawDecision } from "./core.js"
+import { toDuration, Verdict } from "./core.js"
 
 const allowedTotal = Metric.counter("resilience_rate_limit_allowed_total")
 const exceededTotal = Metric.counter("resilience_rate_limit_exceeded_total")
@@ -22,13 +23,11 @@ const exceededTotal = Metric.counter("resilience_rate_limit_exceeded_total")
 const decodeMaxDelay = decodeOptions("RateLimiter", Schema.Struct({ maxDelay: NonNegativeDuration }))
 
 export interface Config {
+  readonly clock: import("effect/Clock").Clock
   readonly onExceeded: "fail" | "wait"
   readonly maxWaitMs: number
   readonly deadline: Effect.Effect<Option.Option<Duration.Duration>>
 }
-
-export const toDuration = (millis: number): Duration.Duration =>
-  millis === Infinity ? Duration.infinity : millis > 0 ? Duration.millis(millis) : Duration.zero
 
 const ms = (d: Duration.Duration): number => Duration.toMillis(d)
 
@@ -68,7 +67,7 @@ export const makeLimiter = (
   const decided = (raw: RawDecision): Decision => {
     if (raw.allowed) countAllowed()
     else countExceeded()
-    return new DecisionImpl(raw)
+    return asDecision(raw)
   }
   const admitted = (key: string, raw: RawDecision): Effect.Effect<void, RateLimitedError> => {
     if (raw.allowed) {
@@ -97,9 +96,8 @@ export const makeLimiter = (
   const take = (key: string, cost: number = 1): Effect.Effect<Decision, StoreError | RateLimitedError> => {
     if (!validCost(cost)) return badCost(key, cost)
     if (unsafeStep !== undefined) {
-      return Effect.clockWith((clock) =>
-        Effect.succeed(decided(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
-      )
+      const clock = config.clock
+      return Effect.sync(() => decided(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
     }
     return Effect.map(run(key, cost, 0), decided)
   }
@@ -181,7 +179,7 @@ export const makeLimiter = (
         cancelled = true
         return run.cancel(key, cost, timeToAct)
       })
-      return Effect.succeed<Reservation>({ decision: new DecisionImpl(raw), delay: toDuration(raw.delayMs), cancel })
+      return Effect.succeed<Reservation>({ decision: asDecision(raw), delay: toDuration(raw.delayMs), cancel })
     })
 
   const reserve = (
@@ -207,38 +205,17 @@ export const makeLimiter = (
   return { name, algorithm, take, acquire, protect, reserve }
 }
 
-/**
- * A decision whose durations are built only when read: most callers look at `allowed` alone.
- */
-class DecisionImpl implements Decision {
-  readonly allowed: boolean
-  readonly limit: number
-  readonly remaining: number
-  readonly code: PeriodCode | undefined
-  readonly #retryAfterMs: number
-  readonly #resetAfterMs: number
-  constructor(raw: RawDecision) {
-    this.allowed = raw.allowed
-    this.limit = raw.limit
-    this.remaining = raw.remaining
-    this.code = raw.code
-    this.#retryAfterMs = raw.retryAfterMs
-    this.#resetAfterMs = raw.resetAfterMs
-  }
-  get retryAfter(): Duration.Duration {
-    return toDuration(this.#retryAfterMs)
-  }
-  get resetAfter(): Duration.Duration {
-    return toDuration(this.#resetAfterMs)
-  }
-  toJSON() {
-    return {
-      allowed: this.allowed,
-      limit: this.limit,
-      remaining: this.remaining,
-      retryAfter: this.retryAfter.toJSON(),
-      resetAfter: this.resetAfter.toJSON(),
-      ...(this.code === undefined ? {} : { code: this.code })
-    }
-  }
-}
+/** A store's decision as a `Decision`: the built-in stores' are one already. */
+const asDecision = (raw: RawDecision): Decision =>
+  raw instanceof Verdict
+    ? raw
+    : new Verdict(
+      raw.allowed,
+      raw.limit,
+      raw.remaining,
+      raw.retryAfterMs,
+      raw.resetAfterMs,
+      raw.delayMs,
+      raw.code,
+      raw.timeToAct
+    )

@@ -9,7 +9,7 @@ import { createHash, randomUUID } from "node:crypto"
 import { StoreError } from "../../Errors.js"
 import type { Stepper } from "../../RateLimiterStore.js"
 import type { Definition, RawDecision } from "./core.js"
-import { num, toMicros, US } from "./core.js"
+import { num, toMicros, US, Verdict } from "./core.js"
 import type { DeniedCache } from "./deniedCache.js"
 import { makeDeniedCache } from "./deniedCache.js"
 import type { Table } from "./memory.js"
@@ -126,15 +126,7 @@ const stepperFor = (
   const local = fallbackFor(def, health, o.fallbackMaxKeys)
   const localStep = (key: string, cost: number, maxDelay: number) =>
     Effect.clockWith((clock) => Effect.succeed(local().run(key, clock.unsafeCurrentTimeMillis() * US, cost, maxDelay)))
-  const open: RawDecision = {
-    allowed: true,
-    limit,
-    remaining: limit,
-    retryAfterMs: 0,
-    resetAfterMs: 0,
-    delayMs: 0,
-    code: undefined
-  }
+  const open: RawDecision = new Verdict(true, limit, limit, 0, 0, 0, undefined, undefined)
   const degraded = (key: string, cost: number, maxDelay: number, error: StoreError) => {
     switch (o.onError) {
       case "fail-open":
