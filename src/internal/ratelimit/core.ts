@@ -107,6 +107,12 @@ export interface Definition<S = any> {
    */
   readonly cancel?: ((state: S | undefined, now: number, cost: number, timeToAct: number) => StepResult<S>) | undefined
   readonly decode: (reply: Reply, cost: number) => RawDecision
+  /**
+   * Copies `next` into `stored` (a state the memory table owns, never handed out) and returns it:
+   * long-lived state objects are overwritten in place rather than replaced, which spares the
+   * garbage collector (see `memory.ts`). Absent: states are replaced.
+   */
+  readonly reuse?: ((stored: S, next: S) => S) | undefined
   /** the same algorithm with an `n`-th of the capacity and rate (rounded up): one instance's share */
   readonly share: (n: number) => Definition<S>
   /** the Lua source of the same step, parameters included */

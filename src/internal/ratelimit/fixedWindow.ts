@@ -49,6 +49,12 @@ export const make = (params: Params): Definition<State> => {
     capacity: limit,
     limit,
     step,
+    reuse: (stored, next) => {
+      const s = stored as { count: number; end: number }
+      s.count = next.count
+      s.end = next.end
+      return s
+    },
     share: (n) => make({ ...params, limit: Math.ceil(limit / n) }),
     decode: windowDecoder(limit, true),
     script: `${scriptHead}local limit, window, offset = ${limit}, ${window}, ${offset}

@@ -104,7 +104,8 @@ export const makeLimiter = (
 
   const acquireFail = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> => {
     if (unsafeStep !== undefined) {
-      return Effect.clockWith((clock) => admitted(key, unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
+      const clock = config.clock
+      return Effect.suspend(() => admitted(key, unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
     }
     return Effect.flatMap(run(key, cost, 0), (raw) => admitted(key, raw))
   }

@@ -13,10 +13,20 @@
 import type { Definition, RawDecision, StepResult } from "./core.js"
 
 interface Entry {
+  /** the state, or `NUMERIC` when it is a number, kept in `value` */
   state: unknown
+  value: number
   until: number
   touched: number
 }
+
+/**
+ * Stored states live long (they are old-generation objects); a fresh state object or boxed number
+ * per step, referenced from an old entry, is what makes the garbage collector's work grow with
+ * the key count. So a numeric state is kept in a number field that is overwritten in place, and
+ * an object state is copied into the stored object when the algorithm offers `reuse`.
+ */
+const NUMERIC = Symbol("numeric")
 
 export interface Table {
   readonly run: (key: string, now: number, cost: number, maxDelay: number) => RawDecision
@@ -35,7 +45,7 @@ const SWEEP = 2
 
 export const makeTable = (definition: Definition, options: TableOptions): Table => {
   const map = new Map<string, Entry>()
-  const { cancel: cancelStep, decode, step } = definition
+  const { cancel: cancelStep, decode, reuse, step } = definition
   const maxKeys = options.maxKeys
   const ttl = options.idleTimeToLive
   const touchEvery = Math.min(1_000_000, ttl / 2)
@@ -55,11 +65,20 @@ export const makeTable = (definition: Definition, options: TableOptions): Table 
   const apply = (key: string, entry: Entry | undefined, r: StepResult<unknown>, now: number): void => {
     if (r.state === undefined) return
     const until = r.until - now < ttl ? r.until : now + ttl
+    const next = r.state
     if (entry === undefined) {
-      insert(key, { state: r.state, until, touched: now }, now)
+      const numeric = typeof next === "number"
+      insert(key, { state: numeric ? NUMERIC : next, value: numeric ? next : 0, until, touched: now }, now)
       return
     }
-    entry.state = r.state
+    if (typeof next === "number") {
+      entry.state = NUMERIC
+      entry.value = next
+    } else if (reuse !== undefined && entry.state !== NUMERIC && entry.state !== next) {
+      entry.state = reuse(entry.state, next)
+    } else {
+      entry.state = next
+    }
     entry.until = until
     if (now - entry.touched >= touchEvery) {
       entry.touched = now
@@ -68,7 +87,7 @@ export const makeTable = (definition: Definition, options: TableOptions): Table 
     }
   }
   const live = (entry: Entry | undefined, now: number): unknown =>
-    entry !== undefined && entry.until > now ? entry.state : undefined
+    entry === undefined || entry.until <= now ? undefined : entry.state === NUMERIC ? entry.value : entry.state
   const run = (key: string, now: number, cost: number, maxDelay: number): RawDecision => {
     const entry = map.get(key)
     const r = step(live(entry, now), now, cost, maxDelay)

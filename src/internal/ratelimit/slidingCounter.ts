@@ -65,6 +65,13 @@ export const make = (params: Params): Definition<State> => {
     capacity: limit,
     limit,
     step,
+    reuse: (stored, next) => {
+      const s = stored as { previous: number; current: number; start: number }
+      s.previous = next.previous
+      s.current = next.current
+      s.start = next.start
+      return s
+    },
     share: (n) => make({ limit: Math.ceil(limit / n), window }),
     decode: windowDecoder(limit, false),
     script: `${scriptHead}local limit, window = ${limit}, ${window}

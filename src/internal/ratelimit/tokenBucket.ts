@@ -54,6 +54,12 @@ export const make = (params: Params): Definition<State> => {
     capacity: burst,
     limit: burst,
     step,
+    reuse: (stored, next) => {
+      const s = stored as { full: number; last: number }
+      s.full = next.full
+      s.last = next.last
+      return s
+    },
     share: (n) => make({ rate: params.rate / n, burst: Math.ceil(burst / n) }),
     cancel,
     decode: bucketDecoder(interval, tau, burst),
