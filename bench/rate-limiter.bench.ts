@@ -1,18 +1,27 @@
 /**
- * Rate limiters: decisions per second in memory (vs effect's RateLimiter, @effect/experimental's
- * RateLimiter memory store, rate-limiter-flexible), decisions per second on Redis at concurrency
- * 50 over 1,000 keys (vs a raw EVALSHA loop on the same server — the ceiling — and vs
- * rate-limiter-flexible's RateLimiterRedis and @effect/experimental's Redis store), and heap bytes
- * for 1,000,000 distinct keys in the memory store. Starts its own redis-server.
+ * Rate limiters.
+ *
+ * - memory: decisions per second in memory over 1,000 / 100,000 / 1,000,000 distinct keys, against
+ *   rate-limiter-flexible's `RateLimiterMemory` on the same keys (and effect's and
+ *   @effect/experimental's limiters at 1,000 keys);
+ * - redis: decisions per second on one local redis-server at concurrency 1, 16 and 256 over 1,000
+ *   keys: the `RedisStore` per algorithm, a raw `EVALSHA` of the same script through the same
+ *   client library, and rate-limiter-flexible's `RateLimiterRedis`. Every row counts the calls it
+ *   made: a round of n calls is n calls whatever the concurrency. Beside each row, Redis's own
+ *   ceiling from `redis-benchmark -P 16 -c 50` for the same script and for a trivial one.
+ * - heap: bytes for 1,000,000 distinct keys in the memory store.
+ *
+ * Starts its own redis-server. `RL_BENCH_PARTS=memory,redis,heap` picks parts.
  */
 import * as ExperimentalRateLimiter from "@effect/experimental/RateLimiter"
-import * as ExperimentalRedis from "@effect/experimental/RateLimiter/Redis"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as EffectRateLimiter from "effect/RateLimiter"
 import * as Scope from "effect/Scope"
+import { spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import { RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible"
 import { createClient } from "redis"
 import * as RateLimiter from "../src/RateLimiter.js"
@@ -20,44 +29,52 @@ import * as RateLimiterStore from "../src/RateLimiterStore.js"
 import * as RedisStore from "../src/RedisStore.js"
 import { redisServerMissing, startRedis } from "../test/integration/redisServer.js"
 import type { Case } from "./harness.js"
-import { effectCase, printTable, promiseCase, runSuite, scopedEffectCase, writeResults } from "./harness.js"
+import { printTable, promiseCase, runSuite, scopedEffectCase, writeResults } from "./harness.js"
 
-const KEYS = Array.from({ length: 1000 }, (_, i) => `user-${i}`)
-const CONCURRENCY = 50
+const keysOf = (n: number) => Array.from({ length: n }, (_, i) => `user-${i}`)
+const KEYS = keysOf(1000)
+const parts = new Set((process.env.RL_BENCH_PARTS ?? "memory,redis,heap").split(","))
+
+// admits everything, so every row does the same work (a write per call)
+const algorithms: ReadonlyArray<readonly [string, RateLimiter.Algorithm]> = [
+  ["tokenBucket", RateLimiter.tokenBucket({ rate: 1e6, burst: 1e9 })],
+  ["gcra", RateLimiter.gcra({ limit: 1e6, period: "1 second", burst: 1e9 })],
+  ["fixedWindow", RateLimiter.fixedWindow({ limit: 1e9, window: "1 minute" })],
+  ["slidingCounter", RateLimiter.slidingCounter({ limit: 1e6, window: "1 minute" })],
+  ["slidingLog", RateLimiter.slidingLog({ limit: 10, window: "1 second" })]
+]
 
 // ---------------------------------------------------------------- memory
 
-const ours = (algorithm: RateLimiter.Algorithm, keys: "one" | "1000") =>
+const ours = (keys: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    const limiter = yield* RateLimiter.make({ name: "bench", algorithm }).pipe(
-      Effect.provide(RateLimiterStore.layerMemory({ maxKeys: 10_000 }))
+    const limiter = yield* RateLimiter.make({ name: "bench", algorithm: algorithms[0][1] }).pipe(
+      Effect.provide(RateLimiterStore.layerMemory({ maxKeys: keys.length + 1 }))
     )
     let i = 0
-    return keys === "one" ? limiter.take("user-1") : Effect.suspend(() => limiter.take(KEYS[i++ % 1000]))
+    const n = keys.length
+    return Effect.suspend(() => limiter.take(keys[i++ % n]))
   })
 
-const unlimited = RateLimiter.tokenBucket({ rate: 1e9, burst: 1e9 })
+const flexibleMemory = (keys: ReadonlyArray<string>) => {
+  const flexible = new RateLimiterMemory({ points: 1e9, duration: 60 })
+  let i = 0
+  const n = keys.length
+  return promiseCase(
+    `rate-limiter-flexible RateLimiterMemory (${n.toLocaleString("en")} keys)`,
+    () => flexible.consume(keys[i++ % n])
+  )
+}
 
-const memoryCases: Array<Case> = [
-  effectCase("floor: Effect.void", Effect.void),
-  scopedEffectCase("effect-resilience tokenBucket (1 key)", ours(unlimited, "one")),
-  scopedEffectCase("effect-resilience tokenBucket (1,000 keys)", ours(unlimited, "1000")),
-  scopedEffectCase(
-    "effect-resilience gcra (1,000 keys)",
-    ours(RateLimiter.gcra({ limit: 1e9, period: "1 second" }), "1000")
-  ),
-  scopedEffectCase(
-    "effect-resilience fixedWindow (1,000 keys)",
-    ours(RateLimiter.fixedWindow({ limit: 1e9, window: "1 second" }), "1000")
-  ),
-  scopedEffectCase(
-    "effect-resilience slidingCounter (1,000 keys)",
-    ours(RateLimiter.slidingCounter({ limit: 1e9, window: "1 second" }), "1000")
-  ),
-  scopedEffectCase(
-    "effect-resilience slidingLog limit 10 (1,000 keys)",
-    ours(RateLimiter.slidingLog({ limit: 10, window: "1 second" }), "1000")
-  ),
+const memoryAt = (n: number): Array<Case> => {
+  const keys = keysOf(n)
+  return [
+    scopedEffectCase(`effect-resilience tokenBucket (${n.toLocaleString("en")} keys)`, ours(keys)),
+    flexibleMemory(keys)
+  ]
+}
+
+const peersAt1k: Array<Case> = [
   scopedEffectCase(
     "effect RateLimiter (one shared limit)",
     Effect.map(EffectRateLimiter.make({ limit: 1e9, interval: "1 second" }), (rl) => rl(Effect.void))
@@ -71,131 +88,188 @@ const memoryCases: Array<Case> = [
         rl.consume({ key: KEYS[i++ % 1000], limit: 1e9, window: "1 second", algorithm: "token-bucket" })
       )
     })
-  ),
-  (() => {
-    const flexible = new RateLimiterMemory({ points: 1e9, duration: 1 })
-    let i = 0
-    return promiseCase("rate-limiter-flexible RateLimiterMemory (1,000 keys)", () => flexible.consume(KEYS[i++ % 1000]))
-  })()
+  )
 ]
 
 // ---------------------------------------------------------------- redis
 
-/** `calls` promise-returning calls spread over 50 concurrent workers and 1,000 keys. */
-const concurrentPromiseCase = (
+/** Exactly `n` calls per round, made by `concurrency` promise workers drawing from one counter. */
+const promiseWorkers = (
   name: string,
+  concurrency: number,
   setup: () => Promise<{ readonly call: (key: string) => Promise<unknown>; readonly close?: () => Promise<unknown> }>
 ): Case => ({
   name,
   make: async () => {
     const { call, close } = await setup()
+    let k = 0
     return {
       run: async (n) => {
-        const per = Math.ceil(n / CONCURRENCY)
-        await Promise.all(Array.from({ length: CONCURRENCY }, async (_, w) => {
-          for (let i = 0; i < per; i++) await call(KEYS[(w * per + i) % 1000])
-        }))
+        let left = n
+        const worker = async () => {
+          while (left > 0) {
+            left--
+            await call(KEYS[k++ % 1000])
+          }
+        }
+        await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
       },
       ...(close ? { close } : {})
     }
   }
 })
 
-/** The same, as 50 fibers each looping over an Effect. */
-const concurrentEffectCase = <E>(
+/** The same with `concurrency` fibers. */
+const fiberWorkers = <E>(
   name: string,
+  concurrency: number,
   build: Effect.Effect<(key: string) => Effect.Effect<unknown, E>, unknown, Scope.Scope>
 ): Case => ({
   name,
   make: async () => {
     const scope = Effect.runSync(Scope.make())
     const take = await Effect.runPromise(Scope.extend(build, scope))
+    let k = 0
     return {
       run: (n) => {
-        const per = Math.ceil(n / CONCURRENCY)
-        return Effect.runPromise(Effect.forEach(
-          Array.from({ length: CONCURRENCY }, (_, w) => w),
-          (w) => {
-            let i = 0
-            return Effect.whileLoop({
-              while: () => i < per,
-              body: () => take(KEYS[(w * per + i++) % 1000]),
-              step: () => undefined
-            })
+        let left = n
+        const worker = Effect.whileLoop({
+          while: () => left > 0,
+          body: () => {
+            left--
+            return take(KEYS[k++ % 1000])
           },
-          { concurrency: CONCURRENCY, discard: true }
-        ))
+          step: () => undefined
+        })
+        return Effect.runPromise(
+          Effect.forEach(Array.from({ length: Math.min(concurrency, n) }), () => worker, {
+            concurrency: "unbounded",
+            discard: true
+          })
+        )
       },
       close: () => Effect.runPromise(Scope.close(scope, Exit.void))
     }
   }
 })
 
-const redisCases = (url: string, port: number): Array<Case> => {
-  const def = Effect.runSync(RateLimiter.definition(unlimited))
-  return [
-    concurrentPromiseCase("raw EVALSHA loop (node-redis, same script)", async () => {
-      const client = createClient({ url, commandOptions: { timeout: 0 } })
-      await client.connect()
+const connected = async (url: string) => {
+  const client = createClient({ url, commandOptions: { timeout: 0 } })
+  await client.connect()
+  return client
+}
+
+const redisCases = (url: string, concurrency: number): Array<Case> => {
+  const cases: Array<Case> = []
+  for (const [label, algorithm] of algorithms) {
+    const def = Effect.runSync(RateLimiter.definition(algorithm))
+    cases.push(promiseWorkers(`raw EVALSHA ${label}`, concurrency, async () => {
+      const client = await connected(url)
       const sha = String(await client.scriptLoad(def.script))
-      const args = ["", "1", "0", ...def.scriptArgs]
       return {
-        call: (key) => client.evalSha(sha, { keys: [`raw:{${key}}`], arguments: args }),
+        call: (key) => client.sendCommand(["EVALSHA", sha, "1", `raw-${label}:{${key}}`]),
         close: () => client.close()
       }
-    }),
-    concurrentEffectCase(
-      "floor: Effect.tryPromise(raw EVALSHA) in 50 fibers",
-      Effect.acquireRelease(
-        Effect.promise(async () => {
-          const client = createClient({ url, commandOptions: { timeout: 0 } })
-          await client.connect()
-          const sha = String(await client.scriptLoad(def.script))
-          return { client, sha }
-        }),
-        ({ client }) => Effect.promise(() => client.close())
-      ).pipe(Effect.map(({ client, sha }) => {
-        const args = ["", "1", "0", ...def.scriptArgs]
-        return (key: string) =>
-          Effect.tryPromise(() => client.evalSha(sha, { keys: [`floor:{${key}}`], arguments: args }))
-      }))
-    ),
-    concurrentEffectCase(
-      "effect-resilience RedisStore tokenBucket",
+    }))
+    cases.push(fiberWorkers(
+      `RedisStore ${label}`,
+      concurrency,
       Effect.gen(function*() {
-        const context = yield* Layer.build(RedisStore.layer({ url, timeout: "1 second" }))
-        const limiter = yield* RateLimiter.make({ name: "bench", algorithm: unlimited }).pipe(Effect.provide(context))
+        const context = yield* Layer.build(RedisStore.layer({ url, timeout: "2 seconds", prefix: "store:" }))
+        const limiter = yield* RateLimiter.make({ name: label, algorithm }).pipe(Effect.provide(context))
         return (key: string) => limiter.take(key)
       })
-    ),
-    concurrentEffectCase(
-      "effect-resilience RedisStore gcra",
-      Effect.gen(function*() {
-        const context = yield* Layer.build(RedisStore.layer({ url, timeout: "1 second" }))
-        const limiter = yield* RateLimiter.make({
-          name: "bench-gcra",
-          algorithm: RateLimiter.gcra({ limit: 1e9, period: "1 second" })
-        }).pipe(Effect.provide(context))
-        return (key: string) => limiter.take(key)
+    ))
+  }
+  cases.push(promiseWorkers("rate-limiter-flexible RateLimiterRedis", concurrency, async () => {
+    const client = await connected(url)
+    const limiter = new RateLimiterRedis({ storeClient: client, useRedisPackage: true, points: 1e9, duration: 60 })
+    return { call: (key) => limiter.consume(key), close: () => client.close() }
+  }))
+  return cases
+}
+
+/** Redis's own rate for a script, pipelined, from `redis-benchmark` (undefined when it is missing). */
+const redisCeiling = (port: number, script: string, prefix: string): number | undefined => {
+  const sha = createHash("sha1").update(script).digest("hex")
+  spawnSync("redis-cli", ["-p", String(port), "SCRIPT", "LOAD", script])
+  const out = spawnSync(
+    "redis-benchmark",
+    [
+      "-p",
+      String(port),
+      "-P",
+      "16",
+      "-c",
+      "50",
+      "-n",
+      "200000",
+      "-r",
+      "1000",
+      "-q",
+      "EVALSHA",
+      sha,
+      "1",
+      `${prefix}:{__rand_int__}`
+    ],
+    { encoding: "utf8" }
+  )
+  const m = /([\d.]+) requests per second/.exec(String(out.stdout).split("\r").pop() ?? "")
+  return m === null ? undefined : Number(m[1])
+}
+
+const perSecond = (n: number | undefined): string => n === undefined ? "n/a" : `${Math.round(n).toLocaleString("en")}/s`
+
+const runRedis = async () => {
+  const missing = redisServerMissing()
+  if (missing !== undefined) {
+    console.log(`\n${missing}: Redis cases skipped`)
+    return
+  }
+  const redis = await startRedis()
+  try {
+    const trivial = redisCeiling(redis.port, "return 1", "trivial")
+    const ceilings = new Map<string, number | undefined>()
+    for (const [label, algorithm] of algorithms) {
+      ceilings.set(
+        label,
+        redisCeiling(redis.port, Effect.runSync(RateLimiter.definition(algorithm)).script, `rb-${label}`)
+      )
+    }
+    console.log(`\nredis-benchmark -P 16 -c 50 (same server): trivial EVALSHA "return 1" ${perSecond(trivial)}`)
+    const filter = process.env.RL_CASES?.split(",")
+    for (const concurrency of [1, 16, 256]) {
+      const results = await runSuite({
+        name: `rate-limiter: redis decisions, concurrency ${concurrency}, 1,000 keys`,
+        baseline: "rate-limiter-flexible RateLimiterRedis",
+        cases: redisCases(redis.url, concurrency).filter((c) =>
+          filter === undefined || c.name.includes("flexible") || filter.some((x) => c.name.includes(x))
+        ),
+        rounds: Number(process.env.BENCH_ROUNDS ?? 5),
+        warmupIterations: 200,
+        note:
+          "Each round makes exactly n calls spread over the workers. node-redis clients use commandOptions.timeout = 0."
       })
-    ),
-    concurrentPromiseCase("rate-limiter-flexible RateLimiterRedis (node-redis)", async () => {
-      const client = createClient({ url, commandOptions: { timeout: 0 } })
-      await client.connect()
-      const limiter = new RateLimiterRedis({ storeClient: client, useRedisPackage: true, points: 1e9, duration: 60 })
-      return { call: (key) => limiter.consume(key), close: () => client.close() }
-    }),
-    concurrentEffectCase(
-      "@effect/experimental RateLimiter Redis (ioredis)",
-      Effect.gen(function*() {
-        const context = yield* Layer.build(
-          ExperimentalRateLimiter.layer.pipe(Layer.provide(ExperimentalRedis.layerStore({ host: "127.0.0.1", port })))
-        )
-        const rl = yield* Effect.provide(ExperimentalRateLimiter.RateLimiter, context)
-        return (key: string) => rl.consume({ key, limit: 1e9, window: "1 minute", algorithm: "token-bucket" })
+      const rows = results.map((r) => {
+        const label = algorithms.find(([l]) => r.name.endsWith(` ${l}`))?.[0]
+        const raw = label === undefined ? undefined : results.find((x) => x.name === `raw EVALSHA ${label}`)
+        return [
+          r.name,
+          perSecond(r.opsPerSec),
+          raw === undefined || r === raw ? "" : `${(100 * r.opsPerSec / raw.opsPerSec).toFixed(0)} %`,
+          label === undefined ? "" : perSecond(ceilings.get(label)),
+          perSecond(trivial)
+        ]
       })
-    )
-  ]
+      printTable(
+        ["case", "decisions/s", "of raw EVALSHA", "redis-benchmark same script", "redis-benchmark return 1"],
+        rows
+      )
+      writeResults(`rate-limiter: redis c=${concurrency}`, { results, ceilings: Object.fromEntries(ceilings), trivial })
+    }
+  } finally {
+    await redis.stop()
+  }
 }
 
 // ---------------------------------------------------------------- memory footprint
@@ -234,69 +308,27 @@ const fillOurs = (maxKeys: number) => async (n: number) => {
   return [runtime, limiter]
 }
 
-const fillExperimental = async (n: number) => {
-  const runtime = ManagedRuntime.make(
-    ExperimentalRateLimiter.layer.pipe(Layer.provide(ExperimentalRateLimiter.layerStoreMemory))
-  )
-  const rl = await runtime.runPromise(ExperimentalRateLimiter.RateLimiter)
-  let i = 0
-  await runtime.runPromise(Effect.whileLoop({
-    while: () => i < n,
-    body: () => rl.consume({ key: `user-${i}`, limit: 10, window: "1 hour", algorithm: "token-bucket" }),
-    step: () => {
-      i++
-    }
-  }))
-  return [runtime, rl]
-}
-
 // ---------------------------------------------------------------- run
 
-// RL_BENCH_PARTS=memory,redis,heap runs a subset (default: all three)
-const parts = new Set((process.env.RL_BENCH_PARTS ?? "memory,redis,heap").split(","))
-
 if (parts.has("memory")) {
-  await runSuite({
-    name: "rate-limiter: memory decisions",
-    baseline: "effect-resilience tokenBucket (1 key)",
-    cases: memoryCases,
-    note: "Effect cases run n times in one fiber; effect's RateLimiter has no keys (one shared limit)."
-  })
-}
-
-if (!parts.has("redis")) {
-  // skipped
-} else if (redisServerMissing() !== undefined) {
-  console.log(`\n${redisServerMissing()}: Redis cases skipped`)
-} else {
-  const redis = await startRedis()
-  try {
-    const results = await runSuite({
-      name: "rate-limiter: redis decisions (concurrency 50, 1,000 keys)",
-      baseline: "raw EVALSHA loop (node-redis, same script)",
-      cases: redisCases(redis.url, redis.port).filter((c) =>
-        process.env.RL_CASES === undefined || process.env.RL_CASES.split(",").some((x) => c.name.includes(x))
-      ),
+  for (const n of [1000, 100_000, 1_000_000]) {
+    await runSuite({
+      name: `rate-limiter: memory decisions, ${n.toLocaleString("en")} keys`,
+      baseline: `rate-limiter-flexible RateLimiterMemory (${n.toLocaleString("en")} keys)`,
+      cases: n === 1000 ? [...memoryAt(n), ...peersAt1k] : memoryAt(n),
       rounds: Number(process.env.BENCH_ROUNDS ?? 5),
-      note:
-        "Every case runs against the same local redis-server; the raw loop is the ceiling. Every node-redis client\n" +
-        "is created with commandOptions.timeout = 0 (node-redis v6 otherwise arms an AbortSignal timer per command)."
+      note: "Keys taken round robin; effect's RateLimiter has no keys (one shared limit)."
     })
-    const ceiling = results[0].opsPerSec
-    for (const r of results.slice(1)) {
-      console.log(`${r.name}: ${(100 * r.opsPerSec / ceiling).toFixed(0)} % of the raw ceiling`)
-    }
-  } finally {
-    await redis.stop()
   }
 }
+
+if (parts.has("redis")) await runRedis()
 
 const N = 1_000_000
 if (parts.has("heap")) {
   const rows = [
     await heapFor("effect-resilience memory store, maxKeys 2,000,000", fillOurs(2_000_000), N),
-    await heapFor("effect-resilience memory store, maxKeys 100,000 (default)", fillOurs(100_000), N),
-    await heapFor("@effect/experimental memory store", fillExperimental, N)
+    await heapFor("effect-resilience memory store, maxKeys 100,000 (default)", fillOurs(100_000), N)
   ]
   console.log(`\n## rate-limiter: heap for ${N.toLocaleString("en")} distinct keys\n`)
   printTable(

@@ -11,35 +11,21 @@
  *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as MetricLabel from "effect/MetricLabel"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { InvalidOptionsError, RateLimitedError } from "./Errors.js"
-import type { StoreError } from "./Errors.js"
-import {
-  decodeOptions,
-  Name,
-  NonNegativeDuration,
-  PositiveDuration,
-  PositiveInt,
-  PositiveNumber
-} from "./internal/options.js"
+import { InvalidOptionsError } from "./Errors.js"
+import type { RateLimitedError, StoreError } from "./Errors.js"
+import { decodeOptions, Name, NonNegativeDuration } from "./internal/options.js"
+import * as Algorithms from "./internal/ratelimit/algorithms.js"
 import type * as Core from "./internal/ratelimit/core.js"
-import type { Definition, Kind, RawDecision } from "./internal/ratelimit/core.js"
-import * as FixedWindow from "./internal/ratelimit/fixedWindow.js"
-import * as Gcra from "./internal/ratelimit/gcra.js"
-import * as SlidingCounter from "./internal/ratelimit/slidingCounter.js"
-import * as SlidingLog from "./internal/ratelimit/slidingLog.js"
-import * as TokenBucket from "./internal/ratelimit/tokenBucket.js"
-import type { Stepper } from "./RateLimiterStore.js"
+import type { Definition, Kind } from "./internal/ratelimit/core.js"
+import { makeLimiter } from "./internal/ratelimit/limiter.js"
 import { RateLimiterStore } from "./RateLimiterStore.js"
 import * as Timeout from "./Timeout.js"
 
@@ -196,67 +182,14 @@ export const gcra = (options: {
   readonly burst?: number | undefined
 }): Algorithm => ({ _tag: "Gcra", options })
 
-const ms = (d: Duration.Duration): number => Duration.toMillis(d)
-
-const algorithmSchemas = {
-  TokenBucket: Schema.Struct({ rate: PositiveNumber, burst: PositiveInt }),
-  FixedWindow: Schema.Struct({
-    limit: PositiveInt,
-    window: PositiveDuration,
-    align: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-    offset: Schema.optionalWith(NonNegativeDuration, { default: () => Duration.zero })
-  }),
-  SlidingLog: Schema.Struct({ limit: PositiveInt, window: PositiveDuration }),
-  SlidingCounter: Schema.Struct({ limit: PositiveInt, window: PositiveDuration }),
-  Gcra: Schema.Struct({ limit: PositiveInt, period: PositiveDuration, burst: Schema.optional(PositiveInt) })
-} as const
-
 /**
  * Validates an algorithm's parameters into the definition the stores run.
  *
  * @since 0.1.0
  * @category internals
  */
-export const definition = (algorithm: Algorithm): Effect.Effect<Definition, InvalidOptionsError> => {
-  const decode = <A, I>(schema: Schema.Schema<A, I>) =>
-    Effect.map(
-      decodeOptions("RateLimiter", Schema.Struct({ algorithm: schema }))({ algorithm: algorithm.options }),
-      (o) => o.algorithm
-    )
-  switch (algorithm._tag) {
-    case "TokenBucket":
-      return Effect.map(decode(algorithmSchemas.TokenBucket), (o) => TokenBucket.make({ rate: o.rate, burst: o.burst }))
-    case "FixedWindow":
-      return Effect.map(
-        decode(algorithmSchemas.FixedWindow),
-        (o) => FixedWindow.make({ limit: o.limit, windowMs: ms(o.window), align: o.align, offsetMs: ms(o.offset) })
-      )
-    case "SlidingLog":
-      return Effect.map(
-        decode(algorithmSchemas.SlidingLog),
-        (o) => SlidingLog.make({ limit: o.limit, windowMs: ms(o.window) })
-      )
-    case "SlidingCounter":
-      return Effect.map(
-        decode(algorithmSchemas.SlidingCounter),
-        (o) => SlidingCounter.make({ limit: o.limit, windowMs: ms(o.window) })
-      )
-    case "Gcra":
-      return Effect.map(
-        decode(algorithmSchemas.Gcra),
-        (o) => Gcra.make({ limit: o.limit, periodMs: ms(o.period), burst: o.burst ?? o.limit })
-      )
-    default:
-      return Effect.fail(
-        new InvalidOptionsError({
-          module: "RateLimiter",
-          option: "algorithm",
-          value: (algorithm as Algorithm)?._tag,
-          reason: "expected one of tokenBucket, fixedWindow, slidingLog, slidingCounter, gcra"
-        })
-      )
-  }
-}
+export const definition = (algorithm: Algorithm): Effect.Effect<Definition, InvalidOptionsError> =>
+  Algorithms.definition(algorithm)
 
 /**
  * Options of `make`.
@@ -284,14 +217,11 @@ const OptionsSchema = Schema.Struct({
   maxWait: Schema.optional(NonNegativeDuration)
 })
 
-const allowedTotal = Metric.counter("resilience_rate_limit_allowed_total")
-const exceededTotal = Metric.counter("resilience_rate_limit_exceeded_total")
-
-const decodeMaxDelay = decodeOptions("RateLimiter", Schema.Struct({ maxDelay: NonNegativeDuration }))
-
 /**
  * Builds a limiter over the `RateLimiterStore` in context. Updates
  * `resilience_rate_limit_allowed_total{name}` and `resilience_rate_limit_exceeded_total{name}`.
+ * With an in-process store (memory) it decides on the `Clock` in context when it is made (read
+ * once, not on every call): build it where the `TestClock` is when testing.
  *
  * @since 0.1.0
  * @category constructors
@@ -315,224 +245,14 @@ export const make = (options: Options): Effect.Effect<RateLimiter, InvalidOption
     const def = yield* definition(options.algorithm)
     const store = yield* RateLimiterStore
     const run = yield* store.prepare(o.name, def)
-    return makeWith(o.name, options.algorithm, def, run, {
+    const clock = yield* Effect.clock
+    return makeLimiter(o.name, options.algorithm, def, run, {
+      clock,
       onExceeded: o.onExceeded,
-      maxWaitMs: o.maxWait === undefined ? Infinity : ms(o.maxWait),
+      maxWaitMs: o.maxWait === undefined ? Infinity : Duration.toMillis(o.maxWait),
       deadline: options.deadline ?? Timeout.remaining
     })
   })
-
-const makeWith = (
-  name: string,
-  algorithm: Algorithm,
-  def: Definition,
-  run: Stepper,
-  config: {
-    readonly onExceeded: "fail" | "wait"
-    readonly maxWaitMs: number
-    readonly deadline: Effect.Effect<Option.Option<Duration.Duration>>
-  }
-): RateLimiter => {
-  const labels = [MetricLabel.make("name", name)]
-  const capacity = def.capacity
-  const countAllowed = () => allowedTotal.unsafeUpdate(1, labels)
-  const countExceeded = () => exceededTotal.unsafeUpdate(1, labels)
-
-  const toDecision = (raw: RawDecision): Decision => new DecisionImpl(raw)
-  const toError = (key: string, raw: RawDecision): RateLimitedError =>
-    new RateLimitedError({
-      limiter: name,
-      key,
-      limit: raw.limit,
-      remaining: raw.remaining,
-      retryAfter: toDuration(raw.retryAfterMs),
-      resetAfter: toDuration(raw.resetAfterMs)
-    }, true)
-  const tooCostly = (key: string): Effect.Effect<never, RateLimitedError> =>
-    Effect.suspend(() => {
-      countExceeded()
-      return Effect.fail(
-        new RateLimitedError(
-          { limiter: name, key, limit: def.limit, remaining: 0, retryAfter: Duration.infinity },
-          true
-        )
-      )
-    })
-
-  const decided = (raw: RawDecision): Decision => {
-    if (raw.allowed) countAllowed()
-    else countExceeded()
-    return toDecision(raw)
-  }
-  const admitted = (key: string, raw: RawDecision): Effect.Effect<void, RateLimitedError> => {
-    if (raw.allowed) {
-      countAllowed()
-      return Effect.void
-    }
-    countExceeded()
-    return Effect.fail(toError(key, raw))
-  }
-  // stores that decide in-process: one clock read, the step, and a single resulting effect
-  const unsafeStep = run.unsafeStep
-
-  // a cost above the capacity can never be admitted: fail at once; a cost that is not a whole number ≥ 0 is a bug
-  const badCost = (key: string, cost: number): Effect.Effect<never, RateLimitedError> =>
-    cost > capacity && Number.isSafeInteger(cost)
-      ? tooCostly(key)
-      : Effect.die(
-        new InvalidOptionsError({
-          module: "RateLimiter",
-          option: "cost",
-          value: cost,
-          reason: "expected a whole number ≥ 0"
-        })
-      )
-
-  const take = (key: string, cost: number = 1): Effect.Effect<Decision, StoreError | RateLimitedError> => {
-    if (!(cost <= capacity && cost >= 0 && cost % 1 === 0)) return badCost(key, cost)
-    if (unsafeStep !== undefined) {
-      return Effect.clockWith((clock) =>
-        Effect.succeed(decided(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
-      )
-    }
-    return Effect.map(run(key, cost, 0), decided)
-  }
-
-  const acquireFail = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> => {
-    if (unsafeStep !== undefined) {
-      return Effect.clockWith((clock) => admitted(key, unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
-    }
-    return Effect.flatMap(run(key, cost, 0), (raw) => admitted(key, raw))
-  }
-
-  // what the caller may wait: min(maxWait, deadline left)
-  const budget: Effect.Effect<number> = Effect.map(config.deadline, (left) => {
-    if (Option.isNone(left)) return config.maxWaitMs
-    const l = ms(left.value)
-    return l < config.maxWaitMs ? l : config.maxWaitMs
-  })
-
-  const acquireWait = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> =>
-    Effect.flatMap(budget, (budgetMs) => {
-      if (def.reservable) {
-        return Effect.flatMap(run(key, cost, budgetMs), (raw) => {
-          if (!raw.allowed) {
-            countExceeded()
-            return Effect.fail(toError(key, raw))
-          }
-          countAllowed()
-          if (raw.delayMs <= 0) return Effect.void
-          return Effect.sleep(toDuration(raw.delayMs)).pipe(
-            Effect.onInterrupt(() => Effect.ignore(run(key, -cost, 0)))
-          )
-        })
-      }
-      const attempt = (left: number): Effect.Effect<void, StoreError | RateLimitedError> =>
-        Effect.flatMap(run(key, cost, 0), (raw) => {
-          if (raw.allowed) {
-            countAllowed()
-            return Effect.void
-          }
-          if (!(raw.retryAfterMs <= left)) {
-            countExceeded()
-            return Effect.fail(toError(key, raw))
-          }
-          const wait = raw.retryAfterMs > 0 ? raw.retryAfterMs : 1
-          return Effect.zipRight(Effect.sleep(toDuration(wait)), attempt(left - wait))
-        })
-      return attempt(budgetMs)
-    })
-
-  const acquire = (key: string, cost: number = 1): Effect.Effect<void, StoreError | RateLimitedError> => {
-    if (!(cost <= capacity && cost >= 0 && cost % 1 === 0)) return badCost(key, cost)
-    return config.onExceeded === "fail" ? acquireFail(key, cost) : acquireWait(key, cost)
-  }
-
-  const protect = (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.zipRight(acquire(key, 1), effect)
-
-  const reserve = (
-    key: string,
-    cost: number = 1,
-    maxDelay?: Duration.DurationInput
-  ): Effect.Effect<Reservation, StoreError | RateLimitedError | InvalidOptionsError> => {
-    if (!def.reservable) {
-      return Effect.fail(
-        new InvalidOptionsError({
-          module: "RateLimiter",
-          option: "algorithm",
-          value: algorithm._tag,
-          reason: "only tokenBucket and gcra can reserve"
-        })
-      )
-    }
-    if (!(cost <= capacity && cost >= 0 && cost % 1 === 0)) return badCost(key, cost)
-    if (maxDelay === undefined) return reserveWithin(key, cost, Infinity)
-    return Effect.flatMap(decodeMaxDelay({ maxDelay }), (o) => reserveWithin(key, cost, ms(o.maxDelay)))
-  }
-
-  const reserveWithin = (
-    key: string,
-    cost: number,
-    maxDelayMs: number
-  ): Effect.Effect<Reservation, StoreError | RateLimitedError> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.flatMap(run(key, cost, maxDelayMs), (raw) => {
-        if (!raw.allowed) {
-          countExceeded()
-          return Effect.fail(toError(key, raw))
-        }
-        countAllowed()
-        const actAt = now + raw.delayMs
-        let cancelled = false
-        const cancel: Effect.Effect<void, StoreError> = Effect.flatMap(Clock.currentTimeMillis, (t) => {
-          if (cancelled || t > actAt) return Effect.void
-          cancelled = true
-          return Effect.asVoid(run(key, -cost, 0))
-        })
-        return Effect.succeed<Reservation>({ decision: toDecision(raw), delay: toDuration(raw.delayMs), cancel })
-      }))
-
-  return { name, algorithm, take, acquire, protect, reserve }
-}
-
-/**
- * A decision whose durations are built only when read: most callers look at `allowed` alone.
- */
-class DecisionImpl implements Decision {
-  readonly allowed: boolean
-  readonly limit: number
-  readonly remaining: number
-  readonly code: PeriodCode | undefined
-  readonly #retryAfterMs: number
-  readonly #resetAfterMs: number
-  constructor(raw: RawDecision) {
-    this.allowed = raw.allowed
-    this.limit = raw.limit
-    this.remaining = raw.remaining
-    this.code = raw.code
-    this.#retryAfterMs = raw.retryAfterMs
-    this.#resetAfterMs = raw.resetAfterMs
-  }
-  get retryAfter(): Duration.Duration {
-    return toDuration(this.#retryAfterMs)
-  }
-  get resetAfter(): Duration.Duration {
-    return toDuration(this.#resetAfterMs)
-  }
-  toJSON() {
-    return {
-      allowed: this.allowed,
-      limit: this.limit,
-      remaining: this.remaining,
-      retryAfter: this.retryAfter.toJSON(),
-      resetAfter: this.resetAfter.toJSON(),
-      ...(this.code === undefined ? {} : { code: this.code })
-    }
-  }
-}
-
-const toDuration = (millis: number): Duration.Duration =>
-  millis === Infinity ? Duration.infinity : millis > 0 ? Duration.millis(millis) : Duration.zero
 
 /**
  * Guards `effect` with `limiter` for `key`: `effect.pipe(RateLimiter.protect(limiter, key))` or

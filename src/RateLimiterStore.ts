@@ -13,11 +13,12 @@ import * as Schema from "effect/Schema"
 import type { InvalidOptionsError, StoreError } from "./Errors.js"
 import { decodeOptions, PositiveDuration, PositiveInt } from "./internal/options.js"
 import type { Definition, RawDecision } from "./internal/ratelimit/core.js"
+import { toMicros } from "./internal/ratelimit/core.js"
 import { makeTable } from "./internal/ratelimit/memory.js"
 
 /**
- * Runs one step of a limiter's algorithm for `key`: take `cost` (negative: give it back), or
- * reserve it when the wait would not exceed `maxDelayMs`. The decision is in milliseconds.
+ * Runs one step of a limiter's algorithm for `key`: take `cost` (a whole number ≥ 0), or reserve
+ * it when the wait would not exceed `maxDelayMs`. The decision is in milliseconds.
  *
  * @since 0.1.0
  * @category models
@@ -25,10 +26,17 @@ import { makeTable } from "./internal/ratelimit/memory.js"
 export interface Stepper {
   (key: string, cost: number, maxDelayMs: number): Effect.Effect<RawDecision, StoreError>
   /**
-   * The same step run synchronously at time `now`, offered by stores that decide in-process (the
-   * memory store); a limiter uses it to decide with one clock read and no further effect.
+   * The same step run synchronously at time `now` (ms), offered by stores that decide in-process
+   * (the memory store); a limiter uses it to decide with one clock read and no further effect.
    */
   readonly unsafeStep?: ((key: string, now: number, cost: number, maxDelayMs: number) => RawDecision) | undefined
+  /**
+   * Gives back a reservation of `cost` (token bucket and GCRA) whose decision reported `timeToAct`
+   * (on the store's clock): what x/time/rate's `Reservation.Cancel` gives back.
+   *
+   * @since 0.2.0
+   */
+  readonly cancel: (key: string, cost: number, timeToAct: number) => Effect.Effect<void, StoreError>
 }
 
 /**
@@ -82,24 +90,34 @@ export const makeMemory = (
   options: MemoryOptions = {}
 ): Effect.Effect<RateLimiterStore["Type"], InvalidOptionsError> =>
   Effect.map(decodeOptions("RateLimiterStore", MemoryOptionsSchema)(options), (o) => {
-    const idleTimeToLiveMs = o.idleTimeToLive === undefined ? Infinity : Duration.toMillis(o.idleTimeToLive)
+    const idleTimeToLive = o.idleTimeToLive === undefined ? Infinity : Duration.toMillis(o.idleTimeToLive) * 1000
     // limiters with the same name and algorithm share a table, as they share keys in Redis
     const tables = new Map<string, ReturnType<typeof makeTable>>()
     return RateLimiterStore.of({
       name: "memory",
       prepare: (limiter, algorithm) =>
         Effect.sync(() => {
-          const id = `${limiter}\u0000${algorithm.kind}\u0000${algorithm.scriptArgs.join(" ")}`
+          const id = `${limiter}\u0000${algorithm.id}`
           let table = tables.get(id)
           if (table === undefined) {
-            table = makeTable(algorithm, { maxKeys: o.maxKeys, idleTimeToLiveMs })
+            table = makeTable(algorithm, { maxKeys: o.maxKeys, idleTimeToLive })
             tables.set(id, table)
           }
-          const run = table.run
+          const { cancel, run } = table
+          const unsafeStep = (key: string, now: number, cost: number, maxDelayMs: number) =>
+            run(key, now * 1000, cost, maxDelayMs === 0 ? 0 : toMicros(maxDelayMs))
           const stepper: Stepper = Object.assign(
             (key: string, cost: number, maxDelayMs: number) =>
-              Effect.clockWith((clock) => Effect.succeed(run(key, clock.unsafeCurrentTimeMillis(), cost, maxDelayMs))),
-            { unsafeStep: run }
+              Effect.clockWith((clock) =>
+                Effect.succeed(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, maxDelayMs))
+              ),
+            {
+              unsafeStep,
+              cancel: (key: string, cost: number, timeToAct: number) =>
+                Effect.clockWith((clock) =>
+                  Effect.sync(() => cancel(key, clock.unsafeCurrentTimeMillis() * 1000, cost, timeToAct))
+                )
+            }
           )
           return stepper
         })

@@ -1,22 +1,26 @@
 /**
- * A `RateLimiterStore` on Redis, so that every instance of a service shares the same limits.
+ * A `RateLimiterStore` on Redis (one server or a Cluster), so that every instance of a service
+ * shares the same limits.
  *
- * Each algorithm runs as one Lua script that mirrors its TypeScript step function: it reads the
- * time from Redis `TIME` (one clock for every instance), reads and writes one key per identity
- * (`<prefix><limiter>:{<key>}`, the identity wrapped in a Cluster hash tag) and sets that key's
- * expiry in the same script, never to 0. Scripts are loaded once (`SCRIPT LOAD`) and called by
- * SHA (`EVALSHA`); after a `SCRIPT FLUSH` or a restart the `NOSCRIPT` reply makes the store load
- * the script again and retry, once.
+ * Each algorithm runs as one Lua script that mirrors its TypeScript step function in integer
+ * microseconds: it reads the time from Redis `TIME` (one clock for every instance), reads and
+ * writes one key per identity (`<prefix><limiter>:{<key>}`, the identity wrapped in a Cluster hash
+ * tag) and keeps that key's expiry in the same script. The limiter's parameters are part of the
+ * script, so a plain take sends only the key. Scripts are loaded once and called by SHA; after a
+ * `SCRIPT FLUSH`, a restart or on a new Cluster node the `NOSCRIPT` reply makes the store send the
+ * script whole, once.
  *
- * Every call has a timeout (default 50 ms) so a dead or hung Redis costs milliseconds. What
- * happens when Redis fails is the `onError` option:
+ * Every call has a timeout (default 100 ms) that counts only Redis's lateness, not a busy Node
+ * process's: see `timeout`. After `failureThreshold` consecutive failures, or a failed health
+ * ping, the store's circuit breaker opens and the store is in failure mode until the first good
+ * probe (every `healthCheckInterval`). What happens then is the `onError` option:
  *
- * - `"fail-closed"`: the call fails with `StoreError` (never `RateLimitedError`: a broken store
- *   is not a client over its limit); `protect` does not run the effect.
+ * - `"fail-closed"`: calls fail with `StoreError` (never `RateLimitedError`: a broken store is
+ *   not a client over its limit); `protect` does not run the effect.
  * - `"fail-open"`: the request is admitted (the decision reports the full limit remaining).
- * - `"local-fallback"` (default, as go-zero): decisions move to an in-memory limiter with the
- *   same parameters, while a background fiber (in the layer's scope) pings Redis every 100 ms
- *   and moves decisions back once it answers.
+ * - `"local-fallback"` (default, as go-zero): decisions move to an in-memory limiter holding this
+ *   instance's share of the quota (the limit divided by the live instances, counted from their
+ *   heartbeats while Redis was up).
  *
  * @since 0.1.0
  */
@@ -25,23 +29,20 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { createHash } from "node:crypto"
-import { createClient } from "redis"
 import { InvalidOptionsError, StoreError } from "./Errors.js"
-import { decodeOptions, PositiveDuration, PositiveInt } from "./internal/options.js"
-import type { Definition, RawDecision } from "./internal/ratelimit/core.js"
-import { fromReply, num } from "./internal/ratelimit/core.js"
-import { makeTable } from "./internal/ratelimit/memory.js"
-import type { Stepper } from "./RateLimiterStore.js"
+import { decodeOptions, NonNegativeInt, PositiveDuration, PositiveInt } from "./internal/options.js"
+import { connectCluster, connectWithin } from "./internal/ratelimit/redisConnect.js"
+import { makeEngine } from "./internal/ratelimit/redisStore.js"
 import { RateLimiterStore } from "./RateLimiterStore.js"
 
 /**
  * The few Redis operations the store needs. Adapt any client to it: `fromNodeRedis` for `redis`
- * (node-redis), `fromIoredis` for ioredis. `evalsha` must reject with an error whose message
- * starts with `NOSCRIPT` when the script is not loaded (both clients do).
+ * (node-redis), `fromNodeRedisCluster` for its Cluster client, `fromIoredis` for ioredis.
+ * `evalsha` must reject with an error whose message contains `NOSCRIPT` when the script is not
+ * loaded (all of them do). `eval`, when present, sends a script whole; it is routed by key, which
+ * is what a Cluster needs to load a script on the right node.
  *
  * @since 0.1.0
  * @category models
@@ -51,6 +52,10 @@ export interface RedisClient {
   readonly scriptLoad: (script: string) => Promise<unknown>
   readonly ping: () => Promise<unknown>
   readonly quit: () => Promise<unknown>
+  /** @since 0.2.0 */
+  readonly eval?:
+    | ((script: string, keys: ReadonlyArray<string>, args: ReadonlyArray<string>) => Promise<unknown>)
+    | undefined
 }
 
 /**
@@ -64,23 +69,72 @@ export interface NodeRedisLike {
   scriptLoad(script: string): Promise<unknown>
   ping(): Promise<unknown>
   close(): Promise<unknown>
+  /** used when present: a raw command skips the client's argument parsing */
+  sendCommand?(args: Array<string>): Promise<unknown>
 }
 
 /**
- * Adapts a connected node-redis client (`createClient` from `redis`). Concurrent calls are
- * pipelined by the client. Create it with `disableOfflineQueue: true` so that calls fail at once
- * while it is disconnected instead of queueing until the timeout, and with
- * `commandOptions: { timeout: 0 }`: node-redis v6 otherwise arms a 5 s timer per command, which
- * the store does not need (it has its own) and which costs more than the rest of the call.
+ * Adapts a connected node-redis client (`createClient` from `redis`). Concurrent calls issued in
+ * the same tick are written to the socket together (node-redis pipelines them). Create it with
+ * `disableOfflineQueue: true` so that calls fail at once while it is disconnected instead of
+ * queueing until the timeout, and with `commandOptions: { timeout: 0 }`: node-redis v6 otherwise
+ * arms a 5 s timer per command, which the store does not need (it has its own) and which costs
+ * more than the rest of the call.
  *
  * @since 0.1.0
  * @category adapters
  */
-export const fromNodeRedis = (client: NodeRedisLike): RedisClient => ({
-  evalsha: (sha, keys, args) => client.evalSha(sha, { keys: keys as Array<string>, arguments: args as Array<string> }),
-  scriptLoad: (script) => client.scriptLoad(script),
-  ping: () => client.ping(),
-  quit: () => client.close()
+export const fromNodeRedis = (client: NodeRedisLike): RedisClient => {
+  const send = client.sendCommand?.bind(client)
+  return {
+    evalsha: send !== undefined
+      ? (sha, keys, args) =>
+        send(
+          keys.length === 1 && args.length === 0
+            ? ["EVALSHA", sha, "1", keys[0]]
+            : ["EVALSHA", sha, String(keys.length), ...keys, ...args]
+        )
+      : (sha, keys, args) => client.evalSha(sha, { keys: keys as Array<string>, arguments: args as Array<string> }),
+    ...(send !== undefined ?
+      {
+        eval: (script: string, keys: ReadonlyArray<string>, args: ReadonlyArray<string>) =>
+          send(["EVAL", script, String(keys.length), ...keys, ...args])
+      } :
+      {}),
+    scriptLoad: (script) => client.scriptLoad(script),
+    ping: () => client.ping(),
+    quit: () => client.close()
+  }
+}
+
+/**
+ * The part of a node-redis Cluster client (`createCluster`) the adapter uses.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface NodeRedisClusterLike {
+  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: Array<string>): Promise<unknown>
+  close(): Promise<unknown>
+}
+
+/**
+ * Adapts a connected node-redis Cluster client. Every script call names one key, so it goes to
+ * the node owning that key's slot (following `MOVED` / `ASK` through a resharding or a failover);
+ * a node that does not have the script yet gets it whole once (`NOSCRIPT`, then `EVAL`).
+ *
+ * @since 0.2.0
+ * @category adapters
+ */
+export const fromNodeRedisCluster = (cluster: NodeRedisClusterLike): RedisClient => ({
+  evalsha: (sha, keys, args) =>
+    cluster.sendCommand(keys[0], false, ["EVALSHA", sha, String(keys.length), ...keys, ...args]),
+  eval: (script, keys, args) =>
+    cluster.sendCommand(keys[0], false, ["EVAL", script, String(keys.length), ...keys, ...args]),
+  // scripts reach each node on first use (`eval` above); there is no one node to load them on
+  scriptLoad: () => Promise.resolve(undefined),
+  ping: () => cluster.sendCommand(undefined, true, ["PING"]),
+  quit: () => cluster.close()
 })
 
 /**
@@ -111,7 +165,7 @@ export const fromIoredis = (client: IoredisLike): RedisClient => ({
 })
 
 /**
- * What the store does when Redis fails or does not answer within `timeout`.
+ * What the store does while Redis fails or does not answer within `timeout`.
  *
  * @since 0.1.0
  * @category models
@@ -133,170 +187,55 @@ export interface Options {
   readonly prefix?: string | undefined
   /** default `"local-fallback"` */
   readonly onError?: OnError | undefined
-  /** per-call timeout (default 50 ms) */
+  /**
+   * How long Redis may take to answer a call (default 100 ms). Event-loop lag during the call is
+   * not counted (a reply that arrived while the process was busy is read before the call is
+   * judged late).
+   */
   readonly timeout?: Duration.DurationInput | undefined
   /** keys per limiter in the local fallback (default 100,000) */
   readonly fallbackMaxKeys?: number | undefined
-  /** how often the local fallback pings Redis (default 100 ms) */
+  /** how often the store probes Redis while in failure mode (default 100 ms) */
   readonly healthCheckInterval?: Duration.DurationInput | undefined
+  /**
+   * how often an instance renews its heartbeat, which counts the live instances and doubles as a
+   * health ping while Redis is up (default 1 second; an instance counts for 3 intervals)
+   *
+   * @since 0.2.0
+   */
+  readonly heartbeatInterval?: Duration.DurationInput | undefined
+  /**
+   * consecutive failed calls that put the store in failure mode (default 3)
+   *
+   * @since 0.2.0
+   */
+  readonly failureThreshold?: number | undefined
+  /**
+   * remember up to this many refused keys and refuse them locally until their `retryAfter` (default
+   * 0: off). Never more permissive than Redis; saves the round trips of a client that keeps
+   * knocking.
+   *
+   * @since 0.2.0
+   */
+  readonly deniedCacheMaxKeys?: number | undefined
 }
 
 const OptionsSchema = Schema.Struct({
-  url: Schema.optional(Schema.String),
   prefix: Schema.optionalWith(Schema.String, { default: () => "rl:" }),
   onError: Schema.optionalWith(Schema.Literal("fail-open", "fail-closed", "local-fallback"), {
     default: () => "local-fallback" as const
   }),
-  timeout: Schema.optionalWith(PositiveDuration, { default: () => Duration.millis(50) }),
+  timeout: Schema.optionalWith(PositiveDuration, { default: () => Duration.millis(100) }),
   fallbackMaxKeys: Schema.optionalWith(PositiveInt, { default: () => 100_000 }),
-  healthCheckInterval: Schema.optionalWith(PositiveDuration, { default: () => Duration.millis(100) })
+  healthCheckInterval: Schema.optionalWith(PositiveDuration, { default: () => Duration.millis(100) }),
+  heartbeatInterval: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(1) }),
+  failureThreshold: Schema.optionalWith(PositiveInt, { default: () => 3 }),
+  deniedCacheMaxKeys: Schema.optionalWith(NonNegativeInt, { default: () => 0 })
 })
 
-interface Pending {
-  readonly at: number
-  done: boolean
-  prev: Pending | undefined
-  next: Pending | undefined
-  readonly fail: (reason: string) => void
-}
-
 /**
- * One timer for every in-flight call. The timeout is the same for all, so deadlines arrive in
- * insertion order: the in-flight calls form a doubly linked list (oldest first), a call unlinks
- * itself when it completes (nothing outlives its call, no hashing, no per-call timer), and a sweep
- * every `timeout / 2` fails the expired ones from the front.
- */
-const makeDeadlines = (timeoutMs: number) => {
-  let head: Pending | undefined
-  let tail: Pending | undefined
-  const unlink = (p: Pending): void => {
-    if (p.prev !== undefined) p.prev.next = p.next
-    else head = p.next
-    if (p.next !== undefined) p.next.prev = p.prev
-    else tail = p.prev
-    p.prev = undefined
-    p.next = undefined
-  }
-  const add = (p: Pending): void => {
-    p.prev = tail
-    if (tail !== undefined) tail.next = p
-    else head = p
-    tail = p
-  }
-  const sweep = () => {
-    const now = performance.now()
-    while (head !== undefined && head.at <= now) {
-      const p = head
-      unlink(p)
-      if (!p.done) {
-        p.done = true
-        p.fail(`no answer within ${timeoutMs} ms`)
-      }
-    }
-  }
-  const timer = setInterval(sweep, Math.max(1, Math.floor(timeoutMs / 2)))
-  timer.unref()
-  return {
-    track: (fail: (reason: string) => void): Pending => {
-      const p: Pending = { at: performance.now() + timeoutMs, done: false, prev: undefined, next: undefined, fail }
-      add(p)
-      return p
-    },
-    deadline: (): number => performance.now() + timeoutMs,
-    add,
-    /** marks `p` answered; false when it had already timed out (or was interrupted) */
-    settle: (p: Pending): boolean => {
-      if (p.done) return false
-      p.done = true
-      unlink(p)
-      return true
-    },
-    close: () => clearInterval(timer)
-  }
-}
-
-interface CallContext {
-  readonly client: RedisClient
-  readonly sha: string
-  readonly script: string
-  readonly limit: number
-  readonly deadlines: ReturnType<typeof makeDeadlines>
-  readonly onFailure: (
-    key: string,
-    cost: number,
-    maxDelayMs: number,
-    error: StoreError
-  ) => Effect.Effect<RawDecision, StoreError>
-}
-
-/**
- * One EVALSHA in flight: its own deadline entry, settled by the reply, the error or the sweep,
- * whichever comes first. A class rather than closures, to keep the per-call garbage small.
- */
-class EvalCall implements Pending {
-  readonly at: number
-  done = false
-  prev: Pending | undefined = undefined
-  next: Pending | undefined = undefined
-  constructor(
-    readonly context: CallContext,
-    readonly key: string,
-    readonly keys: ReadonlyArray<string>,
-    readonly args: ReadonlyArray<string>,
-    readonly cost: number,
-    readonly maxDelayMs: number,
-    readonly resume: (effect: Effect.Effect<RawDecision, StoreError>) => void
-  ) {
-    this.at = context.deadlines.deadline()
-  }
-  start(): void {
-    this.context.deadlines.add(this)
-    this.context.client.evalsha(this.context.sha, this.keys, this.args).then(
-      (reply) => this.reply(reply),
-      (cause) => this.retryOrFail(cause)
-    )
-  }
-  reply(reply: unknown): void {
-    if (this.context.deadlines.settle(this)) this.resume(Effect.succeed(fromReply(reply, this.context.limit)))
-  }
-  error(cause: unknown): void {
-    if (!this.context.deadlines.settle(this)) return
-    this.resume(this.context.onFailure(
-      this.key,
-      this.cost,
-      this.maxDelayMs,
-      new StoreError({ store: "redis", operation: "evalsha", reason: errorMessage(cause), cause }, true)
-    ))
-  }
-  retryOrFail(cause: unknown): void {
-    // the script cache was flushed (SCRIPT FLUSH, restart): load it again and retry once
-    if (this.done || !isNoScript(cause)) return this.error(cause)
-    const { client, script, sha } = this.context
-    client.scriptLoad(script).then(() => client.evalsha(sha, this.keys, this.args)).then(
-      (reply) => this.reply(reply),
-      (e) => this.error(e)
-    )
-  }
-  fail(reason: string): void {
-    this.resume(this.context.onFailure(
-      this.key,
-      this.cost,
-      this.maxDelayMs,
-      new StoreError({ store: "redis", operation: "evalsha", reason }, true)
-    ))
-  }
-}
-
-const isNoScript = (e: unknown): boolean => {
-  const message = e instanceof Error ? e.message : String(e)
-  return message.startsWith("NOSCRIPT") || message.includes("NOSCRIPT")
-}
-
-const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
-
-/**
- * The store over a `RedisClient`. Needs a `Scope`: the health-check fiber of the local fallback
- * and the timeout timer live in it.
+ * The store over a `RedisClient`. Needs a `Scope`: the health and heartbeat fiber and the timeout
+ * timer live in it, and closing it withdraws this instance's heartbeat.
  *
  * @since 0.1.0
  * @category constructors
@@ -307,123 +246,24 @@ export const make = (
 ): Effect.Effect<RateLimiterStore["Type"], InvalidOptionsError, Scope.Scope> =>
   Effect.gen(function*() {
     const o = yield* decodeOptions("RedisStore", OptionsSchema)(options)
-    const timeoutMs = Duration.toMillis(o.timeout)
-    const deadlines = yield* Effect.acquireRelease(Effect.sync(() => makeDeadlines(timeoutMs)), (d) =>
-      Effect.sync(d.close))
-    const shas = new Map<string, string>()
-    let healthy = true
-
-    const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, StoreError> =>
-      Effect.async<A, StoreError>((resume) => {
-        const pending = deadlines.track((reason) =>
-          resume(Effect.fail(new StoreError({ store: "redis", operation, reason }, true)))
-        )
-        run().then(
-          (value) => {
-            if (deadlines.settle(pending)) {
-              resume(Effect.succeed(value))
-            }
-          },
-          (cause) => {
-            if (!deadlines.settle(pending)) {
-              return
-            }
-            resume(Effect.fail(new StoreError({ store: "redis", operation, reason: errorMessage(cause), cause }, true)))
-          }
-        )
-        return Effect.sync(() => {
-          deadlines.settle(pending)
-        })
-      })
-
-    const ping: Effect.Effect<unknown, StoreError> = call("ping", () =>
-      client.ping())
-    if (o.onError === "local-fallback") {
-      const check = Effect.suspend(() => {
-        if (healthy) return Effect.void
-        return ping.pipe(
-          Effect.zipRight(Effect.sync(() => {
-            healthy = true
-          })),
-          Effect.zipRight(Effect.logInfo("redis is back: rate limits are shared again")),
-          Effect.ignore
-        )
-      })
-      yield* Effect.forkScoped(Effect.repeat(check, Schedule.spaced(o.healthCheckInterval)))
-    }
-
-    const prepare = (limiter: string, def: Definition): Effect.Effect<Stepper> =>
-      Effect.gen(function*() {
-        const script = def.script
-        let sha = shas.get(script)
-        if (sha === undefined) {
-          sha = createHash("sha1").update(script).digest("hex")
-          shas.set(script, sha)
-          // best effort: a failure here is repaired by the NOSCRIPT reload on first use
-          yield* Effect.ignore(call("script load", () => client.scriptLoad(script)))
-        }
-        const theSha = sha
-        const keyPrefix = `${o.prefix}${limiter}:{`
-        const params = def.scriptArgs
-        const unitArgs = ["", "1", "0", ...params]
-        const argsFor = (cost: number, maxDelayMs: number): ReadonlyArray<string> =>
-          cost === 1 && maxDelayMs === 0 ? unitArgs : ["", num(cost), num(maxDelayMs), ...params]
-        const limit = def.limit
-        const local = o.onError === "local-fallback"
-          ? makeTable(def, { maxKeys: o.fallbackMaxKeys, idleTimeToLiveMs: Infinity })
-          : undefined
-        const localStep = (key: string, cost: number, maxDelayMs: number) =>
-          Effect.clockWith((clock) =>
-            Effect.succeed(local!.run(key, clock.unsafeCurrentTimeMillis(), cost, maxDelayMs))
-          )
-        const openDecision: RawDecision = {
-          allowed: true,
-          limit,
-          remaining: limit,
-          retryAfterMs: 0,
-          resetAfterMs: 0,
-          delayMs: 0,
-          code: undefined
-        }
-        const onFailure = (key: string, cost: number, maxDelayMs: number, error: StoreError) => {
-          switch (o.onError) {
-            case "fail-open":
-              return Effect.succeed(openDecision)
-            case "fail-closed":
-              return Effect.fail(error)
-            case "local-fallback": {
-              if (!healthy) return localStep(key, cost, maxDelayMs)
-              healthy = false
-              return Effect.zipRight(
-                Effect.logWarning("redis failed: rate limits fall back to this process").pipe(
-                  Effect.annotateLogs({ limiter, reason: error.reason })
-                ),
-                localStep(key, cost, maxDelayMs)
-              )
-            }
-          }
-        }
-        const context: CallContext = {
-          client,
-          sha: theSha,
-          script,
-          limit,
-          deadlines,
-          onFailure
-        }
-        const stepper: Stepper = (key, cost, maxDelayMs) => {
-          if (local !== undefined && !healthy) return localStep(key, cost, maxDelayMs)
-          const keys = [keyPrefix + key + "}"]
-          const args = argsFor(cost, maxDelayMs)
-          return Effect.async<RawDecision, StoreError>((resume) => {
-            new EvalCall(context, key, keys, args, cost, maxDelayMs, resume).start()
-          })
-        }
-        return stepper
-      })
-
-    return RateLimiterStore.of({ name: "redis", prepare })
+    const engine = yield* makeEngine(client, {
+      prefix: o.prefix,
+      onError: o.onError,
+      timeoutMs: Duration.toMillis(o.timeout),
+      fallbackMaxKeys: o.fallbackMaxKeys,
+      healthCheckInterval: o.healthCheckInterval,
+      heartbeatInterval: o.heartbeatInterval,
+      failureThreshold: o.failureThreshold,
+      deniedCacheMaxKeys: o.deniedCacheMaxKeys
+    })
+    return RateLimiterStore.of({ name: "redis", prepare: engine.prepare })
   })
+
+const ConnectOptionsSchema = Schema.Struct({
+  connectTimeout: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(2) })
+})
+
+const decodeConnectOptions = decodeOptions("RedisStore", ConnectOptionsSchema)
 
 /**
  * Connects a node-redis client for `url`, configured for a rate-limit store: no offline queue
@@ -438,56 +278,18 @@ export const connect = (
   url: string,
   options: { readonly connectTimeout?: Duration.DurationInput | undefined } = {}
 ): Effect.Effect<RedisClient, StoreError | InvalidOptionsError, Scope.Scope> =>
-  Effect.flatMap(decodeConnectOptions(options), (o) => connectWithin(url, Duration.toMillis(o.connectTimeout)))
+  Effect.flatMap(decodeConnectOptions(options), (o) =>
+    Effect.map(
+      connectWithin(url, Duration.toMillis(o.connectTimeout)),
+      (client) => fromNodeRedis(client as unknown as NodeRedisLike)
+    ))
 
-const ConnectOptionsSchema = Schema.Struct({
-  connectTimeout: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(2) })
+const noAddress = new InvalidOptionsError({
+  module: "RedisStore",
+  option: "url",
+  value: undefined,
+  reason: "expected a url or a client"
 })
-
-const decodeConnectOptions = decodeOptions("RedisStore", ConnectOptionsSchema)
-
-const connectWithin = (url: string, connectTimeout: number): Effect.Effect<RedisClient, StoreError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        let connected = false
-        const client = createClient({
-          url,
-          disableOfflineQueue: true,
-          // the store times calls out itself with one shared timer; node-redis's own default (5 s) arms an
-          // AbortSignal timer per command, which costs more than the rest of the call
-          commandOptions: { timeout: 0 },
-          socket: {
-            connectTimeout,
-            // at start-up give up after a few attempts (the layer fails); later, keep reconnecting
-            reconnectStrategy: (retries: number, cause: Error) =>
-              !connected && retries >= 3 ? cause : Math.min(20 * (retries + 1), 200)
-          }
-        })
-        client.on("ready", () => {
-          connected = true
-        })
-        client.on("error", () => {
-          // reconnects are automatic; failures surface on the calls
-        })
-        const connecting = client.connect()
-        const timer = new Promise<never>((_, reject) => {
-          const t = setTimeout(() => reject(new Error(`could not connect within ${connectTimeout} ms`)), connectTimeout)
-          t.unref()
-          connecting.then(() => clearTimeout(t), () => clearTimeout(t))
-        })
-        try {
-          await Promise.race([connecting, timer])
-        } catch (e) {
-          client.destroy()
-          throw e
-        }
-        return fromNodeRedis(client as unknown as NodeRedisLike)
-      },
-      catch: (cause) => new StoreError({ store: "redis", operation: "connect", reason: errorMessage(cause), cause })
-    }),
-    (client) => Effect.promise(() => client.quit().catch(() => undefined))
-  )
 
 /**
  * The Redis store as a layer, from a `url` (the layer owns the connection) or a `client`.
@@ -512,16 +314,60 @@ export const layer = (options: Options): Layer.Layer<RateLimiterStore, InvalidOp
     Effect.gen(function*() {
       const { client: given, url, ...rest } = options
       if (given !== undefined) return yield* make(given, rest)
-      if (url === undefined) {
-        return yield* new InvalidOptionsError({
-          module: "RedisStore",
-          option: "url",
-          value: undefined,
-          reason: "expected a url or a client"
-        })
-      }
+      if (url === undefined) return yield* noAddress
       const client = yield* connect(url)
       return yield* make(client, rest)
+    })
+  )
+
+/**
+ * Options of `layerCluster`: the store's options, and the URLs of some of the Cluster's nodes
+ * (the rest is discovered).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ClusterOptions extends Omit<Options, "url" | "client"> {
+  readonly urls: ReadonlyArray<string>
+  /** default 2 seconds */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The Redis store on a Redis Cluster, through node-redis `createCluster`. Every key of a
+ * limiter's identity lives in one slot (the identity is a hash tag), so each decision is one
+ * script on one node; the instances' heartbeats share one slot too. When a node fails its slots'
+ * calls fail (and the failure mode applies) until the Cluster has a master for them again.
+ *
+ * @since 0.2.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { RedisStore } from "effect-resilience"
+ *
+ * const Store = RedisStore.layerCluster({
+ *   urls: ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000", "redis://10.0.0.3:7000"]
+ * })
+ * ```
+ */
+export const layerCluster = (
+  options: ClusterOptions
+): Layer.Layer<RateLimiterStore, InvalidOptionsError | StoreError> =>
+  Layer.scoped(
+    RateLimiterStore,
+    Effect.gen(function*() {
+      const { connectTimeout, urls, ...rest } = options
+      if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === "string")) {
+        return yield* new InvalidOptionsError({
+          module: "RedisStore",
+          option: "urls",
+          value: urls,
+          reason: "expected one or more redis:// URLs"
+        })
+      }
+      const o = yield* decodeConnectOptions({ connectTimeout })
+      const cluster = yield* connectCluster(urls, Duration.toMillis(o.connectTimeout))
+      return yield* make(fromNodeRedisCluster(cluster as unknown as NodeRedisClusterLike), rest)
     })
   )
 
@@ -541,7 +387,7 @@ export const layerConfig = (
       Config.literal("fail-open", "fail-closed", "local-fallback")("RATE_LIMIT_REDIS_ON_ERROR"),
       "local-fallback" as const
     ),
-    timeout: Config.withDefault(Config.duration("RATE_LIMIT_REDIS_TIMEOUT"), Duration.millis(50))
+    timeout: Config.withDefault(Config.duration("RATE_LIMIT_REDIS_TIMEOUT"), Duration.millis(100))
   })
 ): Layer.Layer<RateLimiterStore, InvalidOptionsError | StoreError | ConfigError.ConfigError> =>
   Layer.unwrapEffect(Effect.map(config, (options) => layer(options)))

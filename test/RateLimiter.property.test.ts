@@ -1,7 +1,7 @@
 /**
  * For random request times and costs, the step functions (run through the memory table, so key
  * expiry is exercised too) take the same decisions as simple reference models written in exact
- * integer arithmetic.
+ * integer arithmetic. Times are ms in the models and µs in the steps.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
@@ -29,11 +29,11 @@ const requests = (maxDt: number, maxCost: number) =>
   })
 
 const compare = (def: Definition, model: Model, reqs: ReadonlyArray<Request>, start = 0): void => {
-  const table = makeTable(def, { maxKeys: 10, idleTimeToLiveMs: Infinity })
+  const table = makeTable(def, { maxKeys: 10, idleTimeToLive: Infinity })
   let now = start
   reqs.forEach((r, i) => {
     now += r.dt
-    const got: RawDecision = table.run("k", now, r.cost, 0)
+    const got: RawDecision = table.run("k", now * 1000, r.cost, 0)
     const want = model.take(now, r.cost)
     if (got.allowed !== want.allowed || got.remaining !== want.remaining) {
       throw new Error(
@@ -46,25 +46,26 @@ const compare = (def: Definition, model: Model, reqs: ReadonlyArray<Request>, st
 const runs = { numRuns: 300 }
 
 describe("rate-limit steps match reference models", () => {
-  it("token bucket: milli-token accounting", () => {
+  it("token bucket: tokens counted in µs of refill at the last update", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 50 }),
         fc.integer({ min: 1, max: 10 }),
         requests(1500, 11),
         (rate, burst, reqs) => {
-          const full = burst * 1000
-          let milli = full
+          const interval = Math.ceil(1e6 / rate - 1e-6) // µs per token, rounded up
+          const full = burst * interval
+          let level = full
           let last = 0
           const model: Model = {
             take: (now, cost) => {
-              milli = Math.min(full, milli + (now - last) * rate)
+              level = Math.min(full, level + (now - last) * 1000)
               last = now
-              if (cost <= burst && milli >= cost * 1000) {
-                milli -= cost * 1000
-                return { allowed: true, remaining: Math.floor(milli / 1000) }
+              if (cost <= burst && level >= cost * interval) {
+                level -= cost * interval
+                return { allowed: true, remaining: Math.floor(level / interval) }
               }
-              return { allowed: false, remaining: Math.floor(milli / 1000) }
+              return { allowed: false, remaining: Math.floor(level / interval) }
             }
           }
           compare(TokenBucket.make({ rate, burst }), model, reqs)
@@ -101,7 +102,7 @@ describe("rate-limit steps match reference models", () => {
               return { allowed: false, remaining: limit - used }
             }
           }
-          compare(FixedWindow.make({ limit, windowMs, align, offsetMs: 0 }), model, reqs)
+          compare(FixedWindow.make({ limit, window: windowMs * 1000, align, offset: 0 }), model, reqs)
         }
       ),
       runs
@@ -126,7 +127,7 @@ describe("rate-limit steps match reference models", () => {
               return { allowed: false, remaining: limit - inWindow }
             }
           }
-          compare(SlidingLog.make({ limit, windowMs }), model, reqs)
+          compare(SlidingLog.make({ limit, window: windowMs * 1000 }), model, reqs)
         }
       ),
       runs
@@ -155,7 +156,7 @@ describe("rate-limit steps match reference models", () => {
               return { allowed: admit, remaining }
             }
           }
-          compare(SlidingCounter.make({ limit, windowMs }), model, reqs)
+          compare(SlidingCounter.make({ limit, window: windowMs * 1000 }), model, reqs)
         }
       ),
       runs
@@ -191,49 +192,56 @@ describe("rate-limit steps match reference models", () => {
     )
   })
 
-  it("every step reports a whole-number expiry of at least 1 ms, and never forgets state that still matters", () => {
+  it("once a step's `until` has passed, the kept state decides like a fresh key", () => {
     const defs: ReadonlyArray<Definition> = [
       TokenBucket.make({ rate: 3, burst: 4 }),
-      TokenBucket.make({ rate: 5000, burst: 1 }), // go-zero's floor(2·burst/rate) would be 0 here
-      FixedWindow.make({ limit: 3, windowMs: 250, align: true, offsetMs: 0 }),
-      SlidingLog.make({ limit: 3, windowMs: 250 }),
-      SlidingCounter.make({ limit: 3, windowMs: 250 }),
+      TokenBucket.make({ rate: 5000, burst: 1 }),
+      FixedWindow.make({ limit: 3, window: 250_000, align: true, offset: 0 }),
+      SlidingLog.make({ limit: 3, window: 250_000 }),
+      SlidingCounter.make({ limit: 3, window: 250_000 }),
       Gcra.make({ limit: 3, periodMs: 1, burst: 2 })
     ]
     fc.assert(
       fc.property(fc.constantFrom(...defs), requests(300, 4), (def, reqs) => {
         let state: unknown = undefined
-        let expiresAt = Infinity
+        let until = Infinity
         let now = 0
         for (const r of reqs) {
-          now += r.dt
-          const fresh = def.step(undefined, now, def.params, r.cost, 0)
-          const kept = def.step(state, now, def.params, r.cost, 0)
-          // once the expiry has passed, the stored state decides like a fresh key
-          if (now >= expiresAt) expect(kept.decision).toEqual(fresh.decision)
-          expect(Number.isInteger(kept.expireAfterMs) && kept.expireAfterMs >= 1).toBe(true)
+          now += r.dt * 1000
+          const fresh = def.step(undefined, now, r.cost, 0)
+          const kept = def.step(state, now, r.cost, 0)
+          if (now >= until) expect(kept.reply).toEqual(fresh.reply)
+          expect(Number.isInteger(kept.until)).toBe(true)
           state = kept.state
-          expiresAt = now + kept.expireAfterMs
+          until = kept.until
         }
       }),
       runs
     )
   })
 
-  it("token bucket and GCRA: a reservation's delay is the debt over the rate, and cancelling restores", () => {
+  it("token bucket and GCRA: a reservation's delay is the debt over the rate, and cancelling every one restores", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 50 }),
         fc.integer({ min: 1, max: 10 }),
         fc.integer({ min: 1, max: 30 }),
-        (rate, burst, n) => {
-          const table = makeTable(TokenBucket.make({ rate, burst }), { maxKeys: 10, idleTimeToLiveMs: Infinity })
+        fc.boolean(),
+        (rate, burst, n, gcra) => {
+          const def = gcra
+            ? Gcra.make({ limit: rate, periodMs: 1000, burst })
+            : TokenBucket.make({ rate, burst })
+          const interval = Math.ceil(1e6 / rate - 1e-6)
+          const table = makeTable(def, { maxKeys: 10, idleTimeToLive: Infinity })
+          const acts: Array<number> = []
           for (let i = 1; i <= n; i++) {
             const d = table.run("k", 0, 1, Infinity)
             expect(d.allowed).toBe(true)
-            expect(d.delayMs).toBeCloseTo(Math.max(0, i - burst) * 1000 / rate, 6)
+            expect(d.delayMs).toBe(Math.max(0, i - burst) * interval / 1000)
+            acts.push(d.timeToAct!)
           }
-          table.run("k", 0, -n, 0)
+          // latest first: each gives back all it took
+          for (let i = n - 1; i >= 0; i--) table.cancel("k", 0, 1, acts[i])
           expect(table.run("k", 0, burst, 0).allowed).toBe(true)
         }
       ),

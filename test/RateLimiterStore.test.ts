@@ -26,16 +26,16 @@ describe("RateLimiterStore.layerMemory bounds", () => {
 
   it("idle keys expire with their state, bounded by idleTimeToLive", () => {
     const def = TokenBucket.make({ rate: 10, burst: 10 })
-    const table = makeTable(def, { maxKeys: 1000, idleTimeToLiveMs: Infinity })
+    const table = makeTable(def, { maxKeys: 1000, idleTimeToLive: Infinity })
     for (let i = 0; i < 100; i++) table.run(`k${i}`, 0, 1, 0)
     expect(table.size()).toBe(100)
     // refilled after 100 ms: every key is dead; each insertion sweeps two
-    for (let i = 0; i < 60; i++) table.run(`n${i}`, 200, 1, 0)
+    for (let i = 0; i < 60; i++) table.run(`n${i}`, 200_000, 1, 0)
     expect(table.size()).toBe(60)
-    const short = makeTable(def, { maxKeys: 1000, idleTimeToLiveMs: 5 })
+    const short = makeTable(def, { maxKeys: 1000, idleTimeToLive: 5000 })
     short.run("a", 0, 10, 0)
-    expect(short.run("a", 4, 1, 0).allowed).toBe(false)
+    expect(short.run("a", 4000, 1, 0).allowed).toBe(false)
     // forgotten after 5 ms idle although the bucket would still be refilling
-    expect(short.run("a", 10, 10, 0).allowed).toBe(true)
+    expect(short.run("a", 10_000, 10, 0).allowed).toBe(true)
   })
 })

@@ -48,14 +48,18 @@ export const startRedis = async (): Promise<RedisServer> => {
   const port = await freePort()
   let child: ChildProcess | undefined
   const start = async () => {
-    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    // DEBUG SLEEP stands for a Redis that stops answering for a while
+    child = spawn("redis-server", [...args, "--enable-debug-command", "local"], {
       stdio: "ignore"
     })
-    for (let i = 0; i < 200; i++) {
+    // a busy machine may take long to start a process: wait for the answer, up to a minute
+    const deadline = Date.now() + 60_000
+    while (Date.now() < deadline) {
       if (await answersPing(port)) return
       await new Promise((r) => setTimeout(r, 25))
     }
-    throw new Error(`redis-server did not start on port ${port}`)
+    throw new Error(`redis-server did not answer on port ${port} within 60 s`)
   }
   const kill = async () => {
     const c = child

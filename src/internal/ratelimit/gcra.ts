@@ -1,12 +1,16 @@
 /**
- * GCRA (generic cell rate algorithm): emission interval `T = periodMs / limit`, tolerance
- * `τ = T · burst`, one theoretical arrival time `tat` per key. `newTat = max(tat, now) + T · cost`;
- * admitted iff `newTat − τ − now ≤ maxDelayMs` (0 for a plain take; a positive value reserves
- * ahead, like a token bucket in debt, and `delayMs` says when to act). A negative cost moves `tat`
- * back (cancel), never before `now`.
+ * GCRA (generic cell rate algorithm): emission interval `interval = period / limit` (whole µs,
+ * rounded up), tolerance `tau = interval · burst`, one theoretical arrival time `tat` per key.
+ * `next = max(tat, now) + interval · cost`; admitted iff `next − tau − now ≤ maxDelay` (0 for a
+ * plain take; a positive value reserves ahead, like a token bucket in debt, and the reply says when
+ * to act). `cancel` gives a reservation back as the token bucket does.
+ *
+ * `tat` is an absolute time, so a clock that steps backwards by `d` holds the key's next
+ * admissions back by up to `d` (GCRA keeps no time of last update to tell a step from a burst); it
+ * never admits more. Use the token bucket where the clock may step back and that matters.
  */
-import type { Definition, Step } from "./core.js"
-import { EPS, num, result, scriptHead } from "./core.js"
+import type { Definition, StepResult } from "./core.js"
+import { bucketDecoder, cancelled, intervalUs, scriptCancel, scriptHead, scriptPut } from "./core.js"
 
 export interface Params {
   readonly limit: number
@@ -14,84 +18,52 @@ export interface Params {
   readonly burst: number
 }
 
-/** the theoretical arrival time, ms */
+/** the theoretical arrival time, µs */
 export type State = number
 
-const TIME_EPS = 1e-6
-
-export const step: Step<State, Params> = (state, now, params, cost, maxDelayMs) => {
-  const interval = params.periodMs / params.limit
-  const tau = interval * params.burst
-  const base = state !== undefined && state > now ? state : now
-  let tat = base
-  let allowed = true
-  let retry = 0
-  let delay = 0
-  if (cost > params.burst) {
-    allowed = false
-    retry = Infinity
-  } else {
-    let next = base + interval * cost
-    if (cost < 0 && next < now) next = now
+export const make = (params: Params): Definition<State> => {
+  const burst = params.burst
+  const interval = intervalUs(params.periodMs / params.limit)
+  const tau = interval * burst
+  const step = (state: State | undefined, now: number, cost: number, maxDelay: number): StepResult<State> => {
+    const next = (state !== undefined && state > now ? state : now) + cost * interval
     const wait = next - tau - now
-    if (wait <= maxDelayMs + TIME_EPS) {
-      tat = next
-      if (wait > 0) delay = wait
-    } else {
-      allowed = false
-      retry = wait
-    }
+    if (wait > maxDelay || cost > burst) return { reply: -wait, state, until: state ?? now }
+    return { reply: maxDelay > 0 ? [next - now, now] : next - now, state: next, until: next }
   }
-  let remaining = Math.floor((tau - (tat - now)) / interval + EPS)
-  if (remaining < 0) remaining = 0
-  return result(tat, allowed, params.burst, remaining, retry, tat - now, delay, undefined)
+  const cancel = (state: State | undefined, now: number, cost: number, timeToAct: number): StepResult<State> => {
+    if (state === undefined) return { reply: 0, state, until: now }
+    const tat = cancelled(state, state > now ? state : now, now, cost, timeToAct, interval, tau)
+    if (tat === undefined) return { reply: 0, state, until: state }
+    return { reply: 0, state: tat, until: tat }
+  }
+  return {
+    kind: "Gcra",
+    id: `Gcra ${interval} ${burst}`,
+    capacity: burst,
+    limit: burst,
+    step,
+    share: (n) => make({ limit: params.limit / n, periodMs: params.periodMs, burst: Math.ceil(burst / n) }),
+    cancel,
+    decode: bucketDecoder(interval, tau, burst),
+    script: script(interval, tau, burst)
+  }
 }
 
-export const script = `${scriptHead}
-local limit = tonumber(ARGV[4])
-local period = tonumber(ARGV[5])
-local burst = tonumber(ARGV[6])
-local interval = period / limit
-local tau = interval * burst
-local stored = redis.call("GET", key)
-local base = now
-if stored then
-  local t0 = tonumber(stored)
-  if t0 > now then base = t0 end
+const script = (interval: number, tau: number, burst: number) =>
+  `${scriptHead}local interval, tau, burst = ${interval}, ${tau}, ${burst}
+local stored = tonumber(redis.call("GET", key))
+local full = now
+if stored and stored > now then full = stored end
+local tta = ARGV[4]
+if tta then
+  if not stored then return 0 end
+  tta = tonumber(tta)
+${scriptCancel}${scriptPut("full", "stored", "full")}  return 0
 end
-local tat = base
-local allowed = 1
-local retry = 0
-local delay = 0
-if cost > burst then
-  allowed = 0
-  retry = -1
-else
-  local nxt = base + interval * cost
-  if cost < 0 and nxt < now then nxt = now end
-  local wait = nxt - tau - now
-  if wait <= maxDelay + 1e-6 then
-    tat = nxt
-    if wait > 0 then delay = wait end
-  else
-    allowed = 0
-    retry = wait
-  end
-end
-local remaining = math.floor((tau - (tat - now)) / interval + EPS)
-if remaining < 0 then remaining = 0 end
-local reset = tat - now
-redis.call("SET", key, fmt(tat), "PX", expiry(reset))
-return { allowed, remaining, fmt(retry), fmt(reset), fmt(delay), 0 }
+local nxt = full + cost * interval
+local wait = nxt - tau - now
+if wait > maxDelay or cost > burst then return -wait end
+${scriptPut("nxt", "stored", "nxt")}if maxDelay > 0 then return { nxt - now, now } end
+return nxt - now
 `
-
-export const make = (params: Params): Definition<State, Params> => ({
-  kind: "Gcra",
-  params,
-  capacity: params.burst,
-  limit: params.burst,
-  reservable: true,
-  step,
-  script,
-  scriptArgs: [num(params.limit), num(params.periodMs), num(params.burst)]
-})

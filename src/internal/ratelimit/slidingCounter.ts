@@ -1,139 +1,117 @@
 /**
- * Sliding counter: counts per aligned window of `windowMs`, and the estimate
- * `previous · (window − elapsed) / window + current` stands for the requests of the last
- * `windowMs`. A request is admitted when the estimate plus its cost stays within `limit`.
- * Two numbers per key, approximate (assumes the previous window's requests were spread evenly).
+ * Sliding counter: counts per aligned window of `window` µs, and the estimate
+ * `previous · (window − elapsed) / window + current` stands for the requests of the last window.
+ * A request is admitted when the estimate plus its cost stays within `limit`, compared exactly in
+ * integers (`previous · (window − elapsed) + (current + cost) · window ≤ limit · window`). Two
+ * counts and the window start per key; approximate (assumes the previous window's requests were
+ * spread evenly). A refused request writes nothing: the roll-over to a new window is recomputed
+ * from the stored state.
  */
-import type { Definition, Step } from "./core.js"
-import { EPS, num, result, scriptHead } from "./core.js"
+import type { Definition, StepResult } from "./core.js"
+import { scriptHead, scriptPut, windowDecoder } from "./core.js"
 
 export interface Params {
   readonly limit: number
-  readonly windowMs: number
+  /** µs */
+  readonly window: number
 }
 
 export interface State {
   readonly previous: number
   readonly current: number
-  /** start of the current window, ms */
+  /** µs: start of the current window */
   readonly start: number
 }
 
-export const step: Step<State, Params> = (state, now, params, cost) => {
-  const limit = params.limit
-  const window = params.windowMs
-  let previous: number
-  let current: number
-  let start: number
-  if (state === undefined) {
-    previous = 0
-    current = 0
-    start = Math.floor(now / window) * window
-  } else if (now >= state.start + window) {
-    previous = now < state.start + window + window ? state.current : 0
-    current = 0
-    start = Math.floor(now / window) * window
-  } else {
-    previous = state.previous
-    current = state.current
-    start = state.start
-  }
-  const elapsed = now - start
-  const weight = (window - elapsed) / window
-  const estimate = previous * weight + current
-  let allowed = true
-  let retry = 0
-  if (cost > limit) {
-    allowed = false
-    retry = Infinity
-  } else if (cost < 0) {
-    current = current + cost
-    if (current < 0) current = 0
-  } else if (estimate + cost <= limit + EPS) {
-    current = current + cost
-  } else {
-    allowed = false
-    const room = limit - cost - current
-    if (room >= 0) {
-      retry = (window - elapsed) - room * window / previous
+export const make = (params: Params): Definition<State> => {
+  const { limit, window } = params
+  const step = (state: State | undefined, now: number, cost: number): StepResult<State> => {
+    let previous = 0
+    let current = 0
+    let start: number
+    if (state !== undefined && now < state.start + window) {
+      previous = state.previous
+      current = state.current
+      start = state.start
     } else {
-      retry = (window - elapsed) + (window - (limit - cost) * window / current)
+      if (state !== undefined && now < state.start + window + window) previous = state.current
+      start = Math.floor(now / window) * window
+    }
+    const elapsed = now - start
+    const weighted = previous * (window - elapsed)
+    let retry = 0
+    let next = state
+    if (cost > limit) retry = -1
+    else if (weighted + (current + cost) * window <= limit * window) {
+      current = current + cost
+      next = { previous, current, start }
+    } else {
+      const room = limit - cost - current
+      retry = room >= 0
+        ? window - elapsed - Math.floor(room * window / previous)
+        : window - elapsed + window - Math.floor((limit - cost) * window / current)
+    }
+    const remaining = limit - current - Math.ceil(weighted / window)
+    const reset = current > 0 ? window + window - elapsed : previous > 0 ? window - elapsed : 0
+    return {
+      reply: [remaining > 0 ? remaining : 0, reset, retry],
+      state: next,
+      until: next === undefined ? now : next.start + window + window
     }
   }
-  let remaining = Math.floor(limit - (previous * weight + current) + EPS)
-  if (remaining < 0) remaining = 0
-  const reset = current > 0 ? window + window - elapsed : previous > 0 ? window - elapsed : 0
-  return result({ previous, current, start }, allowed, limit, remaining, retry, reset, 0, undefined)
-}
-
-export const script = `${scriptHead}
-local limit = tonumber(ARGV[4])
-local window = tonumber(ARGV[5])
-local stored = redis.call("GET", key)
-local previous
-local current
-local start
-if not stored then
-  previous = 0
-  current = 0
-  start = math.floor(now / window) * window
-else
-  local a = string.find(stored, " ", 1, true)
-  local b = string.find(stored, " ", a + 1, true)
-  local p0 = tonumber(string.sub(stored, 1, a - 1))
-  local c0 = tonumber(string.sub(stored, a + 1, b - 1))
-  local s0 = tonumber(string.sub(stored, b + 1))
-  if now >= s0 + window then
-    if now < s0 + window + window then previous = c0 else previous = 0 end
-    current = 0
-    start = math.floor(now / window) * window
-  else
-    previous = p0
-    current = c0
-    start = s0
+  return {
+    kind: "SlidingCounter",
+    id: `SlidingCounter ${limit} ${window}`,
+    capacity: limit,
+    limit,
+    step,
+    reuse: (stored, next) => {
+      const s = stored as { previous: number; current: number; start: number }
+      s.previous = next.previous
+      s.current = next.current
+      s.start = next.start
+      return s
+    },
+    share: (n) => make({ limit: Math.ceil(limit / n), window }),
+    decode: windowDecoder(limit, false),
+    script: `${scriptHead}local limit, window = ${limit}, ${window}
+local previous, current, start, stored = 0, 0, nil, nil
+local s = redis.call("GET", key)
+if s then
+  local a = string.find(s, " ", 1, true)
+  local b = string.find(s, " ", a + 1, true)
+  stored = tonumber(string.sub(s, b + 1))
+  if now < stored + window then
+    previous = tonumber(string.sub(s, 1, a - 1))
+    current = tonumber(string.sub(s, a + 1, b - 1))
+    start = stored
+  elseif now < stored + window + window then
+    previous = tonumber(string.sub(s, a + 1, b - 1))
   end
 end
+if not start then start = math.floor(now / window) * window end
 local elapsed = now - start
-local weight = (window - elapsed) / window
-local estimate = previous * weight + current
-local allowed = 1
+local weighted = previous * (window - elapsed)
 local retry = 0
 if cost > limit then
-  allowed = 0
   retry = -1
-elseif cost < 0 then
+elseif weighted + (current + cost) * window <= limit * window then
   current = current + cost
-  if current < 0 then current = 0 end
-elseif estimate + cost <= limit + EPS then
-  current = current + cost
-else
-  allowed = 0
+  local old = nil
+  if stored then old = stored + window + window end
+${scriptPut(`string.format("%d %d %d", previous, current, start)`, "old", "start + window + window")}else
   local room = limit - cost - current
   if room >= 0 then
-    retry = (window - elapsed) - room * window / previous
+    retry = window - elapsed - math.floor(room * window / previous)
   else
-    retry = (window - elapsed) + (window - (limit - cost) * window / current)
+    retry = window - elapsed + window - math.floor((limit - cost) * window / current)
   end
 end
-local remaining = math.floor(limit - (previous * weight + current) + EPS)
+local remaining = limit - current - math.ceil(weighted / window)
 if remaining < 0 then remaining = 0 end
 local reset = 0
-if current > 0 then
-  reset = window + window - elapsed
-elseif previous > 0 then
-  reset = window - elapsed
-end
-redis.call("SET", key, fmt(previous) .. " " .. fmt(current) .. " " .. fmt(start), "PX", expiry(reset))
-return { allowed, remaining, fmt(retry), fmt(reset), "0", 0 }
+if current > 0 then reset = window + window - elapsed elseif previous > 0 then reset = window - elapsed end
+return { remaining, reset, retry }
 `
-
-export const make = (params: Params): Definition<State, Params> => ({
-  kind: "SlidingCounter",
-  params,
-  capacity: params.limit,
-  limit: params.limit,
-  reservable: false,
-  step,
-  script,
-  scriptArgs: [num(params.limit), num(params.windowMs)]
-})
+  }
+}

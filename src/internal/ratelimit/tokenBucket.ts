@@ -1,12 +1,16 @@
 /**
  * Token bucket with golang.org/x/time/rate semantics: a bucket of `burst` tokens, full at start,
- * refilled lazily at `rate` tokens per second. A take with `maxDelayMs = 0` is `allow(n)`; with a
- * positive `maxDelayMs` it is `reserve(n)`: the tokens are taken even if the balance goes negative
- * (debt), and `delayMs` says when the caller may act. A negative cost returns tokens (cancel),
- * never above `burst`.
+ * refilled at `rate` tokens per second. A take with `maxDelay = 0` is `allow(n)`; with a positive
+ * `maxDelay` it is `reserve(n)`: the tokens are taken even if the balance goes negative (debt),
+ * and the reply says when the caller may act. `cancel` is x/time/rate's `Reservation.Cancel`.
+ *
+ * The state is the virtual time `full` at which the bucket is full again (tokens at `t` are
+ * `burst − (full − t) / interval`) and `last`, the time of the last update. A clock that steps
+ * backwards behaves as in x/time/rate: the tokens stay what they were at `last` (no refill, and no
+ * stall), and refill resumes from the earlier time. A refused request changes nothing.
  */
-import type { Definition, Step } from "./core.js"
-import { EPS, num, result, scriptHead } from "./core.js"
+import type { Definition, StepResult } from "./core.js"
+import { bucketDecoder, cancelled, intervalUs, scriptCancel, scriptHead, scriptPut } from "./core.js"
 
 export interface Params {
   /** tokens per second */
@@ -15,105 +19,78 @@ export interface Params {
 }
 
 export interface State {
-  readonly tokens: number
-  /** time of the last refill, ms */
+  /** µs: when the bucket is full again */
+  readonly full: number
+  /** µs: the time of the last update */
   readonly last: number
 }
 
-export const step: Step<State, Params> = (state, now, params, cost, maxDelayMs) => {
-  const rate = params.rate
+/** The time the bucket is full again, seen from `now` (x/time/rate's `advance`). */
+const advance = (state: State | undefined, now: number): number => {
+  if (state === undefined) return now
+  const full = state.last > now ? state.full - (state.last - now) : state.full
+  return full > now ? full : now
+}
+
+export const make = (params: Params): Definition<State> => {
   const burst = params.burst
-  let tokens: number
-  let last: number
-  if (state !== undefined) {
-    const elapsed = now - state.last
-    tokens = Math.min(burst, state.tokens + (elapsed > 0 ? elapsed : 0) * rate / 1000)
-    last = state.last > now ? state.last : now
-  } else {
-    tokens = burst
-    last = now
+  const interval = intervalUs(1000 / params.rate)
+  const tau = interval * burst
+  const step = (state: State | undefined, now: number, cost: number, maxDelay: number): StepResult<State> => {
+    const next = advance(state, now) + cost * interval
+    const wait = next - tau - now
+    if (wait > maxDelay || cost > burst) return { reply: -wait, state, until: state === undefined ? now : state.full }
+    return { reply: maxDelay > 0 ? [next - now, now] : next - now, state: { full: next, last: now }, until: next }
   }
-  if (cost > burst) {
-    return result({ tokens, last }, false, burst, remainingOf(tokens), Infinity, resetOf(tokens, params), 0, undefined)
+  const cancel = (state: State | undefined, now: number, cost: number, timeToAct: number): StepResult<State> => {
+    if (state === undefined) return { reply: 0, state, until: now }
+    const full = cancelled(state.full, advance(state, now), now, cost, timeToAct, interval, tau)
+    if (full === undefined) return { reply: 0, state, until: state.full }
+    return { reply: 0, state: { full, last: now }, until: full }
   }
-  let after = tokens - cost
-  if (cost <= 0 && after > burst) after = burst
-  const wait = after < -EPS ? -after * 1000 / rate : 0
-  let allowed: boolean
-  let delay = 0
-  let retry = 0
-  if (wait <= maxDelayMs + EPS) {
-    allowed = true
-    tokens = after
-    delay = wait
-  } else {
-    allowed = false
-    retry = wait
+  return {
+    kind: "TokenBucket",
+    id: `TokenBucket ${interval} ${burst}`,
+    capacity: burst,
+    limit: burst,
+    step,
+    reuse: (stored, next) => {
+      const s = stored as { full: number; last: number }
+      s.full = next.full
+      s.last = next.last
+      return s
+    },
+    share: (n) => make({ rate: params.rate / n, burst: Math.ceil(burst / n) }),
+    cancel,
+    decode: bucketDecoder(interval, tau, burst),
+    script: script(interval, tau, burst)
   }
-  return result({ tokens, last }, allowed, burst, remainingOf(tokens), retry, resetOf(tokens, params), delay, undefined)
 }
 
-const remainingOf = (tokens: number): number => {
-  const r = Math.floor(tokens + EPS)
-  return r > 0 ? r : 0
-}
-
-const resetOf = (tokens: number, params: Params): number => {
-  const r = (params.burst - tokens) * 1000 / params.rate
-  return r > 0 ? r : 0
-}
-
-export const script = `${scriptHead}
-local rate = tonumber(ARGV[4])
-local burst = tonumber(ARGV[5])
-local stored = redis.call("GET", key)
-local tokens
-local last
+const script = (interval: number, tau: number, burst: number) =>
+  `${scriptHead}local interval, tau, burst = ${interval}, ${tau}, ${burst}
+local stored, last = nil, nil
+local s = redis.call("GET", key)
+if s then
+  local sp = string.find(s, " ", 1, true)
+  stored = tonumber(string.sub(s, 1, sp - 1))
+  last = tonumber(string.sub(s, sp + 1))
+end
+local full = now
 if stored then
-  local sp = string.find(stored, " ", 1, true)
-  local t0 = tonumber(string.sub(stored, 1, sp - 1))
-  local l0 = tonumber(string.sub(stored, sp + 1))
-  local elapsed = now - l0
-  if elapsed < 0 then elapsed = 0 end
-  tokens = math.min(burst, t0 + elapsed * rate / 1000)
-  if l0 > now then last = l0 else last = now end
-else
-  tokens = burst
-  last = now
+  full = stored
+  if last > now then full = stored - (last - now) end
+  if full < now then full = now end
 end
-local allowed = 0
-local delay = 0
-local retry = 0
-if cost > burst then
-  retry = -1
-else
-  local after = tokens - cost
-  if cost <= 0 and after > burst then after = burst end
-  local wait = 0
-  if after < -EPS then wait = -after * 1000 / rate end
-  if wait <= maxDelay + EPS then
-    allowed = 1
-    tokens = after
-    delay = wait
-  else
-    retry = wait
-  end
+local tta = ARGV[4]
+if tta then
+  if not stored then return 0 end
+  tta = tonumber(tta)
+${scriptCancel}${scriptPut(`string.format("%d %d", full, now)`, "stored", "full")}  return 0
 end
-local reset = (burst - tokens) * 1000 / rate
-if not (reset > 0) then reset = 0 end
-local remaining = math.floor(tokens + EPS)
-if not (remaining > 0) then remaining = 0 end
-redis.call("SET", key, fmt(tokens) .. " " .. fmt(last), "PX", expiry(reset))
-return { allowed, remaining, fmt(retry), fmt(reset), fmt(delay), 0 }
+local nxt = full + cost * interval
+local wait = nxt - tau - now
+if wait > maxDelay or cost > burst then return -wait end
+${scriptPut(`string.format("%d %d", nxt, now)`, "stored", "nxt")}if maxDelay > 0 then return { nxt - now, now } end
+return nxt - now
 `
-
-export const make = (params: Params): Definition<State, Params> => ({
-  kind: "TokenBucket",
-  params,
-  capacity: params.burst,
-  limit: params.burst,
-  reservable: true,
-  step,
-  script,
-  scriptArgs: [num(params.rate), num(params.burst)]
-})

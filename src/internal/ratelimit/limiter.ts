@@ -1,0 +1,222 @@
+/**
+ * The limiter behind `RateLimiter.make`: take, acquire (fail or wait), protect and reserve over a
+ * store's `Stepper`, with the metrics. Stores that decide in-process offer a synchronous step, used
+ * with one clock read and no further effect.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { InvalidOptionsError, RateLimitedError } from "../../Errors.js"
+import type { StoreError } from "../../Errors.js"
+import type { Algorithm, Decision, RateLimiter, Reservation } from "../../RateLimiter.js"
+import type { Stepper } from "../../RateLimiterStore.js"
+import { decodeOptions, NonNegativeDuration } from "../options.js"
+import type { Definition, RawDecision } from "./core.js"
+import { toDuration, Verdict } from "./core.js"
+
+const allowedTotal = Metric.counter("resilience_rate_limit_allowed_total")
+const exceededTotal = Metric.counter("resilience_rate_limit_exceeded_total")
+
+const decodeMaxDelay = decodeOptions("RateLimiter", Schema.Struct({ maxDelay: NonNegativeDuration }))
+
+export interface Config {
+  readonly clock: import("effect/Clock").Clock
+  readonly onExceeded: "fail" | "wait"
+  readonly maxWaitMs: number
+  readonly deadline: Effect.Effect<Option.Option<Duration.Duration>>
+}
+
+const ms = (d: Duration.Duration): number => Duration.toMillis(d)
+
+export const makeLimiter = (
+  name: string,
+  algorithm: Algorithm,
+  def: Definition,
+  run: Stepper,
+  config: Config
+): RateLimiter => {
+  const labels = [MetricLabel.make("name", name)]
+  const capacity = def.capacity
+  const reservable = def.cancel !== undefined
+  const countAllowed = () => allowedTotal.unsafeUpdate(1, labels)
+  const countExceeded = () => exceededTotal.unsafeUpdate(1, labels)
+
+  const toError = (key: string, raw: RawDecision): RateLimitedError =>
+    new RateLimitedError({
+      limiter: name,
+      key,
+      limit: raw.limit,
+      remaining: raw.remaining,
+      retryAfter: toDuration(raw.retryAfterMs),
+      resetAfter: toDuration(raw.resetAfterMs)
+    }, true)
+  const tooCostly = (key: string): Effect.Effect<never, RateLimitedError> =>
+    Effect.suspend(() => {
+      countExceeded()
+      return Effect.fail(
+        new RateLimitedError(
+          { limiter: name, key, limit: def.limit, remaining: 0, retryAfter: Duration.infinity },
+          true
+        )
+      )
+    })
+
+  const decided = (raw: RawDecision): Decision => {
+    if (raw.allowed) countAllowed()
+    else countExceeded()
+    return asDecision(raw)
+  }
+  const admitted = (key: string, raw: RawDecision): Effect.Effect<void, RateLimitedError> => {
+    if (raw.allowed) {
+      countAllowed()
+      return Effect.void
+    }
+    countExceeded()
+    return Effect.fail(toError(key, raw))
+  }
+  const unsafeStep = run.unsafeStep
+
+  // a cost above the capacity can never be admitted: fail at once; a cost that is not a whole number ≥ 0 is a bug
+  const badCost = (key: string, cost: number): Effect.Effect<never, RateLimitedError> =>
+    cost > capacity && Number.isSafeInteger(cost)
+      ? tooCostly(key)
+      : Effect.die(
+        new InvalidOptionsError({
+          module: "RateLimiter",
+          option: "cost",
+          value: cost,
+          reason: "expected a whole number ≥ 0"
+        })
+      )
+  const validCost = (cost: number): boolean => cost <= capacity && cost >= 0 && cost % 1 === 0
+
+  const take = (key: string, cost: number = 1): Effect.Effect<Decision, StoreError | RateLimitedError> => {
+    if (!validCost(cost)) return badCost(key, cost)
+    if (unsafeStep !== undefined) {
+      const clock = config.clock
+      return Effect.sync(() => decided(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
+    }
+    return Effect.map(run(key, cost, 0), decided)
+  }
+
+  const acquireFail = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> => {
+    if (unsafeStep !== undefined) {
+      const clock = config.clock
+      return Effect.suspend(() => admitted(key, unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
+    }
+    return Effect.flatMap(run(key, cost, 0), (raw) => admitted(key, raw))
+  }
+
+  // what the caller may wait: min(maxWait, deadline left)
+  const budget: Effect.Effect<number> = Effect.map(config.deadline, (left) => {
+    if (Option.isNone(left)) return config.maxWaitMs
+    const l = ms(left.value)
+    return l < config.maxWaitMs ? l : config.maxWaitMs
+  })
+
+  // Reserve, then sleep until the time to act. The store call itself is not interrupted (it is
+  // bounded by the store's timeout): a reservation made in the store is always known here, so an
+  // interruption during the call or the sleep gives it back (x/time/rate's `WaitN` cancels too).
+  const waitReserved = (key: string, cost: number, budgetMs: number) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(run(key, cost, budgetMs), (raw): Effect.Effect<void, StoreError | RateLimitedError> => {
+        if (!raw.allowed) {
+          countExceeded()
+          return Effect.fail(toError(key, raw))
+        }
+        countAllowed()
+        if (raw.delayMs <= 0) return Effect.void
+        const giveBack = raw.timeToAct === undefined ? Effect.void : Effect.ignore(run.cancel(key, cost, raw.timeToAct))
+        return Effect.onInterrupt(restore(Effect.sleep(toDuration(raw.delayMs))), () => giveBack)
+      })
+    )
+
+  const waitRetrying = (key: string, cost: number, budgetMs: number) => {
+    const attempt = (left: number): Effect.Effect<void, StoreError | RateLimitedError> =>
+      Effect.flatMap(run(key, cost, 0), (raw) => {
+        if (raw.allowed) {
+          countAllowed()
+          return Effect.void
+        }
+        if (!(raw.retryAfterMs <= left)) {
+          countExceeded()
+          return Effect.fail(toError(key, raw))
+        }
+        const wait = raw.retryAfterMs > 0 ? raw.retryAfterMs : 1
+        return Effect.zipRight(Effect.sleep(toDuration(wait)), attempt(left - wait))
+      })
+    return attempt(budgetMs)
+  }
+
+  const acquire = (key: string, cost: number = 1): Effect.Effect<void, StoreError | RateLimitedError> => {
+    if (!validCost(cost)) return badCost(key, cost)
+    if (config.onExceeded === "fail") return acquireFail(key, cost)
+    return Effect.flatMap(
+      budget,
+      (budgetMs) => reservable ? waitReserved(key, cost, budgetMs) : waitRetrying(key, cost, budgetMs)
+    )
+  }
+
+  const protect = (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.zipRight(acquire(key, 1), effect)
+
+  const reserveWithin = (
+    key: string,
+    cost: number,
+    maxDelayMs: number
+  ): Effect.Effect<Reservation, StoreError | RateLimitedError> =>
+    Effect.flatMap(run(key, cost, maxDelayMs), (raw) => {
+      if (!raw.allowed) {
+        countExceeded()
+        return Effect.fail(toError(key, raw))
+      }
+      countAllowed()
+      let cancelled = false
+      const timeToAct = raw.timeToAct
+      const cancel: Effect.Effect<void, StoreError> = Effect.suspend(() => {
+        if (cancelled || timeToAct === undefined) return Effect.void
+        cancelled = true
+        return run.cancel(key, cost, timeToAct)
+      })
+      return Effect.succeed<Reservation>({ decision: asDecision(raw), delay: toDuration(raw.delayMs), cancel })
+    })
+
+  const reserve = (
+    key: string,
+    cost: number = 1,
+    maxDelay?: Duration.DurationInput
+  ): Effect.Effect<Reservation, StoreError | RateLimitedError | InvalidOptionsError> => {
+    if (!reservable) {
+      return Effect.fail(
+        new InvalidOptionsError({
+          module: "RateLimiter",
+          option: "algorithm",
+          value: algorithm._tag,
+          reason: "only tokenBucket and gcra can reserve"
+        })
+      )
+    }
+    if (!validCost(cost)) return badCost(key, cost)
+    if (maxDelay === undefined) return reserveWithin(key, cost, Infinity)
+    return Effect.flatMap(decodeMaxDelay({ maxDelay }), (o) => reserveWithin(key, cost, ms(o.maxDelay)))
+  }
+
+  return { name, algorithm, take, acquire, protect, reserve }
+}
+
+/** A store's decision as a `Decision`: the built-in stores' are one already. */
+const asDecision = (raw: RawDecision): Decision =>
+  raw instanceof Verdict
+    ? raw
+    : new Verdict(
+      raw.allowed,
+      raw.limit,
+      raw.remaining,
+      raw.retryAfterMs,
+      raw.resetAfterMs,
+      raw.delayMs,
+      raw.code,
+      raw.timeToAct
+    )
