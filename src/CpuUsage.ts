@@ -143,7 +143,7 @@ export const layerWith = (options: Options = {}): Layer.Layer<CpuUsage, InvalidO
         if (next === undefined) return
         if (previous !== undefined) cell.usage = Cpu.smooth(cell.usage, Cpu.usageBetween(previous, next))
         previous = next
-        Metrics.cpuUsageMillis.unsafeUpdate(Math.round(cell.usage), [])
+        Metrics.cpuUsageRatio.unsafeUpdate(cell.usage / 1000, [])
       })
       // the first sample one interval after the first reading, not at once: a reading over a few
       // microseconds is noise, and would enter the average with the same weight as a real one
@@ -201,7 +201,7 @@ export const layerTest = (initial = 0): Layer.Layer<CpuUsage | CpuUsageTest> => 
           set: (perMille) =>
             Effect.sync(() => {
               cell.usage = clamp(perMille)
-              Metrics.cpuUsageMillis.unsafeUpdate(cell.usage, [])
+              Metrics.cpuUsageRatio.unsafeUpdate(cell.usage / 1000, [])
             })
         })
       )
