@@ -14,6 +14,7 @@ const params: Shedder.Params = {
   factor: { _tag: "bounded", max: 1000 },
   allowanceMillis: 0,
   averageGuard: true,
+  tierShares: Shedder.goZeroTierShares,
   buckets: 50,
   bucketMillis: 100
 }

@@ -14,8 +14,8 @@
  *
  * Priority tiers share the window and the in-flight count: `sheddable` requests may use half of
  * the flight limit, `standard` all of it, and `critical` requests are only shed once the signal
- * passes the higher `priorityThreshold` (go-zero's priority shedder), each tier with its own
- * cool-off.
+ * passes the higher `priorityThreshold` (go-zero's priority shedder) — and, with an event-loop
+ * signal, only past twice the limit. Each tier has its own cool-off.
  */
 import * as RollingWindow from "./rollingWindow.js"
 
@@ -42,8 +42,14 @@ export const priorities: ReadonlyArray<Priority> = ["sheddable", "standard", "cr
 /** Index of each tier in the per-tier arrays of `State`. */
 export const tierIndex: Readonly<Record<Priority, number>> = { sheddable: 0, standard: 1, critical: 2 }
 
-/** The share of the flight limit each tier may use. */
-export const tierShare: ReadonlyArray<number> = [0.5, 1, 1]
+/** go-zero's tiers: sheddable requests may use half the flight limit, the others all of it. */
+export const goZeroTierShares: ReadonlyArray<number> = [0.5, 1, 1]
+
+/**
+ * The tiers of an event-loop signal, which reads saturated (1) under any overload, so a higher
+ * threshold alone cannot keep critical requests in: they may also use twice the flight limit.
+ */
+export const eventLoopTierShares: ReadonlyArray<number> = [0.5, 1, 2]
 
 /**
  * How the signal's distance past its threshold shrinks the flight limit:
@@ -71,6 +77,8 @@ export interface Params {
    * by completions lags a whole batch; the event-loop signals compare the in-flight count alone.
    */
   readonly averageGuard: boolean
+  /** per tier: the share of the flight limit its requests may use */
+  readonly tierShares: ReadonlyArray<number>
   readonly buckets: number
   readonly bucketMillis: number
 }
@@ -167,7 +175,7 @@ const thresholdOf = (params: Params, tier: number): number => tier === 2 ? param
 /** The flight limit of `tier` at signal `value`. */
 export const flightLimit = (state: State, now: number, value: number, tier = 1): number => {
   const params = state.params
-  return maxFlight(state, now) * factorOf(params.factor, value, thresholdOf(params, tier)) * tierShare[tier]
+  return maxFlight(state, now) * factorOf(params.factor, value, thresholdOf(params, tier)) * params.tierShares[tier]
 }
 
 export const highThroughput = (state: State, now: number, value: number, tier = 1): boolean => {

@@ -16,7 +16,7 @@ import * as EventLoopDelay from "../EventLoopDelay.js"
 import * as EventLoopUtilization from "../EventLoopUtilization.js"
 import * as QueueDelay from "../QueueDelay.js"
 import { decodeOptions, NonNegativeDuration, PositiveDuration } from "./options.js"
-import type * as Shedder from "./shedder.js"
+import * as Shedder from "./shedder.js"
 
 export type Kind = "cpu" | "event-loop-utilization" | "event-loop-delay" | "queue-delay"
 
@@ -50,7 +50,7 @@ export const signalDefaults = {
 /** The shedder's parameters that depend on the signal. */
 export type SignalParams = Pick<
   Shedder.Params,
-  "threshold" | "priorityThreshold" | "factor" | "allowanceMillis" | "averageGuard"
+  "threshold" | "priorityThreshold" | "factor" | "allowanceMillis" | "averageGuard" | "tierShares"
 >
 
 export interface Decoded {
@@ -72,11 +72,13 @@ const ChoiceSchema = Schema.Union(
     threshold: Schema.optional(Utilization),
     allowance: Schema.optional(NonNegativeDuration)
   }),
-  Schema.Struct({
-    _tag: Schema.Literal("EventLoopDelay", "QueueDelay"),
-    threshold: Schema.optional(PositiveDuration),
-    allowance: Schema.optional(NonNegativeDuration)
-  })
+  ...(["EventLoopDelay", "QueueDelay"] as const).map((tag) =>
+    Schema.Struct({
+      _tag: Schema.Literal(tag),
+      threshold: Schema.optional(PositiveDuration),
+      allowance: Schema.optional(NonNegativeDuration)
+    })
+  )
 )
 
 const decodeChoice = decodeOptions("LoadShedder", Schema.Struct({ signal: ChoiceSchema }))
@@ -99,7 +101,8 @@ export const decode = (choice: Choice): Effect.Effect<Decoded, InvalidOptionsErr
             priorityThreshold: Math.floor(halfwayTo(1000, threshold)),
             factor: { _tag: "bounded", max: 1000 },
             allowanceMillis: 0,
-            averageGuard: true
+            averageGuard: true,
+            tierShares: Shedder.goZeroTierShares
           }
         }
       }
@@ -112,7 +115,8 @@ export const decode = (choice: Choice): Effect.Effect<Decoded, InvalidOptionsErr
             priorityThreshold: halfwayTo(1, threshold),
             factor: { _tag: "none" },
             allowanceMillis: millis(signal.allowance, signalDefaults.eventLoopUtilization.allowance),
-            averageGuard: false
+            averageGuard: false,
+            tierShares: Shedder.eventLoopTierShares
           }
         }
       }
@@ -127,7 +131,8 @@ export const decode = (choice: Choice): Effect.Effect<Decoded, InvalidOptionsErr
             priorityThreshold: 2 * threshold,
             factor: { _tag: "ratio" },
             allowanceMillis: millis(signal.allowance, defaults.allowance),
-            averageGuard: false
+            averageGuard: false,
+            tierShares: Shedder.eventLoopTierShares
           }
         }
       }
