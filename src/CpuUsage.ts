@@ -1,6 +1,7 @@
 /**
- * The CPU signal the load shedder acts on: how much of the CPU the process may use is busy, in
- * per-mille (0–1000), as a moving average.
+ * go-zero's overload signal (`LoadShedder.cpu()`): how much of the CPU the process may use is busy,
+ * in per-mille (0–1000), as a moving average. The gauge `resilience_cpu_usage_ratio` reports it
+ * as a ratio (0–1).
  *
  * `layer` samples every 250 ms and smooths with `usage = previous · 0.95 + current · 0.05`
  * (go-zero's constants). It reads, in order of preference:

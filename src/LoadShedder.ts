@@ -32,8 +32,14 @@
  *
  * Priority tiers: `admit("sheddable")` requests may use half of the flight limit, `"standard"` all
  * of it, and `"critical"` requests are shed only once the signal passes a higher threshold
- * (halfway to the maximum for the CPU and utilization, twice the threshold for delays), so under
- * overload the lowest tier is shed first and critical last.
+ * (halfway to the maximum for the CPU and utilization, twice the threshold for delays) and, with
+ * an event-loop signal, only past twice the limit; so under overload the lowest tier is shed first
+ * and critical last.
+ *
+ * Two departures from go-zero apply to the event-loop signals (the CPU signal keeps go-zero's
+ * algorithm and constants): the allowance, and the in-flight count is compared alone, without
+ * go-zero's moving-average guard, because an event loop reads arrivals in batches between the
+ * completions that move the average.
  *
  * Shedding is on only in `ResilienceMode` `"pro"` (the default when `RESILIENCE_MODE` is unset): a
  * shedder built in `"dev"`, `"test"`, `"rt"` or `"pre"` admits everything.

@@ -21,8 +21,8 @@ const hold = (shedder: LoadShedder.LoadShedder, n: number, priority?: LoadShedde
 
 const isShed = <A>(effect: Effect.Effect<A, OverloadedError>) => Effect.map(Effect.exit(effect), Exit.isFailure)
 
-// From cold the window is empty: maxPass 1, minRt 1000 ms, so with the default 25 ms allowance and
-// 100 ms buckets the flight limit is 1 · (1000 + 25) / 100 = 10.25 requests.
+// From cold the window is empty: maxPass 1, minRt 1000 ms, so with the default 50 ms allowance and
+// 100 ms buckets the flight limit is 1 · (1000 + 50) / 100 = 10.5 requests.
 const coldLimit = 10
 
 describe("LoadShedder on event-loop utilization (the default)", () => {
@@ -35,7 +35,7 @@ describe("LoadShedder on event-loop utilization (the default)", () => {
       expect(exit).toStrictEqual(Exit.fail(new OverloadedError({ shedder: "cold", reason: "event-loop-utilization" })))
       const stats = yield* shedder.stats
       expect(stats).toMatchObject({ signal: "event-loop-utilization", value: 1, threshold: 0.9, hot: true })
-      expect(stats.maxFlight).toBeCloseTo(10.25, 10)
+      expect(stats.maxFlight).toBeCloseTo(10.5, 10)
     }).pipe(elu(1), withMode("pro")))
 
   it.scoped("a loop with spare time admits however many are in flight", () =>
@@ -64,16 +64,30 @@ describe("LoadShedder on event-loop utilization (the default)", () => {
         name: "sized",
         signal: LoadShedder.eventLoopUtilization({ allowance: "40 millis" })
       })
-      // one bucket of 20 requests of 10 ms: maxFlight = 20 · (10 + 40) / 100 = 10
-      const tickets = yield* hold(shedder, 20)
-      yield* TestClock.adjust(10)
-      yield* Effect.forEach(tickets, (t) => t.pass, { discard: true })
-      yield* TestClock.adjust(100)
+      // five buckets of 20 requests of 10 ms: maxFlight = 20 · (10 + 40) / 100 = 10
+      for (let bucket = 0; bucket < 5; bucket++) {
+        const tickets = yield* hold(shedder, 20)
+        yield* TestClock.adjust(10)
+        yield* Effect.forEach(tickets, (t) => t.pass, { discard: true })
+        yield* TestClock.adjust(90)
+      }
       const stats = yield* shedder.stats
+      expect(stats.maxPass).toBe(20)
       expect(stats.maxFlight).toBe(10)
       yield* EventLoopUtilization.set(1)
       yield* hold(shedder, 11)
       expect(yield* isShed(shedder.allow)).toBe(true)
+    }).pipe(elu(0), withMode("pro")))
+
+  it.scoped("maxPass averages half a second: a batch finishing in one bucket does not raise the limit", () =>
+    Effect.gen(function*() {
+      const shedder = yield* LoadShedder.make({ name: "batch" })
+      const tickets = yield* hold(shedder, 50)
+      yield* TestClock.adjust(20)
+      yield* Effect.forEach(tickets, (t) => t.pass, { discard: true })
+      yield* TestClock.adjust(80)
+      // 50 passes in one bucket, none in the four before it: 10 per bucket over the span
+      expect((yield* shedder.stats).maxPass).toBe(10)
     }).pipe(elu(0), withMode("pro")))
 
   it.scoped("stays hot for 1 s after the loop was last saturated, then cools off", () =>
@@ -93,7 +107,7 @@ describe("LoadShedder on event-loop utilization (the default)", () => {
   it.scoped("tiers: sheddable first (half the limit), critical last (twice the limit)", () =>
     Effect.gen(function*() {
       const shedder = yield* LoadShedder.make({ name: "tiers" })
-      // 6 in flight: over half the limit of 10.25
+      // 6 in flight: over half the limit of 10.5
       yield* hold(shedder, 6)
       expect(yield* isShed(shedder.admit("sheddable"))).toBe(true)
       expect(yield* isShed(shedder.admit("standard"))).toBe(false)
@@ -102,8 +116,8 @@ describe("LoadShedder on event-loop utilization (the default)", () => {
       expect(yield* isShed(shedder.admit("standard"))).toBe(true)
       expect(yield* isShed(shedder.admit())).toBe(true)
       expect(yield* isShed(shedder.admit("critical"))).toBe(false)
-      // 21 in flight: over twice the limit
-      yield* hold(shedder, 9, "critical")
+      // 22 in flight: over twice the limit
+      yield* hold(shedder, 10, "critical")
       expect(yield* isShed(shedder.admit("critical"))).toBe(true)
       const stats = yield* shedder.stats
       expect(stats.droppedByPriority).toStrictEqual({ sheddable: 1, standard: 2, critical: 1 })
@@ -136,7 +150,7 @@ describe("LoadShedder on event-loop utilization (the default)", () => {
       const critical = Metrics.shedRequestsOf(name, "critical")
       const before = [(yield* Metric.value(sheddable)).count, (yield* Metric.value(critical)).count]
       const shedder = yield* LoadShedder.make({ name })
-      yield* hold(shedder, 21, "critical")
+      yield* hold(shedder, 22, "critical")
       yield* Effect.exit(shedder.admit("sheddable"))
       yield* Effect.exit(shedder.admit("sheddable"))
       yield* Effect.exit(shedder.admit("critical"))

@@ -15,6 +15,7 @@ const params: Shedder.Params = {
   allowanceMillis: 0,
   averageGuard: true,
   tierShares: Shedder.goZeroTierShares,
+  passSpan: 1,
   buckets: 50,
   bucketMillis: 100
 }

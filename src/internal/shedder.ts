@@ -79,6 +79,12 @@ export interface Params {
   readonly averageGuard: boolean
   /** per tier: the share of the flight limit its requests may use */
   readonly tierShares: ReadonlyArray<number>
+  /**
+   * `maxPass` is the best average over this many consecutive completed buckets (go-zero: 1).
+   * Requests that share an event loop finish in batches, so one bucket can count several times
+   * what the loop sustains; an average over half a second does not.
+   */
+  readonly passSpan: number
   readonly buckets: number
   readonly bucketMillis: number
 }
@@ -114,14 +120,20 @@ export const make = (params: Params, now: number): State => ({
 /** go-zero's threshold of a priority shedder: halfway between `threshold` and 1000. */
 export const priorityThreshold = (threshold: number): number => Math.floor((threshold + cpuMax) / 2)
 
-/** The most passes any completed bucket of the window holds, at least 1. */
+/**
+ * The most passes a completed bucket of the window holds — averaged over `passSpan` consecutive
+ * buckets when that is more than 1 — at least 1.
+ */
 export const maxPass = (state: State, now: number): number => {
   const window = state.window
   RollingWindow.advance(window, now)
+  const span = Math.min(state.params.passSpan, window.buckets - 1)
   let result = 1
+  let sum = 0
   for (let age = 1; age < window.buckets; age++) {
-    const passes = RollingWindow.get(window, age, PASS)
-    if (passes > result) result = passes
+    sum += RollingWindow.get(window, age, PASS)
+    if (age > span) sum -= RollingWindow.get(window, age - span, PASS)
+    if (age >= span && sum / span > result) result = sum / span
   }
   return result
 }

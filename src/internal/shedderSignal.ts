@@ -39,18 +39,21 @@ export type Choice =
     readonly allowance?: Duration.DurationInput
   }
 
+/** Buckets `maxPass` averages over with an event-loop signal: half a second of 100 ms buckets. */
+const eventLoopPassSpan = 5
+
 /** The defaults of each signal. */
 export const signalDefaults = {
   cpu: { threshold: 900 },
-  eventLoopUtilization: { threshold: 0.9, allowance: Duration.millis(25) },
-  eventLoopDelay: { threshold: Duration.millis(25), allowance: Duration.millis(25) },
-  queueDelay: { threshold: Duration.millis(5), allowance: Duration.millis(25) }
+  eventLoopUtilization: { threshold: 0.9, allowance: Duration.millis(50) },
+  eventLoopDelay: { threshold: Duration.millis(25), allowance: Duration.millis(50) },
+  queueDelay: { threshold: Duration.millis(5), allowance: Duration.millis(50) }
 } as const
 
 /** The shedder's parameters that depend on the signal. */
 export type SignalParams = Pick<
   Shedder.Params,
-  "threshold" | "priorityThreshold" | "factor" | "allowanceMillis" | "averageGuard" | "tierShares"
+  "threshold" | "priorityThreshold" | "factor" | "allowanceMillis" | "averageGuard" | "tierShares" | "passSpan"
 >
 
 export interface Decoded {
@@ -102,7 +105,8 @@ export const decode = (choice: Choice): Effect.Effect<Decoded, InvalidOptionsErr
             factor: { _tag: "bounded", max: 1000 },
             allowanceMillis: 0,
             averageGuard: true,
-            tierShares: Shedder.goZeroTierShares
+            tierShares: Shedder.goZeroTierShares,
+            passSpan: 1
           }
         }
       }
@@ -116,7 +120,8 @@ export const decode = (choice: Choice): Effect.Effect<Decoded, InvalidOptionsErr
             factor: { _tag: "none" },
             allowanceMillis: millis(signal.allowance, signalDefaults.eventLoopUtilization.allowance),
             averageGuard: false,
-            tierShares: Shedder.eventLoopTierShares
+            tierShares: Shedder.eventLoopTierShares,
+            passSpan: eventLoopPassSpan
           }
         }
       }
@@ -132,7 +137,8 @@ export const decode = (choice: Choice): Effect.Effect<Decoded, InvalidOptionsErr
             factor: { _tag: "ratio" },
             allowanceMillis: millis(signal.allowance, defaults.allowance),
             averageGuard: false,
-            tierShares: Shedder.eventLoopTierShares
+            tierShares: Shedder.eventLoopTierShares,
+            passSpan: eventLoopPassSpan
           }
         }
       }
