@@ -94,14 +94,11 @@ export const startServer = (protection: string, settings: Settings): Promise<Ser
           }),
         stop: () =>
           new Promise((res) => {
-            if (child.exitCode !== null) return res()
-            // a graceful shutdown waits for the generator's keep-alive sockets: do not wait long
-            const kill = setTimeout(() => child.kill("SIGKILL"), 2000)
-            child.once("exit", () => {
-              clearTimeout(kill)
-              res()
-            })
-            child.kill("SIGTERM")
+            if (child.exitCode !== null || child.signalCode !== null) return res()
+            child.once("exit", () => res())
+            // its counters are read: nothing to shut down gracefully, and a graceful shutdown
+            // would wait for the generator's keep-alive sockets
+            child.kill("SIGKILL")
           })
       })
     })

@@ -237,3 +237,32 @@ describe("LoadShedder options", () => {
       expect(Shedder.priorities).toStrictEqual(LoadShedder.priorities)
     }).pipe(Effect.provide(EventLoopDelay.layerTest(0)), withMode("pro")))
 })
+
+/** Yields to the event loop through its check phase, so the loop never waits for I/O. */
+const setImmediateYield = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+describe("LoadShedder with its own live sampler", () => {
+  // Real time: this thread saturates its own event loop, which reads busy whatever the rest of
+  // the machine does (time spent descheduled while running counts as busy).
+  it.live("a saturated event loop makes the default shedder hold its flight limit", () =>
+    Effect.gen(function*() {
+      const shedder = yield* LoadShedder.make({ name: "live" })
+      yield* hold(shedder, coldLimit + 1)
+      expect(yield* isShed(shedder.allow)).toBe(false)
+      let shed = false
+      for (let round = 0; round < 500 && !shed; round++) {
+        const end = performance.now() + 20
+        while (performance.now() < end) {
+          // busy
+        }
+        yield* setImmediateYield
+        shed = yield* isShed(shedder.allow)
+      }
+      expect(shed).toBe(true)
+      const stats = yield* shedder.stats
+      expect(stats.value).toBeGreaterThanOrEqual(0.9)
+    }).pipe(Effect.scoped, withMode("pro")), 60_000)
+})
