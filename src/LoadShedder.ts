@@ -12,7 +12,7 @@
  *   the best recent throughput needs when each request may wait `allowance` on top of the best
  *   recent latency (Little's law; go-zero's allowance is 0);
  * - a request is dropped when `(signal ≥ threshold || hot) && avgFlying > maxFlight · factor &&
- *   flying > maxFlight · factor`, where `hot` means requests were dropped and the signal was over
+ *   flying > maxFlight · factor` (go-zero's rule; see the departures below), where `hot` means requests were dropped and the signal was over
  *   the threshold less than 1 s ago, `avgFlying` is a moving average (β = 0.9) of the in-flight
  *   count taken when requests complete, and `factor` in [0.1, 1] shrinks the limit as the signal
  *   rises past its threshold.
@@ -20,7 +20,7 @@
  * Signals (`signal` option):
  *
  * - `eventLoopUtilization()` (the default): the share of time this process's event loop is busy,
- *   threshold 0.9, allowance 25 ms. It reads busy within tens of milliseconds of an overload, so
+ *   threshold 0.9, allowance 50 ms. It reads busy within tens of milliseconds of an overload, so
  *   the shedder protects from a cold start, and it follows this process alone: a neighbour that
  *   hogs the CPU does not make an unsaturated server shed.
  * - `eventLoopDelay()`: how late the loop runs timers, threshold 25 ms; the queueing every request
@@ -36,10 +36,11 @@
  * an event-loop signal, only past twice the limit; so under overload the lowest tier is shed first
  * and critical last.
  *
- * Two departures from go-zero apply to the event-loop signals (the CPU signal keeps go-zero's
- * algorithm and constants): the allowance, and the in-flight count is compared alone, without
+ * Three departures from go-zero apply to the event-loop signals (the CPU signal keeps go-zero's
+ * algorithm and constants): the allowance (50 ms); the in-flight count is compared alone, without
  * go-zero's moving-average guard, because an event loop reads arrivals in batches between the
- * completions that move the average.
+ * completions that move the average; and `maxPass` is the best average over five consecutive
+ * buckets (half a second), because requests sharing a loop also complete in batches.
  *
  * Shedding is on only in `ResilienceMode` `"pro"` (the default when `RESILIENCE_MODE` is unset): a
  * shedder built in `"dev"`, `"test"`, `"rt"` or `"pre"` admits everything.
@@ -100,7 +101,7 @@ export type SignalKind = Signal.Kind
 
 /**
  * The busy share of this process's event loop (`EventLoopUtilization`): `threshold` in (0, 1)
- * (default 0.9), `allowance` the wait per request the flight limit allows for (default 25 ms).
+ * (default 0.9), `allowance` the wait per request the flight limit allows for (default 50 ms).
  * The default signal. Uses the `EventLoopUtilization` in context, or its own live sampler.
  *
  * @since 0.2.0
@@ -111,7 +112,7 @@ export const eventLoopUtilization = (
 ): OverloadSignal => ({ _tag: "EventLoopUtilization", ...options })
 
 /**
- * The event-loop delay (`EventLoopDelay`): `threshold` default 25 ms, `allowance` default 25 ms.
+ * The event-loop delay (`EventLoopDelay`): `threshold` default 25 ms, `allowance` default 50 ms.
  * Uses the `EventLoopDelay` in context, or its own live sampler.
  *
  * @since 0.2.0
@@ -123,7 +124,7 @@ export const eventLoopDelay = (
 
 /**
  * CoDel's standing queue delay (`QueueDelay`): `threshold` default 5 ms (CoDel's target),
- * `allowance` default 25 ms. The shedder records the wait of each request admitted with an
+ * `allowance` default 50 ms. The shedder records the wait of each request admitted with an
  * arrival time. Uses the `QueueDelay` in context, or its own.
  *
  * @since 0.2.0
