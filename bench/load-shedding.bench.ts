@@ -27,7 +27,8 @@
  * `{ "rows": [{ "protection", "multiple", "goodput", "p99Ms" }], … }` and nothing else; progress
  * goes to stderr). Env: COST_MS (10), SLICES (4), PHASE_S (10, quick 2.5), SLO_MS (250),
  * PROTECTIONS (none,cpu,default,limiter), MULTIPLES (1,2,4,8), SIGNAL (JSON, the default shedder's
- * signal, for comparisons).
+ * signal, for comparisons), BUCKETS (the default shedder's buckets), VERBOSE (print each protection's
+ * stats after its phase).
  */
 import * as Effect from "effect/Effect"
 import * as AdaptiveLimiter from "../src/AdaptiveLimiter.js"
