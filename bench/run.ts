@@ -1,6 +1,8 @@
 /**
- * `npm run bench [filter…]`: runs every `bench/*.bench.ts` (or those whose name contains a filter)
- * one after another, each in its own process so one suite's garbage cannot slow the next.
+ * `npm run bench [filter…] [--flag…]`: runs every `bench/*.bench.ts` (or those whose name contains a
+ * filter) one after another, each in its own process so one suite's garbage cannot slow the next.
+ * Arguments starting with `--` are passed to every suite; with `--json` the file headers go to
+ * stderr, so stdout carries only what the suites print.
  */
 import { spawnSync } from "node:child_process"
 import { readdirSync } from "node:fs"
@@ -8,7 +10,10 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const here = dirname(fileURLToPath(import.meta.url))
-const filters = process.argv.slice(2)
+const args = process.argv.slice(2)
+const filters = args.filter((a) => !a.startsWith("--"))
+const flags = args.filter((a) => a.startsWith("--"))
+const header = (line: string) => (flags.includes("--json") ? console.error(line) : console.log(line))
 const files = readdirSync(here)
   .filter((f) => f.endsWith(".bench.ts"))
   .filter((f) => filters.length === 0 || filters.some((filter) => f.includes(filter)))
@@ -21,8 +26,8 @@ if (files.length === 0) {
 
 let failed = 0
 for (const file of files) {
-  console.log(`\n# ${file}`)
-  const result = spawnSync(process.execPath, ["--import", "tsx", "--expose-gc", join(here, file)], {
+  header(`\n# ${file}`)
+  const result = spawnSync(process.execPath, ["--import", "tsx", "--expose-gc", join(here, file), ...flags], {
     stdio: "inherit",
     env: process.env
   })

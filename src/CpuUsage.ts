@@ -1,6 +1,7 @@
 /**
- * The CPU signal the load shedder acts on: how much of the CPU the process may use is busy, in
- * per-mille (0–1000), as a moving average.
+ * go-zero's overload signal (`LoadShedder.cpu()`): how much of the CPU the process may use is busy,
+ * in per-mille (0–1000), as a moving average. The gauge `resilience_cpu_usage_ratio` reports it
+ * as a ratio (0–1).
  *
  * `layer` samples every 250 ms and smooths with `usage = previous · 0.95 + current · 0.05`
  * (go-zero's constants). It reads, in order of preference:
@@ -143,7 +144,7 @@ export const layerWith = (options: Options = {}): Layer.Layer<CpuUsage, InvalidO
         if (next === undefined) return
         if (previous !== undefined) cell.usage = Cpu.smooth(cell.usage, Cpu.usageBetween(previous, next))
         previous = next
-        Metrics.cpuUsageMillis.unsafeUpdate(Math.round(cell.usage), [])
+        Metrics.cpuUsageRatio.unsafeUpdate(cell.usage / 1000, [])
       })
       // the first sample one interval after the first reading, not at once: a reading over a few
       // microseconds is noise, and would enter the average with the same weight as a real one
@@ -201,7 +202,7 @@ export const layerTest = (initial = 0): Layer.Layer<CpuUsage | CpuUsageTest> => 
           set: (perMille) =>
             Effect.sync(() => {
               cell.usage = clamp(perMille)
-              Metrics.cpuUsageMillis.unsafeUpdate(cell.usage, [])
+              Metrics.cpuUsageRatio.unsafeUpdate(cell.usage / 1000, [])
             })
         })
       )

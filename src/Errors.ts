@@ -84,7 +84,14 @@ export class RateLimitedError extends Schema.TaggedError<RateLimitedError>()("Ra
  */
 export class OverloadedError extends Schema.TaggedError<OverloadedError>()("OverloadedError", {
   shedder: Schema.String,
-  reason: Schema.Literal("cpu", "concurrency", "connections"),
+  reason: Schema.Literal(
+    "cpu",
+    "event-loop-utilization",
+    "event-loop-delay",
+    "queue-delay",
+    "concurrency",
+    "connections"
+  ),
   retryAfter: Schema.optional(Schema.DurationFromSelf)
 }) {
   override get message(): string {

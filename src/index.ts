@@ -56,12 +56,33 @@ export * as MapReduce from "./MapReduce.js"
 export * as CpuUsage from "./CpuUsage.js"
 
 /**
- * Adaptive load shedding driven by CPU (go-zero's AdaptiveShedder), with priority shedders and
- * groups keyed by name.
+ * Adaptive load shedding (go-zero's AdaptiveShedder) driven by an overload signal — event-loop
+ * utilization by default — with priority tiers and groups keyed by name.
  *
  * @since 0.1.0
  */
 export * as LoadShedder from "./LoadShedder.js"
+
+/**
+ * The event-loop utilization signal: the busy share of this process's event loop, 0 to 1.
+ *
+ * @since 0.2.0
+ */
+export * as EventLoopUtilization from "./EventLoopUtilization.js"
+
+/**
+ * The event-loop delay signal: how late the event loop runs its timers, in milliseconds.
+ *
+ * @since 0.2.0
+ */
+export * as EventLoopDelay from "./EventLoopDelay.js"
+
+/**
+ * The queue-delay signal: CoDel's standing delay of requests between arrival and handler start.
+ *
+ * @since 0.2.0
+ */
+export * as QueueDelay from "./QueueDelay.js"
 
 /**
  * The deployment mode (`RESILIENCE_MODE`): load shedding is on only in `"pro"`.

@@ -7,7 +7,18 @@ import * as Metrics from "../src/internal/sheddingMetrics.js"
 import * as LoadShedder from "../src/LoadShedder.js"
 import type * as ResilienceMode from "../src/ResilienceMode.js"
 
-const params: Shedder.Params = { cpuThreshold: 900, buckets: 50, bucketMillis: 100 }
+/** go-zero's constants: the CPU signal, threshold 900 per-mille */
+const params: Shedder.Params = {
+  threshold: 900,
+  priorityThreshold: 950,
+  factor: { _tag: "bounded", max: 1000 },
+  allowanceMillis: 0,
+  averageGuard: true,
+  tierShares: Shedder.goZeroTierShares,
+  passSpan: 1,
+  buckets: 50,
+  bucketMillis: 100
+}
 
 /** `count` requests that each took `rt` ms, completing at `now`. */
 const complete = (state: Shedder.State, now: number, count: number, rt: number) => {
@@ -108,14 +119,14 @@ describe("shedder algorithm (go-zero's suite)", () => {
     state.avgFlying = 80
     state.flying = 80
     expect(Shedder.allow(state, 200, 950)).toBe(false)
-    expect(state.dropped).toBe(1)
-    expect(state.droppedRecently).toBe(true)
+    expect(Shedder.droppedTotal(state)).toBe(1)
+    expect(state.droppedRecently[1]).toBe(true)
     // CPU back under the threshold, but hot
     expect(Shedder.stillHot(state, 1_199)).toBe(true)
     expect(Shedder.allow(state, 1_199, 100)).toBe(false)
     // 1 s after the last overload: cooled off
     expect(Shedder.allow(state, 1_200, 100)).toBe(true)
-    expect(state.droppedRecently).toBe(false)
+    expect(state.droppedRecently[1]).toBe(false)
   })
 
   it("never hot without a drop", () => {
@@ -156,7 +167,7 @@ const warmUp = (shedder: LoadShedder.LoadShedder, perBucket: number, rt: number)
 describe("LoadShedder", () => {
   it.scoped("admits while the CPU is under the threshold, however many are in flight", () =>
     Effect.gen(function*() {
-      const shedder = yield* LoadShedder.make({ name: "api" })
+      const shedder = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "api" })
       yield* warmUp(shedder, 10, 10)
       const held = yield* Effect.all(Array.from({ length: 100 }, () => shedder.allow))
       expect(held).toHaveLength(100)
@@ -170,7 +181,7 @@ describe("LoadShedder", () => {
 
   it.scoped("sheds over the threshold with high throughput", () =>
     Effect.gen(function*() {
-      const shedder = yield* LoadShedder.make({ name: "api" })
+      const shedder = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "api" })
       yield* warmUp(shedder, 10, 10) // maxFlight 1, avgFlying > 0.1
       yield* CpuUsage.set(1000)
       // nothing in flight: low throughput, admitted
@@ -186,7 +197,7 @@ describe("LoadShedder", () => {
 
   it.scoped("stays hot for 1 s after the last overload, then cools off", () =>
     Effect.gen(function*() {
-      const shedder = yield* LoadShedder.make({ name: "cool" })
+      const shedder = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "cool" })
       yield* warmUp(shedder, 10, 10) // maxFlight 1
       const held = yield* Effect.all(Array.from({ length: 20 }, () => shedder.allow))
       for (let i = 0; i < 30; i++) yield* Effect.flatMap(shedder.allow, (t) => t.pass) // avgFlying → 20
@@ -213,7 +224,7 @@ describe("LoadShedder", () => {
 
   it.scoped("protect: success passes, failure, defect and interruption fail", () =>
     Effect.gen(function*() {
-      const shedder = yield* LoadShedder.make({ name: "protect" })
+      const shedder = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "protect" })
       expect(yield* shedder.protect(Effect.succeed(1))).toBe(1)
       expect(yield* Effect.flip(shedder.protect(Effect.fail("boom")))).toBe("boom")
       expect(Exit.isFailure(yield* Effect.exit(shedder.protect(Effect.die("defect"))))).toBe(true)
@@ -233,7 +244,7 @@ describe("LoadShedder", () => {
 
   it.scoped("protect records the round-trip time of a pass", () =>
     Effect.gen(function*() {
-      const shedder = yield* LoadShedder.make({ name: "rt" })
+      const shedder = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "rt" })
       yield* LoadShedder.protect(Effect.sleep("7 millis"), shedder).pipe(
         Effect.fork,
         Effect.tap(() => TestClock.adjust(7))
@@ -244,12 +255,12 @@ describe("LoadShedder", () => {
       expect(stats.maxPass).toBe(1)
     }).pipe(testCpu(0), withMode("pro")))
 
-  it.scoped("counts shed requests in resilience_shed_requests_total{name}", () =>
+  it.scoped("counts shed requests in resilience_shed_requests_total{name,priority}", () =>
     Effect.gen(function*() {
       const name = "metered"
-      const counter = Metrics.shedRequests(name)
+      const counter = Metrics.shedRequestsOf(name, "standard")
       const before = (yield* Metric.value(counter)).count
-      const shedder = yield* LoadShedder.make({ name })
+      const shedder = yield* LoadShedder.make({ name, signal: LoadShedder.cpu() })
       yield* warmUp(shedder, 10, 10)
       yield* CpuUsage.set(1000)
       yield* shedder.allow
@@ -260,9 +271,9 @@ describe("LoadShedder", () => {
 
   it.scoped("a priority shedder uses threshold (cpu + 1000) / 2", () =>
     Effect.gen(function*() {
-      const normal = yield* LoadShedder.make({ name: "normal" })
-      const priority = yield* LoadShedder.makePriority({ name: "priority" })
-      expect((yield* priority.stats).cpuThreshold).toBe(950)
+      const normal = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "normal" })
+      const priority = yield* LoadShedder.makePriority({ signal: LoadShedder.cpu(), name: "priority" })
+      expect((yield* priority.stats).priorityThreshold).toBe(950)
       yield* warmUp(normal, 10, 10)
       yield* warmUp(priority, 10, 10)
       yield* CpuUsage.set(920)
@@ -277,7 +288,7 @@ describe("LoadShedder", () => {
   for (const mode of ["dev", "test", "rt", "pre"] as const) {
     it.scoped(`admits everything in mode ${mode}`, () =>
       Effect.gen(function*() {
-        const shedder = yield* LoadShedder.make({ name: "off" })
+        const shedder = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "off" })
         yield* warmUp(shedder, 10, 10)
         yield* CpuUsage.set(1000)
         const held = yield* Effect.all(Array.from({ length: 50 }, () => shedder.allow))
@@ -288,7 +299,7 @@ describe("LoadShedder", () => {
 
   it.scoped("sheds in mode pro and by default", () =>
     Effect.gen(function*() {
-      const shedder = yield* LoadShedder.make({ name: "on" })
+      const shedder = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "on" })
       yield* warmUp(shedder, 10, 10)
       yield* CpuUsage.set(1000)
       yield* shedder.allow
@@ -298,7 +309,7 @@ describe("LoadShedder", () => {
 
   it.scoped("an unknown mode is an InvalidOptionsError", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(LoadShedder.make({ name: "x" }))
+      const error = yield* Effect.flip(LoadShedder.make({ signal: LoadShedder.cpu(), name: "x" }))
       expect(error).toBeInstanceOf(InvalidOptionsError)
       expect(error.option).toBe("RESILIENCE_MODE")
       expect(error.value).toBe("production")
@@ -334,7 +345,7 @@ describe("LoadShedder", () => {
       const b = yield* group.get("b")
       expect(a1).toBe(a2)
       expect(a1).not.toBe(b)
-      expect((yield* b.stats).cpuThreshold).toBe(800)
+      expect((yield* b.stats).threshold).toBe(800)
       const error = yield* Effect.flip(LoadShedder.makeGroup({ buckets: -1 }))
       expect(error.option).toBe("buckets")
     }).pipe(testCpu(0), withMode("pro")))
@@ -344,9 +355,11 @@ describe("LoadShedder", () => {
       const group = yield* LoadShedder.LoadShedderGroup
       const shedder = yield* group.get("route")
       expect(shedder.name).toBe("route")
-      expect((yield* shedder.stats).cpuThreshold).toBe(950)
+      expect((yield* shedder.stats).priorityThreshold).toBe(950)
     }).pipe(
-      Effect.provide(LoadShedder.layerGroup({ priority: true }).pipe(Layer.provide(CpuUsage.layerTest(0)))),
+      Effect.provide(
+        LoadShedder.layerGroup({ priority: true, signal: LoadShedder.cpu() }).pipe(Layer.provide(CpuUsage.layerTest(0)))
+      ),
       withMode("pro")
     ))
 
@@ -359,7 +372,7 @@ describe("LoadShedder", () => {
         lines.push({ message: Array.isArray(message) ? message[0] : message, annotations: record })
       })
       yield* Effect.gen(function*() {
-        const shedder = yield* LoadShedder.make({ name: "stat" })
+        const shedder = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "stat" })
         yield* TestClock.adjust("1 minute")
         expect(lines.filter((l) => l.message === "shedding_stat")).toHaveLength(0)
         yield* warmUp(shedder, 3, 10) // 30 requests, all passed
@@ -369,7 +382,14 @@ describe("LoadShedder", () => {
         yield* TestClock.adjust("1 minute")
         const stat = lines.filter((l) => l.message === "shedding_stat")
         expect(stat).toHaveLength(1)
-        expect(stat[0].annotations).toMatchObject({ shedder: "stat", cpu: 1000, total: 32, pass: 30, drop: 1 })
+        expect(stat[0].annotations).toMatchObject({
+          shedder: "stat",
+          signal: "cpu",
+          value: 1000,
+          total: 32,
+          pass: 30,
+          drop: 1
+        })
         yield* TestClock.adjust("1 minute")
         expect(lines.filter((l) => l.message === "shedding_stat")).toHaveLength(1)
         expect(lines.some((l) => l.message === "load shedding started")).toBe(true)
@@ -384,7 +404,7 @@ describe("LoadShedder", () => {
       })
       yield* Effect.gen(function*() {
         const scope = yield* Scope.make()
-        const shedder = yield* LoadShedder.make({ name: "closed" }).pipe(Scope.extend(scope))
+        const shedder = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "closed" }).pipe(Scope.extend(scope))
         yield* shedder.protect(Effect.void)
         yield* Scope.close(scope, Exit.void)
         yield* TestClock.adjust("2 minutes")
