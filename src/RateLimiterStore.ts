@@ -14,7 +14,7 @@ import type { InvalidOptionsError, StoreError } from "./Errors.js"
 import { decodeOptions, PositiveDuration, PositiveInt } from "./internal/options.js"
 import type { Definition, RawDecision } from "./internal/ratelimit/core.js"
 import { toMicros } from "./internal/ratelimit/core.js"
-import { makeTable } from "./internal/ratelimit/memory.js"
+import { makeTable, sweepEvery } from "./internal/ratelimit/memory.js"
 
 /**
  * Runs one step of a limiter's algorithm for `key`: take `cost` (a whole number ≥ 0), or reserve
@@ -68,12 +68,22 @@ export interface MemoryOptions {
    * its state no longer matters, i.e. it is back to full capacity)
    */
   readonly idleTimeToLive?: Duration.DurationInput | undefined
+  /**
+   * how often `layerMemory`'s background sweeper walks every table and drops dead keys, so memory
+   * goes back down after a burst of keys even when no further call arrives (default 10 seconds)
+   *
+   * @since 0.2.0
+   */
+  readonly sweepInterval?: Duration.DurationInput | undefined
 }
 
 const MemoryOptionsSchema = Schema.Struct({
   maxKeys: Schema.optionalWith(PositiveInt, { default: () => 100_000 }),
-  idleTimeToLive: Schema.optional(PositiveDuration)
+  idleTimeToLive: Schema.optional(PositiveDuration),
+  sweepInterval: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(10) })
 })
+
+type Table = ReturnType<typeof makeTable>
 
 /**
  * An in-memory store. Each limiter gets its own table (limiters built with the same name and
@@ -88,12 +98,14 @@ const MemoryOptionsSchema = Schema.Struct({
  */
 export const makeMemory = (
   options: MemoryOptions = {}
-): Effect.Effect<RateLimiterStore["Type"], InvalidOptionsError> =>
+): Effect.Effect<RateLimiterStore["Type"], InvalidOptionsError> => Effect.map(makeMemoryTables(options), (m) => m.store)
+
+const makeMemoryTables = (options: MemoryOptions) =>
   Effect.map(decodeOptions("RateLimiterStore", MemoryOptionsSchema)(options), (o) => {
     const idleTimeToLive = o.idleTimeToLive === undefined ? Infinity : Duration.toMillis(o.idleTimeToLive) * 1000
     // limiters with the same name and algorithm share a table, as they share keys in Redis
-    const tables = new Map<string, ReturnType<typeof makeTable>>()
-    return RateLimiterStore.of({
+    const tables = new Map<string, Table>()
+    const store = RateLimiterStore.of({
       name: "memory",
       prepare: (limiter, algorithm) =>
         Effect.sync(() => {
@@ -122,10 +134,14 @@ export const makeMemory = (
           return stepper
         })
     })
+    return { store, tables, sweepInterval: o.sweepInterval }
   })
 
 /**
- * The in-memory store as a layer.
+ * The in-memory store as a layer, with a background sweeper (every `sweepInterval`, for as long as
+ * the layer's scope is open) that drops dead keys from every table, so memory goes back down after
+ * a burst of keys even when no further call arrives. Built with `Effect.provide` around a single
+ * effect, the layer's scope ends with it and only the sweeps done by calls remain.
  *
  * @since 0.1.0
  * @category layers
@@ -141,4 +157,10 @@ export const makeMemory = (
  * ```
  */
 export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<RateLimiterStore, InvalidOptionsError> =>
-  Layer.effect(RateLimiterStore, makeMemory(options))
+  Layer.scoped(
+    RateLimiterStore,
+    Effect.tap(
+      makeMemoryTables(options),
+      ({ sweepInterval, tables }) => Effect.forkScoped(sweepEvery(tables, sweepInterval))
+    ).pipe(Effect.map((m) => m.store))
+  )

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
-import { makeTable } from "../src/internal/ratelimit/memory.js"
+import { makeTable, sweepEvery } from "../src/internal/ratelimit/memory.js"
 import * as TokenBucket from "../src/internal/ratelimit/tokenBucket.js"
 import * as RateLimiter from "../src/RateLimiter.js"
 import * as RateLimiterStore from "../src/RateLimiterStore.js"
@@ -38,4 +40,43 @@ describe("RateLimiterStore.layerMemory bounds", () => {
     // forgotten after 5 ms idle although the bucket would still be refilling
     expect(short.run("a", 10_000, 10, 0).allowed).toBe(true)
   })
+
+  it("calls sweep dead keys wherever they sit in the map, so it shrinks back after a burst", () => {
+    const def = TokenBucket.make({ rate: 10, burst: 10 })
+    const table = makeTable(def, { maxKeys: 100_000, idleTimeToLive: Infinity })
+    // the first keys drain deepest, so the front of the map stays alive longest: a sweep that
+    // stopped at the first live key would free nothing here
+    for (let i = 0; i < 10_000; i++) table.run(`k${i}`, 0, i < 100 ? 10 : 1, 0)
+    table.run("hot", 0, 1, 0)
+    // 200 ms later every key but the first hundred (1 s to refill) is dead; no sweep is due yet
+    let now = 200_000
+    for (let i = 0; i < 50; i++, now += 10_000) table.run("hot", now, 0, 0)
+    expect(table.size()).toBe(10_000 + 1)
+    // the next due sweep walks 256 entries per call until its pass completes
+    now = 1_500_000
+    for (let i = 0; i < 40; i++) table.run("hot", now + i, 0, 0)
+    // by 1.5 s the first hundred have refilled too, and so has "hot" itself
+    expect(table.size()).toBeLessThanOrEqual(1)
+  })
+
+  it.effect("the background sweeper empties idle tables with no call at all", () =>
+    Effect.gen(function*() {
+      const def = TokenBucket.make({ rate: 10, burst: 10 })
+      const a = makeTable(def, { maxKeys: 100_000, idleTimeToLive: Infinity })
+      const b = makeTable(def, { maxKeys: 100_000, idleTimeToLive: Infinity })
+      for (let i = 0; i < 25_000; i++) {
+        a.run(`a${i}`, 0, 1, 0)
+        b.run(`b${i}`, 0, 1, 0)
+      }
+      // calls moved a's cursor mid-map: a pass must still see every entry
+      for (let i = 0; i < 3; i++) a.run("a0", 1_100_000 + i, 0, 0)
+      const fiber = yield* Effect.fork(sweepEvery(new Map([["a", a], ["b", b]]), Duration.seconds(10)))
+      yield* TestClock.adjust("9 seconds")
+      expect(a.size() + b.size()).toBeGreaterThan(49_000) // no pass yet
+      yield* TestClock.adjust("1 second")
+      // a pass walks 10,000 entries then yields to other fibers: let it finish
+      for (let i = 0; i < 1000 && a.size() + b.size() > 0; i++) yield* Effect.yieldNow()
+      expect(a.size() + b.size()).toBe(0)
+      yield* Fiber.interrupt(fiber)
+    }))
 })

@@ -4,12 +4,16 @@
  * Times are µs.
  *
  * Memory stays bounded two ways. A key whose `until` has passed is dead (its state equals a
- * fresh key's): reads treat it as absent, and every insertion sweeps a couple of dead keys from
- * the front of the map. The key count is capped: inserting beyond `maxKeys` evicts the front
- * key. The map's insertion order makes the front the least recently used end, because an entry
+ * fresh key's): reads treat it as absent, and a sweep cursor walks the map round and round
+ * deleting dead keys — a short stretch on any call once a second, and whole passes from the store's
+ * background sweeper — so the map shrinks back after a burst of keys whatever order they die in;
+ * each insertion also drops a couple of dead keys from the front, where keys usually die first. The key count is capped: inserting beyond `maxKeys` evicts the
+ * front key. The map's insertion order makes the front the least recently used end, because an entry
  * that is used again after `touchEvery` is moved to the back (a delete and a set; doing it on every
  * hit would double the cost of the hot path for little gain in precision).
  */
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import type { Definition, RawDecision, StepResult } from "./core.js"
 
 interface Entry {
@@ -33,6 +37,11 @@ export interface Table {
   /** gives back a reservation (token bucket and GCRA) */
   readonly cancel: (key: string, now: number, cost: number, timeToAct: number) => void
   readonly size: () => number
+  /**
+   * Walks up to `budget` entries from where the last sweep stopped, deleting dead ones; true when
+   * the walk reached the end of the map (the next sweep starts a new pass).
+   */
+  readonly sweep: (now: number, budget: number) => boolean
 }
 
 export interface TableOptions {
@@ -41,7 +50,12 @@ export interface TableOptions {
   readonly idleTimeToLive: number
 }
 
-const SWEEP = 2
+/** dead keys dropped from the front on each insertion: enough to keep up with the insertions */
+const SWEEP_ON_INSERT = 2
+/** entries walked on a call once the next sweep is due: a few µs at most */
+const SWEEP_ON_CALL = 256
+/** pause between two passes of the on-call sweep, µs */
+const SWEEP_PAUSE = 1_000_000
 
 export const makeTable = (definition: Definition, options: TableOptions): Table => {
   const map = new Map<string, Entry>()
@@ -49,10 +63,29 @@ export const makeTable = (definition: Definition, options: TableOptions): Table 
   const maxKeys = options.maxKeys
   const ttl = options.idleTimeToLive
   const touchEvery = Math.min(1_000_000, ttl / 2)
+  // a live Map iterator stays valid across deletions and sees later insertions
+  let cursor = map.entries()
+  let nextSweepAt = 0
+  const sweep = (now: number, budget: number): boolean => {
+    for (let i = 0; i < budget; i++) {
+      const next = cursor.next()
+      if (next.done === true) {
+        cursor = map.entries()
+        return true
+      }
+      if (next.value[1].until <= now) map.delete(next.value[0])
+    }
+    return false
+  }
+  const sweepIfDue = (now: number): void => {
+    if (now < nextSweepAt) return
+    nextSweepAt = sweep(now, SWEEP_ON_CALL) ? now + SWEEP_PAUSE : now
+  }
   const insert = (key: string, entry: Entry, now: number): void => {
+    // the front is the least recently used end, where keys usually die first
     let swept = 0
     for (const [k, e] of map) {
-      if (e.until > now || swept >= SWEEP) break
+      if (e.until > now || swept >= SWEEP_ON_INSERT) break
       map.delete(k)
       swept++
     }
@@ -89,6 +122,7 @@ export const makeTable = (definition: Definition, options: TableOptions): Table 
   const live = (entry: Entry | undefined, now: number): unknown =>
     entry === undefined || entry.until <= now ? undefined : entry.state === NUMERIC ? entry.value : entry.state
   const run = (key: string, now: number, cost: number, maxDelay: number): RawDecision => {
+    sweepIfDue(now)
     const entry = map.get(key)
     const r = step(live(entry, now), now, cost, maxDelay)
     apply(key, entry, r, now)
@@ -99,5 +133,27 @@ export const makeTable = (definition: Definition, options: TableOptions): Table 
     const entry = map.get(key)
     apply(key, entry, cancelStep(live(entry, now), now, cost, timeToAct), now)
   }
-  return { run, cancel, size: () => map.size }
+  return { run, cancel, size: () => map.size, sweep }
 }
+
+/** entries a background sweep walks before it yields to other fibers */
+const SWEEP_CHUNK = 10_000
+
+/**
+ * One pass over every table, in chunks so that a million keys never block the event loop. The
+ * cursor may start mid-map (calls sweep too): a pass walks one chunk more than the map holds, as
+ * the first chunk may stop short at the end of the map, so every entry is seen once.
+ */
+export const sweepTables = (tables: Iterable<Table>): Effect.Effect<void> =>
+  Effect.forEach(tables, (table) =>
+    Effect.clockWith((clock) => {
+      let chunks = Math.ceil(table.size() / SWEEP_CHUNK) + 1
+      return Effect.suspend(function loop(): Effect.Effect<void> {
+        table.sweep(clock.unsafeCurrentTimeMillis() * 1000, SWEEP_CHUNK)
+        return --chunks <= 0 ? Effect.void : Effect.zipRight(Effect.yieldNow(), Effect.suspend(loop))
+      })
+    }), { discard: true })
+
+/** The background sweeper: a pass over the tables (read afresh each time) every `interval`. */
+export const sweepEvery = (tables: Map<string, Table>, interval: Duration.Duration): Effect.Effect<never> =>
+  Effect.forever(Effect.zipRight(Effect.sleep(interval), Effect.suspend(() => sweepTables(tables.values()))))
