@@ -31,6 +31,7 @@ import { Breaker } from "./internal/breaker/engine.js"
 import * as BreakerMetrics from "./internal/breaker/metrics.js"
 import * as BreakerPolicy from "./internal/breaker/policy.js"
 import { PolicyTypeId } from "./internal/breaker/policy.js"
+import * as BreakerProbe from "./internal/breaker/probe.js"
 import * as BreakerRegistry from "./internal/breaker/registry.js"
 import * as InstanceMetrics from "./internal/instanceMetrics.js"
 
@@ -164,6 +165,41 @@ export interface CommonOptions {
   readonly isFailure?: ((error: unknown) => boolean) | undefined
   /** errors that count as neither success nor failure (e.g. a validation error of the caller) */
   readonly isExcluded?: ((error: unknown) => boolean) | undefined
+  /** an active recovery probe run while the breaker is not Closed (see `ProbeOptions`) */
+  readonly probe?: ProbeOptions | undefined
+  /** admit a growing share of calls after the breaker closes (see `RampOptions`) */
+  readonly ramp?: RampOptions | undefined
+}
+
+/**
+ * An active recovery probe: while the breaker is Open or HalfOpen, `effect` runs every `every`
+ * (first `every` after the breaker leaves Closed) in the breaker's scope, with no user call. A
+ * success counts as a half-open success that takes no probe slot: with `halfOpenMaxCalls: 1` the
+ * first successful probe closes a state machine; the adaptive breaker records it in its window as
+ * a success. A failed probe reopens a HalfOpen state machine and leaves an Open one as it is (its
+ * open period does not start again). The effect should bound its own time (`Timeout.within`).
+ * Only breakers built with `make` or `layer` run a probe: a `Registry` refuses the option.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ProbeOptions {
+  readonly effect: Effect.Effect<unknown, unknown>
+  readonly every: Duration.DurationInput
+}
+
+/**
+ * An admission ramp after closing (Hystrix and Polly users ask for it): when the breaker turns
+ * Closed it admits the share `from` (in (0, 1]) of calls, growing linearly to every call `over`
+ * later; the others fail with a `CircuitOpenError` whose `reason` is `"ramp"`. A `reset` skips the
+ * ramp. Drawn from `Random`, so tests replay under `TestRandom`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RampOptions {
+  readonly from: number
+  readonly over: Duration.DurationInput
 }
 
 /**
@@ -435,6 +471,7 @@ export const make = (policy: Policy): Effect.Effect<CircuitBreaker, InvalidOptio
     const { name, spec } = yield* BreakerPolicy.decode(policy)
     const breaker = yield* Breaker.make(name, spec, clock, metrics)
     yield* Effect.addFinalizer(() => breaker.dispose())
+    if (spec.probe !== undefined) yield* BreakerProbe.start(breaker, spec.probe)
     return breaker
   })
 

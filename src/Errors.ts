@@ -28,9 +28,20 @@ const formatRetryAfter = (retryAfter: Duration.Duration | undefined): string =>
 export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>()("CircuitOpenError", {
   breaker: Schema.String,
   state: Schema.Literal("Open", "HalfOpen", "Isolated"),
-  retryAfter: Schema.optional(Schema.DurationFromSelf)
+  retryAfter: Schema.optional(Schema.DurationFromSelf),
+  /**
+   * `"ramp"`: the breaker closed recently and admits a growing share of calls (`admitting`); the
+   * error then reports state `HalfOpen`, since part of the traffic passes.
+   */
+  reason: Schema.optional(Schema.Literal("ramp")),
+  /** with `reason: "ramp"`, the share of calls admitted when this one was refused */
+  admitting: Schema.optional(Schema.Number)
 }) {
   override get message(): string {
+    if (this.reason === "ramp") {
+      const share = Math.round((this.admitting ?? 0) * 100)
+      return `circuit breaker "${this.breaker}" is ramping up after closing, admitting ${share} % of calls`
+    }
     return `circuit breaker "${this.breaker}" is ${this.state}${formatRetryAfter(this.retryAfter)}`
   }
 }

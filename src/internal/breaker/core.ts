@@ -41,6 +41,8 @@ export interface Core {
   /** millis until a rejected caller may get through; NaN when unknown */
   retryAfterMillis(now: number): number
   reset(now: number): void
+  /** records the outcome of an active recovery probe (it took no admission) */
+  probed(success: boolean, now: number): void
   stats(now: number): CoreStats
   /** state changes not yet published (read-only: `takePending` empties it) */
   readonly pending: ReadonlyArray<Transition>
@@ -122,6 +124,15 @@ export class SreCore extends Sre.State implements Core {
     this.current = "Closed"
     this.calmSince = -1
   }
+  // a probe's outcome enters the window like a forced pass's; the state is observed at once, so a
+  // breaker nobody calls still moves towards Closed with each successful probe
+  probed(success: boolean, t: number): void {
+    if (success) Sre.markSuccess(this, t)
+    else Sre.markFailure(this, t)
+    this.ratio = Sre.dropRatio(this, t)
+    this.ratioBucket = Number.NaN
+    this.observe(t)
+  }
   stats(t: number): CoreStats {
     const c = Sre.counts(this, t)
     const requests = c.successes + c.failures
@@ -199,6 +210,10 @@ export class MachineCore implements Core {
   reset(t: number): void {
     Machine.reset(this.machine, t)
     this.rejections = 0
+  }
+  probed(success: boolean, t: number): void {
+    if (success) Machine.probeSuccess(this.machine, t)
+    else Machine.probeFailure(this.machine, t)
   }
   stats(t: number): CoreStats {
     const m = this.machine

@@ -115,6 +115,10 @@ export class Breaker implements CircuitBreaker {
   /** the last rejection, reused while its state and retry-after stay the same */
   private rejection: Rejection | undefined = undefined
   private boundProtect: CircuitBreaker["protect"] | undefined = undefined
+  /** while `clock` is before it, the admission ramp after a close applies (0: no ramp) */
+  rampEnd = 0
+  /** told of every published state change, synchronously (the probe's latch, cluster sync) */
+  listeners: Array<(change: StateChange) => void> | undefined = undefined
 
   constructor(
     readonly name: string,
@@ -175,6 +179,7 @@ export class Breaker implements CircuitBreaker {
   ): Effect.Effect<A, E | CircuitOpenError, R> {
     this.lastUsed = now
     if (this.isolated) return this.rejectIsolated(now)
+    if (now < this.rampEnd) return this.ramped(now, () => this.decide(effect, now, isFailure))
     const core = this.core
     if (core.mayProbe(now)) {
       return Effect.uninterruptibleMask((restore) => this.decide(restore(effect), now, isFailure))
@@ -247,14 +252,68 @@ export class Breaker implements CircuitBreaker {
       this.core.success(token, end, elapsed)
     } else if (outcome === Classify.FAILURE) {
       this.values[M.FAILURE]++
-      const errors = this.lastErrors ??= []
-      if (errors.length === LAST_ERRORS) errors.shift()
-      errors.push({ at: end, reason })
+      this.rememberError(end, reason)
       this.core.failure(token, end, elapsed)
     } else {
       this.values[M.IGNORED]++
       this.core.ignore(token, end)
     }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // ramp after close
+  // -------------------------------------------------------------------------------------------
+
+  /** The share of calls the ramp admits at `now`. */
+  rampShare(now: number): number {
+    const ramp = this.spec.ramp!
+    const elapsed = now - (this.rampEnd - ramp.overMillis)
+    return Math.min(1, ramp.from + (1 - ramp.from) * elapsed / ramp.overMillis)
+  }
+
+  /** A call during the ramp: admitted with the ramp's share (then decided as usual), else refused. */
+  private ramped<A, E, R>(now: number, admit: () => Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpenError, R> {
+    const share = this.rampShare(now)
+    return Effect.randomWith((random) =>
+      Effect.flatMap(random.next, (u): Effect.Effect<A, E | CircuitOpenError, R> => {
+        if (u < share) return admit()
+        this.values[M.REJECTED]++
+        this.core.rejected(now)
+        return Effect.fail(
+          new CircuitOpenError({ breaker: this.name, state: "HalfOpen", reason: "ramp", admitting: share }, true)
+        )
+      })
+    )
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // active recovery probe, changes from outside
+  // -------------------------------------------------------------------------------------------
+
+  /** Records a recovery probe's outcome and publishes the change it caused. */
+  probed(success: boolean, reason: unknown): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.isolated || this.disposed) return Effect.void
+      const now = this.clock.unsafeCurrentTimeMillis()
+      if (!success) this.rememberError(now, reason)
+      this.core.probed(success, now)
+      return this.core.pending.length === 0 ? Effect.void : this.flush()
+    })
+  }
+
+  /** Applies a state decided elsewhere (a cluster) and publishes the change. */
+  applyExternal(apply: (core: Core.Core, now: number) => void): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.isolated || this.disposed) return Effect.void
+      apply(this.core, this.clock.unsafeCurrentTimeMillis())
+      return this.core.pending.length === 0 ? Effect.void : this.flush()
+    })
+  }
+
+  private rememberError(at: number, reason: unknown): void {
+    const errors = this.lastErrors ??= []
+    if (errors.length === LAST_ERRORS) errors.shift()
+    errors.push({ at, reason })
   }
 
   // -------------------------------------------------------------------------------------------
@@ -305,6 +364,7 @@ export class Breaker implements CircuitBreaker {
       const now = this.clock.unsafeCurrentTimeMillis()
       this.lastUsed = now
       if (this.isolated) return this.rejectIsolated(now)
+      if (now < this.rampEnd) return this.ramped(now, () => this.acquirePermit(now))
       // a probe slot reaches the caller as a permit, or is given back if the caller is interrupted
       if (this.core.mayProbe(now)) {
         return Effect.uninterruptibleMask((restore) =>
@@ -381,6 +441,7 @@ export class Breaker implements CircuitBreaker {
     return Effect.uninterruptible(Effect.suspend(() => {
       const changes = this.core.takePending()
       return Effect.forEach(changes, (t) => {
+        this.changed(t.from, t.to, t.at)
         const step = t.to === "Open"
           ? this.stepOpenFor(t.at)
           : t.to === "Closed"
@@ -392,6 +453,17 @@ export class Breaker implements CircuitBreaker {
         )
       }, { discard: true })
     }))
+  }
+
+  /** Bookkeeping of a state change: the ramp starts at a close and ends at any other change. */
+  private changed(from: State, to: State, at: number): void {
+    const ramp = this.spec.ramp
+    this.rampEnd = to === "Closed" && from !== "Closed" && ramp !== undefined ? at + ramp.overMillis : 0
+    const listeners = this.listeners
+    if (listeners !== undefined) {
+      const change = { name: this.name, from, to, at }
+      for (const listener of listeners) listener(change)
+    }
   }
 
   get changes(): Stream.Stream<StateChange> {
@@ -421,6 +493,8 @@ export class Breaker implements CircuitBreaker {
       this.core.takePending()
       this.core.reset(now)
       this.lastErrors = undefined
+      if (from !== "Closed") this.changed(from, "Closed", now)
+      this.rampEnd = 0
       const announce = from === "Closed" ? Effect.void : this.publish({ name: this.name, from, to: "Closed", at: now })
       return Effect.zipRight(this.resetOpenFor(now), announce)
     })

@@ -195,6 +195,44 @@ export const ignore = (s: State, generation: number, now: number): void => {
   if (s.state === "HalfOpen" && s.counts.requests > 0) s.counts.requests--
 }
 
+/**
+ * An active recovery probe succeeded: it counts as a half-open success that took no probe slot
+ * (an Open breaker turns HalfOpen first), so `halfOpenMaxCalls` such successes close the breaker.
+ */
+export const probeSuccess = (s: State, now: number): void => {
+  tick(s, now)
+  if (s.state === "Closed") return
+  if (s.state === "Open") setState(s, "HalfOpen", now)
+  const c = s.counts
+  c.totalSuccesses++
+  c.consecutiveSuccesses++
+  c.consecutiveFailures = 0
+  if (c.consecutiveSuccesses >= s.params.halfOpenMaxCalls) setState(s, "Closed", now)
+}
+
+/**
+ * An active recovery probe failed: a HalfOpen breaker reopens (as on a failed probe call); an
+ * Open one stays open without starting its open period again.
+ */
+export const probeFailure = (s: State, now: number): void => {
+  tick(s, now)
+  if (s.state !== "HalfOpen") return
+  s.counts.totalFailures++
+  s.counts.consecutiveFailures++
+  s.counts.consecutiveSuccesses = 0
+  setState(s, "Open", now)
+}
+
+/** Opens the breaker from outside (another instance saw the downstream fail); Open stays as is. */
+export const forceOpen = (s: State, now: number): void => {
+  if (s.state !== "Open") setState(s, "Open", now)
+}
+
+/** Closes the breaker from outside (the shared state closed elsewhere). */
+export const forceClosed = (s: State, now: number): void => {
+  if (s.state !== "Closed") setState(s, "Closed", now)
+}
+
 /** Time until the breaker turns HalfOpen, in millis (NaN when not Open). */
 export const retryAfterMillis = (s: State, now: number): number =>
   s.state === "Open" ? Math.max(0, s.openUntil - now) : Number.NaN

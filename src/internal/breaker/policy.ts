@@ -5,6 +5,7 @@
  * breaker carries only its own counting state.
  */
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -42,10 +43,24 @@ const OpenForSchema = Schema.declare(
   { identifier: "OpenFor", message: () => "expected a positive duration or a Schedule" }
 )
 
+const EffectSchema = Schema.declare(
+  (u: unknown): u is Effect.Effect<unknown, unknown> => Effect.isEffect(u),
+  { identifier: "Effect", message: () => "expected an Effect" }
+)
+
+const ProbeSchema = Schema.Struct({ effect: EffectSchema, every: PositiveDuration })
+
+const RampSchema = Schema.Struct({
+  from: Probability.pipe(Schema.filter((n) => n > 0 || "expected a share above 0")),
+  over: PositiveDuration
+})
+
 const common = {
   name: Name,
   isFailure: Schema.optional(Fn),
-  isExcluded: Schema.optional(Fn)
+  isExcluded: Schema.optional(Fn),
+  probe: Schema.optional(ProbeSchema),
+  ramp: Schema.optional(RampSchema)
 }
 
 const machineFields = {
@@ -131,7 +146,33 @@ export interface Spec {
   readonly openForDelays: Schedule.Schedule<Duration.Duration, unknown> | undefined
   /** slow calls are tracked: every call is timed from its admission */
   readonly timesCalls: boolean
+  /** the active recovery probe, run while the breaker is not Closed */
+  readonly probe: Probe | undefined
+  /** the admission ramp after closing */
+  readonly ramp: Ramp | undefined
 }
+
+/** A decoded recovery probe. */
+export interface Probe {
+  readonly effect: Effect.Effect<unknown, unknown>
+  readonly everyMillis: number
+}
+
+/** A decoded admission ramp: `from` of calls admitted at the close, all of them `overMillis` later. */
+export interface Ramp {
+  readonly from: number
+  readonly overMillis: number
+}
+
+interface Extras {
+  readonly probe?: { readonly effect: Effect.Effect<unknown, unknown>; readonly every: Duration.Duration } | undefined
+  readonly ramp?: { readonly from: number; readonly over: Duration.Duration } | undefined
+}
+
+const extrasOf = (o: Extras): Pick<Spec, "probe" | "ramp"> => ({
+  probe: o.probe === undefined ? undefined : { effect: o.probe.effect, everyMillis: Duration.toMillis(o.probe.every) },
+  ramp: o.ramp === undefined ? undefined : { from: o.ramp.from, overMillis: Duration.toMillis(o.ramp.over) }
+})
 
 const everyErrorFails = () => true
 
@@ -143,7 +184,7 @@ const slowMillisOf = (o: { readonly slowCallDuration?: Duration.Duration | undef
 const slowRateOf = (o: { readonly slowCallDuration?: Duration.Duration | undefined; slowCallRateThreshold: number }) =>
   o.slowCallDuration === undefined ? Number.POSITIVE_INFINITY : o.slowCallRateThreshold
 
-interface MachineDecoded {
+interface MachineDecoded extends Extras {
   readonly isFailure?: ((error: unknown) => boolean) | undefined
   readonly isExcluded?: ((error: unknown) => boolean) | undefined
   readonly openFor: OpenFor
@@ -170,7 +211,8 @@ const machineSpec = (
         now
       ),
     openForDelays: typeof openFor === "number" ? undefined : Schedule.delays(openFor),
-    timesCalls: Number.isFinite(slowMillis)
+    timesCalls: Number.isFinite(slowMillis),
+    ...extrasOf(o)
   }
 }
 
@@ -191,7 +233,8 @@ const specOf = (policy: Policy): Either.Either<{ readonly name: string; readonly
           isExcluded: o.isExcluded,
           makeCore: (now) => new Core.SreCore(params, now),
           openForDelays: undefined,
-          timesCalls: false
+          timesCalls: false,
+          ...extrasOf(o)
         }
         return { name: o.name, spec }
       })

@@ -12,7 +12,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type { CircuitBreaker, Policy, RegistryOptions, RegistryService } from "../../CircuitBreaker.js"
-import type { CircuitOpenError, InvalidOptionsError } from "../../Errors.js"
+import { type CircuitOpenError, InvalidOptionsError } from "../../Errors.js"
 import * as IdleCache from "../idleCache.js"
 import * as InstanceMetrics from "../instanceMetrics.js"
 import { Leases } from "../lease.js"
@@ -55,6 +55,17 @@ export const make = (
       Effect.suspend(() => {
         const decoded = specs.decode(settings.policy(name))
         if (Either.isLeft(decoded)) return Effect.die(decoded.left)
+        // a probe is a fiber in the breaker's scope; a registry's breakers come and go without one
+        if (decoded.right.spec.probe !== undefined) {
+          return Effect.die(
+            new InvalidOptionsError({
+              module: "CircuitBreaker.Registry",
+              option: "probe",
+              value: "(probe)",
+              reason: "a registry's breakers run no probe: build the breaker with make or layer"
+            })
+          )
+        }
         // the breakers evicted to make room go first, so their series are free for the new one
         const evicted = cache.makeRoom(clock.unsafeCurrentTimeMillis())
         const build = Effect.suspend(() => Breaker.make(decoded.right.name, decoded.right.spec, clock, metrics))
