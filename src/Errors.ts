@@ -7,14 +7,19 @@
  *
  * @since 0.1.0
  */
-import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
-import * as http from "./internal/http.js"
+import { hasRejectionTag } from "./internal/rejection.js"
+
+/**
+ * `@effect/platform`'s `HttpServerRespondable.symbol`, a global symbol: naming it here keeps
+ * `@effect/platform` out of everything that only needs the error classes.
+ */
+const respondableSymbol: unique symbol = Symbol.for("@effect/platform/HttpServerRespondable") as any
 
 const formatRetryAfter = (retryAfter: Duration.Duration | undefined): string =>
   retryAfter === undefined ? "" : `, retry after ${Duration.format(retryAfter)}`
@@ -132,8 +137,12 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutErr
    *
    * @since 0.1.0
    */
-  [HttpServerRespondable.symbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
-    return Effect.sync(() => http.upstreamTimeoutResponse(this.message))
+  [respondableSymbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    // loaded on first use: only an HTTP server calls this, and it has `@effect/platform` loaded
+    return Effect.map(
+      Effect.promise(() => import("./internal/http.js")),
+      (http) => http.upstreamTimeoutResponse(this.message)
+    )
   }
 }
 
@@ -259,22 +268,13 @@ export type Rejection =
   | OverloadedError
   | TaskRunnerBusyError
 
-const rejectionTags: ReadonlySet<string> = new Set([
-  "CircuitOpenError",
-  "BulkheadFullError",
-  "RateLimitedError",
-  "OverloadedError",
-  "TaskRunnerBusyError"
-])
-
 /**
  * Whether `u` is a rejection: the work never ran.
  *
  * @since 0.1.0
  * @category guards
  */
-export const isRejection = (u: unknown): u is Rejection =>
-  Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && rejectionTags.has(u._tag)
+export const isRejection = (u: unknown): u is Rejection => hasRejectionTag(u)
 
 /**
  * The `retryAfter` hint of any toolkit error (or any object with a `retryAfter` Duration).

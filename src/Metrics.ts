@@ -26,11 +26,7 @@
  *
  * @since 0.1.0
  */
-import * as OtelMetrics from "@effect/opentelemetry/Metrics"
-import * as OtelResource from "@effect/opentelemetry/Resource"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
-import type { MetricReader } from "@opentelemetry/sdk-metrics"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
@@ -39,7 +35,6 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError } from "./Errors.js"
 import * as InstanceMetrics from "./internal/instanceMetrics.js"
-import * as exposition from "./internal/metricsExposition.js"
 import { decodeOptions, PositiveInt } from "./internal/options.js"
 
 /**
@@ -88,6 +83,19 @@ export interface Options {
   readonly withTargetInfo?: boolean
 }
 
+const otelPeers = "@effect/opentelemetry @opentelemetry/api @opentelemetry/resources " +
+  "@opentelemetry/sdk-metrics @opentelemetry/exporter-prometheus"
+
+// The OpenTelemetry pieces are optional peers, loaded when the first exposure is built: importing
+// the toolkit never loads them.
+const loadExporter = Effect.tryPromise({
+  try: () => import("./internal/prometheusExporter.js"),
+  catch: (cause) =>
+    new Error(`Metrics needs the optional peer dependencies of the Prometheus exporter (npm install ${otelPeers})`, {
+      cause
+    })
+})
+
 /**
  * Builds a Prometheus exposure in the current scope; closing the scope shuts the exporter down.
  * It exports the instance registry current when it is built (see `withInstanceRegistry`).
@@ -98,36 +106,8 @@ export interface Options {
 export const make = (options: Options = {}): Effect.Effect<Prometheus, never, Scope.Scope> =>
   Effect.gen(function*() {
     const instances = yield* FiberRef.get(InstanceMetrics.currentRegistry)
-    const exporter = new PrometheusExporter({ preventServerStart: true })
-    const effectMetrics = yield* OtelMetrics.makeProducer.pipe(
-      Effect.provide(OtelResource.layer({
-        serviceName: options.serviceName ?? "effect-resilience",
-        ...(options.serviceVersion === undefined ? {} : { serviceVersion: options.serviceVersion })
-      }))
-    )
-    const producer = exposition.makeProducer(effectMetrics, instances)
-    // The exporter is built against its own copy of `@opentelemetry/sdk-metrics`; the reader API the
-    // producer uses (`setMetricProducer`, `collect`, `shutdown`) is the same in both.
-    yield* OtelMetrics.registerProducer(producer as any, () => exporter as unknown as MetricReader)
-    const serializer = new PrometheusSerializer(
-      options.prefix ?? "",
-      false,
-      undefined,
-      !(options.withTargetInfo ?? false),
-      true
-    )
-    const scrape: Effect.Effect<string> = Effect.promise(() => exporter.collect()).pipe(
-      Effect.tap(({ errors }) =>
-        errors.length === 0 ? Effect.void : Effect.logWarning("metric collection reported errors", errors)
-      ),
-      Effect.tap(() => {
-        const dropped = producer.takeWarnings()
-        return dropped.length === 0 ? Effect.void : Effect.logWarning(
-          "metrics: a second sample for the same labels was dropped (two metrics share a name and labels)"
-        ).pipe(Effect.annotateLogs({ module: "Metrics", metrics: dropped }))
-      }),
-      Effect.map(({ resourceMetrics }) => serializer.serialize(resourceMetrics))
-    )
+    const exporter = yield* Effect.orDie(loadExporter)
+    const scrape = yield* exporter.makeScrape(options, instances)
     return PrometheusRegistry.of({ scrape })
   })
 

@@ -5,7 +5,7 @@
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
-import { isRejection } from "../Errors.js"
+import { hasRejectionTag } from "./rejection.js"
 
 /** Node / undici error codes that mean the network, not the request, failed. */
 const networkCodes: ReadonlySet<string> = new Set([
@@ -69,7 +69,7 @@ export const isTransient = (u: unknown): boolean => {
         }
         break
     }
-    if (isRejection(u)) return retryAfterMillis(u) !== undefined
+    if (hasRejectionTag(u)) return retryAfterMillis(u) !== undefined
   }
   const status = statusOf(u)
   if (status !== undefined) return isTransientStatus(status)

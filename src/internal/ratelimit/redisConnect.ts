@@ -4,12 +4,21 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { createClient, createCluster } from "redis"
+import type * as Redis from "redis"
 import { StoreError } from "../../Errors.js"
 import { errorMessage } from "./redisCall.js"
 
-type Client = ReturnType<typeof createClient>
-type Cluster = ReturnType<typeof createCluster>
+type Client = ReturnType<typeof Redis.createClient>
+type Cluster = ReturnType<typeof Redis.createCluster>
+
+/**
+ * node-redis is an optional peer: it is loaded when a connection is first asked for, so importing
+ * the toolkit (or a store built on an existing client) never loads it.
+ */
+const loadRedis = (): Promise<typeof Redis> =>
+  import("redis").catch((cause) => {
+    throw new Error("RedisStore needs the optional peer dependency \"redis\" (npm install redis)", { cause })
+  })
 
 /** A promise that fails after `ms` (not keeping the process alive). */
 const within = <A>(work: Promise<A>, ms: number, what: string): Promise<A> =>
@@ -36,6 +45,7 @@ export const connectWithin = (url: string, connectTimeout: number): Effect.Effec
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
+        const { createClient } = await loadRedis()
         let connected = false
         const client = createClient({
           url,
@@ -71,6 +81,7 @@ export const connectCluster = (
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
+        const { createCluster } = await loadRedis()
         let connected = false
         const cluster = createCluster({
           rootNodes: urls.map((url) => ({ url })),
