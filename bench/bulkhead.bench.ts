@@ -54,7 +54,8 @@ await runSuite({
       })()
     )
   ],
-  note: "The same promise on both sides: cockatiel runs it inside its bulkhead, called through Effect.tryPromise."
+  note: "The same promise on both sides: cockatiel runs it inside its bulkhead, called through Effect.tryPromise.",
+  peers: ["cockatiel"]
 })
 
 const callers = Array.from({ length: 100 }, (_, i) => i)
@@ -86,6 +87,7 @@ await runSuite({
     )
   ],
   warmupIterations: 50,
+  peers: ["cockatiel"],
   note: "One op = 100 concurrent callers through 10 permits: 90 of them queue and are handed a permit."
 })
 

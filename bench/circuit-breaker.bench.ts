@@ -82,7 +82,8 @@ await runSuite({
     effectCase("cockatiel Sampling in tryPromise", Effect.tryPromise(() => cockatielSampling.execute(resolved))),
     opossumCase("opossum in tryPromise", false)
   ],
-  note: "Peers wrapped in Effect.tryPromise, the way an Effect user would call them."
+  note: "The same promise on every row; peers run it inside their breaker, called through Effect.tryPromise.",
+  peers: ["cockatiel", "opossum"]
 })
 
 // The protected effect keeps failing, so the adaptive breaker's once-a-second probe fails too and
@@ -119,5 +120,6 @@ await runSuite({
     ),
     opossumCase("opossum open in tryPromise", true)
   ],
-  note: "Every call is rejected with the library's own error value."
+  note: "Every call is rejected with the library's own error value.",
+  peers: ["cockatiel", "opossum"]
 })

@@ -1,11 +1,17 @@
 /**
- * A small benchmark harness: every case of a suite runs in the same process, rounds are
- * interleaved across cases so drift hits all of them alike, and the median round is reported.
+ * A small benchmark harness. Every case of a suite runs in the same process; each trial runs a
+ * few rounds of every case, interleaved (the order rotates each round) so drift hits all cases
+ * alike, with a full garbage collection before every round (`--expose-gc`, which `npm run bench`
+ * passes). A round records the process's CPU time (`process.cpuUsage`, user + system) beside the
+ * wall time; a case reports the median of its trials' medians and their range (min–max).
+ * Ratios are computed on CPU time, which another process on the machine cannot inflate as it
+ * inflates wall time, except in suites whose work happens outside the process (a Redis server).
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { readFileSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -84,23 +90,42 @@ export interface SuiteOptions {
   /** the case every ratio is computed against */
   readonly baseline: string
   readonly cases: ReadonlyArray<Case>
-  /** target wall time of one round per case (default 150 ms, env BENCH_ROUND_MS) */
+  /** target wall time of one round per case (default 150 ms, 40 ms with `--quick`; env BENCH_ROUND_MS) */
   readonly roundMs?: number
-  /** rounds per case (default 7, env BENCH_ROUNDS) */
+  /** rounds per case in each trial (default 5, 3 with `--quick`; env BENCH_ROUNDS) */
   readonly rounds?: number
+  /** independent trials, each with its own rounds (default 3, never fewer; env BENCH_TRIALS) */
+  readonly trials?: number
   /** a note printed under the table */
   readonly note?: string
   /** iterations of the warm-up run before calibration (default 1000); lower it for heavy operations */
   readonly warmupIterations?: number
+  /**
+   * what ratios compare: `"cpu"` (default) or `"wall"` for suites whose work happens in another
+   * process (a Redis server), which the process's CPU time does not see
+   */
+  readonly measure?: "cpu" | "wall"
+  /** peer packages the suite compares with; their installed versions are printed and recorded */
+  readonly peers?: ReadonlyArray<string>
 }
 
+/** One case's figures: medians over trials of each trial's median round, in ns per operation. */
 export interface CaseResult {
   readonly name: string
+  /** wall time per operation (median over trials) */
   readonly nsPerOp: number
+  /** operations per second of wall time */
   readonly opsPerSec: number
-  readonly ratio: number
+  /** process CPU time per operation (median over trials) */
+  readonly cpuNsPerOp: number
+  /** range of the trials' CPU medians */
+  readonly cpuMinNs: number
+  readonly cpuMaxNs: number
+  /** range of the trials' wall medians */
   readonly minNs: number
   readonly maxNs: number
+  /** time per op / the baseline's, on the suite's measure */
+  readonly ratio: number
   readonly iterations: number
 }
 
@@ -110,17 +135,37 @@ const median = (xs: ReadonlyArray<number>): number => {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
-const timeRound = async (runner: Runner, iterations: number): Promise<number> => {
+const flags = new Set(process.argv.slice(2))
+/** `--quick`: shorter and fewer rounds (still three trials), for iterating on a change */
+export const quick = flags.has("--quick")
+
+const collectGarbage: () => void = (globalThis as { gc?: () => void }).gc ?? (() => undefined)
+
+/** process CPU time (user + system) in nanoseconds */
+const cpuNow = (): number => {
+  const usage = process.cpuUsage()
+  return (usage.user + usage.system) * 1000
+}
+
+interface Sample {
+  readonly wall: number
+  readonly cpu: number
+}
+
+const timeRound = async (runner: Runner, iterations: number): Promise<Sample> => {
+  collectGarbage()
+  const cpu = cpuNow()
   const start = process.hrtime.bigint()
   await runner.run(iterations)
-  return Number(process.hrtime.bigint() - start)
+  const wall = Number(process.hrtime.bigint() - start)
+  return { wall, cpu: cpuNow() - cpu }
 }
 
 /** Finds an iteration count whose round takes about `roundMs`. */
 const calibrate = async (runner: Runner, roundMs: number): Promise<number> => {
   let iterations = 1
   for (;;) {
-    const elapsed = await timeRound(runner, iterations)
+    const { wall: elapsed } = await timeRound(runner, iterations)
     if (elapsed >= roundMs * 1e6 / 4 || iterations >= 1 << 26) {
       return Math.max(1, Math.round(iterations * (roundMs * 1e6) / Math.max(elapsed, 1)))
     }
@@ -134,35 +179,107 @@ const formatNs = (ns: number): string =>
 const formatOps = (ops: number): string =>
   ops >= 1e6 ? `${(ops / 1e6).toFixed(2)}M` : ops >= 1e3 ? `${(ops / 1e3).toFixed(1)}k` : ops.toFixed(0)
 
-/** Prints a plain-text table with right-aligned numeric columns. */
+/** A table as printed: what `bench:docs` renders into docs/benchmarks.md. */
+export interface Table {
+  readonly title: string
+  readonly headers: ReadonlyArray<string>
+  readonly rows: ReadonlyArray<ReadonlyArray<string>>
+  readonly note?: string | undefined
+}
+
+let lastPrinted:
+  | { readonly headers: ReadonlyArray<string>; readonly rows: ReadonlyArray<ReadonlyArray<string>> }
+  | undefined
+
+/** Prints a plain-text table with right-aligned numeric columns (and remembers it for `writeResults`). */
 export const printTable = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): void => {
+  lastPrinted = { headers, rows }
+  for (const line of renderTable(headers, rows)) console.log(line)
+}
+
+/** The lines of a Markdown table with right-aligned numeric columns. */
+export const renderTable = (
+  headers: ReadonlyArray<string>,
+  rows: ReadonlyArray<ReadonlyArray<string>>
+): ReadonlyArray<string> => {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
   const line = (cells: ReadonlyArray<string>) =>
-    "| " + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ") + " |"
-  console.log(line(headers))
-  console.log("|" + widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|") + "|")
-  for (const row of rows) console.log(line(row))
+    "| " + widths.map((w, i) => (i === 0 ? (cells[i] ?? "").padEnd(w) : (cells[i] ?? "").padStart(w))).join(" | ") +
+    " |"
+  return [
+    line(headers),
+    "|" + widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|") + "|",
+    ...rows.map(line)
+  ]
 }
+
+const require = createRequire(import.meta.url)
+
+/** The installed version of a package (a peer the benchmarks compare with). */
+export const versionOf = (pkg: string): string => (require(`${pkg}/package.json`) as { version: string }).version
+
+/** `"cockatiel 4.0.0"`: a peer's name with its installed version, for case names. */
+export const peer = (pkg: string): string => `${pkg} ${versionOf(pkg)}`
 
 const resultsPath = join(dirname(fileURLToPath(import.meta.url)), "results.json")
 
-/** Merges one suite's results into `bench/results.json`. */
-export const writeResults = (suite: string, data: unknown): void => {
+/**
+ * Merges one suite's results into `bench/results.json` (suites keep their place; the last run of
+ * a suite replaces its entry). `table` is what was printed: the last `printTable` unless given.
+ */
+export const writeResults = (suite: string, data: unknown, table?: Partial<Table>): void => {
   let all: Record<string, unknown> = {}
   try {
     all = JSON.parse(readFileSync(resultsPath, "utf8"))
   } catch {
     all = {}
   }
-  all[suite] = { measuredAt: new Date().toISOString(), node: process.version, data }
+  const printed = table?.rows !== undefined ? table : { ...lastPrinted, ...table }
+  lastPrinted = undefined
+  all[suite] = {
+    measuredAt: new Date().toISOString(),
+    node: process.version,
+    ...(quick ? { quick: true } : {}),
+    table: {
+      title: printed.title ?? suite,
+      headers: printed.headers ?? [],
+      rows: printed.rows ?? [],
+      note: printed.note
+    },
+    data
+  }
   writeFileSync(resultsPath, JSON.stringify(all, null, 2) + "\n")
+}
+
+const envNumber = (name: string): number | undefined =>
+  process.env[name] === undefined ? undefined : Number(process.env[name])
+
+/** Runs every case `rounds` times, interleaved, the order rotating each round; the median per case. */
+const runTrial = async (
+  runners: ReadonlyArray<Runner>,
+  iterations: ReadonlyArray<number>,
+  rounds: number,
+  offset: number
+): Promise<ReadonlyArray<Sample>> => {
+  const samples: Array<Array<Sample>> = runners.map(() => [])
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < runners.length; k++) {
+      const i = (k + round + offset) % runners.length
+      const sample = await timeRound(runners[i], iterations[i])
+      samples[i].push({ wall: sample.wall / iterations[i], cpu: sample.cpu / iterations[i] })
+    }
+  }
+  return samples.map((xs) => ({ wall: median(xs.map((x) => x.wall)), cpu: median(xs.map((x) => x.cpu)) }))
 }
 
 /** Runs a suite, prints its table and records it. */
 export const runSuite = async (options: SuiteOptions): Promise<ReadonlyArray<CaseResult>> => {
-  const roundMs = options.roundMs ?? Number(process.env.BENCH_ROUND_MS ?? 150)
-  const rounds = options.rounds ?? Number(process.env.BENCH_ROUNDS ?? 7)
-  if (!options.cases.some((c) => c.name === options.baseline)) {
+  const roundMs = options.roundMs ?? envNumber("BENCH_ROUND_MS") ?? (quick ? 40 : 150)
+  const rounds = options.rounds ?? envNumber("BENCH_ROUNDS") ?? (quick ? 3 : 5)
+  const trials = Math.max(3, options.trials ?? envNumber("BENCH_TRIALS") ?? 3)
+  const measure = options.measure ?? "cpu"
+  const baselineIndex = options.cases.findIndex((c) => c.name === options.baseline)
+  if (baselineIndex < 0) {
     throw new Error(`suite ${options.name}: baseline "${options.baseline}" is not one of its cases`)
   }
   const runners: Array<Runner> = []
@@ -173,36 +290,51 @@ export const runSuite = async (options: SuiteOptions): Promise<ReadonlyArray<Cas
       await timeRound(runner, options.warmupIterations ?? 1000) // warm-up: JIT and caches
       iterations.push(await calibrate(runner, roundMs))
     }
-    const samples: Array<Array<number>> = runners.map(() => [])
-    for (let round = 0; round < rounds; round++) {
-      for (let i = 0; i < runners.length; i++) {
-        samples[i].push((await timeRound(runners[i], iterations[i])) / iterations[i])
-      }
-    }
-    const medians = samples.map(median)
-    const baselineNs = medians[options.cases.findIndex((c) => c.name === options.baseline)]
+    const perTrial: Array<ReadonlyArray<Sample>> = []
+    for (let trial = 0; trial < trials; trial++) perTrial.push(await runTrial(runners, iterations, rounds, trial))
+    const of = (i: number, key: keyof Sample) => perTrial.map((t) => t[i][key])
+    const measured = (i: number) => median(of(i, measure))
     const results: Array<CaseResult> = options.cases.map((c, i) => ({
       name: c.name,
-      nsPerOp: medians[i],
-      opsPerSec: 1e9 / medians[i],
-      ratio: medians[i] / baselineNs,
-      minNs: Math.min(...samples[i]),
-      maxNs: Math.max(...samples[i]),
+      nsPerOp: median(of(i, "wall")),
+      opsPerSec: 1e9 / median(of(i, "wall")),
+      cpuNsPerOp: median(of(i, "cpu")),
+      cpuMinNs: Math.min(...of(i, "cpu")),
+      cpuMaxNs: Math.max(...of(i, "cpu")),
+      minNs: Math.min(...of(i, "wall")),
+      maxNs: Math.max(...of(i, "wall")),
+      ratio: measured(i) / measured(baselineIndex),
       iterations: iterations[i]
     }))
-    console.log(`\n## ${options.name}  (median of ${rounds} rounds, ratio vs "${options.baseline}")\n`)
-    printTable(
-      ["case", "time/op", "ops/s", "ratio", "spread"],
-      results.map((r) => [
-        r.name,
-        formatNs(r.nsPerOp),
-        formatOps(r.opsPerSec),
-        `${r.ratio.toFixed(2)}x`,
-        `${formatNs(r.minNs)}–${formatNs(r.maxNs)}`
-      ])
-    )
-    if (options.note) console.log(`\n${options.note}`)
-    writeResults(options.name, results)
+    const peers = Object.fromEntries((options.peers ?? []).map((p) => [p, versionOf(p)]))
+    const title =
+      `${options.name}  (${measure === "cpu" ? "CPU" : "wall"} time, median of ${trials} trials × ${rounds} ` +
+      `rounds, ratio vs "${options.baseline}")`
+    const headers = ["case", "CPU/op", "CPU range", "wall/op", "wall range", "ratio"]
+    const rows = results.map((r) => [
+      r.name,
+      formatNs(r.cpuNsPerOp),
+      `${formatNs(r.cpuMinNs)}–${formatNs(r.cpuMaxNs)}`,
+      formatNs(r.nsPerOp),
+      `${formatNs(r.minNs)}–${formatNs(r.maxNs)}`,
+      `${r.ratio.toFixed(2)}x`
+    ])
+    const peerLine = Object.keys(peers).length === 0
+      ? undefined
+      : `Peers: ${Object.entries(peers).map(([p, v]) => `${p} ${v}`).join(", ")}.`
+    const note = [options.note, peerLine].filter((x) => x !== undefined).join("\n") || undefined
+    console.log(`\n## ${title}\n`)
+    printTable(headers, rows)
+    if (note !== undefined) console.log(`\n${note}`)
+    writeResults(options.name, {
+      baseline: options.baseline,
+      measure,
+      trials,
+      rounds,
+      roundMs,
+      peers,
+      cases: Object.fromEntries(results.map(({ name, ...rest }) => [name, rest]))
+    }, { title, headers, rows, note })
     return results
   } finally {
     for (const runner of runners) await runner.close?.()

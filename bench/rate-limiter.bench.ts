@@ -247,6 +247,8 @@ const runRedis = async () => {
         ),
         rounds: Number(process.env.BENCH_ROUNDS ?? 5),
         warmupIterations: 200,
+        measure: "wall",
+        peers: ["rate-limiter-flexible"],
         note:
           "Each round makes exactly n calls spread over the workers. node-redis clients use commandOptions.timeout = 0."
       })
@@ -317,7 +319,8 @@ if (parts.has("memory")) {
       baseline: `rate-limiter-flexible RateLimiterMemory (${n.toLocaleString("en")} keys)`,
       cases: n === 1000 ? [...memoryAt(n), ...peersAt1k] : memoryAt(n),
       rounds: Number(process.env.BENCH_ROUNDS ?? 5),
-      note: "Keys taken round robin; effect's RateLimiter has no keys (one shared limit)."
+      note: "Keys taken round robin; effect's RateLimiter has no keys (one shared limit).",
+      peers: ["rate-limiter-flexible", "@effect/experimental"]
     })
   }
 }

@@ -1,12 +1,12 @@
 /**
  * Timeouts, retries and the full composition, against Effect's own combinators and cockatiel.
  *
- * - timeout: `Timeout.within` vs `Effect.timeout` vs cockatiel's `timeout` (wrapped in
- *   `Effect.tryPromise`, so its floor is `Effect.tryPromise(resolved)`);
+ * - timeout: `Timeout.within` vs `Effect.timeout` around sync and async work, and around the same
+ *   promise as cockatiel's `timeout` (called through `Effect.tryPromise`);
  * - retry on the success path: `Retry.retry`, `Effect.retry` with a `Retry.policy`, `Effect.retry`
  *   with Effect's own schedule, cockatiel's `retry`;
- * - full composition: retry(breaker(timeout(bulkhead(work)))) vs cockatiel's
- *   `wrap(retry, circuitBreaker, timeout, bulkhead)`.
+ * - full composition around the same promise: retry(breaker(timeout(bulkhead(tryPromise)))) vs
+ *   cockatiel's `wrap(retry, circuitBreaker, timeout, bulkhead)` in `Effect.tryPromise`.
  */
 import {
   bulkhead as cockatielBulkhead,
@@ -29,12 +29,15 @@ import * as Retry from "../src/Retry.js"
 import * as Timeout from "../src/Timeout.js"
 import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
 
+const peers = ["cockatiel"]
+
 const work = Effect.succeed(1)
 /** work that suspends once (resumes on a microtask), so a timer must really be armed */
 const asyncWork = Effect.async<number>((resume) => {
   queueMicrotask(() => resume(Effect.succeed(1)))
 })
 const resolved = () => Promise.resolve(1)
+const viaPromise = Effect.tryPromise(resolved)
 const second = Duration.seconds(1)
 
 // --- timeout -------------------------------------------------------------------------------
@@ -51,14 +54,16 @@ await runSuite({
     effectCase("async work, bare", asyncWork),
     effectCase("async work, Timeout.within(1 s)", Timeout.within(asyncWork, second)),
     effectCase("async work, Effect.timeout(1 s)", Effect.timeout(asyncWork, second)),
-    effectCase("Effect.tryPromise(resolved) (cockatiel floor)", Effect.tryPromise(resolved)),
+    effectCase("bare Effect.tryPromise", viaPromise),
+    effectCase("Timeout.within(1 s) around tryPromise", Timeout.within(viaPromise, second)),
     effectCase(
-      "cockatiel timeout (tryPromise)",
+      "cockatiel timeout in tryPromise",
       Effect.tryPromise(() => cockatielTimeoutPolicy.execute(resolved))
     )
   ],
-  note: "Timeout.within starts the work at once on one fiber of its own and arms one timer on the Clock's\n" +
-    "scheduler only if the work suspends; Effect.timeout races two forked fibers (the work and a sleep)."
+  peers,
+  note: "Effect.timeout races two forked fibers (the work and a sleep); cockatiel's timeout runs the same promise\n" +
+    "as the tryPromise rows, inside Effect.tryPromise."
 })
 
 // --- retry, success path ------------------------------------------------------------------------
@@ -75,9 +80,11 @@ await runSuite({
     effectCase("Retry.retry(policy)", Retry.retry(work, { schedule: backoff })),
     effectCase("Effect.retry(Retry.policy)", Effect.retry(work, policy)),
     effectCase("Effect.retry(Schedule.exponential ∩ recurs)", Effect.retry(work, effectSchedule)),
-    effectCase("Effect.tryPromise(resolved) (cockatiel floor)", Effect.tryPromise(resolved)),
-    effectCase("cockatiel retry (tryPromise)", Effect.tryPromise(() => cockatielRetryPolicy.execute(resolved)))
+    effectCase("bare Effect.tryPromise", viaPromise),
+    effectCase("Retry.retry(policy) around tryPromise", Retry.retry(viaPromise, { schedule: backoff })),
+    effectCase("cockatiel retry in tryPromise", Effect.tryPromise(() => cockatielRetryPolicy.execute(resolved)))
   ],
+  peers,
   note: "Retry.retry only builds the schedule driver after a first failure; Effect.retry builds it on every call."
 })
 
@@ -86,12 +93,12 @@ const semaphore = Effect.runSync(Effect.makeSemaphore(10))
 const composed = Effect.gen(function*() {
   const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "bench", threshold: 5 }))
   const bulkhead = yield* Bulkhead.make({ name: "bench", maxConcurrent: 10 })
-  return work.pipe(bulkhead.protect, Timeout.within(second), breaker.protect, Retry.retry({ schedule: backoff }))
+  return viaPromise.pipe(bulkhead.protect, Timeout.within(second), breaker.protect, Retry.retry({ schedule: backoff }))
 })
 const effectNative = Effect.map(
   CircuitBreaker.make(CircuitBreaker.consecutive({ name: "bench-native", threshold: 5 })),
   (breaker) =>
-    work.pipe(
+    viaPromise.pipe(
       semaphore.withPermits(1),
       Effect.timeout(second),
       breaker.protect,
@@ -107,18 +114,19 @@ const cockatielWrapped = wrap(
 
 await runSuite({
   name: "retry-breaker-timeout-bulkhead",
-  baseline: "bare Effect.succeed",
+  baseline: "bare Effect.tryPromise",
   cases: [
-    effectCase("bare Effect.succeed", work),
-    scopedEffectCase("effect-resilience retry(breaker(timeout(bulkhead)))", composed),
-    scopedEffectCase("Effect.retry(breaker(Effect.timeout(Semaphore)))", effectNative),
-    effectCase("Effect.tryPromise(resolved) (cockatiel floor)", Effect.tryPromise(resolved)),
+    effectCase("bare Effect.tryPromise", viaPromise),
+    scopedEffectCase("effect-resilience retry(breaker(timeout(bulkhead(tryPromise))))", composed),
+    scopedEffectCase("Effect.retry(breaker(Effect.timeout(Semaphore(tryPromise))))", effectNative),
     effectCase(
-      "cockatiel wrap(retry, breaker, timeout, bulkhead)",
+      "cockatiel wrap(retry, breaker, timeout, bulkhead) in tryPromise",
       Effect.tryPromise(() => cockatielWrapped.execute(resolved))
     )
   ],
+  peers,
   note:
-    "breaker: CircuitBreaker.consecutive (threshold 5) vs cockatiel ConsecutiveBreaker(5); bulkhead: Bulkhead(10) vs\n" +
-    "cockatiel bulkhead(10); the Effect-native row uses Effect.timeout, Effect.Semaphore(10) and Effect.retry."
+    "The same promise on every row. breaker: CircuitBreaker.consecutive (threshold 5) vs cockatiel ConsecutiveBreaker(5);\n" +
+    "bulkhead: Bulkhead(10) vs cockatiel bulkhead(10); the Effect-native row uses Effect.timeout, Effect.Semaphore(10)\n" +
+    "and Effect.retry."
 })

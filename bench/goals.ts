@@ -1,0 +1,70 @@
+/**
+ * The performance goals docs/benchmarks.md reports against, each read from one suite's CPU times.
+ */
+import type { Goal } from "./report.js"
+
+export const goals: ReadonlyArray<Goal> = [
+  {
+    label: "breaker around async work ≤ 1.0× cockatiel's",
+    suite: "circuit-breaker happy path (promise)",
+    subject: "consecutive.protect(tryPromise)",
+    reference: "cockatiel Consecutive in tryPromise",
+    kind: "ratio",
+    limit: 1
+  },
+  {
+    label: "adaptive (sre) breaker around async work ≤ 1.0× cockatiel's",
+    suite: "circuit-breaker happy path (promise)",
+    subject: "sre.protect(tryPromise)",
+    reference: "cockatiel Consecutive in tryPromise",
+    kind: "ratio",
+    limit: 1
+  },
+  {
+    label: "breaker around sync work ≤ Effect.succeed + 200 ns",
+    suite: "circuit-breaker happy path (sync effect)",
+    subject: "consecutive.protect(succeed)",
+    reference: "bare Effect.succeed",
+    kind: "plus",
+    limit: 200
+  },
+  {
+    label: "adaptive (sre) breaker around sync work ≤ Effect.succeed + 200 ns",
+    suite: "circuit-breaker happy path (sync effect)",
+    subject: "sre.protect(succeed)",
+    reference: "bare Effect.succeed",
+    kind: "plus",
+    limit: 200
+  },
+  {
+    label: "bulkhead around async work ≤ 1.0× cockatiel's",
+    suite: "bulkhead around async work",
+    subject: "Bulkhead.protect(tryPromise)",
+    reference: "cockatiel bulkhead(10) in tryPromise",
+    kind: "ratio",
+    limit: 1
+  },
+  {
+    label: "Timeout.within around sync work ≤ 2 µs",
+    suite: "timeout",
+    subject: "Timeout.within(1 s)",
+    kind: "absolute",
+    limit: 2000
+  },
+  {
+    label: "Timeout.within around async work ≤ bare + 1.5 µs",
+    suite: "timeout",
+    subject: "async work, Timeout.within(1 s)",
+    reference: "async work, bare",
+    kind: "plus",
+    limit: 1500
+  },
+  {
+    label: "retry + breaker + timeout + bulkhead ≤ 0.5× cockatiel's wrap (async work on both sides)",
+    suite: "retry-breaker-timeout-bulkhead",
+    subject: "effect-resilience retry(breaker(timeout(bulkhead(tryPromise))))",
+    reference: "cockatiel wrap(retry, breaker, timeout, bulkhead) in tryPromise",
+    kind: "ratio",
+    limit: 0.5
+  }
+]
