@@ -37,6 +37,7 @@ import * as Stream from "effect/Stream"
 import { InvalidOptionsError, OverloadedError } from "./Errors.js"
 import * as Limit from "./internal/adaptiveLimit.js"
 import { decodeOptions, Name, PositiveDuration, PositiveInt, PositiveNumber, Probability } from "./internal/options.js"
+import * as Shadow from "./internal/shadow.js"
 import * as Metrics from "./internal/sheddingMetrics.js"
 
 /**
@@ -414,7 +415,7 @@ export const make = (options: Options): Effect.Effect<AdaptiveLimiter, InvalidOp
       )
     }
 
-    return {
+    const limiter: AdaptiveLimiter = {
       name,
       allow,
       protect,
@@ -422,6 +423,7 @@ export const make = (options: Options): Effect.Effect<AdaptiveLimiter, InvalidOp
       changes: Stream.fromPubSub(hub),
       stats: Effect.sync(() => ({ name, limit, inFlight, ...counts }))
     }
+    return yield* Shadow.attach(limiter, Shadow.adaptiveLimiter)
   })
 
 /**

@@ -38,6 +38,7 @@ import { BulkheadImpl } from "./internal/bulkhead.js"
 import * as internal from "./internal/bulkheadRegistry.js"
 import * as InstanceMetrics from "./internal/instanceMetrics.js"
 import { decodeOptionsEither, Name, NonNegativeInt, PositiveDuration, PositiveInt } from "./internal/options.js"
+import * as Shadow from "./internal/shadow.js"
 
 /**
  * @since 0.1.0
@@ -107,7 +108,7 @@ export const make = (options: Options): Effect.Effect<Bulkhead, InvalidOptionsEr
     const metrics = yield* FiberRef.get(InstanceMetrics.currentRegistry)
     const bulkhead = BulkheadImpl.make(settings, metrics)
     yield* Effect.addFinalizer(() => Effect.sync(() => bulkhead.close()))
-    return bulkhead
+    return yield* Shadow.attach<Bulkhead>(bulkhead, Shadow.bulkhead)
   })
 
 // data-first (either argument order) and data-last forms of a bulkhead's protect / tryProtect

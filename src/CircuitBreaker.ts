@@ -34,6 +34,7 @@ import { PolicyTypeId } from "./internal/breaker/policy.js"
 import * as BreakerProbe from "./internal/breaker/probe.js"
 import * as BreakerRegistry from "./internal/breaker/registry.js"
 import * as InstanceMetrics from "./internal/instanceMetrics.js"
+import * as Shadow from "./internal/shadow.js"
 
 // ---------------------------------------------------------------------------------------------
 // Models
@@ -472,7 +473,7 @@ export const make = (policy: Policy): Effect.Effect<CircuitBreaker, InvalidOptio
     const breaker = yield* Breaker.make(name, spec, clock, metrics)
     yield* Effect.addFinalizer(() => breaker.dispose())
     if (spec.probe !== undefined) yield* BreakerProbe.start(breaker, spec.probe)
-    return breaker
+    return yield* Shadow.attach<CircuitBreaker>(breaker, Shadow.circuitBreaker)
   })
 
 /**

@@ -57,10 +57,12 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { InvalidOptionsError, OverloadedError } from "./Errors.js"
 import { decodeOptions, Name, PositiveDuration, PositiveInt } from "./internal/options.js"
+import * as ShadowView from "./internal/shadow.js"
 import * as Shedder from "./internal/shedder.js"
 import * as Signal from "./internal/shedderSignal.js"
 import * as Metrics from "./internal/sheddingMetrics.js"
@@ -505,7 +507,7 @@ const makeWith = (
     const clock = yield* Effect.clock
     const { report, shedder } = build(decoded, Shedder.tierIndex[priority], signal, clock)
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(statInterval), report)))
-    return shedder
+    return yield* ShadowView.attach(shedder, ShadowView.loadShedder)
   })
 
 /**
@@ -589,6 +591,7 @@ export const makeGroup = (
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
     const tier = Shedder.tierIndex[priority === true ? "critical" : "standard"]
+    const shadow = yield* ShadowView.current
     const shedders = new Map<string, LoadShedder>()
     const create = (name: string): Effect.Effect<LoadShedder, InvalidOptionsError> =>
       Effect.gen(function*() {
@@ -601,7 +604,9 @@ export const makeGroup = (
           shedders.set(name, off)
           return off
         }
-        const { report, shedder } = build(named, tier, signal, clock)
+        const built = build(named, tier, signal, clock)
+        const { report } = built
+        const shedder = Option.isNone(shadow) ? built.shedder : ShadowView.loadShedder(built.shedder, shadow.value)
         // registered in the same synchronous step as the lookup: concurrent `get`s share it
         shedders.set(name, shedder)
         yield* Effect.forkIn(Effect.forever(Effect.zipRight(Effect.sleep(statInterval), report)), scope)

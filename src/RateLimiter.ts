@@ -26,6 +26,7 @@ import * as Algorithms from "./internal/ratelimit/algorithms.js"
 import type * as Core from "./internal/ratelimit/core.js"
 import type { Definition, Kind } from "./internal/ratelimit/core.js"
 import { makeLimiter } from "./internal/ratelimit/limiter.js"
+import * as Shadow from "./internal/shadow.js"
 import { RateLimiterStore } from "./RateLimiterStore.js"
 import * as Timeout from "./Timeout.js"
 
@@ -246,12 +247,13 @@ export const make = (options: Options): Effect.Effect<RateLimiter, InvalidOption
     const store = yield* RateLimiterStore
     const run = yield* store.prepare(o.name, def)
     const clock = yield* Effect.clock
-    return makeLimiter(o.name, options.algorithm, def, run, {
+    const limiter = makeLimiter(o.name, options.algorithm, def, run, {
       clock,
       onExceeded: o.onExceeded,
       maxWaitMs: o.maxWait === undefined ? Infinity : Duration.toMillis(o.maxWait),
       deadline: options.deadline ?? Timeout.remaining
     })
+    return yield* Shadow.attach(limiter, Shadow.rateLimiter)
   })
 
 /**

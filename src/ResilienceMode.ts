@@ -5,10 +5,16 @@
  * tests (`"rt"`) and pre-release (`"pre"`) a `LoadShedder` admits everything, so a busy laptop or
  * a load test never sees requests rejected for CPU reasons.
  *
+ * Shadow mode is the run-time counterpart for every policy: with a `Shadow` switch in context when
+ * they are built, breakers, rate limiters, load shedders, bulkheads and adaptive limiters keep
+ * deciding and counting but admit everything while the switch is on.
+ *
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { InvalidOptionsError } from "./Errors.js"
 
@@ -83,3 +89,111 @@ export const current: Effect.Effect<ResilienceMode, InvalidOptionsError> = Confi
  * @category predicates
  */
 export const isSheddingEnabled = (mode: ResilienceMode): boolean => mode === "pro"
+
+// ---------------------------------------------------------------------------------------------
+// Shadow mode
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The run-time switch of shadow mode. While `enabled`, every policy built where the switch was
+ * provided (breakers, rate limiters, load shedders, bulkheads, adaptive limiters) still decides,
+ * counts and logs as usual, but admits everything: a call it would reject runs anyway and adds one
+ * to `resilience_shadow_would_reject_total{policy,name}`. Turned off, a call costs one boolean read.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ShadowSwitch {
+  /** whether policies admit everything right now; read on every call */
+  readonly enabled: boolean
+  /** turns shadow mode on or off for every policy sharing this switch, from the next call on */
+  readonly set: (enabled: boolean) => Effect.Effect<void>
+}
+
+/**
+ * The shadow switch a policy picks up when it is built. Policies built without one never shadow
+ * and pay nothing for it.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Shadow extends Context.Tag("effect-resilience/Shadow")<Shadow, ShadowSwitch>() {}
+
+/**
+ * The config key `layerShadowConfig` reads the initial state from (a boolean, default false).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const shadowConfigKey = "RESILIENCE_SHADOW"
+
+class ShadowSwitchImpl implements ShadowSwitch {
+  constructor(public enabled: boolean) {}
+  set(enabled: boolean): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.enabled === enabled) return Effect.void
+      this.enabled = enabled
+      return Effect.logInfo(enabled ? "shadow mode on: policies admit everything" : "shadow mode off")
+    })
+  }
+}
+
+/**
+ * A new switch, off unless `enabled` is true.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeShadow = (enabled = false): Effect.Effect<ShadowSwitch> =>
+  Effect.sync(() => new ShadowSwitchImpl(enabled))
+
+/**
+ * Provides a shadow switch to the policies built with this layer.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker, ResilienceMode } from "effect-resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "db", threshold: 1 }))
+ *   yield* ResilienceMode.setShadow(true) // from here on the breaker only counts what it would reject
+ *   return breaker
+ * }).pipe(Effect.scoped, Effect.provide(ResilienceMode.layerShadow()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerShadow = (enabled = false): Layer.Layer<Shadow> => Layer.effect(Shadow, makeShadow(enabled))
+
+/**
+ * A shadow switch whose initial state is read from `RESILIENCE_SHADOW` (default off).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerShadowConfig: Layer.Layer<Shadow, InvalidOptionsError> = Layer.effect(
+  Shadow,
+  Config.boolean(shadowConfigKey).pipe(
+    Config.withDefault(false),
+    Effect.mapError((error) =>
+      new InvalidOptionsError({
+        module: "ResilienceMode",
+        option: shadowConfigKey,
+        value: undefined,
+        reason: String(error)
+      })
+    ),
+    Effect.flatMap(makeShadow)
+  )
+)
+
+/**
+ * Turns shadow mode on or off through the switch in context.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const setShadow = (enabled: boolean): Effect.Effect<void, never, Shadow> =>
+  Effect.flatMap(Shadow, (shadow) => shadow.set(enabled))

@@ -1,0 +1,263 @@
+/**
+ * Shadow mode: views of the policies that keep deciding and counting but admit everything while
+ * a `ResilienceMode.Shadow` switch is on.
+ *
+ * A view forwards every call to its policy. With the switch off that costs one boolean read; with
+ * it on, the work is marked so that a rejection (the policy's own error, raised before the work
+ * started) can be told from the same error raised by the work itself, and the work then runs
+ * anyway. A would-reject adds one to `resilience_shadow_would_reject_total{policy,name}`; the first
+ * one after an admission is logged, so a long outage logs once rather than per call.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import type * as AdaptiveLimiter from "../AdaptiveLimiter.js"
+import type * as Bulkhead from "../Bulkhead.js"
+import type * as CircuitBreaker from "../CircuitBreaker.js"
+import type { StoreError } from "../Errors.js"
+import type * as LoadShedder from "../LoadShedder.js"
+import type * as RateLimiter from "../RateLimiter.js"
+import * as ResilienceMode from "../ResilienceMode.js"
+
+/** The `policy` label of the would-reject counter. */
+export type PolicyKind = "circuit_breaker" | "rate_limiter" | "load_shedder" | "bulkhead" | "adaptive_limiter"
+
+const wouldRejectTotal = Metric.counter("resilience_shadow_would_reject_total", {
+  description: "calls a policy would have rejected, admitted because shadow mode is on",
+  incremental: true
+})
+
+/** The would-reject counter of one policy instance. */
+export const wouldRejectCounter = (policy: PolicyKind, name: string): Metric.Metric.Counter<number> =>
+  wouldRejectTotal.pipe(Metric.tagged("policy", policy), Metric.tagged("name", name))
+
+const isTagged = (tag: string) => (u: unknown): boolean =>
+  typeof u === "object" && u !== null && (u as { readonly _tag?: unknown })._tag === tag
+
+/** What one shadowed policy shares between its methods: the switch, its counter and log state. */
+export class Guard {
+  /** would-rejects counted by this view since it was built */
+  count = 0
+  /** whether the latest decision was a would-reject (logged once per run of them) */
+  private rejecting = false
+  private readonly counter: Metric.Metric.Counter<number>
+  readonly isRejection: (u: unknown) => boolean
+
+  constructor(
+    readonly shadow: ResilienceMode.ShadowSwitch,
+    readonly policy: PolicyKind,
+    readonly name: string,
+    rejectionTag: string
+  ) {
+    this.counter = wouldRejectCounter(policy, name)
+    this.isRejection = isTagged(rejectionTag)
+  }
+
+  /** Counts one would-reject (and logs the first of a run) before `then`. */
+  wouldReject<A, E, R>(reason: unknown, then: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    this.count++
+    const counted = Metric.increment(this.counter)
+    if (this.rejecting) return Effect.zipRight(counted, then)
+    this.rejecting = true
+    const log = Effect.logWarning("shadow mode: would reject").pipe(
+      Effect.annotateLogs({ policy: this.policy, name: this.name, reason: tagOf(reason) })
+    )
+    return Effect.zipRight(Effect.zipRight(counted, log), then)
+  }
+
+  admitted(): void {
+    this.rejecting = false
+  }
+
+  /**
+   * Runs `effect` through `guarded`; when the policy rejects before `effect` starts, runs `effect`
+   * anyway. Only called with the switch on.
+   */
+  run<A, E, R, A2, E2, R2>(
+    guarded: (effect: Effect.Effect<A, E, R>) => Effect.Effect<A2, E2, R2>,
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A2 | A, E2 | E, R2 | R> {
+    let started = false
+    const marked = Effect.suspend(() => {
+      started = true
+      this.admitted()
+      return effect
+    })
+    return Effect.catchIf(
+      guarded(marked),
+      (error): error is E2 => !started && this.isRejection(error),
+      (error) => this.wouldReject(error, effect)
+    )
+  }
+
+  /** Maps a rejected admission (`allow`) to `admitted`. */
+  admit<T, E, R>(allow: Effect.Effect<T, E, R>, admitted: T): Effect.Effect<T, E, R> {
+    return Effect.catchIf(
+      Effect.tap(allow, () => this.admitted()),
+      (error): error is E => this.isRejection(error),
+      (error) => this.wouldReject(error, Effect.succeed(admitted))
+    )
+  }
+}
+
+const tagOf = (u: unknown): string =>
+  typeof u === "object" && u !== null && "_tag" in u ? String((u as { readonly _tag: unknown })._tag) : String(u)
+
+/** The shadow switch in context when a policy is built, if any. */
+export const current: Effect.Effect<Option.Option<ResilienceMode.ShadowSwitch>> = Effect.serviceOption(
+  ResilienceMode.Shadow
+)
+
+/** `policy`, or its shadow view when a switch is in context. */
+export const attach = <P>(
+  policy: P,
+  view: (policy: P, shadow: ResilienceMode.ShadowSwitch) => P
+): Effect.Effect<P> => Effect.map(current, (shadow) => Option.isNone(shadow) ? policy : view(policy, shadow.value))
+
+const noopPermit: CircuitBreaker.Permit = {
+  success: Effect.void,
+  failure: () => Effect.void,
+  ignore: Effect.void
+} as CircuitBreaker.Permit
+
+/** A breaker that admits everything while the switch is on. */
+export const circuitBreaker = (
+  breaker: CircuitBreaker.CircuitBreaker,
+  shadow: ResilienceMode.ShadowSwitch
+): CircuitBreaker.CircuitBreaker => {
+  const guard = new Guard(shadow, "circuit_breaker", breaker.name, "CircuitOpenError")
+  return {
+    name: breaker.name,
+    protect: (effect, options) =>
+      shadow.enabled ? guard.run((e) => breaker.protect(e, options), effect) : breaker.protect(effect, options),
+    get allow() {
+      return shadow.enabled ? guard.admit(breaker.allow, noopPermit) : breaker.allow
+    },
+    get state() {
+      return breaker.state
+    },
+    get stats() {
+      return breaker.stats
+    },
+    get changes() {
+      return breaker.changes
+    },
+    get isolate() {
+      return breaker.isolate
+    },
+    get reset() {
+      return breaker.reset
+    }
+  }
+}
+
+/**
+ * A rate limiter that admits everything while the switch is on: a denied `take` reports
+ * `allowed: true`, and `acquire` never fails or waits (it takes without waiting and counts a
+ * denial). `reserve` is unchanged: a reservation is an explicit request to be scheduled.
+ */
+export const rateLimiter = (
+  limiter: RateLimiter.RateLimiter,
+  shadow: ResilienceMode.ShadowSwitch
+): RateLimiter.RateLimiter => {
+  const guard = new Guard(shadow, "rate_limiter", limiter.name, "RateLimitedError")
+  const shadowTake = (key: string, cost?: number): Effect.Effect<RateLimiter.Decision, StoreError> =>
+    Effect.matchEffect(limiter.take(key, cost), {
+      onFailure: (error) =>
+        error._tag === "RateLimitedError" ? guard.wouldReject(error, Effect.succeed(overCapacity)) : Effect.fail(error),
+      onSuccess: (decision) => {
+        if (decision.allowed) {
+          guard.admitted()
+          return Effect.succeed(decision)
+        }
+        return guard.wouldReject("RateLimitedError", Effect.succeed({ ...decision, allowed: true }))
+      }
+    })
+  const take = (key: string, cost?: number) => shadow.enabled ? shadowTake(key, cost) : limiter.take(key, cost)
+  const acquire = (key: string, cost?: number) =>
+    shadow.enabled ? Effect.asVoid(shadowTake(key, cost)) : limiter.acquire(key, cost)
+  return {
+    name: limiter.name,
+    algorithm: limiter.algorithm,
+    take,
+    acquire,
+    protect: (key) => (effect) => shadow.enabled ? Effect.zipRight(acquire(key), effect) : limiter.protect(key)(effect),
+    reserve: limiter.reserve
+  }
+}
+
+/** The decision reported for a cost above the capacity: admitted, nothing known about the key. */
+const overCapacity: RateLimiter.Decision = {
+  allowed: true,
+  limit: 0,
+  remaining: 0,
+  retryAfter: Duration.zero,
+  resetAfter: Duration.zero
+}
+
+const noopTicket = { pass: Effect.void, fail: Effect.void, ignore: Effect.void }
+
+/** A load shedder that admits everything while the switch is on. */
+export const loadShedder = (
+  shedder: LoadShedder.LoadShedder,
+  shadow: ResilienceMode.ShadowSwitch
+): LoadShedder.LoadShedder => {
+  const guard = new Guard(shadow, "load_shedder", shedder.name, "OverloadedError")
+  return {
+    name: shedder.name,
+    get allow() {
+      return shadow.enabled ? guard.admit(shedder.allow, noopTicket) : shedder.allow
+    },
+    admit: (priority, arrivedAt) =>
+      shadow.enabled ? guard.admit(shedder.admit(priority, arrivedAt), noopTicket) : shedder.admit(priority, arrivedAt),
+    protect: (effect, priority) =>
+      shadow.enabled ? guard.run((e) => shedder.protect(e, priority), effect) : shedder.protect(effect, priority),
+    get stats() {
+      return shedder.stats
+    }
+  }
+}
+
+/**
+ * A bulkhead that admits everything while the switch is on: a call still queues as usual, and one
+ * the bulkhead rejects (queue full, queue timeout, closed) runs without a permit.
+ */
+export const bulkhead = (bulkhead: Bulkhead.Bulkhead, shadow: ResilienceMode.ShadowSwitch): Bulkhead.Bulkhead => {
+  const guard = new Guard(shadow, "bulkhead", bulkhead.name, "BulkheadFullError")
+  return {
+    name: bulkhead.name,
+    maxConcurrent: bulkhead.maxConcurrent,
+    maxQueue: bulkhead.maxQueue,
+    protect: (effect) => shadow.enabled ? guard.run(bulkhead.protect, effect) : bulkhead.protect(effect),
+    tryProtect: (effect) => shadow.enabled ? guard.run(bulkhead.tryProtect, effect) : bulkhead.tryProtect(effect),
+    get stats() {
+      return bulkhead.stats
+    }
+  }
+}
+
+/** An adaptive limiter that admits everything while the switch is on. */
+export const adaptiveLimiter = (
+  limiter: AdaptiveLimiter.AdaptiveLimiter,
+  shadow: ResilienceMode.ShadowSwitch
+): AdaptiveLimiter.AdaptiveLimiter => {
+  const guard = new Guard(shadow, "adaptive_limiter", limiter.name, "OverloadedError")
+  return {
+    name: limiter.name,
+    get allow() {
+      return shadow.enabled ? guard.admit(limiter.allow, noopTicket) : limiter.allow
+    },
+    protect: (effect, options) =>
+      shadow.enabled ? guard.run((e) => limiter.protect(e, options), effect) : limiter.protect(effect, options),
+    get limit() {
+      return limiter.limit
+    },
+    get changes() {
+      return limiter.changes
+    },
+    get stats() {
+      return limiter.stats
+    }
+  }
+}
