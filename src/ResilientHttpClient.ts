@@ -11,6 +11,10 @@
  *   distinct hosts does not grow memory without bound;
  * - a **per-attempt timeout** through `Timeout.within`, so it is clamped to the caller's deadline
  *   budget (`Timeout.deadline`, or the one the resilient server middleware starts);
+ * - **deadline propagation**: each attempt sends what is left of its deadline (the caller's budget
+ *   from `Timeout.deadline`, `Timeout.within` or the resilient server, or the per-attempt timeout
+ *   when shorter), less a safety margin, in `x-request-timeout` (millis) or gRPC's `grpc-timeout`; with no budget left past the
+ *   margin the request is not sent and fails with `TimeoutError` at once;
  * - **retries** with exponential backoff and full jitter, only for idempotent requests (GET, HEAD,
  *   OPTIONS, TRACE, PUT, DELETE, or any request with an `Idempotency-Key` header), only on network
  *   errors, timeouts, 5xx and 429, honouring `Retry-After`, never on other 4xx and never on a
@@ -55,6 +59,7 @@ import * as CircuitBreaker from "./CircuitBreaker.js"
 import type { BulkheadFullError, CircuitOpenError, InvalidOptionsError } from "./Errors.js"
 import { TimeoutError } from "./Errors.js"
 import * as BulkheadRegistry from "./internal/bulkheadRegistry.js"
+import * as DeadlineBudget from "./internal/deadlineBudget.js"
 import * as http from "./internal/http.js"
 import * as options_ from "./internal/options.js"
 import * as Retry from "./Retry.js"
@@ -89,6 +94,18 @@ export interface Options {
      * breakers); one with calls running or queued is kept
      */
     readonly idleTimeToLive?: Duration.DurationInput
+  }
+  /**
+   * sends the remaining deadline budget of each attempt (the caller's deadline, or the per-attempt
+   * timeout when shorter) less `margin` (default 5 ms: the time the request takes to reach the
+   * server) in header `name` (default `x-request-timeout`, whole millis; `format: "grpc"` writes
+   * gRPC's `grpc-timeout` format). Without a caller's deadline the per-attempt timeout is the
+   * budget; with neither (`timeout: false`) nothing is sent. `false` switches it off.
+   */
+  readonly propagateDeadline?: false | {
+    readonly header?: string
+    readonly format?: "millis" | "grpc"
+    readonly margin?: Duration.DurationInput
   }
   /** per-attempt timeout, clamped to the caller's deadline (default 10 seconds) */
   readonly timeout?: Duration.DurationInput | false
@@ -145,6 +162,14 @@ const OptionsSchema = Schema.Struct({
   name: Schema.optional(options_.Name),
   maxHosts: Schema.optional(options_.PositiveInt),
   timeout: Schema.optional(Schema.Union(options_.PositiveDuration, Schema.Literal(false))),
+  propagateDeadline: Schema.optional(Schema.Union(
+    Schema.Literal(false),
+    Schema.Struct({
+      header: Schema.optional(options_.Name),
+      format: Schema.optional(Schema.Literal("millis", "grpc")),
+      margin: Schema.optional(options_.NonNegativeDuration)
+    })
+  )),
   bulkhead: Schema.optional(Schema.Union(
     Schema.Literal(false),
     Schema.Struct({
@@ -251,6 +276,10 @@ export const wrap = <E, R>(
       ? undefined
       : Timeout.within({ duration: decoded.timeout ?? Duration.seconds(10), operation: name })
 
+    const budget = decoded.propagateDeadline === false
+      ? undefined
+      : DeadlineBudget.make(client, name, decoded.propagateDeadline ?? {})
+
     const maxHosts = decoded.maxHosts ?? 10_000
     const breakerOptions = options.breaker === false ? undefined : options.breaker ?? {}
     const registry = breakerOptions === undefined
@@ -297,16 +326,19 @@ export const wrap = <E, R>(
       // be sent, and its instant timeout would count against the host's breaker
       return Effect.map(
         Timeout.remaining,
-        Option.match({ onNone: () => true, onSome: (left) => Duration.toMillis(left) > wait })
+        Option.match({ onNone: () => true, onSome: (left) => Duration.toMillis(left) > wait + (budget?.margin ?? 0) })
       )
     }
 
     /** One attempt: breaker → bulkhead → timeout → send, classifying the response. */
     const attempt = <E1, R1>(
       send: Effect.Effect<HttpClientResponse.HttpClientResponse, E1, R1>,
+      request: HttpClientRequest.HttpClientRequest,
       host: string
     ): Effect.Effect<HttpClientResponse.HttpClientResponse, E1 | Error | RetryableResponse, R1> => {
-      let call: Effect.Effect<HttpClientResponse.HttpClientResponse, any, R1> = send
+      let call: Effect.Effect<HttpClientResponse.HttpClientResponse, any, R1> = budget === undefined
+        ? send
+        : budget.send(send, request)
       if (timeout !== undefined) call = timeout(call)
       call = Effect.flatMap(
         call,
@@ -357,12 +389,13 @@ export const wrap = <E, R>(
               }))
           ))
       }
-      return call
+      // a spent budget fails before the breaker and the bulkhead: nothing was sent
+      return budget === undefined ? call : budget.check(call)
     }
 
     return HttpClient.transform(client, (send, request) => {
       const host = hostOf(request.url)
-      const once = attempt(send, host)
+      const once = attempt(send, request, host)
       const run = retryOptions === undefined || times === 0 || !idempotent(request)
         ? once
         : Effect.flatMap(Schedule.driver(schedule), (driver) => {
