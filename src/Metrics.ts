@@ -84,7 +84,7 @@ export interface Options {
 }
 
 const otelPeers = "@effect/opentelemetry @opentelemetry/api @opentelemetry/resources " +
-  "@opentelemetry/sdk-metrics @opentelemetry/exporter-prometheus"
+  "@opentelemetry/sdk-metrics @opentelemetry/semantic-conventions @opentelemetry/exporter-prometheus"
 
 // The OpenTelemetry pieces are optional peers, loaded when the first exposure is built: importing
 // the toolkit never loads them.
