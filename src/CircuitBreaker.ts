@@ -9,7 +9,9 @@
  *
  * Outcomes: a success counts as success; a failure counts as failure unless `isFailure(error)`
  * says otherwise (then it counts as success: the downstream answered) or `isExcluded(error)` says
- * to ignore it; a defect and a `TimeoutError` always count as failures (the defect is re-raised);
+ * to ignore it; a defect and a `TimeoutError` always count as failures (the defect is re-raised),
+ * except a self-inflicted `TimeoutError` — the caller's own deadline ran out (`reason: "deadline"`)
+ * or this process's event loop fired the timer late (`reason: "lag"`) — which counts as neither;
  * interruption of the caller counts as neither and gives a half-open probe slot back.
  *
  * @since 0.1.0

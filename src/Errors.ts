@@ -116,17 +116,52 @@ export class OverloadedError extends Schema.TaggedError<OverloadedError>()("Over
 }
 
 /**
- * The work did not finish within `duration` and was interrupted.
+ * Why a `TimeoutError` happened, as `Timeout.within` measured it:
+ * - `"timeout"`: the work ran for its whole timeout on a timer that fired on time — the work was slow;
+ * - `"deadline"`: the caller's own deadline had less left than the operation's timeout, and it ran out;
+ * - `"lag"`: the timer fired late by more than its share of the budget — this process's event loop
+ *   was blocked or starved of CPU, so an answer may have been waiting unread.
+ *
+ * A circuit breaker counts only `"timeout"` (or no reason) as a failure of the downstream.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type TimeoutReason = "timeout" | "deadline" | "lag"
+
+/**
+ * The work did not finish within `duration` and was interrupted. `reason` tells a slow downstream
+ * (`"timeout"`) from the caller's own short deadline (`"deadline"`) and this process's own event-loop
+ * lag (`"lag"`); errors made by hand may leave it out, which means `"timeout"`.
  *
  * @since 0.1.0
  * @category errors
  */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
   duration: Schema.DurationFromSelf,
-  operation: Schema.optional(Schema.String)
+  operation: Schema.optional(Schema.String),
+  reason: Schema.optional(Schema.Literal("timeout", "deadline", "lag")),
+  /** with `reason: "lag"`, how late the timer fired */
+  lateBy: Schema.optional(Schema.DurationFromSelf)
 }) {
   override get message(): string {
-    return `${this.operation ?? "operation"} timed out after ${Duration.format(this.duration)}`
+    const base = `${this.operation ?? "operation"} timed out after ${Duration.format(this.duration)}`
+    if (this.reason === "deadline") return `${base} (the caller's deadline ran out)`
+    if (this.reason === "lag") {
+      const late = this.lateBy === undefined ? "" : ` by ${Duration.format(this.lateBy)}`
+      return `${base} (the event loop fired the timer late${late})`
+    }
+    return base
+  }
+
+  /**
+   * Whether the timeout says nothing about the downstream: the caller's own deadline or this
+   * process's event-loop lag ended the wait (`reason` `"deadline"` or `"lag"`).
+   *
+   * @since 0.1.0
+   */
+  get selfInflicted(): boolean {
+    return this.reason === "deadline" || this.reason === "lag"
   }
 
   /**

@@ -104,18 +104,33 @@ const prepare = (module: string, input: Duration.DurationInput | TimeoutOptions)
 
 const ClockTag = Clock.Clock
 
-const timedOut = (prepared: Prepared, millis: number): Effect.Effect<never, TimeoutError> =>
-  Effect.zipRight(
+/** How an armed timer ended: when it was armed and when it fired (Clock millis). */
+interface Expiry {
+  readonly armedAt: number
+  readonly firedAt: number
+}
+
+const timedOut = (prepared: Prepared, millis: number, expiry?: Expiry): Effect.Effect<never, TimeoutError> => {
+  const reason = expiry === undefined
+    ? (millis < prepared.millis ? "deadline" : "timeout")
+    : internal.expiryReason(prepared.millis, millis, expiry.armedAt, expiry.firedAt)
+  return Effect.zipRight(
     Metric.increment(prepared.counter),
     Effect.fail(
       new TimeoutError(
-        prepared.operation === undefined
-          ? { duration: Duration.millis(millis) }
-          : { duration: Duration.millis(millis), operation: prepared.operation },
+        {
+          duration: Duration.millis(millis),
+          reason,
+          ...(prepared.operation === undefined ? {} : { operation: prepared.operation }),
+          ...(reason === "lag" && expiry !== undefined
+            ? { lateBy: Duration.millis(expiry.firedAt - expiry.armedAt - millis) }
+            : {})
+        },
         true
       )
     )
   )
+}
 
 /**
  * How many `within` levels are starting their work on the current JavaScript stack right now.
@@ -171,19 +186,20 @@ const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.
     parent.addObserver(orphaned)
     return Effect.async<A, E | TimeoutError>((resume) => {
       parent.removeObserver(orphaned)
-      let expired = false
+      // when the timer fired (Clock millis), or -1 while it has not: a late timer means lag
+      let firedAt = -1
       const expire = () => {
-        expired = true
+        firedAt = clock.unsafeCurrentTimeMillis()
         work.unsafeInterruptAsFork(parentId)
       }
       const onExit = (exit: Exit.Exit<A, E>): Effect.Effect<A, E | TimeoutError> =>
-        expired && Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
-          ? timedOut(prepared, effective)
+        firedAt >= 0 && Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
+          ? timedOut(prepared, effective, { armedAt: now, firedAt })
           : join(work, exit)
       if (scheduler !== undefined) {
         const cancel = scheduler.unsafeSchedule(expire, timeout)
         work.addObserver((exit) => {
-          if (!expired) cancel()
+          if (firedAt < 0) cancel()
           resume(onExit(exit))
         })
         return Effect.suspend(() => {

@@ -22,6 +22,27 @@ export const nested = (deadline: number, now: number, effective: number): number
 export const remaining = (deadline: number, now: number): number | undefined =>
   deadline === Infinity ? undefined : Math.max(0, deadline - now)
 
+/**
+ * A timer firing later than this after its due time means the event loop, not the work, was slow:
+ * a quarter of the budget, and never less than 25 ms (ordinary timer jitter on a busy host).
+ */
+export const lagAllowance = (budget: number): number => Math.max(25, budget / 4)
+
+/**
+ * Why an armed timeout expired: `"lag"` when its timer fired more than `lagAllowance` late (the
+ * process was blocked, an answer may have been waiting unread), `"deadline"` when the enclosing
+ * deadline shortened the requested timeout, otherwise `"timeout"`.
+ */
+export const expiryReason = (
+  requested: number,
+  effective: number,
+  armedAt: number,
+  firedAt: number
+): "timeout" | "deadline" | "lag" => {
+  if (firedAt - (armedAt + effective) > lagAllowance(effective)) return "lag"
+  return effective < requested ? "deadline" : "timeout"
+}
+
 /** Whether a retry `delay` millis from `now` would start after the deadline. */
 export const pastDeadline = (deadline: number, now: number, delay: number): boolean => now + delay >= deadline
 

@@ -12,16 +12,18 @@ export const IGNORE = 2
 export type Outcome = typeof SUCCESS | typeof FAILURE | typeof IGNORE
 
 /**
- * A failure with `error`: a `TimeoutError` always fails (the downstream did not answer in time,
- * whatever `isFailure` says); an excluded error counts as neither; otherwise `isFailure` decides,
- * and `false` counts as a success (the downstream answered, e.g. a 404).
+ * A failure with `error`: a `TimeoutError` fails (the downstream did not answer in time, whatever
+ * `isFailure` says) unless it is self-inflicted — the caller's own deadline (`reason: "deadline"`) or
+ * this process's event-loop lag (`reason: "lag"`) ended the wait, which says nothing about the
+ * downstream and counts as neither; an excluded error counts as neither; otherwise `isFailure`
+ * decides, and `false` counts as a success (the downstream answered, e.g. a 404).
  */
 export const classifyError = <E>(
   error: E,
   isFailure: (error: E) => boolean,
   isExcluded: ((error: unknown) => boolean) | undefined
 ): Outcome => {
-  if (error instanceof TimeoutError) return FAILURE
+  if (error instanceof TimeoutError) return error.selfInflicted ? IGNORE : FAILURE
   if (isExcluded !== undefined && isExcluded(error)) return IGNORE
   return isFailure(error) ? FAILURE : SUCCESS
 }
