@@ -23,6 +23,7 @@ import { InvalidOptionsError } from "./Errors.js"
 import type { RateLimitedError, StoreError } from "./Errors.js"
 import { decodeOptions, Name, NonNegativeDuration } from "./internal/options.js"
 import * as Algorithms from "./internal/ratelimit/algorithms.js"
+import { attachSource, makeAll } from "./internal/ratelimit/all.js"
 import type * as Core from "./internal/ratelimit/core.js"
 import type { Definition, Kind } from "./internal/ratelimit/core.js"
 import { makeLimiter } from "./internal/ratelimit/limiter.js"
@@ -253,7 +254,7 @@ export const make = (options: Options): Effect.Effect<RateLimiter, InvalidOption
       maxWaitMs: o.maxWait === undefined ? Infinity : Duration.toMillis(o.maxWait),
       deadline: options.deadline ?? Timeout.remaining
     })
-    return yield* Shadow.attach(limiter, Shadow.rateLimiter)
+    return attachSource(yield* Shadow.attach(limiter, Shadow.rateLimiter), { store, definition: def, clock })
   })
 
 /**
@@ -276,6 +277,110 @@ export const protect: {
   3,
   <A, E, R>(effect: Effect.Effect<A, E, R>, limiter: RateLimiter, key: string) => limiter.protect(key)(effect)
 )
+
+/**
+ * The answer of an all-or-nothing group (`all`): `allowed` only if every limit admitted. `limit`,
+ * `remaining`, `resetAfter` and `code` are those of the binding limit — when refused, the refusing
+ * limit with the longest `retryAfter` (so waiting `retryAfter` clears every refusal seen); when
+ * admitted, the limit with the least left. `remaining` when refused is the least any limit has.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface AllDecision extends Decision {
+  /** the name of the binding limit */
+  readonly binding: string
+  /** the name of the limit that refused (the longest retry-after), or `undefined` when admitted */
+  readonly refusedBy: string | undefined
+  /**
+   * each limit's own answer, in the order given; when the group was refused, an admitting limit's
+   * answer tells what it would have had left (nothing was taken from it)
+   */
+  readonly decisions: ReadonlyArray<Decision>
+}
+
+/**
+ * Several limiters applied to one request all-or-nothing. A `key` is either one identity for
+ * every limit (per second and per hour for one user) or one key per limiter, in order (per user,
+ * per tenant, global).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface All {
+  /** the limiters' names joined with `+` */
+  readonly name: string
+  readonly limiters: ReadonlyArray<RateLimiter>
+  /** Takes `cost` from every limit, or from none when any refuses; never waits. */
+  readonly take: (
+    key: string | ReadonlyArray<string>,
+    cost?: number
+  ) => Effect.Effect<AllDecision, StoreError | RateLimitedError>
+  /**
+   * Admits `cost` or fails with the binding limit's `RateLimitedError` (`onExceeded: "fail"`), or
+   * waits out the longest retry-after and tries again while the wait fits (`"wait"`).
+   */
+  readonly acquire: (
+    key: string | ReadonlyArray<string>,
+    cost?: number
+  ) => Effect.Effect<void, StoreError | RateLimitedError>
+  /** Runs `effect` once one unit is admitted by every limit. */
+  readonly protect: (
+    key: string | ReadonlyArray<string>
+  ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | RateLimitedError | StoreError, R>
+}
+
+/**
+ * Options of `all`.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface AllOptions {
+  /** what `acquire` / `protect` do when a limit refuses (default `"fail"`) */
+  readonly onExceeded?: "fail" | "wait" | undefined
+  /** in `"wait"` mode, the longest wait accepted (default: unbounded) */
+  readonly maxWait?: Duration.DurationInput | undefined
+  /** in `"wait"` mode, what is left of the caller's deadline (default `Timeout.remaining`) */
+  readonly deadline?: Effect.Effect<Option.Option<Duration.Duration>> | undefined
+}
+
+/**
+ * Applies several limiters to one request all-or-nothing: a request is admitted only if every
+ * limit admits it, and takes from none of them otherwise — a request refused per hour does not
+ * spend the per-second budget. In memory the group is decided in one synchronous step; on Redis in
+ * one Lua script over every limit's key. On a Redis Cluster a script's keys must share a slot: the
+ * store wraps each identity in a hash tag, so limits over one identity always do, while different
+ * identities (user, tenant) need a single Redis or fail with `StoreError` (`CROSSSLOT`).
+ *
+ * The limiters must come from `make` on one store and have distinct names (the name namespaces
+ * the keys). Fails with `InvalidOptionsError` otherwise.
+ *
+ * @since 0.3.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RateLimiter, RateLimiterStore } from "effect-resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const perSecond = yield* RateLimiter.make({ name: "api.second", algorithm: RateLimiter.gcra({ limit: 10, period: "1 second" }) })
+ *   const perHour = yield* RateLimiter.make({ name: "api.hour", algorithm: RateLimiter.fixedWindow({ limit: 1000, window: "1 hour" }) })
+ *   const limits = yield* RateLimiter.all([perSecond, perHour])
+ *   const decision = yield* limits.take("user-42")
+ *   // decision.refusedBy: "api.second" | "api.hour" | undefined
+ *   return decision
+ * }).pipe(Effect.provide(RateLimiterStore.layerMemory()))
+ * ```
+ */
+export const all = (
+  limiters: ReadonlyArray<RateLimiter>,
+  options: AllOptions = {}
+): Effect.Effect<All, InvalidOptionsError> =>
+  Effect.flatMap(
+    makeAll(limiters, options, Timeout.remaining),
+    (group) => Shadow.attach(group, Shadow.rateLimiterGroup)
+  )
 
 /**
  * A limiter as a layer under your own tag.

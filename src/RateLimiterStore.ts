@@ -14,7 +14,7 @@ import type { InvalidOptionsError, StoreError } from "./Errors.js"
 import { decodeOptions, PositiveDuration, PositiveInt } from "./internal/options.js"
 import type { Definition, RawDecision } from "./internal/ratelimit/core.js"
 import { toMicros } from "./internal/ratelimit/core.js"
-import { makeTable, sweepEvery } from "./internal/ratelimit/memory.js"
+import { makeTable, runAll, sweepEvery } from "./internal/ratelimit/memory.js"
 
 /**
  * Runs one step of a limiter's algorithm for `key`: take `cost` (a whole number ≥ 0), or reserve
@@ -40,6 +40,34 @@ export interface Stepper {
 }
 
 /**
+ * Runs several limiters' steps all-or-nothing (see `RateLimiter.all`): takes `cost` from
+ * `keys[i]` under limit `i` for every `i` only if every limit admits, and from none otherwise.
+ * Returns each limit's decision, in order (an admitting limit's decision tells what it would have
+ * left when another one refused).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface AllStepper {
+  (keys: ReadonlyArray<string>, cost: number): Effect.Effect<ReadonlyArray<RawDecision>, StoreError>
+  /** the same at time `now` (ms), synchronously, offered by stores that decide in-process */
+  readonly unsafeStep?:
+    | ((keys: ReadonlyArray<string>, now: number, cost: number) => ReadonlyArray<RawDecision>)
+    | undefined
+}
+
+/**
+ * One limit of an all-or-nothing group, as `prepareAll` sees it.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Limit {
+  readonly limiter: string
+  readonly algorithm: Definition
+}
+
+/**
  * The store service. Its one operation, `prepare`, binds a limiter (its name, which namespaces
  * its keys, and its algorithm) and returns the `Stepper` the limiter calls on every request.
  *
@@ -51,6 +79,13 @@ export class RateLimiterStore extends Context.Tag("effect-resilience/RateLimiter
   {
     readonly name: string
     readonly prepare: (limiter: string, algorithm: Definition) => Effect.Effect<Stepper>
+    /**
+     * Binds several limiters for all-or-nothing takes (`RateLimiter.all`); a store without it
+     * cannot compose limits atomically.
+     *
+     * @since 0.3.0
+     */
+    readonly prepareAll?: ((limits: ReadonlyArray<Limit>) => Effect.Effect<AllStepper>) | undefined
   }
 >() {}
 
@@ -105,16 +140,32 @@ const makeMemoryTables = (options: MemoryOptions) =>
     const idleTimeToLive = o.idleTimeToLive === undefined ? Infinity : Duration.toMillis(o.idleTimeToLive) * 1000
     // limiters with the same name and algorithm share a table, as they share keys in Redis
     const tables = new Map<string, Table>()
+    const tableFor = (limiter: string, algorithm: Definition): Table => {
+      const id = `${limiter}\u0000${algorithm.id}`
+      let table = tables.get(id)
+      if (table === undefined) {
+        table = makeTable(algorithm, { maxKeys: o.maxKeys, idleTimeToLive })
+        tables.set(id, table)
+      }
+      return table
+    }
     const store = RateLimiterStore.of({
       name: "memory",
+      prepareAll: (limits) =>
+        Effect.sync(() => {
+          const group = limits.map((l) => tableFor(l.limiter, l.algorithm))
+          const unsafeStep = (keys: ReadonlyArray<string>, now: number, cost: number) =>
+            runAll(group, keys, now * 1000, cost)
+          const stepper: AllStepper = Object.assign(
+            (keys: ReadonlyArray<string>, cost: number) =>
+              Effect.clockWith((clock) => Effect.succeed(unsafeStep(keys, clock.unsafeCurrentTimeMillis(), cost))),
+            { unsafeStep }
+          )
+          return stepper
+        }),
       prepare: (limiter, algorithm) =>
         Effect.sync(() => {
-          const id = `${limiter}\u0000${algorithm.id}`
-          let table = tables.get(id)
-          if (table === undefined) {
-            table = makeTable(algorithm, { maxKeys: o.maxKeys, idleTimeToLive })
-            tables.set(id, table)
-          }
+          const table = tableFor(limiter, algorithm)
           const { cancel, run } = table
           const unsafeStep = (key: string, now: number, cost: number, maxDelayMs: number) =>
             run(key, now * 1000, cost, maxDelayMs === 0 ? 0 : toMicros(maxDelayMs))

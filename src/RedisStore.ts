@@ -256,7 +256,7 @@ export const make = (
       failureThreshold: o.failureThreshold,
       deniedCacheMaxKeys: o.deniedCacheMaxKeys
     })
-    return RateLimiterStore.of({ name: "redis", prepare: engine.prepare })
+    return RateLimiterStore.of({ name: "redis", prepare: engine.prepare, prepareAll: engine.prepareAll })
   })
 
 const ConnectOptionsSchema = Schema.Struct({

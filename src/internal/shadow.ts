@@ -187,6 +187,42 @@ export const rateLimiter = (
   }
 }
 
+/** An all-or-nothing group of limiters that admits everything while the switch is on. */
+export const rateLimiterGroup = (group: RateLimiter.All, shadow: ResilienceMode.ShadowSwitch): RateLimiter.All => {
+  const guard = new Guard(shadow, "rate_limiter", group.name, "RateLimitedError")
+  const shadowTake = (key: string | ReadonlyArray<string>, cost?: number) =>
+    Effect.matchEffect(group.take(key, cost), {
+      onFailure: (error): Effect.Effect<RateLimiter.AllDecision, StoreError> =>
+        error._tag === "RateLimitedError"
+          ? guard.wouldReject(
+            error,
+            Effect.succeed({ ...overCapacity, binding: error.limiter, refusedBy: undefined, decisions: [] })
+          )
+          : Effect.fail(error),
+      onSuccess: (decision) => {
+        if (decision.allowed) {
+          guard.admitted()
+          return Effect.succeed(decision)
+        }
+        return guard.wouldReject(
+          "RateLimitedError",
+          Effect.succeed({ ...decision, allowed: true, refusedBy: undefined })
+        )
+      }
+    })
+  const take = (key: string | ReadonlyArray<string>, cost?: number) =>
+    shadow.enabled ? shadowTake(key, cost) : group.take(key, cost)
+  const acquire = (key: string | ReadonlyArray<string>, cost?: number) =>
+    shadow.enabled ? Effect.asVoid(shadowTake(key, cost)) : group.acquire(key, cost)
+  return {
+    name: group.name,
+    limiters: group.limiters,
+    take,
+    acquire,
+    protect: (key) => (effect) => shadow.enabled ? Effect.zipRight(acquire(key), effect) : group.protect(key)(effect)
+  }
+}
+
 /** The decision reported for a cost above the capacity: admitted, nothing known about the key. */
 const overCapacity: RateLimiter.Decision = {
   allowed: true,

@@ -62,6 +62,37 @@ describe.skipIf(missing !== undefined)("RedisStore.layerCluster (three masters o
     })), 60_000)
 
   it(
+    "RateLimiter.all over one identity runs as one script on its master; identities on other slots fail without tripping the store",
+    () =>
+      run(Effect.gen(function*() {
+        const store = RedisStore.layerCluster({
+          urls: cluster.urls,
+          prefix: "all:",
+          timeout: "1 second",
+          onError: "fail-closed"
+        })
+        const context = yield* Layer.build(store)
+        const make = (name: string, algorithm: RateLimiter.Algorithm) =>
+          RateLimiter.make({ name, algorithm }).pipe(Effect.provide(context))
+        const second = yield* make("s", RateLimiter.gcra({ limit: 3, period: "1 minute" }))
+        const hour = yield* make("h", RateLimiter.fixedWindow({ limit: 100, window: "1 hour" }))
+        const both = yield* RateLimiter.all([second, hour])
+        for (const key of keys) {
+          const ds = yield* Effect.forEach(Array.from({ length: 8 }), () => both.take(key), { concurrency: 4 })
+          expect(ds.filter((d) => d.allowed)).toHaveLength(3)
+          const owner = yield* Effect.promise(() => cluster.nodeOf(`all:h:{${key}}`))
+          expect(yield* Effect.promise(() => ask(owner, `GET all:h:{${key}}`))).toMatch(/^\$\d+\r\n3 /)
+        }
+        const crossed = yield* Effect.flip(both.take([keys[0], keys[1]]))
+        expect(crossed._tag).toBe("StoreError")
+        expect(crossed._tag === "StoreError" && crossed.reason).toMatch(/CROSSSLOT/)
+        // a usage error, not a Redis failure: the store still answers from Redis
+        expect((yield* hour.take(keys[2])).remaining).toBe(96)
+      })),
+    60_000
+  )
+
+  it(
     "a master restarted mid-run: its keys fail over to the failure mode, then come back to Redis",
     () =>
       run(Effect.gen(function*() {

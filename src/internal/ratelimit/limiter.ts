@@ -207,7 +207,7 @@ export const makeLimiter = (
 }
 
 /** A store's decision as a `Decision`: the built-in stores' are one already. */
-const asDecision = (raw: RawDecision): Decision =>
+export const asDecision = (raw: RawDecision): Decision =>
   raw instanceof Verdict
     ? raw
     : new Verdict(

@@ -42,6 +42,22 @@ export interface Table {
    * the walk reached the end of the map (the next sweep starts a new pass).
    */
   readonly sweep: (now: number, budget: number) => boolean
+  /**
+   * Computes `key`'s step without applying it: `commit` applies it. Between the two, nothing else
+   * may touch this table (all-or-nothing over several tables: evaluate them all, then commit all
+   * or none, in one synchronous block).
+   */
+  readonly evaluate: (key: string, now: number, cost: number) => Evaluated
+  readonly commit: (evaluated: Evaluated) => void
+}
+
+/** A step computed but not applied yet. */
+export interface Evaluated {
+  readonly key: string
+  readonly now: number
+  readonly entry: unknown
+  readonly result: StepResult<unknown>
+  readonly decision: RawDecision
 }
 
 export interface TableOptions {
@@ -133,7 +149,39 @@ export const makeTable = (definition: Definition, options: TableOptions): Table 
     const entry = map.get(key)
     apply(key, entry, cancelStep(live(entry, now), now, cost, timeToAct), now)
   }
-  return { run, cancel, size: () => map.size, sweep }
+  const evaluate = (key: string, now: number, cost: number): Evaluated => {
+    sweepIfDue(now)
+    const entry = map.get(key)
+    const result = step(live(entry, now), now, cost, 0)
+    return { key, now, entry, result, decision: decode(result.reply, cost) }
+  }
+  const commit = (e: Evaluated): void => apply(e.key, e.entry as Entry | undefined, e.result, e.now)
+  return { run, cancel, size: () => map.size, sweep, evaluate, commit }
+}
+
+/**
+ * Takes `cost` from `keys[i]` in `tables[i]` for every `i`, or from none: every step is computed
+ * first and applied only when all of them admit. One synchronous block, so no other call can
+ * interleave. The tables must be distinct (a table stepped twice would not see its first step).
+ */
+export const runAll = (
+  tables: ReadonlyArray<Table>,
+  keys: ReadonlyArray<string>,
+  now: number,
+  cost: number
+): Array<RawDecision> => {
+  const n = tables.length
+  const evaluated = new Array<Evaluated>(n)
+  const decisions = new Array<RawDecision>(n)
+  let allowed = true
+  for (let i = 0; i < n; i++) {
+    const e = tables[i].evaluate(keys[i], now, cost)
+    evaluated[i] = e
+    decisions[i] = e.decision
+    if (!e.decision.allowed) allowed = false
+  }
+  if (allowed) { for (let i = 0; i < n; i++) tables[i].commit(evaluated[i]) }
+  return decisions
 }
 
 /** entries a background sweep walks before it yields to other fibers */

@@ -7,13 +7,14 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { createHash, randomUUID } from "node:crypto"
 import { StoreError } from "../../Errors.js"
-import type { Stepper } from "../../RateLimiterStore.js"
+import type { AllStepper, Limit, Stepper } from "../../RateLimiterStore.js"
+import { allScript } from "./allScript.js"
 import type { Definition, RawDecision } from "./core.js"
 import { num, toMicros, US, Verdict } from "./core.js"
 import type { DeniedCache } from "./deniedCache.js"
 import { makeDeniedCache } from "./deniedCache.js"
 import type { Table } from "./memory.js"
-import { makeTable } from "./memory.js"
+import { makeTable, runAll } from "./memory.js"
 import type { CallContext, Deadlines, ScriptClient } from "./redisCall.js"
 import { errorMessage, EvalCall, evalScript, makeDeadlines } from "./redisCall.js"
 import type { Health } from "./redisHealth.js"
@@ -80,18 +81,102 @@ export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
       heartbeat
     })
     const loaded = new Set<string>()
+    const load = (script: string): Effect.Effect<string> => {
+      const sha = sha1(script)
+      if (loaded.has(sha)) return Effect.succeed(sha)
+      loaded.add(sha)
+      // best effort: a failure here is repaired by the NOSCRIPT fallback on first use
+      return Effect.as(Effect.ignore(call("script load", () => client.scriptLoad(script))), sha)
+    }
+    // one fallback table per limiter, shared by the limiter alone and the groups it is part of
+    const fallbacks = new Map<string, () => Table>()
+    const fallback = (limiter: string, def: Definition): () => Table => {
+      const id = `${limiter}\u0000${def.id}`
+      let local = fallbacks.get(id)
+      if (local === undefined) {
+        local = fallbackFor(def, health, o.fallbackMaxKeys)
+        fallbacks.set(id, local)
+      }
+      return local
+    }
     const prepare = (limiter: string, def: Definition): Effect.Effect<Stepper> =>
-      Effect.gen(function*() {
-        const sha = sha1(def.script)
-        if (!loaded.has(sha)) {
-          loaded.add(sha)
-          // best effort: a failure here is repaired by the NOSCRIPT fallback on first use
-          yield* Effect.ignore(call("script load", () => client.scriptLoad(def.script)))
-        }
-        return stepperFor(client, o, deadlines, health, call, `${o.prefix}${limiter}:{`, def, sha)
-      })
-    return { prepare, health }
+      Effect.map(
+        load(def.script),
+        (sha) =>
+          stepperFor(client, o, deadlines, health, call, `${o.prefix}${limiter}:{`, def, sha, fallback(limiter, def))
+      )
+    const prepareAll = (limits: ReadonlyArray<Limit>): Effect.Effect<AllStepper> => {
+      const script = allScript(limits.map((l) => l.algorithm))
+      return Effect.map(load(script), (sha) =>
+        allStepperFor(o, health, call, {
+          client,
+          script,
+          sha,
+          limits,
+          locals: limits.map((l) => fallback(l.limiter, l.algorithm))
+        }))
+    }
+    return { prepare, prepareAll, health }
   })
+
+interface Group {
+  readonly client: ScriptClient
+  readonly script: string
+  readonly sha: string
+  readonly limits: ReadonlyArray<Limit>
+  readonly locals: ReadonlyArray<() => Table>
+}
+
+/**
+ * A group's step: one script over every limit's key, or, in failure mode, what `onError` says
+ * (the local fallback runs the group on the limiters' own fallback tables). A key set that spans
+ * Cluster slots is the caller's error (`CROSSSLOT`): it fails without counting against Redis.
+ */
+const allStepperFor = (
+  o: EngineOptions,
+  health: Health,
+  call: <A>(operation: string, run: () => Promise<A>) => Effect.Effect<A, StoreError>,
+  group: Group
+): AllStepper => {
+  const { client, limits, locals, script, sha } = group
+  const prefixes = limits.map((l) => `${o.prefix}${l.limiter}:{`)
+  const open = limits.map((l) =>
+    new Verdict(true, l.algorithm.limit, l.algorithm.limit, 0, 0, 0, undefined, undefined) as RawDecision
+  )
+  const degraded = (keys: ReadonlyArray<string>, cost: number, error: StoreError) => {
+    switch (o.onError) {
+      case "fail-open":
+        return Effect.succeed(open)
+      case "fail-closed":
+        return Effect.fail(error)
+      case "local-fallback":
+        return Effect.clockWith((clock) =>
+          Effect.sync(() => runAll(locals.map((local) => local()), keys, clock.unsafeCurrentTimeMillis() * US, cost))
+        )
+    }
+  }
+  const unavailable = new StoreError({ store: "redis", operation: "evalsha", reason: "redis is unavailable" })
+  const decode = (reply: unknown, cost: number): ReadonlyArray<RawDecision> => {
+    const replies = reply as ReadonlyArray<unknown>
+    return limits.map((l, i) => l.algorithm.decode(replies[i] as never, cost))
+  }
+  return (keys, cost) => {
+    if (!health.healthy()) return degraded(keys, cost, unavailable)
+    const redisKeys = keys.map((key, i) => prefixes[i] + key + "}")
+    const args = [String(cost)]
+    return Effect.matchEffect(call("evalsha", () => evalScript(client, sha, script, redisKeys, args)), {
+      onFailure: (error) =>
+        error.reason.includes("CROSSSLOT")
+          ? Effect.fail(error)
+          : Effect.zipRight(health.failed(error), degraded(keys, cost, error)),
+      onSuccess: (reply) => {
+        const decided = Effect.succeed(decode(reply, cost))
+        const report = health.succeeded()
+        return report === undefined ? decided : Effect.zipRight(report, decided)
+      }
+    })
+  }
+}
 
 /**
  * One instance's share of the quota. Each outage starts afresh (the state of the last one is stale
@@ -120,10 +205,10 @@ const stepperFor = (
   call: <A>(operation: string, run: () => Promise<A>) => Effect.Effect<A, StoreError>,
   keyPrefix: string,
   def: Definition,
-  sha: string
+  sha: string,
+  local: () => Table
 ): Stepper => {
   const limit = def.limit
-  const local = fallbackFor(def, health, o.fallbackMaxKeys)
   const localStep = (key: string, cost: number, maxDelay: number) =>
     Effect.clockWith((clock) => Effect.succeed(local().run(key, clock.unsafeCurrentTimeMillis() * US, cost, maxDelay)))
   const open: RawDecision = new Verdict(true, limit, limit, 0, 0, 0, undefined, undefined)
