@@ -109,6 +109,14 @@ export * as RedisStore from "./RedisStore.js"
 export * as CircuitBreaker from "./CircuitBreaker.js"
 
 /**
+ * Circuit breakers coordinated across instances through Redis: one shared state, or a quorum of
+ * instances that opens the breaker everywhere.
+ *
+ * @since 0.2.0
+ */
+export * as CircuitBreakerCluster from "./CircuitBreakerCluster.js"
+
+/**
  * An `HttpMiddleware` applying max connections, a circuit breaker per route, load shedding, rate
  * limiting (with `RateLimit-*` headers) and a request deadline, with JSON rejections.
  *

@@ -215,6 +215,14 @@ export class MachineCore implements Core {
     if (success) Machine.probeSuccess(this.machine, t)
     else Machine.probeFailure(this.machine, t)
   }
+  /** opens the breaker on another instance's word (a shared state, a quorum) */
+  forceOpen(t: number): void {
+    Machine.forceOpen(this.machine, t)
+  }
+  /** closes the breaker on another instance's word (a shared state that closed) */
+  forceClosed(t: number): void {
+    Machine.forceClosed(this.machine, t)
+  }
   stats(t: number): CoreStats {
     const m = this.machine
     Machine.tick(m, t)
