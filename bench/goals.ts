@@ -66,5 +66,13 @@ export const goals: ReadonlyArray<Goal> = [
     reference: "cockatiel wrap(retry, breaker, timeout, bulkhead) in tryPromise",
     kind: "ratio",
     limit: 0.5
+  },
+  {
+    label: "import(\"effect-resilience\") ≤ 1.2× import(\"effect\") alone",
+    suite: "import cost",
+    subject: "import(\"effect-resilience\")",
+    reference: "import(\"effect\")",
+    kind: "ratio",
+    limit: 1.2
   }
 ]
