@@ -49,6 +49,24 @@ export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>()("Ci
     }
     return `circuit breaker "${this.breaker}" is ${this.state}${formatRetryAfter(this.retryAfter)}`
   }
+
+  /**
+   * An `@effect/platform` handler failing with it answers `503 circuit_open` (the JSON rejection body of
+   * `ResilientHttpServer`, with `Retry-After` when known), not an empty `500`.
+   *
+   * @since 0.3.0
+   */
+  [HttpServerRespondable.symbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return Effect.sync(() =>
+      http.errorResponse({
+        code: "circuit_open",
+        status: 503,
+        message: this.message,
+        retryAfter: Option.fromNullable(this.retryAfter),
+        headers: {}
+      })
+    )
+  }
 }
 
 /**
@@ -68,6 +86,24 @@ export class BulkheadFullError extends Schema.TaggedError<BulkheadFullError>()("
     return this.reason === "full"
       ? `bulkhead "${this.bulkhead}" is full (${this.maxConcurrent} running, ${this.maxQueue} queued)`
       : `bulkhead "${this.bulkhead}" queue wait timed out`
+  }
+
+  /**
+   * An `@effect/platform` handler failing with it answers `503 bulkhead_full` (the JSON rejection body of
+   * `ResilientHttpServer`), not an empty `500`.
+   *
+   * @since 0.3.0
+   */
+  [HttpServerRespondable.symbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return Effect.sync(() =>
+      http.errorResponse({
+        code: "bulkhead_full",
+        status: 503,
+        message: this.message,
+        retryAfter: Option.none(),
+        headers: {}
+      })
+    )
   }
 }
 
@@ -89,6 +125,29 @@ export class RateLimitedError extends Schema.TaggedError<RateLimitedError>()("Ra
     return `rate limit "${this.limiter}" exceeded for key "${this.key}" (limit ${this.limit})${
       formatRetryAfter(this.retryAfter)
     }`
+  }
+
+  /**
+   * An `@effect/platform` handler failing with it answers `429 rate_limited` with `Retry-After` and the
+   * `RateLimit-*` headers (the JSON rejection body of `ResilientHttpServer`), not an empty `500`.
+   *
+   * @since 0.3.0
+   */
+  [HttpServerRespondable.symbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return Effect.sync(() => {
+      const retryAfter = this.retryAfter ?? Duration.seconds(1)
+      return http.errorResponse({
+        code: "rate_limited",
+        status: 429,
+        message: this.message,
+        retryAfter: Option.some(retryAfter),
+        headers: http.rateLimitHeaders({
+          limit: this.limit,
+          remaining: this.remaining,
+          resetAfter: this.resetAfter ?? retryAfter
+        })
+      })
+    })
   }
 }
 
@@ -112,6 +171,24 @@ export class OverloadedError extends Schema.TaggedError<OverloadedError>()("Over
 }) {
   override get message(): string {
     return `"${this.shedder}" is overloaded (${this.reason})${formatRetryAfter(this.retryAfter)}`
+  }
+
+  /**
+   * An `@effect/platform` handler failing with it answers `503 overloaded` (the JSON rejection body of
+   * `ResilientHttpServer`, with `Retry-After` when known), not an empty `500`.
+   *
+   * @since 0.3.0
+   */
+  [HttpServerRespondable.symbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return Effect.sync(() =>
+      http.errorResponse({
+        code: "overloaded",
+        status: 503,
+        message: this.message,
+        retryAfter: Option.fromNullable(this.retryAfter),
+        headers: {}
+      })
+    )
   }
 }
 

@@ -72,6 +72,8 @@ export type RejectionCode =
   | "timeout"
   | "upstream_timeout"
   | "limiter_unavailable"
+  | "deadline_exceeded"
+  | "bulkhead_full"
 
 /** The JSON body of every rejection the middleware writes. */
 export interface RejectionBody {
@@ -117,19 +119,58 @@ export const parseRetryAfter = (value: string | undefined, nowMillis: number): O
 /** Methods that are safe to send twice (RFC 9110 §9.2.2). */
 export const idempotentMethods: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"])
 
-/** Responses made from a handler's `TimeoutError`, with the error's message (identity markers only). */
-const upstreamTimeouts = new WeakMap<HttpServerResponse.HttpServerResponse, string>()
+/** What a rejection response made from an error says, so a server can add its route to it. */
+export interface RejectionSpec {
+  readonly code: RejectionCode
+  readonly status: number
+  readonly message: string
+  readonly retryAfter: Option.Option<Duration.Duration>
+  readonly headers: Record<string, string>
+}
 
-/** The response of a `TimeoutError` a handler failed with: `504 upstream_timeout`. */
-export const upstreamTimeoutResponse = (message: string): HttpServerResponse.HttpServerResponse => {
-  const response = HttpServerResponse.unsafeJson(rejectionBody("upstream_timeout", 504, message, "", Option.none()), {
-    status: 504,
-    headers: { "cache-control": "no-store" }
-  })
-  upstreamTimeouts.set(response, message)
+/** Responses made from the toolkit's errors (identity markers only). */
+const fromErrors = new WeakMap<HttpServerResponse.HttpServerResponse, RejectionSpec>()
+
+/**
+ * The JSON rejection response of an error that escaped a handler (`route` is empty until a
+ * `ResilientHttpServer` fills it in).
+ */
+export const errorResponse = (spec: RejectionSpec): HttpServerResponse.HttpServerResponse => {
+  const headers: Record<string, string> = { "cache-control": "no-store", ...spec.headers }
+  if (Option.isSome(spec.retryAfter)) headers["retry-after"] = String(ceilSeconds(spec.retryAfter.value))
+  const response = HttpServerResponse.unsafeJson(
+    rejectionBody(spec.code, spec.status, spec.message, "", spec.retryAfter),
+    { status: spec.status, headers: headers as any }
+  )
+  fromErrors.set(response, spec)
   return response
 }
 
+/** The spec of a response made by `errorResponse`, if it is one. */
+export const errorResponseSpec = (response: HttpServerResponse.HttpServerResponse): RejectionSpec | undefined =>
+  fromErrors.get(response)
+
+/** The response of a `TimeoutError` a handler failed with: `504 upstream_timeout`. */
+export const upstreamTimeoutResponse = (message: string): HttpServerResponse.HttpServerResponse =>
+  errorResponse({ code: "upstream_timeout", status: 504, message, retryAfter: Option.none(), headers: {} })
+
 /** The message of a response made by `upstreamTimeoutResponse`, if it is one. */
-export const upstreamTimeoutMessage = (response: HttpServerResponse.HttpServerResponse): string | undefined =>
-  upstreamTimeouts.get(response)
+export const upstreamTimeoutMessage = (response: HttpServerResponse.HttpServerResponse): string | undefined => {
+  const spec = fromErrors.get(response)
+  return spec !== undefined && spec.code === "upstream_timeout" ? spec.message : undefined
+}
+
+const grpcUnits: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 }
+
+/**
+ * A caller's time budget in millis from a header value: plain milliseconds (`"250"`), or gRPC's
+ * `grpc-timeout` form — at most 8 digits and a unit (`"250m"`, `"2S"`, `"1H"`; `u` and `n` for
+ * micro- and nanoseconds). `undefined` when the value is neither.
+ */
+export const parseBudget = (value: string | undefined): number | undefined => {
+  if (value === undefined) return undefined
+  const match = /^\s*(\d{1,8})([HMSmun]?)\s*$/.exec(value)
+  if (match === null) return undefined
+  const amount = Number(match[1])
+  return match[2] === "" ? amount : amount * grpcUnits[match[2]]
+}

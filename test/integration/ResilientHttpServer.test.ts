@@ -118,17 +118,15 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
     Effect.scoped(Effect.gen(function*() {
       const outcomes: Array<string> = []
       let shed = true
-      const shedder = {
-        name: "test",
-        allow: Effect.suspend(() =>
-          shed
-            ? Effect.fail(new OverloadedError({ shedder: "test", reason: "cpu" }))
-            : Effect.succeed({
-              pass: Effect.sync(() => void outcomes.push("pass")),
-              fail: Effect.sync(() => void outcomes.push("fail"))
-            })
-        )
-      } as unknown as LoadShedder.LoadShedder
+      const allow = Effect.suspend(() =>
+        shed
+          ? Effect.fail(new OverloadedError({ shedder: "test", reason: "cpu" }))
+          : Effect.succeed({
+            pass: Effect.sync(() => void outcomes.push("pass")),
+            fail: Effect.sync(() => void outcomes.push("fail"))
+          })
+      )
+      const shedder = { name: "test", allow, admit: () => allow } as unknown as LoadShedder.LoadShedder
       const router = HttpRouter.empty.pipe(
         HttpRouter.get("/ok", ok),
         HttpRouter.get("/unavailable", HttpServerResponse.text("down", { status: 503 })),
@@ -231,13 +229,11 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
     Effect.scoped(Effect.gen(function*() {
       const outcomes: Array<string> = []
       const entered = yield* Deferred.make<void>()
-      const shedder = {
-        name: "test",
-        allow: Effect.succeed({
-          pass: Effect.sync(() => void outcomes.push("pass")),
-          fail: Effect.sync(() => void outcomes.push("fail"))
-        })
-      } as unknown as LoadShedder.LoadShedder
+      const allow = Effect.succeed({
+        pass: Effect.sync(() => void outcomes.push("pass")),
+        fail: Effect.sync(() => void outcomes.push("fail"))
+      })
+      const shedder = { name: "test", allow, admit: () => allow } as unknown as LoadShedder.LoadShedder
       const router = HttpRouter.empty.pipe(
         HttpRouter.get("/hang", Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never))
       )

@@ -1,0 +1,293 @@
+/**
+ * The rate-limit stage: keyed by client IP or your own key. Over the limit → `429 rate_limited`
+ * with `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and `Retry-After`; admitted
+ * responses carry the `RateLimit-*` headers too. With `onExceeded: "wait"` (token bucket and GCRA)
+ * a request over the limit reserves its turn and waits up to `maxWait`; a client that goes away
+ * while waiting leaves at once, its reservation is cancelled and its handler never runs.
+ *
+ * @since 0.3.0
+ */
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import { InvalidOptionsError, type RateLimitedError, type StoreError } from "../Errors.js"
+import * as http from "../internal/http.js"
+import * as options_ from "../internal/options.js"
+import type { RequestRecord, Stage } from "../internal/server/record.js"
+import * as reject from "../internal/server/reject.js"
+import * as RateLimiter from "../RateLimiter.js"
+import * as RateLimiterStore from "../RateLimiterStore.js"
+
+/**
+ * How the rate-limit key of a request is found. The default is the client IP
+ * (`request.remoteAddress`, or the first `X-Forwarded-For` hop with `trustProxy: true`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type KeyFunction = (request: HttpServerRequest.HttpServerRequest) => string | Effect.Effect<string>
+
+/**
+ * One limit: a ready `limiter`, or an `algorithm` built on the `RateLimiterStore` in context (in
+ * memory when none is provided).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface LimitOptions {
+  readonly limiter?: RateLimiter.RateLimiter
+  readonly algorithm?: RateLimiter.Algorithm
+  /** the rate-limit key; default: the client IP */
+  readonly key?: KeyFunction
+  /** when the limiter's store fails: admit the request (default) or answer 503 */
+  readonly onStoreError?: "allow" | "reject"
+  /** honour `X-Forwarded-For` for the default key (default false) */
+  readonly trustProxy?: boolean
+  /** over the limit: answer 429 at once (default), or wait for a turn up to `maxWait` */
+  readonly onExceeded?: "reject" | "wait"
+  /** the longest a request waits for its turn with `onExceeded: "wait"` (default 1 second) */
+  readonly maxWait?: Duration.DurationInput
+}
+
+/**
+ * Options of `make`: the limit for every route, and per-route overrides (`false` switches rate
+ * limiting off for the route, `true` keeps the shared limit, an object is the route's own).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Options extends LimitOptions {
+  /** names the limiter and the rejection metric (default `"http"`) */
+  readonly name?: string
+  readonly routes?: Readonly<Record<string, boolean | LimitOptions>>
+}
+
+const Fn = Schema.declare((u: unknown): u is (...a: ReadonlyArray<any>) => any => typeof u === "function", {
+  message: () => "expected a function"
+})
+
+const LimitFields = {
+  limiter: Schema.optional(Schema.Object),
+  algorithm: Schema.optional(Schema.Struct({ _tag: Schema.String, options: Schema.Unknown })),
+  key: Schema.optional(Fn),
+  onStoreError: Schema.optional(Schema.Literal("allow", "reject")),
+  trustProxy: Schema.optional(Schema.Boolean),
+  onExceeded: Schema.optional(Schema.Literal("reject", "wait")),
+  maxWait: Schema.optional(options_.NonNegativeDuration)
+}
+
+/**
+ * The schema of `Options`.
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const OptionsSchema = Schema.Struct({
+  name: Schema.optional(options_.Name),
+  ...LimitFields,
+  routes: Schema.optional(Schema.Record({
+    key: Schema.String,
+    value: Schema.Union(Schema.Boolean, Schema.Struct(LimitFields))
+  }))
+})
+
+const decode = options_.decodeOptions("ResilientHttpServer.rateLimit", OptionsSchema, { exact: true })
+
+interface Limit {
+  readonly limiter: RateLimiter.RateLimiter
+  readonly key: (request: HttpServerRequest.HttpServerRequest) => string | Effect.Effect<string>
+  readonly onStoreError: "allow" | "reject"
+  /** millis a request may wait for its turn; undefined: never waits */
+  readonly maxWait: Duration.Duration | undefined
+}
+
+const clientIp = (trustProxy: boolean) => (request: HttpServerRequest.HttpServerRequest): string => {
+  if (trustProxy) {
+    const forwarded = request.headers["x-forwarded-for"]
+    if (forwarded !== undefined && forwarded.length > 0) return forwarded.split(",")[0].trim()
+  }
+  return Option.getOrElse(request.remoteAddress, () => "unknown")
+}
+
+/** The store in context, or a memory store living in the current scope. */
+const storeOf = Effect.flatMap(
+  Effect.serviceOption(RateLimiterStore.RateLimiterStore),
+  (found) =>
+    Option.isSome(found)
+      ? Effect.succeed(found.value)
+      : Effect.map(Layer.build(RateLimiterStore.layerMemory()), (ctx) =>
+        Context.get(ctx, RateLimiterStore.RateLimiterStore))
+)
+
+const buildLimit = (
+  name: string,
+  option: string,
+  options: LimitOptions
+): Effect.Effect<Limit, InvalidOptionsError, Scope.Scope> =>
+  Effect.gen(function*() {
+    let limiter = options.limiter
+    if (limiter === undefined) {
+      if (options.algorithm === undefined) {
+        return yield* new InvalidOptionsError({
+          module: "ResilientHttpServer.rateLimit",
+          option,
+          value: undefined,
+          reason: "expected a limiter or an algorithm"
+        })
+      }
+      const store = yield* storeOf
+      limiter = yield* RateLimiter.make({ name, algorithm: options.algorithm }).pipe(
+        Effect.provideService(RateLimiterStore.RateLimiterStore, store)
+      )
+    }
+    const wait = options.onExceeded === "wait"
+    if (wait && limiter.algorithm._tag !== "TokenBucket" && limiter.algorithm._tag !== "Gcra") {
+      return yield* new InvalidOptionsError({
+        module: "ResilientHttpServer.rateLimit",
+        option: `${option === "rateLimit" ? "" : `${option}.`}onExceeded`,
+        value: "wait",
+        reason: "only the token bucket and GCRA can wait for a turn"
+      })
+    }
+    return {
+      limiter,
+      key: options.key ?? clientIp(options.trustProxy ?? false),
+      onStoreError: options.onStoreError ?? "allow",
+      maxWait: wait ? Duration.decode(options.maxWait ?? "1 second") : undefined
+    }
+  })
+
+/**
+ * A rate-limit stage, with its shared limiter.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface RateLimit extends Stage {
+  readonly kind: "rateLimit"
+  readonly limiter: Option.Option<RateLimiter.RateLimiter>
+}
+
+/**
+ * Builds the stage; limiters it builds live in the current scope. Without `limiter` or
+ * `algorithm` only routes with their own limit are limited.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<RateLimit, InvalidOptionsError, Scope.Scope> =>
+  Effect.gen(function*() {
+    yield* decode(options)
+    const name = options.name ?? "http"
+    const shared = options.limiter === undefined && options.algorithm === undefined
+      ? undefined
+      : yield* buildLimit(name, "rateLimit", options)
+    const routes = new Map<string, Limit | undefined>()
+    for (const [pattern, route] of Object.entries(options.routes ?? {})) {
+      routes.set(
+        pattern,
+        route === true
+          ? shared
+          : route === false
+          ? undefined
+          : yield* buildLimit(`${name} ${pattern}`, `routes.${pattern}`, route)
+      )
+    }
+    const rejected = reject.rejecter(name)
+    const limitOf = (record: RequestRecord): Limit | undefined =>
+      record.pattern !== undefined && routes.has(record.pattern) ? routes.get(record.pattern) : shared
+
+    const limited = (record: RequestRecord, e: RateLimitedError) => {
+      const retryAfter = e.retryAfter ?? Duration.seconds(1)
+      return rejected(
+        "rate_limited",
+        429,
+        e.message,
+        record.route,
+        Option.some(retryAfter),
+        http.rateLimitHeaders({ limit: e.limit, remaining: e.remaining, resetAfter: e.resetAfter ?? retryAfter })
+      )
+    }
+
+    const storeFailed = (record: RequestRecord, limit: Limit, e: StoreError | InvalidOptionsError) =>
+      limit.onStoreError === "allow"
+        ? Effect.logWarning("rate limiter store failed; admitting the request").pipe(
+          Effect.annotateLogs({ route: record.route, limiter: limit.limiter.name, error: e.message })
+        )
+        : Effect.fail(
+          rejected("limiter_unavailable", 503, "the rate limiter is unavailable", record.route, Option.none())
+        )
+
+    const take = (record: RequestRecord, limit: Limit, key: string) =>
+      Effect.matchEffect(limit.limiter.take(key), {
+        onFailure: (e) =>
+          e._tag === "RateLimitedError" ? Effect.fail(limited(record, e)) : storeFailed(record, limit, e),
+        onSuccess: (decision) => {
+          const headers = http.rateLimitHeaders(decision)
+          if (!decision.allowed) {
+            return Effect.fail(
+              rejected(
+                "rate_limited",
+                429,
+                `rate limit exceeded (limit ${decision.limit})`,
+                record.route,
+                Option.some(decision.retryAfter),
+                headers
+              )
+            )
+          }
+          record.headers = headers
+          return Effect.void
+        }
+      })
+
+    // waits for a reserved turn; the wait is interruptible so a client that goes away leaves at once
+    const wait = (record: RequestRecord, limit: Limit, key: string, maxWait: Duration.Duration) =>
+      Effect.matchEffect(limit.limiter.reserve(key, 1, maxWait), {
+        onFailure: (e) =>
+          e._tag === "RateLimitedError" ? Effect.fail(limited(record, e)) : storeFailed(record, limit, e),
+        onSuccess: (reservation) => {
+          record.headers = http.rateLimitHeaders(reservation.decision)
+          if (Duration.toMillis(reservation.delay) <= 0) return Effect.void
+          record.reservation = reservation
+          return Effect.zipRight(
+            Effect.interruptible(Effect.sleep(reservation.delay)),
+            Effect.sync(() => {
+              record.reservation = undefined
+            })
+          )
+        }
+      })
+
+    return {
+      kind: "rateLimit",
+      limiter: Option.map(Option.fromNullable(shared), (l) => l.limiter),
+      admit: (record: RequestRecord) => {
+        const limit = limitOf(record)
+        if (limit === undefined) return undefined
+        const k = limit.key(record.request)
+        const run = (key: string) =>
+          limit.maxWait === undefined ? take(record, limit, key) : wait(record, limit, key, limit.maxWait)
+        return typeof k === "string" ? run(k) : Effect.flatMap(k, run)
+      },
+      respond: (record, response) =>
+        record.headers === undefined ? response : HttpServerResponse.setHeaders(response, record.headers),
+      release: (record: RequestRecord) => {
+        const reservation = record.reservation
+        if (reservation === undefined) return undefined
+        record.reservation = undefined
+        // the turn was not used: give it back (x/time/rate's Cancel)
+        return Effect.catchAllCause(
+          reservation.cancel,
+          (cause) => Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logDebug("reservation cancel failed", cause)
+        )
+      }
+    }
+  })
