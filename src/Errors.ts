@@ -21,6 +21,12 @@ import { hasRejectionTag } from "./internal/rejection.js"
  */
 const respondableSymbol: unique symbol = Symbol.for("@effect/platform/HttpServerRespondable") as any
 
+/** Loads the HTTP helpers on first use: only an HTTP server asks an error for its response. */
+const withHttp = (
+  f: (http: typeof import("./internal/http.js")) => HttpServerResponse.HttpServerResponse
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  Effect.map(Effect.promise(() => import("./internal/http.js")), f)
+
 const formatRetryAfter = (retryAfter: Duration.Duration | undefined): string =>
   retryAfter === undefined ? "" : `, retry after ${Duration.format(retryAfter)}`
 
@@ -56,8 +62,8 @@ export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>()("Ci
    *
    * @since 0.3.0
    */
-  [HttpServerRespondable.symbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
-    return Effect.sync(() =>
+  [respondableSymbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return withHttp((http) =>
       http.errorResponse({
         code: "circuit_open",
         status: 503,
@@ -94,8 +100,8 @@ export class BulkheadFullError extends Schema.TaggedError<BulkheadFullError>()("
    *
    * @since 0.3.0
    */
-  [HttpServerRespondable.symbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
-    return Effect.sync(() =>
+  [respondableSymbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return withHttp((http) =>
       http.errorResponse({
         code: "bulkhead_full",
         status: 503,
@@ -133,8 +139,8 @@ export class RateLimitedError extends Schema.TaggedError<RateLimitedError>()("Ra
    *
    * @since 0.3.0
    */
-  [HttpServerRespondable.symbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
-    return Effect.sync(() => {
+  [respondableSymbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return withHttp((http) => {
       const retryAfter = this.retryAfter ?? Duration.seconds(1)
       return http.errorResponse({
         code: "rate_limited",
@@ -179,8 +185,8 @@ export class OverloadedError extends Schema.TaggedError<OverloadedError>()("Over
    *
    * @since 0.3.0
    */
-  [HttpServerRespondable.symbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
-    return Effect.sync(() =>
+  [respondableSymbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return withHttp((http) =>
       http.errorResponse({
         code: "overloaded",
         status: 503,
@@ -250,11 +256,7 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutErr
    * @since 0.1.0
    */
   [respondableSymbol](): Effect.Effect<HttpServerResponse.HttpServerResponse> {
-    // loaded on first use: only an HTTP server calls this, and it has `@effect/platform` loaded
-    return Effect.map(
-      Effect.promise(() => import("./internal/http.js")),
-      (http) => http.upstreamTimeoutResponse(this.message)
-    )
+    return withHttp((http) => http.upstreamTimeoutResponse(this.message))
   }
 }
 

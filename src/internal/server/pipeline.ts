@@ -183,6 +183,11 @@ export const make = (options: {
       observer.started()
       const response = nodeResponseOf(request)
       if (response !== undefined) {
+        if (response.destroyed) {
+          // the client went away before the middleware saw the request: nothing is admitted
+          settle(record, abandoned)
+          return Effect.interrupt
+        }
         record.response = response
         // Release on close unless the response was fully written (then the request's exit
         // settles it): a client that went away may leave the request fiber waiting forever.

@@ -60,6 +60,8 @@ export interface RuntimeFiber extends Fiber.RuntimeFiber<unknown, unknown> {
 /** The part of a Node `ServerResponse` the record listens to. */
 export interface NodeResponseLike {
   readonly writableFinished: boolean
+  /** set once the response or its socket closed (its `close` event does not fire again) */
+  readonly destroyed: boolean
   once(event: "close", listener: () => void): unknown
   removeListener(event: "close", listener: () => void): unknown
 }
