@@ -83,6 +83,17 @@ export interface Bulkhead {
   readonly protect: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError, R>
   /** runs `effect` only if a permit is free right now; never queues */
   readonly tryProtect: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError, R>
+  /**
+   * Runs `effect` holding `weight` permits (a large upload weighs more than a small read), queueing
+   * like `protect`. The queue stays FIFO: a waiter that does not fit yet holds back the lighter
+   * ones behind it, so a heavy call is never starved; a call arriving while anyone waits queues.
+   * A weight that is not a whole number from 1 to `maxConcurrent` fails with `InvalidOptionsError`.
+   *
+   * @since 0.3.0
+   */
+  readonly protectWeighted: (
+    weight: number
+  ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError | InvalidOptionsError, R>
   readonly stats: Effect.Effect<Stats>
 }
 
@@ -142,6 +153,28 @@ export const tryProtect: {
   <A, E, R>(bulkhead: Bulkhead, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R>
   <A, E, R>(effect: Effect.Effect<A, E, R>, bulkhead: Bulkhead): Effect.Effect<A, E | BulkheadFullError, R>
 } = dualRun((bulkhead) => bulkhead.tryProtect)
+
+/**
+ * Runs `effect` under `bulkhead` holding `weight` permits (see `Bulkhead.protectWeighted`):
+ * `effect.pipe(Bulkhead.protectWeighted(bulkhead, 3))` or `Bulkhead.protectWeighted(effect, bulkhead, 3)`.
+ *
+ * @since 0.3.0
+ * @category combinators
+ */
+export const protectWeighted: {
+  (bulkhead: Bulkhead, weight: number): <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | BulkheadFullError | InvalidOptionsError, R>
+  <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    bulkhead: Bulkhead,
+    weight: number
+  ): Effect.Effect<A, E | BulkheadFullError | InvalidOptionsError, R>
+} = dual(
+  3,
+  <A, E, R>(effect: Effect.Effect<A, E, R>, bulkhead: Bulkhead, weight: number) =>
+    bulkhead.protectWeighted(weight)(effect)
+)
 
 /**
  * A layer providing a bulkhead under your own tag.

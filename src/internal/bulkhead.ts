@@ -14,7 +14,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type { Bulkhead, Stats } from "../Bulkhead.js"
-import { BulkheadFullError } from "../Errors.js"
+import { BulkheadFullError, InvalidOptionsError } from "../Errors.js"
 import * as InstanceMetrics from "./instanceMetrics.js"
 import { Leases } from "./lease.js"
 import * as Q from "./waitQueue.js"
@@ -42,8 +42,21 @@ export interface Settings {
   readonly queueTimeout?: Duration.Duration | undefined
 }
 
+/** What a lease gives back when its work stops: one permit (the bulkhead itself) or a weighted one. */
+interface Permit {
+  released(): void
+}
+
 /** Leases shared by the bulkheads of one registry (or owned by a lone bulkhead). */
-export const makeLeases = (): Leases<BulkheadImpl> => new Leases<BulkheadImpl>((bulkhead) => bulkhead.released())
+export const makeLeases = (): Leases<Permit> => new Leases<Permit>((permit) => permit.released())
+
+/** `weight` permits held by one call. */
+class WeightedPermit implements Permit {
+  constructor(readonly bulkhead: BulkheadImpl, readonly weight: number) {}
+  released(): void {
+    this.bulkhead.releasedWeight(this.weight)
+  }
+}
 
 export class BulkheadImpl implements Bulkhead, Q.Permits {
   readonly name: string
@@ -57,6 +70,8 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
   closed = false
   /** set on the first rejection of an overload episode, cleared once a permit is free */
   saturated = false
+  /** set by the first weighted call: from then on permits come back through the weighted path */
+  weighted = false
   private values: Array<number>
   private reportedQueued = 0
   private boundProtect: Bulkhead["protect"] | undefined = undefined
@@ -67,7 +82,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
     settings: Settings,
     private readonly metrics: InstanceMetrics.Registry,
     private readonly series: InstanceMetrics.Series,
-    private leases: Leases<BulkheadImpl> | undefined
+    private leases: Leases<Permit> | undefined
   ) {
     this.name = settings.name
     this.maxConcurrent = settings.maxConcurrent
@@ -76,7 +91,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
     this.values = series.values
   }
 
-  static make(settings: Settings, metrics: InstanceMetrics.Registry, leases?: Leases<BulkheadImpl>): BulkheadImpl {
+  static make(settings: Settings, metrics: InstanceMetrics.Registry, leases?: Leases<Permit>): BulkheadImpl {
     return new BulkheadImpl(settings, metrics, metrics.acquire(kind, settings.name), leases)
   }
 
@@ -100,6 +115,50 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
 
   get tryProtect(): Bulkhead["tryProtect"] {
     return (effect) => Effect.withFiberRuntime((fiber) => this.enter(fiber, effect, false))
+  }
+
+  get protectWeighted(): Bulkhead["protectWeighted"] {
+    return (weight) => {
+      const invalid = this.invalidWeight(weight)
+      if (invalid !== undefined) return () => Effect.fail(invalid)
+      if (weight === 1) return this.protect
+      return (effect) => Effect.withFiberRuntime((fiber) => this.enterWeighted(fiber, effect, weight))
+    }
+  }
+
+  private invalidWeight(weight: number): InvalidOptionsError | undefined {
+    if (Number.isInteger(weight) && weight >= 1 && weight <= this.maxConcurrent) return undefined
+    return new InvalidOptionsError({
+      module: "Bulkhead",
+      option: "weight",
+      value: weight,
+      reason: `expected a whole number from 1 to maxConcurrent (${this.maxConcurrent})`
+    })
+  }
+
+  private enterWeighted<A, E, R>(
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    effect: Effect.Effect<A, E, R>,
+    weight: number
+  ): Effect.Effect<A, E | BulkheadFullError, R> {
+    this.weighted = true
+    // as for one permit: a newcomer never overtakes a queued caller, however light
+    if (!this.closed && this.active + weight <= this.maxConcurrent && this.queue.length === 0) {
+      this.active += weight
+      this.values[ACTIVE] += weight
+      return (this.leases ??= makeLeases()).hold(fiber, new WeightedPermit(this, weight), effect)
+    }
+    if (this.closed || this.queue.length >= this.maxQueue) return this.reject()
+    return this.enqueue(effect, weight)
+  }
+
+  /** `weight` permits came back: they go to the waiters at the head that fit, in order. */
+  releasedWeight(weight: number): void {
+    const before = this.active
+    Q.releaseWeighted(this, weight)
+    this.values[ACTIVE] += this.active - before
+    if (this.queue.length === 0) this.saturated = false
+    this.syncQueued()
   }
 
   get stats(): Effect.Effect<Stats> {
@@ -130,6 +189,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
 
   /** A permit came back: it goes to the oldest waiter, or becomes free. */
   released(): void {
+    if (this.weighted) return this.releasedWeight(1)
     if (this.queue.length === 0) {
       this.active--
       this.values[ACTIVE]--
@@ -170,8 +230,8 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
     )
   }
 
-  private enqueue<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> {
-    const waiter = Q.makeWaiter()
+  private enqueue<A, E, R>(effect: Effect.Effect<A, E, R>, weight = 1): Effect.Effect<A, E | BulkheadFullError, R> {
+    const waiter = Q.makeWaiter(weight)
     Q.push(this.queue, waiter)
     this.syncQueued()
     let expired = false
@@ -190,7 +250,8 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
         onFailure: (cause) => {
           // interrupted or timed out: leave the queue, or pass on a permit handed over meanwhile
           const before = this.active
-          Q.abandon(this, waiter)
+          if (this.weighted) Q.abandonWeighted(this, waiter)
+          else Q.abandon(this, waiter)
           this.values[ACTIVE] += this.active - before
           this.syncQueued()
           if (expired && !Cause.isInterrupted(cause)) {
@@ -204,9 +265,8 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
           if (!waiter.granted) return this.reject() // the bulkhead closed while we waited
           waiter.granted = false
           // the handed-over permit is held like any other (inside this region its handler always runs)
-          return Effect.withFiberRuntime((fiber) =>
-            (this.leases ??= makeLeases()).hold(fiber, this as BulkheadImpl, restore(effect))
-          )
+          const permit: Permit = weight === 1 ? this : new WeightedPermit(this, weight)
+          return Effect.withFiberRuntime((fiber) => (this.leases ??= makeLeases()).hold(fiber, permit, restore(effect)))
         }
       })
     )

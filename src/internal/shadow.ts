@@ -267,6 +267,10 @@ export const bulkhead = (bulkhead: Bulkhead.Bulkhead, shadow: ResilienceMode.Sha
     maxQueue: bulkhead.maxQueue,
     protect: (effect) => shadow.enabled ? guard.run(bulkhead.protect, effect) : bulkhead.protect(effect),
     tryProtect: (effect) => shadow.enabled ? guard.run(bulkhead.tryProtect, effect) : bulkhead.tryProtect(effect),
+    protectWeighted: (weight) => {
+      const protect = bulkhead.protectWeighted(weight)
+      return (effect) => shadow.enabled ? guard.run(protect, effect) : protect(effect)
+    },
     get stats() {
       return bulkhead.stats
     }

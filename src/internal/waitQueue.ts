@@ -10,6 +10,8 @@ export interface Waiter {
   wake: (() => void) | undefined
   /** set when a permit has been handed to this waiter */
   granted: boolean
+  /** permits this waiter needs (1 unless a bulkhead call is weighted) */
+  weight: number
   prev: Waiter | undefined
   next: Waiter | undefined
   linked: boolean
@@ -23,9 +25,10 @@ export interface WaitQueue {
 
 export const makeQueue = (): WaitQueue => ({ head: undefined, tail: undefined, length: 0 })
 
-export const makeWaiter = (): Waiter => ({
+export const makeWaiter = (weight = 1): Waiter => ({
   wake: undefined,
   granted: false,
+  weight,
   prev: undefined,
   next: undefined,
   linked: false
@@ -95,6 +98,45 @@ export const release = (permits: Permits): void => {
   }
   next.granted = true
   next.wake?.()
+}
+
+/**
+ * Weighted permits: gives back `weight` permits, then grants waiters from the head for as long as
+ * the head fits (FIFO: a waiter that does not fit yet blocks the ones behind it, so a heavy waiter
+ * is never starved by light ones passing it).
+ */
+export const releaseWeighted = (permits: Permits, weight: number): void => {
+  permits.active -= weight
+  grantFitting(permits)
+}
+
+/** Grants waiters from the head while the head's weight fits in the free permits. */
+export const grantFitting = (permits: Permits): void => {
+  const queue = permits.queue
+  for (
+    let head = queue.head;
+    head !== undefined && permits.active + head.weight <= permits.capacity;
+    head = queue.head
+  ) {
+    remove(queue, head)
+    permits.active += head.weight
+    head.granted = true
+    head.wake?.()
+  }
+}
+
+/**
+ * A weighted waiter gives up: a granted weight goes back to the queue; a waiter leaving the head
+ * may let the ones behind it fit.
+ */
+export const abandonWeighted = (permits: Permits, waiter: Waiter): void => {
+  if (waiter.granted) {
+    waiter.granted = false
+    releaseWeighted(permits, waiter.weight)
+  } else {
+    remove(permits.queue, waiter)
+    grantFitting(permits)
+  }
 }
 
 /**
