@@ -59,7 +59,7 @@ export const make = (client: HttpClient.HttpClient.With<any, any>, operation: st
         return Effect.clockWith((clock): Effect.Effect<A, E | TimeoutError, R> => {
           const left = deadline - clock.unsafeCurrentTimeMillis()
           return left > margin ? self : Effect.fail(
-            new TimeoutError({ duration: Duration.millis(Math.max(0, left)), operation })
+            new TimeoutError({ duration: Duration.millis(Math.max(0, left)), operation, reason: "deadline" })
           )
         })
       })

@@ -108,6 +108,7 @@ describe("deadline propagation, client side (real server on 127.0.0.1)", () => {
         Effect.zipRight(Effect.sleep("60 millis"), client.get(`${server.url}/d`)).pipe(Timeout.deadline("100 millis"))
       )
       expect(error._tag).toBe("TimeoutError")
+      expect(error._tag === "TimeoutError" && error.reason).toBe("deadline")
       expect(server.seen.length).toBe(0)
     })))
 
