@@ -56,10 +56,11 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Backoff from "./Backoff.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
-import type { BulkheadFullError, CircuitOpenError, InvalidOptionsError } from "./Errors.js"
+import type { BulkheadFullError, CircuitOpenError, InvalidOptionsError, RateLimitedError } from "./Errors.js"
 import { TimeoutError } from "./Errors.js"
 import * as BulkheadRegistry from "./internal/bulkheadRegistry.js"
 import * as DeadlineBudget from "./internal/deadlineBudget.js"
+import * as HostLimitGate from "./internal/hostLimitGate.js"
 import * as http from "./internal/http.js"
 import * as options_ from "./internal/options.js"
 import * as Retry from "./Retry.js"
@@ -107,6 +108,19 @@ export interface Options {
     readonly format?: "millis" | "grpc"
     readonly margin?: Duration.DurationInput
   }
+  /**
+   * learns each host's limit from its responses (429 with `Retry-After`, `RateLimit-*`,
+   * `RateLimit`, `X-RateLimit-*`), and holds requests back once the host's quota is spent until it
+   * resets: `onLimited: "wait"` (default) waits up to `maxWait` (default 30 seconds, never past
+   * the caller's deadline), `"fail"` fails at once with `RateLimitedError` (limiter: the client's
+   * name, key: the host). A 429 without a reset time blocks the host for `blockFor` (default 1
+   * second). Off unless given.
+   */
+  readonly learnLimits?: {
+    readonly onLimited?: "wait" | "fail"
+    readonly maxWait?: Duration.DurationInput
+    readonly blockFor?: Duration.DurationInput
+  }
   /** per-attempt timeout, clamped to the caller's deadline (default 10 seconds) */
   readonly timeout?: Duration.DurationInput | false
   /** default: up to 3 retries, exponential from 100 ms capped at 2 s with full jitter */
@@ -140,7 +154,12 @@ export class RetryableResponse extends Data.TaggedError("RetryableResponse")<{
  * @since 0.1.0
  * @category models
  */
-export type Error = HttpClientError.HttpClientError | CircuitOpenError | BulkheadFullError | TimeoutError
+export type Error =
+  | HttpClientError.HttpClientError
+  | CircuitOpenError
+  | BulkheadFullError
+  | TimeoutError
+  | RateLimitedError
 
 /**
  * The wrapped client.
@@ -162,6 +181,11 @@ const OptionsSchema = Schema.Struct({
   name: Schema.optional(options_.Name),
   maxHosts: Schema.optional(options_.PositiveInt),
   timeout: Schema.optional(Schema.Union(options_.PositiveDuration, Schema.Literal(false))),
+  learnLimits: Schema.optional(Schema.Struct({
+    onLimited: Schema.optional(Schema.Literal("wait", "fail")),
+    maxWait: Schema.optional(options_.NonNegativeDuration),
+    blockFor: Schema.optional(options_.PositiveDuration)
+  })),
   propagateDeadline: Schema.optional(Schema.Union(
     Schema.Literal(false),
     Schema.Struct({
@@ -281,6 +305,9 @@ export const wrap = <E, R>(
       : DeadlineBudget.make(client, name, decoded.propagateDeadline ?? {})
 
     const maxHosts = decoded.maxHosts ?? 10_000
+    const gate = decoded.learnLimits === undefined
+      ? undefined
+      : yield* HostLimitGate.make(name, maxHosts, decoded.learnLimits)
     const breakerOptions = options.breaker === false ? undefined : options.breaker ?? {}
     const registry = breakerOptions === undefined
       ? undefined
@@ -340,6 +367,7 @@ export const wrap = <E, R>(
         ? send
         : budget.send(send, request)
       if (timeout !== undefined) call = timeout(call)
+      if (gate !== undefined) call = Effect.tap(call, (r) => gate.learn(host, r.status, r.headers))
       call = Effect.flatMap(
         call,
         (response) =>
@@ -388,6 +416,10 @@ export const wrap = <E, R>(
                 return Effect.zipRight(settle, exit)
               }))
           ))
+      }
+      // a host's spent quota holds the attempt back before the breaker and the bulkhead
+      if (gate !== undefined) {
+        call = Effect.zipRight(gate.enter(host), call)
       }
       // a spent budget fails before the breaker and the bulkhead: nothing was sent
       return budget === undefined ? call : budget.check(call)
