@@ -174,4 +174,85 @@ describe("Timeout.within semantics", () => {
       expect(yield* Effect.supervised(nest(2000), supervisor)).toBe(2000)
       expect(yield* supervisor.value).toEqual([])
     }))
+
+  it.effect("the work runs on the caller's fiber, which carries on normally after a timeout", () =>
+    Effect.gen(function*() {
+      const caller = yield* Effect.fiberId
+      expect(yield* Timeout.within(Effect.fiberId, "1 second")).toEqual(caller)
+      const fiber = yield* Effect.fork(
+        Effect.gen(function*() {
+          const first = yield* Effect.flip(Timeout.within(Effect.never, "1 second"))
+          // not interrupted: it can suspend, time out again and finish
+          yield* Effect.sleep("1 second")
+          const second = yield* Effect.flip(Timeout.within(Effect.never, "1 second"))
+          const last = yield* Timeout.within(Effect.as(Effect.sleep("10 millis"), "done"), "1 second")
+          return [first, second, last] as const
+        })
+      )
+      yield* TestClock.adjust("4 seconds")
+      const [first, second, last] = yield* Fiber.join(fiber)
+      expect(first).toBeInstanceOf(TimeoutError)
+      expect(second).toBeInstanceOf(TimeoutError)
+      expect(last).toBe("done")
+    }))
+
+  it.effect("fibers the work forks are interrupted when time is up; the caller's own children are not", () =>
+    Effect.gen(function*() {
+      const childOfWork = yield* Ref.make<"running" | "interrupted">("running")
+      const childOfCaller = yield* Ref.make<"running" | "interrupted">("running")
+      const track = (ref: Ref.Ref<"running" | "interrupted">) =>
+        Effect.onInterrupt(Effect.never, () => Ref.set(ref, "interrupted"))
+      const fiber = yield* Effect.fork(
+        Effect.gen(function*() {
+          const sibling = yield* Effect.fork(track(childOfCaller))
+          const error = yield* Effect.flip(
+            Timeout.within(Effect.zipRight(Effect.fork(track(childOfWork)), Effect.never), "1 second")
+          )
+          yield* Effect.sleep("1 second")
+          // read before this fiber ends (its children are interrupted then)
+          return [error, Option.isNone(yield* Fiber.poll(sibling)), yield* Ref.get(childOfCaller)] as const
+        })
+      )
+      yield* TestClock.adjust("2 seconds")
+      const [error, siblingAlive, sibling] = yield* Fiber.join(fiber)
+      expect(error).toBeInstanceOf(TimeoutError)
+      expect(siblingAlive).toBe(true)
+      expect(sibling).toBe("running")
+      expect(yield* Ref.get(childOfWork)).toBe("interrupted")
+    }))
+
+  it.effect("without children of its own the caller's timed-out work takes its forked fibers with it", () =>
+    Effect.gen(function*() {
+      const childOfWork = yield* Ref.make<"running" | "interrupted">("running")
+      const fiber = yield* Effect.fork(
+        Effect.flip(Timeout.within(
+          Effect.zipRight(
+            Effect.fork(Effect.onInterrupt(Effect.never, () => Ref.set(childOfWork, "interrupted"))),
+            Effect.never
+          ),
+          "1 second"
+        )).pipe(Effect.zipLeft(Effect.sleep("1 second")))
+      )
+      yield* TestClock.adjust("1500 millis")
+      expect(yield* Ref.get(childOfWork)).toBe("interrupted")
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toBeInstanceOf(TimeoutError)
+    }))
+
+  it.effect("a caller interrupted before time is up is interrupted, not timed out, and carries no timer", () =>
+    Effect.gen(function*() {
+      const supervisor = yield* Supervisor.track
+      const before = yield* timeoutsOf("interrupted-first")
+      const racing = yield* Effect.fork(
+        Timeout.within(Effect.never, { duration: "1 second", operation: "interrupted-first" }).pipe(
+          Effect.supervised(supervisor)
+        )
+      )
+      yield* TestClock.adjust("500 millis")
+      yield* Fiber.interrupt(racing)
+      expect(Exit.isInterrupted(yield* Fiber.await(racing))).toBe(true)
+      yield* TestClock.adjust("1 second")
+      expect(yield* supervisor.value).toEqual([])
+      expect(yield* timeoutsOf("interrupted-first")).toBe(before)
+    }))
 })
