@@ -22,7 +22,7 @@
  * that choice: if the service becomes slower for good while it is saturated the whole time, the
  * limit stays conservative until load falls below the limit once.
  *
- * Metrics: `resilience_requests_in_flight{name}`, `resilience_shed_requests_total{name}`.
+ * Metrics: `resilience_shedder_requests_in_flight{name}`, `resilience_shed_requests_total{name}`.
  *
  * @since 0.1.0
  */

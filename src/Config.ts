@@ -8,7 +8,7 @@
  * | `Name` | required | service name: names metrics, logs, the shedder and the limiter |
  * | `Mode` | `pro` | `dev` \| `test` \| `rt` \| `pre` \| `pro`; load shedding runs only in `pro` |
  * | `Timeout` | `3000` | request deadline, milliseconds or a duration (`"3 seconds"`); `0` switches it off |
- * | `CpuThreshold` | `900` | shedding threshold in per-mille of the CPU quota, `0`–`999`; `0` switches shedding off |
+ * | `CpuThreshold` | unset | set: go-zero's CPU shedder at this per-mille of the CPU quota, `0`–`999` (`0` switches shedding off); unset: the default shedder, which protects from a cold start |
  * | `MaxConns` | `10000` | requests in flight before 503; `0` switches the limit off |
  * | `RateLimit.Rate` | unset | requests per second per key; rate limiting is on when set |
  * | `RateLimit.Burst` | `Rate` | bucket size |
@@ -74,7 +74,8 @@ export interface ServiceConfig {
   readonly name: string
   readonly mode: Mode
   readonly timeout: Option.Option<Duration.Duration>
-  readonly cpuThreshold: number
+  /** go-zero's CPU threshold when set; the server's default shedder when not */
+  readonly cpuThreshold: Option.Option<number>
   readonly maxConns: number
   readonly rateLimit: Option.Option<{ readonly rate: number; readonly burst: number; readonly keyBy: KeyBy }>
   readonly breaker: {
@@ -160,10 +161,8 @@ export const serviceConfig: EffectConfig.Config<ServiceConfig> = EffectConfig.al
   timeout: setting("Timeout", DurationFromString, Duration.seconds(3)).pipe(
     EffectConfig.map((d) => Duration.toMillis(d) === 0 ? Option.none() : Option.some(d))
   ),
-  cpuThreshold: setting(
-    "CpuThreshold",
-    IntFromString("expected an integer from 0 to 999", (n) => n >= 0 && n < 1000),
-    900
+  cpuThreshold: EffectConfig.option(
+    Schema.Config("CpuThreshold", IntFromString("expected an integer from 0 to 999", (n) => n >= 0 && n < 1000))
   ),
   maxConns: setting("MaxConns", IntFromString("expected a non-negative integer", (n) => n >= 0), 10_000),
   rateLimit: EffectConfig.nested(
@@ -204,21 +203,23 @@ export const serviceConfig: EffectConfig.Config<ServiceConfig> = EffectConfig.al
 })
 
 /**
- * Middleware options equivalent to a configuration. Load shedding runs only in `pro` mode with a
- * non-zero `CpuThreshold`.
+ * Middleware options equivalent to a configuration. Load shedding runs only in `pro` mode and
+ * unless `CpuThreshold` is `0`: go-zero's CPU shedder when `CpuThreshold` is set, the server's
+ * default shedder (event-loop utilization, protective from a cold start) when it is not.
  *
  * @since 0.1.0
  * @category conversions
  */
 export const toOptions = (config: ServiceConfig): ResilientHttpServer.Options => {
   const { breaker, middlewares } = config
-  const shedding = middlewares.shedding && config.mode === "pro" && config.cpuThreshold > 0
+  const cpuThreshold = Option.getOrUndefined(config.cpuThreshold)
+  const shedding = middlewares.shedding && config.mode === "pro" && cpuThreshold !== 0
   const rateLimit = middlewares.rateLimit ? Option.getOrUndefined(config.rateLimit) : undefined
   return {
     name: config.name,
     maxConns: middlewares.maxConns && config.maxConns > 0 ? config.maxConns : false,
     timeout: middlewares.timeout ? Option.getOrElse(config.timeout, () => false as const) : false,
-    shedding: shedding ? { cpuThreshold: config.cpuThreshold } : false,
+    shedding: !shedding ? false : cpuThreshold === undefined ? {} : { cpuThreshold },
     breaker: middlewares.breaker
       ? {
         policy: (route) =>
@@ -250,11 +251,13 @@ const keyFromHeader = (header: string) => (request: HttpServerRequest.HttpServer
  * @category layers
  */
 export const layerConfig = (
-  config: EffectConfig.Config<ServiceConfig> = serviceConfig
+  config: EffectConfig.Config<ServiceConfig> = serviceConfig,
+  /** what a configuration cannot say: the `router` served (one breaker per route), `routes` */
+  extra: Pick<ResilientHttpServer.Options, "router" | "routes" | "routeName"> = {}
 ): Layer.Layer<ResilientHttpServer.Server | ServiceConfigTag, ConfigError.ConfigError | InvalidOptionsError> =>
   Layer.scopedContext(Effect.gen(function*() {
     const decoded = yield* config
-    const server = yield* ResilientHttpServer.make(toOptions(decoded))
+    const server = yield* ResilientHttpServer.make({ ...toOptions(decoded), ...extra })
     yield* Effect.logInfo("resilient HTTP middleware configured").pipe(
       Effect.annotateLogs({ service: decoded.name, mode: decoded.mode })
     )

@@ -45,7 +45,7 @@
  * Shedding is on only in `ResilienceMode` `"pro"` (the default when `RESILIENCE_MODE` is unset): a
  * shedder built in `"dev"`, `"test"`, `"rt"` or `"pre"` admits everything.
  *
- * Metrics: `resilience_shed_requests_total{name,priority}`, `resilience_requests_in_flight{name}`.
+ * Metrics: `resilience_shed_requests_total{name,priority}`, `resilience_shedder_requests_in_flight{name}`.
  * Once a minute, when there was traffic, it logs `shedding_stat` with `signal`, `value`, `total`,
  * `pass` and `drop`.
  *

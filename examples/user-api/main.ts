@@ -78,17 +78,10 @@ const router = HttpRouter.empty.pipe(
   HttpRouter.get("/metrics", Metrics.httpApp)
 )
 
-/**
- * The middleware from the configuration, applied to the router. (`HttpMiddleware` erases the app's
- * requirements, so they are restated here.)
- */
+/** The middleware from the configuration, applied to the router. */
 const App = Layer.unwrapScoped(Effect.gen(function*() {
   const server = yield* ResilientHttpServer.Server
-  return HttpServer.serve(router, server.middleware).pipe(HttpServer.withLogAddress) as Layer.Layer<
-    never,
-    never,
-    HttpServer.HttpServer | Health.Health | Metrics.PrometheusRegistry
-  >
+  return HttpServer.serve(router, server.middleware).pipe(HttpServer.withLogAddress)
 }))
 
 /** Health: a database check through its own breaker, plus the route breaker of the API. */
@@ -111,7 +104,7 @@ const ServerLive = Layer.unwrapEffect(Effect.gen(function*() {
 
 const Main = App.pipe(
   Layer.provide(HealthLive),
-  Layer.provide(Config.layerConfig()),
+  Layer.provide(Config.layerConfig(undefined, { router })),
   Layer.provide(Metrics.layer({ serviceName: "user-api" })),
   Layer.provide(ServerLive),
   Layer.provide(Layer.setConfigProvider(provider))

@@ -39,7 +39,9 @@ export const shedRequestsOf = (name: string, priority: string) =>
 
 export const requestsInFlight = (name: string) =>
   Metric.fromMetricKey(
-    MetricKey.gauge("resilience_requests_in_flight", { description: "admitted requests not yet finished" }).pipe(
+    MetricKey.gauge("resilience_shedder_requests_in_flight", {
+      description: "requests a shedder or adaptive limiter admitted, not yet finished"
+    }).pipe(
       MetricKey.tagged("name", name)
     )
   )

@@ -19,7 +19,7 @@ describe("Config", () => {
       expect(config.name).toBe("user-api")
       expect(config.mode).toBe("pro")
       expect(Option.map(config.timeout, Duration.toMillis)).toEqual(Option.some(3000))
-      expect(config.cpuThreshold).toBe(900)
+      expect(config.cpuThreshold).toEqual(Option.none())
       expect(config.maxConns).toBe(10000)
       expect(Option.isNone(config.rateLimit)).toBe(true)
       expect(config.breaker.k).toBe(1.5)

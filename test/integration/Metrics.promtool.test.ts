@@ -155,6 +155,21 @@ describe.skipIf(!havePromtool)("/metrics through promtool check metrics", () => 
       const scrape = await getPort(port, "/metrics")
       expect(scrape.status).toBe(200)
       expectWellFormed(scrape.body)
+      // one series per route, never one per URL: the server's histogram and the route breakers
+      const routesOf = (family: string) =>
+        new Set(
+          scrape.body.split("\n")
+            .filter((line) => line.startsWith(family))
+            .map((line) => /(?:route|name)="([^"]*)"/.exec(line.replace(/name="user-api",?/, ""))?.[1])
+        )
+      expect(routesOf("resilience_http_request_duration_seconds_count")).toEqual(
+        new Set(["GET /api/users/:id", "GET /health"])
+      )
+      const breakers = [...routesOf("resilience_breaker_state{")].filter((n) => n?.startsWith("GET "))
+      expect(breakers.sort()).toEqual(["GET /api/users/:id", "GET /health", "GET /metrics"])
+      // the server's and the shedder's in-flight gauges are separate series
+      const inFlight = scrape.body.split("\n").filter((line) => line.startsWith("resilience_requests_in_flight{"))
+      expect(inFlight.length).toBe(1)
     }, 120_000)
   })
 })
