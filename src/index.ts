@@ -218,3 +218,12 @@ export * as Chaos from "./Chaos.js"
  * @since 0.2.0
  */
 export * as ResilientSql from "./ResilientSql.js"
+
+/**
+ * The policy simulator: a policy stack (the keys of `Config`) against a modelled downstream and a
+ * traffic profile on a virtual clock, driving the library's own breaker, rate-limit and shedder
+ * cores; deterministic by seed; HTML and JSON reports. Also the `effect-resilience simulate` command.
+ *
+ * @since 0.2.0
+ */
+export * as Simulator from "./Simulator.js"

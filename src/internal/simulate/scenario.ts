@@ -1,0 +1,99 @@
+/**
+ * The simulator's scenario file: a policy stack (the keys of `Config`), a modelled downstream and
+ * service, and a traffic profile in phases. Decoded with `effect/Schema`, so a bad field fails
+ * naming its path.
+ */
+import * as Effect from "effect/Effect"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { InvalidOptionsError } from "../../Errors.js"
+
+const NonNegative = Schema.Number.pipe(Schema.filter((n) => (Number.isFinite(n) && n >= 0) || "expected a number ≥ 0"))
+const Positive = Schema.Number.pipe(Schema.filter((n) => (Number.isFinite(n) && n > 0) || "expected a number > 0"))
+const Probability = Schema.Number.pipe(Schema.filter((n) => (n >= 0 && n <= 1) || "expected a number in [0, 1]"))
+
+/** How long the downstream takes to answer, in milliseconds. */
+export const Latency = Schema.Union(
+  Schema.Struct({ distribution: Schema.Literal("constant"), ms: NonNegative }),
+  Schema.Struct({ distribution: Schema.Literal("uniform"), minMs: NonNegative, maxMs: NonNegative }),
+  Schema.Struct({ distribution: Schema.Literal("exponential"), meanMs: Positive }),
+  Schema.Struct({ distribution: Schema.Literal("lognormal"), medianMs: Positive, p99Ms: Positive })
+)
+export type Latency = typeof Latency.Type
+
+/** The downstream's behaviour; a phase overrides any of these fields. */
+export const Downstream = Schema.Struct({
+  latency: Schema.optionalWith(Latency, { default: () => ({ distribution: "constant" as const, ms: 20 }) }),
+  /** share of calls that fail after their latency */
+  errorRate: Schema.optionalWith(Probability, { default: () => 0 }),
+  /** share of calls that hang for `hangMs` instead */
+  hangRate: Schema.optionalWith(Probability, { default: () => 0 }),
+  hangMs: Schema.optionalWith(NonNegative, { default: () => 10_000 }),
+  /** down: every call fails after `downLatencyMs` */
+  down: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  downLatencyMs: Schema.optionalWith(NonNegative, { default: () => 1 }),
+  /** calls served at once; the rest wait in line (unbounded unless `queueLimit`) */
+  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1_000_000 }),
+  /** calls that may wait; beyond it a call fails at once */
+  queueLimit: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 1_000_000 })
+})
+export type Downstream = typeof Downstream.Type
+
+const DownstreamPatch = Schema.partial(Schema.Struct(Downstream.fields).pipe(Schema.typeSchema))
+
+export const Phase = Schema.Struct({
+  name: Schema.String,
+  durationSeconds: Positive,
+  /** offered requests per second (open loop) */
+  rps: NonNegative,
+  /** when set, the rate moves linearly from `rps` to this over the phase */
+  rampToRps: Schema.optional(NonNegative),
+  downstream: Schema.optional(DownstreamPatch)
+})
+export type Phase = typeof Phase.Type
+
+export const User = Schema.Struct({ id: Schema.String, weight: Positive })
+
+export const Scenario = Schema.Struct({
+  name: Schema.String,
+  seed: Schema.optionalWith(Schema.Int, { default: () => 1 }),
+  /** the keys of `Config` (`Name`, `Timeout`, `MaxConns`, `CpuThreshold`, `RateLimit`, `Breaker`, `Middlewares`) */
+  stack: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  /** policies decide and count but admit everything */
+  shadow: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  service: Schema.optionalWith(
+    Schema.Struct({
+      /** CPU time the service spends per admitted request, ms: drives the CPU load-shedding signal */
+      cpuMsPerRequest: Schema.optionalWith(NonNegative, { default: () => 0 }),
+      cores: Schema.optionalWith(Positive, { default: () => 1 })
+    }),
+    { default: () => ({ cpuMsPerRequest: 0, cores: 1 }) }
+  ),
+  downstream: Schema.optionalWith(Downstream, { default: () => Schema.decodeSync(Downstream)({}) }),
+  traffic: Schema.optionalWith(
+    Schema.Struct({
+      arrivals: Schema.optionalWith(Schema.Literal("poisson", "uniform"), { default: () => "poisson" as const }),
+      /** a number of equally busy users, or weighted users: the rate-limit key of each request */
+      users: Schema.optionalWith(Schema.Union(Schema.Int.pipe(Schema.positive()), Schema.Array(User)), {
+        default: () => 100
+      })
+    }),
+    { default: () => ({ arrivals: "poisson" as const, users: 100 }) }
+  ),
+  phases: Schema.NonEmptyArray(Phase)
+})
+export type Scenario = typeof Scenario.Type
+export type ScenarioInput = typeof Scenario.Encoded
+
+/** Decodes a parsed scenario file, failing with `InvalidOptionsError` naming the field. */
+export const decode = (input: unknown): Effect.Effect<Scenario, InvalidOptionsError> =>
+  Schema.decodeUnknown(Scenario, { errors: "all", onExcessProperty: "error" })(input).pipe(
+    Effect.mapError((error) =>
+      new InvalidOptionsError({
+        module: "Simulator",
+        option: "scenario",
+        value: undefined,
+        reason: ParseResult.TreeFormatter.formatErrorSync(error)
+      })
+    )
+  )
