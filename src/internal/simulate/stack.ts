@@ -44,6 +44,9 @@ const RATE_LIMIT_MAX_KEYS = 100_000
 const invalid = (reason: string) =>
   new InvalidOptionsError({ module: "Simulator", option: "stack", value: undefined, reason })
 
+const cpuThresholdOf = (config: Config.ServiceConfig): number =>
+  Option.getOrElse(config.cpuThreshold, () => Signal.signalDefaults.cpu.threshold)
+
 /** Reads the stack's keys exactly as `Config.serviceConfig` reads a service's configuration. */
 export const readConfig = (
   stack: Readonly<Record<string, unknown>>
@@ -62,7 +65,8 @@ export const build = (
     const options = Config.toOptions(config)
     let shedder: Shedder.State | undefined
     if (options.shedding !== false) {
-      const signal = yield* Signal.decode(LoadShedder.cpu({ threshold: config.cpuThreshold }))
+      // the simulator models the CPU signal only: without CpuThreshold, go-zero's default threshold
+      const signal = yield* Signal.decode(LoadShedder.cpu({ threshold: cpuThresholdOf(config) }))
       shedder = Shedder.make(
         { ...signal.params, buckets: SHEDDER_BUCKETS, bucketMillis: SHEDDER_BUCKET_MILLIS },
         now
@@ -106,7 +110,7 @@ export const describe = (stack: Stack): ReadonlyArray<string> => {
   const c = stack.config
   const lines: Array<string> = []
   if (stack.maxConns !== Infinity) lines.push(`max connections ${stack.maxConns}`)
-  if (stack.shedder !== undefined) lines.push(`CPU load shedding at ${c.cpuThreshold}‰`)
+  if (stack.shedder !== undefined) lines.push(`CPU load shedding at ${cpuThresholdOf(c)}‰`)
   const rl = Option.getOrUndefined(c.rateLimit)
   if (stack.limiter !== undefined && rl !== undefined) {
     lines.push(`rate limit ${rl.rate}/s per user, burst ${rl.burst}`)
