@@ -10,13 +10,25 @@ export const root = Path.resolve(import.meta.dirname, "..", "..")
 export interface Running {
   readonly child: ChildProcess
   readonly output: () => string
-  /** Resolves with the first match of `pattern` in stdout+stderr, rejects on exit or after `timeoutMs`. */
+  /**
+   * Resolves with the first match of `pattern` in stdout+stderr, rejects on exit or after `timeoutMs`
+   * (default `START_BUDGET_MS`: a child compiling TypeScript on a busy machine can take tens of seconds).
+   */
   readonly waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
   /** Resolves with the exit code (or the signal name). */
   readonly exited: Promise<number | string>
-  /** Sends SIGINT and waits for the exit; SIGKILL after `graceMs`. */
+  /** Sends SIGINT and waits for the exit; SIGKILL after `graceMs` (default 30 s: a busy machine exits slowly). */
   readonly stop: (graceMs?: number) => Promise<number | string>
 }
+
+/**
+ * How long a child process may take to print what a test waits for: readiness is awaited by the
+ * line itself, so a generous budget costs nothing when the machine is idle.
+ */
+export const START_BUDGET_MS = 90_000
+
+/** A test that starts child processes and waits for them: room for two start-up budgets. */
+export const CHILD_TEST_TIMEOUT_MS = 3 * START_BUDGET_MS
 
 export const start = (
   script: string,
@@ -42,7 +54,7 @@ export const start = (
       for (const l of listeners) l()
     })
   })
-  const waitFor = (pattern: RegExp, timeoutMs = 15_000) =>
+  const waitFor = (pattern: RegExp, timeoutMs = START_BUDGET_MS) =>
     new Promise<RegExpMatchArray>((resolve, reject) => {
       const check = () => {
         const m = out.match(pattern)
@@ -65,7 +77,7 @@ export const start = (
       listeners.add(check)
       check()
     })
-  const stop = async (graceMs = 5_000) => {
+  const stop = async (graceMs = 30_000) => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT")
     const timer = setTimeout(() => child.kill("SIGKILL"), graceMs)
     const code = await exited
