@@ -1,7 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
 import { classify } from "../examples/demo/classify.js"
 import type { PhaseWindow, RequestRecord } from "../examples/demo/model.js"
-import { percentile, perSecond, summarize, summaryText } from "../examples/demo/stats.js"
+import {
+  emptyCounts,
+  emptyTally,
+  percentile,
+  perSecond,
+  summarize,
+  summaryText,
+  tallyOf
+} from "../examples/demo/stats.js"
 
 const rejection = (code: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ error: { code, status: 503, message: "m", route: "GET /api/users/:id", ...extra } })
@@ -80,6 +88,36 @@ describe("demo aggregation", () => {
     expect(summary[1].by).toEqual({ breakerOpen: 1, skipped: 1 })
     const text = summaryText(summary)
     expect(text).toContain("Open→HalfOpen")
-    expect(text.split("\n")[0]).toMatch(/^phase\s+secs\s+rps\s+sent\s+ok/)
+    expect(text.split("\n")[0]).toMatch(/^phase\s+secs\s+rps\s+offered\s+sent\s+admitted\s+ok/)
+    expect(summary[0].offered).toBe(3)
+    expect(summary[0].admitted).toBe(2) // the shed request was not let through
+    expect(summary[1].offered).toBe(2) // one sent, one skipped by the driver's cap
+    expect(summary[1].admitted).toBe(0)
+    expect(seconds.map((s) => s.admitted)).toEqual([2, 0, 0])
+  })
+
+  it("the summary counts from the live tallies: a request still in flight is sent, not yet answered", () => {
+    const phases: Array<PhaseWindow> = [
+      { name: "a", title: "A", description: "", durationMs: 1000, rps: 10, startMs: 0, endMs: 1000 }
+    ]
+    const answered: RequestRecord = {
+      sentAt: 10,
+      phase: "a",
+      user: "u",
+      status: 200,
+      latencyMs: 5,
+      outcome: "ok",
+      by: "ok"
+    }
+    const tally = emptyTally()
+    tally.sent = 2 // one answered, one never answered before the run ended
+    tally.counts.ok = 1
+    const [row] = summarize([answered], phases, [], new Map([["a", tally]]))
+    expect(row.sent).toBe(2)
+    expect(row.counts.ok).toBe(1)
+    expect(row.admittedPct).toBe(50)
+    // without tallies the records are the source, and give the same counts for answered requests
+    expect(summarize([answered], phases, [])[0].sent).toBe(1)
+    expect(tallyOf([answered], "a")).toEqual({ sent: 1, counts: { ...emptyCounts(), ok: 1 } })
   })
 })

@@ -19,6 +19,7 @@ const snapshot = (now: number, breakerOpen: number): LiveSnapshot => ({
   index: 1,
   phaseCount: 4,
   now,
+  sent: 5 + breakerOpen + 3,
   counts: { ...emptyCounts(), ok: 5, breakerOpen },
   inFlight: 3,
   p50: 0.4,
@@ -42,10 +43,10 @@ describe("demo terminal view", () => {
     const lines = s.text().trimEnd().split("\n")
     expect(lines).toHaveLength(3)
     expect(lines[0]).toBe(
-      "[outage 10%] sent=15 ok=5 brk-open=10 p50=0.4ms p99=12.5ms route GET /api/users/:id=Open"
+      "[outage 10%] sent=18 ok=5 brk-open=10 in-flight=3 p50=0.4ms p99=12.5ms route GET /api/users/:id=Open"
     )
-    expect(lines[1]).toContain("[outage 21%] sent=125")
-    expect(lines[2]).toMatch(/^\[outage 100%\] sent=805 .* \(phase done\)$/)
+    expect(lines[1]).toContain("[outage 21%] sent=128")
+    expect(lines[2]).toMatch(/^\[outage 100%\] sent=808 .* \(phase done\)$/)
     expect(s.text()).not.toContain("\x1b[")
   })
 

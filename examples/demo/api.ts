@@ -2,8 +2,8 @@
  * The demo's user API: `GET /api/users/:id` fetches the user from the flaky downstream.
  *
  * Server side, `ResilientHttpServer` applies, outermost first: max connections (40 in flight) → a
- * circuit breaker per route → CPU load shedding (this process's CPU against one core, threshold
- * 900‰) → a per-user rate limit by tier (free 10/s, pro 60/s, token bucket, in memory or in Redis)
+ * circuit breaker per route → load shedding (the server's default shedder: this process's event-loop
+ * utilization against 0.9) → a per-user rate limit by tier (free 10/s, pro 60/s, token bucket, in memory or in Redis)
  * → a 1 s request deadline. Client side, `ResilientHttpClient` gives the downstream host its own
  * breaker and bulkhead (48 calls, 16 queued for at most 250 ms), a 300 ms per-try timeout clamped
  * to the request's deadline, and two retries with jittered exponential backoff. `/health` reports every breaker, `/metrics` serves
@@ -16,7 +16,6 @@ import type { Scope } from "effect"
 import { createServer } from "node:http"
 import {
   CircuitBreaker,
-  CpuUsage,
   Health,
   Metrics,
   RateLimiter,
@@ -25,7 +24,7 @@ import {
   ResilientHttpClient,
   ResilientHttpServer
 } from "../../src/index.js"
-import type { BreakerState } from "./model.js"
+import type { BreakerState, OverloadSample } from "./model.js"
 
 export interface Api {
   readonly port: number
@@ -35,6 +34,8 @@ export interface Api {
   readonly breakers: Effect.Effect<
     ReadonlyArray<{ readonly name: string; readonly state: BreakerState; readonly dropRatio?: number | undefined }>
   >
+  /** The server's load shedder now: its overload signal against its threshold. */
+  readonly overload: Effect.Effect<Omit<OverloadSample, "t"> | undefined>
 }
 
 export const ROUTE = "GET /api/users/:id"
@@ -84,13 +85,12 @@ export const start = (
       CircuitBreaker.Registry
     )
 
-    // CPU of this process against one core: Node serves HTTP on one thread, so that is what saturates
-    const cpu = Context.get(yield* Layer.build(CpuUsage.layerWith({ source: "process", cores: 1 })), CpuUsage.CpuUsage)
+    // the server's default load shedder (its default overload signal and threshold)
     const server = yield* ResilientHttpServer.make({
       name: "user-api",
       maxConns: 40,
       breaker: { registry },
-      shedding: { cpuThreshold: 900 },
+      shedding: {},
       rateLimit: { limiter: byTier(tiers, "user-api.tier"), key: userKey },
       timeout: "1 second",
       routes: {
@@ -98,7 +98,7 @@ export const start = (
         "/health": { breaker: false, shedding: false, rateLimit: false },
         "/metrics": { breaker: false, shedding: false, rateLimit: false }
       }
-    }).pipe(Effect.provideService(CpuUsage.CpuUsage, cpu))
+    })
 
     const platformClient = yield* Layer.build(NodeHttpClient.layer)
     const client = yield* ResilientHttpClient.make({
@@ -156,8 +156,19 @@ export const start = (
       port,
       store: options.redisUrl === undefined ? "memory" : `redis (${options.redisUrl})`,
       description:
-        "server: max 40 connections → breaker per route → CPU load shedding (this process, 900‰ of one core) → per-user rate limit (free 10/s, pro 60/s) → 1 s deadline; " +
+        "server: max 40 connections → breaker per route → load shedding (default: event-loop utilization over 0.9) → per-user rate limit (free 10/s, pro 60/s) → 1 s deadline; " +
         "client: breaker + bulkhead (48 + 16 queued) per host, 300 ms per try, 2 retries with jittered backoff",
+      overload: Option.match(server.shedder, {
+        onNone: () => Effect.succeed(undefined),
+        onSome: (shedder) =>
+          Effect.map(shedder.stats, (s) => ({
+            signal: s.signal,
+            value: Math.round(s.value * 1000) / 1000,
+            threshold: s.threshold,
+            flying: s.flying,
+            dropped: s.dropped
+          }))
+      }),
       breakers: Effect.all([
         Effect.map(routeBreaker.stats, (s) => ({ name: `route ${ROUTE}`, state: s.state, dropRatio: s.dropRatio })),
         Effect.map(clientBreaker.stats, (s) => ({

@@ -32,6 +32,8 @@ export interface LoadOptions {
   /** Milliseconds since the start of the run (the recorder's clock). */
   readonly now: Effect.Effect<number>
   readonly record: (r: RequestRecord) => void
+  /** Called as a request is sent (its record follows when it is answered). */
+  readonly sent?: () => void
 }
 
 export interface Driver {
@@ -132,6 +134,7 @@ export const make = (options: { readonly maxSockets: number }): Effect.Effect<Dr
               continue
             }
             inFlight++
+            o.sent?.()
             yield* FiberSet.run(fibers, one(o, target))
           }
           yield* Effect.sleep("5 millis")

@@ -69,7 +69,7 @@ const phases: ReadonlyArray<Phase> = [
     name: "overload",
     title: "Overload",
     description:
-      "four times the traffic while the downstream slows down (150–250 ms, 2 % of calls hang for 2 s): more requests would be in flight than the API allows, so max connections (and CPU load shedding, once this process passes 90 % of a core) answer the excess with an immediate 503 instead of queueing it; the per-try timeout and retries absorb the hung calls",
+      "four times the traffic while the downstream slows down (150–250 ms, 2 % of calls hang for 2 s): more requests would be in flight than the API allows, so max connections (and load shedding, once this process's event loop is busy more than 90 % of the time) answer the excess with an immediate 503 instead of queueing it; the per-try timeout and retries absorb the hung calls",
     durationMs: seconds(9),
     rps: 400,
     downstream: { down: false, latencyMs: 150, jitterMs: 100, errorRate: 0.01, hangRate: 0.02, hangMs: 2000 }
@@ -133,6 +133,7 @@ const program = Effect.gen(function*() {
       apiPort: api.port,
       downstream,
       breakers: api.breakers,
+      overload: api.overload,
       facts: {
         "rate-limit store": api.store,
         "downstream": downstream.url,

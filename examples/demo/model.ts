@@ -61,3 +61,18 @@ export interface PhaseWindow extends PhaseSpec {
   readonly startMs: number
   readonly endMs: number
 }
+
+/** The server's load shedder at one instant: its overload signal against its threshold. */
+export interface OverloadSample {
+  /** Milliseconds since the start of the run. */
+  readonly t: number
+  /** which signal the shedder reads, e.g. "cpu" */
+  readonly signal: string
+  /** the signal's reading (per-mille for the CPU, ms for delays) */
+  readonly value: number
+  readonly threshold: number
+  /** requests the shedder has let in and is still waiting on */
+  readonly flying: number
+  /** requests it has dropped since the start */
+  readonly dropped: number
+}

@@ -1,12 +1,12 @@
 /**
  * The HTML report: one self-contained file with chart.js inlined (no network access needed),
- * charts over time of breaker states, requests by outcome, and latency percentiles, plus the
- * per-phase summary table.
+ * charts over time of breaker states, requests by outcome, latency percentiles, and offered against
+ * admitted load beside the load shedder's overload signal, plus the per-phase summary table.
  */
 import { readFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
-import type { BreakerSample, PhaseWindow } from "./model.js"
+import type { BreakerSample, OverloadSample, PhaseWindow } from "./model.js"
 import type { PhaseSummary, SecondBucket } from "./stats.js"
 import { summaryHeader, summaryRows } from "./stats.js"
 
@@ -19,6 +19,8 @@ export interface ReportData {
   readonly phases: ReadonlyArray<PhaseWindow>
   readonly seconds: ReadonlyArray<SecondBucket>
   readonly breakers: ReadonlyArray<BreakerSample>
+  /** The server's load shedder over time (absent when it has none). */
+  readonly overload?: ReadonlyArray<OverloadSample>
   readonly summary: ReadonlyArray<PhaseSummary>
   /** Log lines of the run (breaker state changes, warnings), milliseconds since the start. */
   readonly events?: ReadonlyArray<{ readonly t: number; readonly level: string; readonly message: string }>
@@ -77,7 +79,7 @@ const eventsHtml = (data: ReportData) => {
   }</tbody></table>${more}`
 }
 
-/** The browser-side script: builds the three charts from the embedded data. */
+/** The browser-side script: builds the four charts from the embedded data. */
 const clientScript = `
 (function () {
   var data = JSON.parse(document.getElementById("report-data").textContent);
@@ -180,6 +182,26 @@ const clientScript = `
     plugins: [phaseBands]
   }));
 
+  var overload = data.overload || [];
+  var signalName = overload.length > 0 ? overload[0].signal : "signal";
+  charts.push(new Chart(document.getElementById("chart-overload"), {
+    type: "line",
+    data: { datasets: [
+      { label: "offered (requests / s)", borderColor: "#959da5", backgroundColor: "#959da5", data: series(function (s) { return s.offered; }), pointRadius: 2 },
+      { label: "admitted (requests / s)", borderColor: "#2ea043", backgroundColor: "#2ea043", data: series(function (s) { return s.admitted; }), pointRadius: 2 },
+      { label: "overload signal: " + signalName, yAxisID: "y1", borderColor: "#e36209", backgroundColor: "#e36209", borderWidth: 1, pointRadius: 0, data: overload.map(function (o) { return { x: o.t / 1000, y: o.value }; }) },
+      { label: "shedding threshold", yAxisID: "y1", borderColor: "#d73a49", backgroundColor: "#d73a49", borderDash: [4, 3], borderWidth: 1, pointRadius: 0, data: overload.map(function (o) { return { x: o.t / 1000, y: o.threshold }; }) }
+    ] },
+    options: Object.assign({}, common, {
+      scales: {
+        x: xScale,
+        y: { beginAtZero: true, title: { display: true, text: "requests / s (by send time)" } },
+        y1: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: signalName } }
+      }
+    }),
+    plugins: [phaseBands]
+  }));
+
   window.__charts = charts;
   window.__reportReady = true;
 })();
@@ -233,6 +255,8 @@ ${
 <div class="chart"><canvas id="chart-outcomes"></canvas></div>
 <h2>Latency per second</h2>
 <div class="chart"><canvas id="chart-latency"></canvas></div>
+<h2>Offered and admitted load, and the load shedder's signal</h2>
+<div class="chart"><canvas id="chart-overload"></canvas></div>
 <h2>Summary</h2>
 ${summaryTableHtml(data.summary)}
 ${eventsHtml(data)}

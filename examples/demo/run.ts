@@ -5,10 +5,10 @@
 import { Clock, Effect, Fiber, Random } from "effect"
 import type { Behaviour, FlakyServer } from "../shared/flakyServer.js"
 import * as Load from "./load.js"
-import type { BreakerSample, BreakerState, PhaseSpec, PhaseWindow, RequestRecord } from "./model.js"
+import type { BreakerSample, BreakerState, OverloadSample, PhaseSpec, PhaseWindow, RequestRecord } from "./model.js"
 import type { ReportData } from "./report.js"
-import { emptyCounts, percentile, perSecond, summarize } from "./stats.js"
-import type { Counts } from "./stats.js"
+import { emptyTally, percentile, perSecond, summarize } from "./stats.js"
+import type { Tally } from "./stats.js"
 import type { View } from "./terminal.js"
 
 export interface Phase extends PhaseSpec {
@@ -31,6 +31,8 @@ export interface SystemUnderTest {
     ReadonlyArray<{ readonly name: string; readonly state: BreakerState; readonly dropRatio?: number | undefined }>
   >
   readonly facts: Readonly<Record<string, string>>
+  /** The server's load shedder now, when it has one. */
+  readonly overload?: Effect.Effect<Omit<OverloadSample, "t"> | undefined>
 }
 
 export interface RunOptions {
@@ -66,11 +68,17 @@ export const run = (
     const records: Array<RequestRecord> = []
     const samples: Array<BreakerSample> = []
     const windows: Array<PhaseWindow> = []
-    const phaseCounts = new Map<string, Counts>()
+    const overload: Array<OverloadSample> = []
+    // one tally per phase: the live line shows it and the summary is made from it
+    const tallies = new Map<string, Tally>()
     const record = (r: RequestRecord) => {
       records.push(r)
-      const c = phaseCounts.get(r.phase)
-      if (c !== undefined) c[r.outcome]++
+      const tally = tallies.get(r.phase)
+      if (tally !== undefined) tally.counts[r.outcome]++
+    }
+    const sentIn = (phase: string) => () => {
+      const tally = tallies.get(phase)
+      if (tally !== undefined) tally.sent++
     }
     const driver = yield* Load.make({ maxSockets: options.maxInFlight })
 
@@ -99,6 +107,8 @@ export const run = (
     const sample = Effect.gen(function*() {
       const t = yield* now
       latest = yield* sut.breakers
+      const shedder = sut.overload === undefined ? undefined : yield* sut.overload
+      if (shedder !== undefined) overload.push({ t, ...shedder })
       for (const b of latest) {
         samples.push(
           b.dropRatio === undefined || !Number.isFinite(b.dropRatio)
@@ -119,16 +129,21 @@ export const run = (
       return { p50: r1(percentile(lat, 0.5)), p99: r1(percentile(lat, 0.99)) }
     }
 
-    const snapshot = (w: PhaseWindow, index: number, t: number) => ({
-      phase: w,
-      index,
-      phaseCount: options.phases.length,
-      now: t,
-      counts: phaseCounts.get(w.name) ?? emptyCounts(),
-      inFlight: driver.inFlight(),
-      ...lastSecond(t),
-      breakers: latest
-    })
+    const snapshot = (w: PhaseWindow, index: number, t: number) => {
+      const tally = tallies.get(w.name) ?? emptyTally()
+      const answered = Object.values(tally.counts).reduce((a, b) => a + b, 0) - tally.counts.skipped
+      return {
+        phase: w,
+        index,
+        phaseCount: options.phases.length,
+        now: t,
+        sent: tally.sent,
+        counts: tally.counts,
+        inFlight: tally.sent - answered,
+        ...lastSecond(t),
+        breakers: latest
+      }
+    }
 
     const build = (interrupted: boolean) =>
       Effect.gen(function*() {
@@ -141,7 +156,8 @@ export const run = (
           phases: windows,
           seconds: perSecond(records, windows, totalMs),
           breakers: samples,
-          summary: summarize(records, windows, samples),
+          summary: summarize(records, windows, samples, tallies),
+          overload,
           events: (options.events ?? []).filter((e) => e.at >= t0).map((e) => ({
             t: e.at - t0,
             level: e.level,
@@ -182,7 +198,7 @@ export const run = (
         const startMs = yield* now
         const w: PhaseWindow = { ...p, startMs, endMs: startMs + p.durationMs }
         windows.push(w)
-        phaseCounts.set(p.name, emptyCounts())
+        tallies.set(p.name, emptyTally())
         const ticker = yield* Effect.forkScoped(Effect.forever(
           Effect.zipRight(
             Effect.sleep("200 millis"),
@@ -198,7 +214,8 @@ export const run = (
           requestTimeoutMs: options.requestTimeoutMs,
           next,
           now,
-          record
+          record,
+          sent: sentIn(p.name)
         })
         yield* Fiber.interrupt(ticker)
         const endMs = yield* now

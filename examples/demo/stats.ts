@@ -17,6 +17,35 @@ export const emptyCounts = (): Counts => ({
   skipped: 0
 })
 
+/**
+ * The requests of one phase as the live line and the summary both count them: `sent` when a
+ * request leaves the driver, `counts` when its answer is classified (or when the driver skips
+ * one). A request in flight is in `sent` and not yet in `counts`.
+ */
+export interface Tally {
+  sent: number
+  readonly counts: Counts
+}
+
+export const emptyTally = (): Tally => ({ sent: 0, counts: emptyCounts() })
+
+/** The tally of `phase` rebuilt from finished records (every request sent has its record). */
+export const tallyOf = (records: ReadonlyArray<RequestRecord>, phase: string): Tally => {
+  const tally = emptyTally()
+  for (const r of records) {
+    if (r.phase !== phase) continue
+    tally.counts[r.outcome]++
+    if (r.outcome !== "skipped") tally.sent++
+  }
+  return tally
+}
+
+/** Requests the driver tried to send: the ones it sent and the ones its in-flight cap skipped. */
+export const offeredOf = (tally: Tally): number => tally.sent + tally.counts.skipped
+
+/** Requests let through by the server's protections (not refused by a limiter, shedder or breaker). */
+export const admittedOf = (counts: Counts): number => counts.ok + counts.timeout + counts.failed + counts.clientError
+
 /** Nearest-rank percentile of an ascending array; `NaN` when empty. */
 export const percentile = (sorted: ReadonlyArray<number>, q: number): number => {
   if (sorted.length === 0) return Number.NaN
@@ -32,6 +61,10 @@ export interface SecondBucket {
   readonly phase: string
   readonly counts: Counts
   readonly sent: number
+  /** requests the driver tried to send in this second (sent + skipped) */
+  readonly offered: number
+  /** requests sent in this second that the server's protections let through */
+  readonly admitted: number
   /** Latency percentiles (ms) over every answered request sent in this second; null when none. */
   readonly p50: number | null
   readonly p99: number | null
@@ -69,6 +102,8 @@ export const perSecond = (
       phase: phaseAt(phases, i * 1000 + 500),
       counts: c,
       sent: outcomes.reduce((s, o) => s + c[o], 0),
+      offered: outcomes.reduce((s, o) => s + c[o], 0),
+      admitted: admittedOf(c),
       p50: round1(percentile(all, 0.5)),
       p99: round1(percentile(all, 0.99)),
       p99ok: round1(percentile(ok, 0.99))
@@ -81,7 +116,11 @@ export interface PhaseSummary {
   readonly title: string
   readonly seconds: number
   readonly offeredRps: number
+  /** requests the driver tried to send: `sent` plus the ones its in-flight cap skipped */
+  readonly offered: number
   readonly sent: number
+  /** requests the server's protections let through (answered by the handler or its deadline) */
+  readonly admitted: number
   readonly counts: Counts
   readonly admittedPct: number
   readonly p50: number | null
@@ -93,19 +132,24 @@ export interface PhaseSummary {
   readonly breakers: Readonly<Record<string, ReadonlyArray<BreakerState>>>
 }
 
+/**
+ * One row per phase. Counts come from `tallies` when given — the very objects the live line shows,
+ * so the two always agree — and are otherwise rebuilt from the records.
+ */
 export const summarize = (
   records: ReadonlyArray<RequestRecord>,
   phases: ReadonlyArray<PhaseWindow>,
-  samples: ReadonlyArray<BreakerSample>
+  samples: ReadonlyArray<BreakerSample>,
+  tallies?: ReadonlyMap<string, Tally>
 ): Array<PhaseSummary> =>
   phases.map((p) => {
     const rs = records.filter((r) => r.phase === p.name)
-    const counts = emptyCounts()
+    const tally = tallies?.get(p.name) ?? tallyOf(records, p.name)
+    const counts = { ...tally.counts }
     const by: Record<string, number> = {}
     const all: Array<number> = []
     const ok: Array<number> = []
     for (const r of rs) {
-      counts[r.outcome]++
       if (r.outcome !== "ok") by[r.by] = (by[r.by] ?? 0) + 1
       if (r.outcome !== "skipped" && r.status !== 0) all.push(r.latencyMs)
       if (r.outcome === "ok") ok.push(r.latencyMs)
@@ -118,13 +162,15 @@ export const summarize = (
       const seen = (breakers[s.name] ??= [])
       if (seen[seen.length - 1] !== s.state) seen.push(s.state)
     }
-    const sent = rs.length - counts.skipped
+    const sent = tally.sent
     return {
       phase: p.name,
       title: p.title,
       seconds: Math.round((p.endMs - p.startMs) / 100) / 10,
       offeredRps: p.rps,
+      offered: offeredOf(tally),
       sent,
+      admitted: admittedOf(counts),
       counts,
       admittedPct: sent === 0 ? 0 : Math.round((counts.ok / sent) * 1000) / 10,
       p50: round1(percentile(all, 0.5)),
@@ -150,7 +196,9 @@ export const summaryHeader = [
   "phase",
   "secs",
   "rps",
+  "offered",
   "sent",
+  "admitted",
   "ok",
   "429",
   "shed",
@@ -169,7 +217,9 @@ export const summaryRows = (summary: ReadonlyArray<PhaseSummary>): Array<Array<s
     s.phase,
     String(s.seconds),
     String(s.offeredRps),
+    String(s.offered),
     String(s.sent),
+    String(s.admitted),
     String(s.counts.ok),
     String(s.counts.rateLimited),
     String(s.counts.shed),

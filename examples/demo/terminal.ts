@@ -12,6 +12,8 @@ export interface LiveSnapshot {
   readonly phaseCount: number
   /** Milliseconds since the start of the run. */
   readonly now: number
+  /** requests of the phase sent so far (the summary's "sent"); `counts` holds those answered */
+  readonly sent: number
   readonly counts: Counts
   readonly inFlight: number
   /** Percentiles over the last second, ms. */
@@ -87,7 +89,7 @@ export const make = (out: NodeJS.WriteStream | { write: (s: string) => boolean; 
       .filter((o) => o === "ok" || s.counts[o] > 0)
       .map((o) => `${label[o]} ${c(outcomeColor[o], String(s.counts[o]))}`)
       .join("  ")
-    const lat = `in flight ${s.inFlight}  p50 ${ms(s.p50)}  p99 ${ms(s.p99)} (last second)`
+    const lat = `sent ${s.sent}  in flight ${s.inFlight}  p50 ${ms(s.p50)}  p99 ${ms(s.p99)} (last second)`
     const brk = s.breakers.map((b) => `${b.name}: ${c(stateColor(b.state), b.state)}`).join("  ")
     return [head, `    ${counts}`, `    ${lat}`, `    ${brk === "" ? "breakers: -" : brk}`]
   }
@@ -101,14 +103,13 @@ export const make = (out: NodeJS.WriteStream | { write: (s: string) => boolean; 
   }
 
   const plain = (s: LiveSnapshot) => {
-    const total = Object.values(s.counts).reduce((a, b) => a + b, 0)
     const parts = (Object.keys(label) as Array<Outcome>).filter((o) => s.counts[o] > 0).map((o) =>
       `${label[o]}=${s.counts[o]}`
     )
     const brk = s.breakers.map((b) => `${b.name}=${b.state}`).join(" ")
-    return `[${s.phase.name} ${Math.round(progress(s) * 100)}%] sent=${total} ${parts.join(" ")} p50=${ms(s.p50)} p99=${
-      ms(s.p99)
-    } ${brk}`
+    return `[${s.phase.name} ${Math.round(progress(s) * 100)}%] sent=${s.sent} ${
+      parts.join(" ")
+    } in-flight=${s.inFlight} p50=${ms(s.p50)} p99=${ms(s.p99)} ${brk}`
   }
 
   return {

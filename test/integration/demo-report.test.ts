@@ -72,6 +72,14 @@ const fixture = () => {
     phases,
     seconds: perSecond(records, phases, 6000),
     breakers,
+    overload: Array.from({ length: 60 }, (_, i) => ({
+      t: i * 100,
+      signal: "event-loop-utilization",
+      value: i >= 30 ? 0.95 : 0.2,
+      threshold: 0.9,
+      flying: i >= 30 ? 12 : 1,
+      dropped: i >= 30 ? i - 30 : 0
+    })),
     summary: summarize(records, phases, breakers)
   })
 }
@@ -103,7 +111,7 @@ describe.skipIf(!haveChromium)("demo report in headless Chromium", () => {
     if (dir !== "") rmSync(dir, { recursive: true, force: true })
   })
 
-  it("renders the three charts with data and non-empty pixels, without network access", async () => {
+  it("renders the four charts with data and non-empty pixels, without network access", async () => {
     const file = Path.join(dir, "demo-report.html")
     writeFileSync(file, fixture())
     const page = await context!.newPage()
@@ -123,13 +131,16 @@ describe.skipIf(!haveChromium)("demo report in headless Chromium", () => {
         >
       }))
     )
-    expect(charts.map((c) => c.canvas)).toEqual(["chart-breakers", "chart-outcomes", "chart-latency"])
+    expect(charts.map((c) => c.canvas)).toEqual(["chart-breakers", "chart-outcomes", "chart-latency", "chart-overload"])
     for (const c of charts) expect(c.points.reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
     // the breaker chart: a state line and a drop-ratio line
     expect(charts[0].points).toHaveLength(2)
     // admitted and breaker-open bars both carry data
     expect(charts[1].points[0]).toBeGreaterThan(0)
     expect(charts[1].points[3]).toBeGreaterThan(0)
+    // offered, admitted, the overload signal and its threshold
+    expect(charts[3].points).toHaveLength(4)
+    for (const n of charts[3].points) expect(n).toBeGreaterThan(0)
 
     const painted = await page.evaluate(() =>
       Array.from(document.querySelectorAll("canvas") as ArrayLike<any>).map((canvas) => {
@@ -140,7 +151,7 @@ describe.skipIf(!haveChromium)("demo report in headless Chromium", () => {
         return { w: canvas.width, h: canvas.height, painted: n / (data.length / 4) }
       })
     )
-    expect(painted).toHaveLength(3)
+    expect(painted).toHaveLength(4)
     for (const p of painted) {
       expect(p.w).toBeGreaterThan(100)
       expect(p.h).toBeGreaterThan(100)
