@@ -34,11 +34,13 @@ import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type * as Subscribable from "effect/Subscribable"
 import { InvalidOptionsError, OverloadedError } from "./Errors.js"
 import * as Limit from "./internal/adaptiveLimit.js"
 import { decodeOptions, Name, PositiveDuration, PositiveInt, PositiveNumber, Probability } from "./internal/options.js"
 import * as Shadow from "./internal/shadow.js"
 import * as Metrics from "./internal/sheddingMetrics.js"
+import { EventView } from "./internal/stateView.js"
 
 /**
  * An algorithm and its parameters; build one with `gradient2`, `vegas` or `aimd`.
@@ -183,6 +185,13 @@ export interface AdaptiveLimiter {
   /** every new value of the limit, from subscription on */
   readonly changes: Stream.Stream<number>
   readonly stats: Effect.Effect<Stats>
+  /**
+   * The live limit, in-flight count and counters, read-only: `view.get` is `stats`;
+   * `view.changes` emits them at once and at every move of the limit. Free while nobody subscribes.
+   *
+   * @since 0.3.0
+   */
+  readonly view: Subscribable.Subscribable<Stats>
 }
 
 const Smoothing = Probability.pipe(Schema.filter((n) => n > 0 || "expected a number in (0, 1]"))
@@ -336,6 +345,13 @@ export const make = (options: Options): Effect.Effect<AdaptiveLimiter, InvalidOp
     let inFlight = 0
     const counts = { admitted: 0, rejected: 0, passed: 0, failed: 0, ignored: 0 }
 
+    const stats: Effect.Effect<Stats> = Effect.sync(() => ({ name, limit, inFlight, ...counts }))
+    // the live view hears every move of the limit, with that move's value
+    const events = new EventView<number, Stats>(
+      stats,
+      (next) => Effect.map(stats, (s) => s.limit === next ? s : { ...s, limit: next })
+    )
+
     const unsafeSample = (start: bigint, inflight: number, dropped: boolean): void => {
       inFlight--
       inFlightGauge.unsafeUpdate(inFlight, [])
@@ -349,6 +365,7 @@ export const make = (options: Options): Effect.Effect<AdaptiveLimiter, InvalidOp
       if (next !== limit) {
         limit = next
         hub.unsafeOffer(next)
+        events.offer(next)
       }
     }
 
@@ -421,7 +438,8 @@ export const make = (options: Options): Effect.Effect<AdaptiveLimiter, InvalidOp
       protect,
       limit: Effect.sync(() => limit),
       changes: Stream.fromPubSub(hub),
-      stats: Effect.sync(() => ({ name, limit, inFlight, ...counts }))
+      stats,
+      view: events.view
     }
     return yield* Shadow.attach(limiter, Shadow.adaptiveLimiter)
   })

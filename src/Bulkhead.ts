@@ -33,6 +33,7 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import type * as Subscribable from "effect/Subscribable"
 import type { BulkheadFullError, InvalidOptionsError, UnknownNameError } from "./Errors.js"
 import { BulkheadImpl } from "./internal/bulkhead.js"
 import * as internal from "./internal/bulkheadRegistry.js"
@@ -95,6 +96,14 @@ export interface Bulkhead {
     weight: number
   ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError | InvalidOptionsError, R>
   readonly stats: Effect.Effect<Stats>
+  /**
+   * The live state, read-only: `view.get` is `stats`; `view.changes` emits it at once and after
+   * every change (a call admitted, queued, rejected, timed out or done). Free while nobody
+   * subscribes.
+   *
+   * @since 0.3.0
+   */
+  readonly view: Subscribable.Subscribable<Stats>
 }
 
 const OptionsSchema = Schema.Struct({

@@ -27,6 +27,7 @@ import * as Layer from "effect/Layer"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import type * as Subscribable from "effect/Subscribable"
 import type { CircuitOpenError, InvalidOptionsError } from "./Errors.js"
 import * as BreakerConfig from "./internal/breaker/config.js"
 import { Breaker } from "./internal/breaker/engine.js"
@@ -145,6 +146,13 @@ export interface CircuitBreaker {
   readonly state: Effect.Effect<State>
   readonly stats: Effect.Effect<Stats>
   readonly changes: Stream.Stream<StateChange>
+  /**
+   * The live state and counts, read-only: `view.get` is `stats`; `view.changes` emits them at
+   * once and at every state change (with that change's state). Free while nobody subscribes.
+   *
+   * @since 0.3.0
+   */
+  readonly view: Subscribable.Subscribable<Stats>
   /** holds the breaker open (rejecting with state `Isolated`) until `reset` */
   readonly isolate: Effect.Effect<void>
   /** back to Closed with empty counts */

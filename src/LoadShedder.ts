@@ -60,12 +60,15 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Subscribable from "effect/Subscribable"
 import { InvalidOptionsError, OverloadedError } from "./Errors.js"
 import { decodeOptions, Name, PositiveDuration, PositiveInt } from "./internal/options.js"
 import * as ShadowView from "./internal/shadow.js"
 import * as Shedder from "./internal/shedder.js"
 import * as Signal from "./internal/shedderSignal.js"
 import * as Metrics from "./internal/sheddingMetrics.js"
+import { EventView } from "./internal/stateView.js"
 import * as ResilienceMode from "./ResilienceMode.js"
 
 /**
@@ -206,6 +209,14 @@ export interface LoadShedder {
     priority?: Priority
   ) => Effect.Effect<A, E | OverloadedError, R>
   readonly stats: Effect.Effect<Stats>
+  /**
+   * The live state, read-only: `view.get` is `stats`; `view.changes` emits it at once and at every
+   * request dropped (the moves into and within shedding; the cooling-down is seen by `get`). Free
+   * while nobody subscribes.
+   *
+   * @since 0.3.0
+   */
+  readonly view: Subscribable.Subscribable<Stats>
 }
 
 /**
@@ -313,7 +324,8 @@ const disabled = (decoded: Decoded): LoadShedder => {
     allow: Effect.succeed(noopTicket),
     admit: () => Effect.succeed(noopTicket),
     protect: (effect) => effect,
-    stats: Effect.succeed(stats)
+    stats: Effect.succeed(stats),
+    view: Subscribable.make({ get: Effect.succeed(stats), changes: Stream.succeed(stats) })
   }
 }
 
@@ -354,15 +366,17 @@ const admission = (
   state: Shedder.State,
   signal: Signal.Reader,
   clock: Clock.Clock,
-  onAdmit: () => void
+  onAdmit: () => void,
+  onDropped: (value: number, now: number) => void
 ): Admitted => {
   const { name } = decoded
   const rejected = Effect.fail(new OverloadedError({ shedder: name, reason: decoded.kind }, true))
   const shed = Shedder.priorities.map((p) => Metrics.shedRequestsOf(name, p))
   const record = signal.record
 
-  const onDrop = (value: number, tier: number, wasHot: boolean): Effect.Effect<never, OverloadedError> => {
+  const onDrop = (value: number, now: number, tier: number, wasHot: boolean): Effect.Effect<never, OverloadedError> => {
     shed[tier].unsafeUpdate(1, [])
+    onDropped(value, now)
     if (wasHot) return rejected
     return Effect.zipRight(
       Effect.logWarning("load shedding started").pipe(
@@ -386,7 +400,7 @@ const admission = (
     admitted: (start: number) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | OverloadedError, R> => {
     const wasHot = state.droppedRecently[tier]
-    if (!Shedder.allow(state, now, value, tier)) return onDrop(value, tier, wasHot)
+    if (!Shedder.allow(state, now, value, tier)) return onDrop(value, now, tier, wasHot)
     onAdmit()
     return admitted(now)
   }
@@ -419,7 +433,11 @@ const build = (
   const state = Shedder.make(decoded.params, clock.unsafeCurrentTimeMillis())
   const inFlight = Metrics.requestsInFlight(name)
   const updateGauge = () => inFlight.unsafeUpdate(state.flying, [])
-  const withAdmission = admission(decoded, state, signal, clock, updateGauge)
+  // the live view hears every drop, as it was then; `stats` is defined below
+  const events = new EventView<Stats, Stats>(Effect.suspend(() => stats), Effect.succeed)
+  const withAdmission = admission(decoded, state, signal, clock, updateGauge, (value, now) => {
+    if (events.subscribers > 0) events.offer(statsOf(decoded, state, value, now))
+  })
 
   const unsafePass = (start: number): void => {
     Shedder.pass(state, start, clock.unsafeCurrentTimeMillis())
@@ -484,7 +502,7 @@ const build = (
       )
     }))
 
-  return { shedder: { name, allow: admit(), admit, protect, stats }, report }
+  return { shedder: { name, allow: admit(), admit, protect, stats, view: events.view }, report }
 }
 
 /**

@@ -174,6 +174,21 @@ describe("AdaptiveLimiter under 5× overload (TestClock)", () => {
       expect(Math.max(...run.peaks)).toBeGreaterThan(10 * knee)
     }))
 
+  it.scoped("the view follows every move of the limit", () =>
+    Effect.gen(function*() {
+      const limiter = yield* AdaptiveLimiter.make({ name: "view", algorithm: AdaptiveLimiter.gradient2() })
+      const moves: Array<number> = []
+      const views: Array<AdaptiveLimiter.Stats> = []
+      yield* Effect.forkScoped(Stream.runForEach(limiter.changes, (l) => Effect.sync(() => moves.push(l))))
+      yield* Effect.forkScoped(Stream.runForEach(limiter.view.changes, (s) => Effect.sync(() => views.push(s))))
+      yield* Effect.repeatN(Effect.yieldNow(), 20)
+      const initial = yield* limiter.limit
+      yield* simulate(limiter.protect, { ...overload, millis: 2000 }, limiter.limit)
+      yield* Effect.repeatN(Effect.yieldNow(), 20)
+      expect(moves.length).toBeGreaterThan(3)
+      expect(views.map((s) => s.limit)).toEqual([initial, ...moves])
+    }))
+
   it.scoped("gradient2 converges near the knee", () => converges(AdaptiveLimiter.gradient2()))
   it.scoped("vegas converges near the knee", () => converges(AdaptiveLimiter.vegas()))
   it.scoped(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, Logger, Metric, Scope, TestClock } from "effect"
+import { ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, Logger, Metric, Scope, Stream, TestClock } from "effect"
 import * as CpuUsage from "../src/CpuUsage.js"
 import { InvalidOptionsError, OverloadedError } from "../src/Errors.js"
 import * as Shedder from "../src/internal/shedder.js"
@@ -193,6 +193,23 @@ describe("LoadShedder", () => {
       yield* first.fail // only the first call counts
       const stats = yield* shedder.stats
       expect(stats).toMatchObject({ flying: 0, dropped: 1, passed: 101, total: 102, hot: true })
+    }).pipe(testCpu(0), withMode("pro")))
+
+  it.scoped("its view emits at subscription and at every drop", () =>
+    Effect.gen(function*() {
+      const shedder = yield* LoadShedder.make({ signal: LoadShedder.cpu(), name: "view" })
+      yield* warmUp(shedder, 10, 10)
+      const seen: Array<LoadShedder.Stats> = []
+      yield* Effect.forkScoped(Stream.runForEach(shedder.view.changes, (s) => Effect.sync(() => seen.push(s))))
+      yield* Effect.repeatN(Effect.yieldNow(), 20)
+      yield* CpuUsage.set(1000)
+      const first = yield* shedder.allow
+      yield* Effect.exit(shedder.allow)
+      yield* Effect.exit(shedder.allow)
+      yield* Effect.repeatN(Effect.yieldNow(), 20)
+      yield* first.pass
+      expect(seen.map((s) => [s.dropped, s.hot])).toEqual([[0, false], [1, true], [2, true]])
+      expect(yield* shedder.view.get).toEqual(yield* shedder.stats)
     }).pipe(testCpu(0), withMode("pro")))
 
   it.scoped("stays hot for 1 s after the last overload, then cools off", () =>

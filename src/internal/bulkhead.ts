@@ -17,6 +17,7 @@ import type { Bulkhead, Stats } from "../Bulkhead.js"
 import { BulkheadFullError, InvalidOptionsError } from "../Errors.js"
 import * as InstanceMetrics from "./instanceMetrics.js"
 import { Leases } from "./lease.js"
+import { Publisher } from "./stateView.js"
 import * as Q from "./waitQueue.js"
 
 export const kind = InstanceMetrics.defineKind("bulkhead", [
@@ -75,6 +76,8 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
   private values: Array<number>
   private reportedQueued = 0
   private boundProtect: Bulkhead["protect"] | undefined = undefined
+  /** the live view, made for its first reader: a bulkhead nobody watches notifies nobody */
+  private publisher: Publisher<Stats> | undefined = undefined
   private full: BulkheadFullError | undefined = undefined
   private queueTimedOut: BulkheadFullError | undefined = undefined
 
@@ -146,6 +149,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
     if (!this.closed && this.active + weight <= this.maxConcurrent && this.queue.length === 0) {
       this.active += weight
       this.values[ACTIVE] += weight
+      this.publisher?.notify()
       return (this.leases ??= makeLeases()).hold(fiber, new WeightedPermit(this, weight), effect)
     }
     if (this.closed || this.queue.length >= this.maxQueue) return this.reject()
@@ -159,17 +163,26 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
     this.values[ACTIVE] += this.active - before
     if (this.queue.length === 0) this.saturated = false
     this.syncQueued()
+    this.publisher?.notify()
   }
 
   get stats(): Effect.Effect<Stats> {
-    return Effect.sync(() => ({
+    return Effect.sync(() => this.snapshot())
+  }
+
+  get view(): Bulkhead["view"] {
+    return (this.publisher ??= new Publisher(() => this.snapshot())).view
+  }
+
+  private snapshot(): Stats {
+    return {
       active: this.active,
       queued: this.queue.length,
       rejected: this.rejected,
       timedOut: this.timedOut,
       maxConcurrent: this.maxConcurrent,
       maxQueue: this.maxQueue
-    }))
+    }
   }
 
   private enter<A, E, R>(
@@ -181,6 +194,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
     if (!this.closed && this.active < this.maxConcurrent && this.queue.length === 0) {
       this.active++
       this.values[ACTIVE]++
+      this.publisher?.notify()
       return (this.leases ??= makeLeases()).hold(fiber, this, effect)
     }
     if (this.closed || !mayQueue || this.queue.length >= this.maxQueue) return this.reject()
@@ -194,10 +208,12 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
       this.active--
       this.values[ACTIVE]--
       this.saturated = false
+      this.publisher?.notify()
       return
     }
     Q.release(this) // the permit goes to the oldest waiter: `active` stays
     this.syncQueued()
+    this.publisher?.notify()
   }
 
   private syncQueued(): void {
@@ -213,6 +229,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
   reject(): Effect.Effect<never, BulkheadFullError> {
     this.rejected++
     this.values[REJECTED_FULL]++
+    this.publisher?.notify()
     const fail = Effect.fail(this.full ??= this.error("full"))
     if (this.saturated) return fail
     // one warning per overload episode
@@ -234,6 +251,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
     const waiter = Q.makeWaiter(weight)
     Q.push(this.queue, waiter)
     this.syncQueued()
+    this.publisher?.notify()
     let expired = false
     const timeout = this.queueTimeout
     const wait = timeout === undefined
@@ -257,8 +275,10 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
           if (expired && !Cause.isInterrupted(cause)) {
             this.timedOut++
             this.values[REJECTED_TIMEOUT]++
+            this.publisher?.notify()
             return Effect.fail(this.queueTimedOut!)
           }
+          this.publisher?.notify()
           return Effect.failCause(cause)
         },
         onSuccess: (): Effect.Effect<A, E | BulkheadFullError, R> => {
@@ -281,6 +301,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
     this.closed = true
     Q.wakeAll(this.queue)
     this.syncQueued()
+    this.publisher?.notify()
     this.values[ACTIVE] -= this.active
     this.values[QUEUED] -= this.reportedQueued
     this.metrics.release(kind, this.series)

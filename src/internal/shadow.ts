@@ -143,6 +143,9 @@ export const circuitBreaker = (
     get changes() {
       return breaker.changes
     },
+    get view() {
+      return breaker.view
+    },
     get isolate() {
       return breaker.isolate
     },
@@ -251,6 +254,9 @@ export const loadShedder = (
       shadow.enabled ? guard.run((e) => shedder.protect(e, priority), effect) : shedder.protect(effect, priority),
     get stats() {
       return shedder.stats
+    },
+    get view() {
+      return shedder.view
     }
   }
 }
@@ -273,6 +279,9 @@ export const bulkhead = (bulkhead: Bulkhead.Bulkhead, shadow: ResilienceMode.Sha
     },
     get stats() {
       return bulkhead.stats
+    },
+    get view() {
+      return bulkhead.view
     }
   }
 }
@@ -298,6 +307,9 @@ export const adaptiveLimiter = (
     },
     get stats() {
       return limiter.stats
+    },
+    get view() {
+      return limiter.view
     }
   }
 }

@@ -33,6 +33,7 @@ import type {
 } from "../../CircuitBreaker.js"
 import { CircuitOpenError } from "../../Errors.js"
 import type * as InstanceMetrics from "../instanceMetrics.js"
+import { EventView } from "../stateView.js"
 import * as Classify from "./classify.js"
 import * as Core from "./core.js"
 import * as M from "./metrics.js"
@@ -426,6 +427,7 @@ export class Breaker implements CircuitBreaker {
   private publish(change: StateChange): Effect.Effect<void> {
     if (!this.disposed) M.changed(this.values, change.from, change.to)
     this.hub?.unsafeOffer(change)
+    this.eventView?.offer(change)
     const errors = (this.lastErrors ?? []).map((e) => `${new Date(e.at).toISOString()} ${formatReason(e.reason)}`)
     const message = `circuit breaker "${this.name}" ${change.from} → ${change.to}`
     const log = change.to === "Closed" ? Effect.logInfo(message) : Effect.logWarning(message)
@@ -509,6 +511,20 @@ export class Breaker implements CircuitBreaker {
         ? Effect.succeed(this.currentState())
         : Effect.zipRight(this.flush(), Effect.sync(() => this.currentState()))
     })
+  }
+
+  private eventView: EventView<StateChange, Stats> | undefined = undefined
+
+  /** The live view: made for its first reader, it hears every published state change from then on. */
+  get view(): CircuitBreaker["view"] {
+    if (this.eventView === undefined) {
+      const events = new EventView<StateChange, Stats>(
+        this.stats,
+        (change) => Effect.map(this.stats, (s) => s.state === change.to ? s : { ...s, state: change.to })
+      )
+      this.eventView = events
+    }
+    return this.eventView.view
   }
 
   get stats(): Effect.Effect<Stats> {
