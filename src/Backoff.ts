@@ -15,7 +15,7 @@
  * import { Effect } from "effect"
  * import { Backoff, Retry } from "effect-resilience"
  *
- * declare const call: Effect.Effect<string, Error>
+ * const call = Effect.tryPromise(() => fetch("http://127.0.0.1:8080/quote").then((res) => res.text()))
  *
  * // at most 4 attempts, 100 ms, 200 ms, 400 ms apart (± full jitter), never beyond 2 s
  * const schedule = Backoff.exponential({ base: "100 millis", cap: "2 seconds" }).pipe(

@@ -15,6 +15,8 @@
  * import { Effect } from "effect"
  * import { Bulkhead } from "effect-resilience"
  *
+ * declare const callPayments: Effect.Effect<string>
+ *
  * const program = Effect.gen(function*() {
  *   const bulkhead = yield* Bulkhead.make({ name: "payments", maxConcurrent: 10, maxQueue: 20, queueTimeout: "1 second" })
  *   return yield* callPayments.pipe(bulkhead.protect)
@@ -190,6 +192,9 @@ export const protectWeighted: {
  *
  * @example
  * ```ts
+ * import { Context } from "effect"
+ * import { Bulkhead } from "effect-resilience"
+ *
  * class PaymentsBulkhead extends Context.Tag("app/PaymentsBulkhead")<PaymentsBulkhead, Bulkhead.Bulkhead>() {}
  * const PaymentsBulkheadLive = Bulkhead.layer(PaymentsBulkhead, { name: "payments", maxConcurrent: 10 })
  * ```
@@ -205,6 +210,10 @@ export const layer = <I>(tag: Context.Tag<I, Bulkhead>, options: Options): Layer
  *
  * @example
  * ```ts
+ * import { Config, Context } from "effect"
+ * import { Bulkhead } from "effect-resilience"
+ *
+ * class PaymentsBulkhead extends Context.Tag("app/PaymentsBulkhead")<PaymentsBulkhead, Bulkhead.Bulkhead>() {}
  * const PaymentsBulkheadLive = Bulkhead.layerConfig(PaymentsBulkhead, Config.all({
  *   name: Config.succeed("payments"),
  *   maxConcurrent: Config.integer("PAYMENTS_MAX_CONCURRENT").pipe(Config.withDefault(10)),
@@ -315,7 +324,13 @@ export const layerRegistry = (options: RegistryOptions = {}): Layer.Layer<Regist
  *
  * @example
  * ```ts
- * const user = fetchUser(id).pipe(Bulkhead.protectNamed("user-service"))
+ * import { Effect } from "effect"
+ * import { Bulkhead } from "effect-resilience"
+ *
+ * const fetchUser = (id: string) =>
+ *   Effect.tryPromise(() => fetch(`http://127.0.0.1:8080/users/${id}`).then((res) => res.json()))
+ *
+ * const user = fetchUser("42").pipe(Bulkhead.protectNamed("user-service"))
  * ```
  *
  * @since 0.1.0

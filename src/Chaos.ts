@@ -255,10 +255,9 @@ export const layerConfig = <I>(
  * import { Chaos } from "effect-resilience"
  *
  * class ConnectionReset extends Data.TaggedError("ConnectionReset") {}
- * declare const chaos: Chaos.Injector
- * declare const call: Effect.Effect<string>
+ * const call = Effect.tryPromise(() => fetch("http://127.0.0.1:8080/quote").then((res) => res.text()))
  *
- * const flaky = call.pipe(Chaos.fault(chaos, () => new ConnectionReset()))
+ * const flaky = (chaos: Chaos.Injector) => call.pipe(Chaos.fault(chaos, () => new ConnectionReset()))
  * ```
  *
  * @since 0.2.0

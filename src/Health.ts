@@ -13,10 +13,14 @@
  * @example
  * ```ts
  * import { HttpRouter } from "@effect/platform"
+ * import { Effect } from "effect"
  * import { Health } from "effect-resilience"
  *
+ * declare const redis: { readonly ping: () => Promise<string> }
+ * declare const db: { readonly query: (sql: string) => Promise<unknown> }
+ *
  * const HealthLive = Health.layer({
- *   checks: { redis: Effect.tryPromise(() => redis.ping()), database: sql`SELECT 1` }
+ *   checks: { redis: Effect.tryPromise(() => redis.ping()), database: Effect.tryPromise(() => db.query("SELECT 1")) }
  * })
  * const router = HttpRouter.empty.pipe(HttpRouter.get("/health", Health.httpApp))
  * ```

@@ -12,7 +12,7 @@
  * import { Effect } from "effect"
  * import { Hedge } from "effect-resilience"
  *
- * declare const readFromReplica: Effect.Effect<string, Error>
+ * const readFromReplica = Effect.tryPromise(() => fetch("http://127.0.0.1:8080/users/1").then((res) => res.text()))
  *
  * // a second read after 50 ms, a third after 100 ms if both are still running
  * const fast = readFromReplica.pipe(Hedge.hedge({ delay: "50 millis", maxAttempts: 3 }))

@@ -16,8 +16,12 @@
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { Data, Effect } from "effect"
  * import { MapReduce } from "effect-resilience"
+ *
+ * class BannedUser extends Data.TaggedError("BannedUser")<{ readonly id: number }> {}
+ * const userIds = [1, 2, 3, 13, 42]
+ * const fetchUser = (id: number) => Effect.succeed({ banned: id === 13, score: id * 10 })
  *
  * const total = MapReduce.mapReduce({
  *   source: userIds,
@@ -149,6 +153,9 @@ const MORE_THAN_ONE = "more than one element written in reducer"
  *
  * @example
  * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { MapReduce } from "effect-resilience"
+ *
  * const sum = MapReduce.mapReduceWriter({
  *   source: [1, 2, 3, 4],
  *   mapper: (n: number, writer: MapReduce.Writer<number>) => writer.write(n * n),

@@ -107,6 +107,23 @@ export const layer: Layer.Layer<QueueDelay> = layerWith().pipe(Layer.orDie)
  * Records, in the `QueueDelay` in context, a request that arrived at `arrivedAt` (epoch ms from
  * `Clock`) and starts now.
  *
+ * @example
+ * ```ts
+ * import { Effect, Queue } from "effect"
+ * import { QueueDelay } from "effect-resilience"
+ *
+ * interface Job { readonly arrivedAt: number; readonly run: Effect.Effect<void> }
+ *
+ * // a worker records how long each job waited in the queue before it starts
+ * const worker = (jobs: Queue.Queue<Job>) =>
+ *   Queue.take(jobs).pipe(
+ *     Effect.tap((job) => QueueDelay.record(job.arrivedAt)),
+ *     Effect.flatMap((job) => job.run),
+ *     Effect.forever,
+ *     Effect.provide(QueueDelay.layer)
+ *   )
+ * ```
+ *
  * @since 0.2.0
  * @category recording
  */

@@ -25,12 +25,14 @@
  *
  * @example
  * ```ts
- * import { FetchHttpClient, HttpClient } from "@effect/platform"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Effect } from "effect"
  * import { ResilientHttpClient } from "effect-resilience"
  *
  * const program = Effect.gen(function*() {
  *   const client = yield* ResilientHttpClient.make({ timeout: "2 seconds", retry: { times: 3 } })
  *   const response = yield* client.get("http://127.0.0.1:8080/users/1")
+ *   return response.status
  * }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer))
  * ```
  *

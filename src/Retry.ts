@@ -8,7 +8,7 @@
  * import { Effect } from "effect"
  * import { Backoff, Retry } from "effect-resilience"
  *
- * declare const call: Effect.Effect<string, Error>
+ * const call = Effect.tryPromise(() => fetch("http://127.0.0.1:8080/quote").then((res) => res.text()))
  *
  * const program = Effect.gen(function*() {
  *   const budget = yield* Retry.Budget
@@ -302,7 +302,7 @@ export const retriesTotal: Metric.Metric.Counter<number> = Metric.counter("resil
  * import { Effect } from "effect"
  * import { Backoff, Retry } from "effect-resilience"
  *
- * declare const call: Effect.Effect<string, Error>
+ * const call = Effect.tryPromise(() => fetch("http://127.0.0.1:8080/quote").then((res) => res.text()))
  *
  * const policy = Retry.policy({
  *   name: "payments",

@@ -12,9 +12,15 @@
  *
  * @example
  * ```ts
+ * import { Effect } from "effect"
+ * import { TaskRunner } from "effect-resilience"
+ *
+ * declare const items: ReadonlyArray<string>
+ * declare const handle: (item: string) => Effect.Effect<void>
+ *
  * const program = Effect.gen(function*() {
  *   const runner = yield* TaskRunner.make(10)
- *   for (const item of items) yield* runner.schedule(process(item))
+ *   for (const item of items) yield* runner.schedule(handle(item))
  *   yield* runner.wait
  * }).pipe(Effect.scoped)
  * ```
@@ -186,8 +192,14 @@ const decodeWorkers = decodeOptions("TaskRunner.workerGroup", WorkersSchema)
  *
  * @example
  * ```ts
+ * import { Effect, Queue } from "effect"
+ * import { TaskRunner } from "effect-resilience"
+ *
+ * const handle = (job: string) => Effect.log(`handled ${job}`)
+ *
  * // four consumers draining one queue
- * yield* TaskRunner.workerGroup({ job: Effect.forever(Queue.take(jobs).pipe(Effect.flatMap(handle))), workers: 4 })
+ * const consumers = (jobs: Queue.Queue<string>) =>
+ *   TaskRunner.workerGroup({ job: Effect.forever(Queue.take(jobs).pipe(Effect.flatMap(handle))), workers: 4 })
  * ```
  *
  * @since 0.1.0
@@ -235,9 +247,19 @@ const END: unique symbol = Symbol.for("effect-resilience/TaskRunner/end")
  *
  * @example
  * ```ts
- * const runner = yield* TaskRunner.makeOrdered((msg: Message) => decode(msg), { concurrency: 8 })
- * yield* Effect.forkScoped(Effect.forEach(messages, runner.push).pipe(Effect.zipRight(runner.close)))
- * yield* runner.results.pipe(Stream.runForEach(commit))
+ * import { Effect, Stream } from "effect"
+ * import { TaskRunner } from "effect-resilience"
+ *
+ * interface Message { readonly offset: number; readonly body: string }
+ * declare const messages: ReadonlyArray<Message>
+ * declare const decode: (message: Message) => Effect.Effect<Message>
+ * declare const commit: (message: Message) => Effect.Effect<void>
+ *
+ * const program = Effect.gen(function*() {
+ *   const runner = yield* TaskRunner.makeOrdered(decode, { concurrency: 8 })
+ *   yield* Effect.forkScoped(Effect.forEach(messages, runner.push).pipe(Effect.zipRight(runner.close)))
+ *   yield* runner.results.pipe(Stream.runForEach(commit))
+ * }).pipe(Effect.scoped)
  * ```
  *
  * @since 0.1.0

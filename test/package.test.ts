@@ -21,6 +21,13 @@ describe("package surface", () => {
     }
   })
 
+  it("every public module has at least one @example (npm run docs compiles and runs them)", () => {
+    const without = modules.filter((m) =>
+      !readFileSync(new URL(`../src/${m}.ts`, import.meta.url), "utf8").includes("@example")
+    )
+    expect(without).toEqual([])
+  })
+
   it("every public module documents each export with @since and @category", () => {
     const missing: Array<string> = []
     for (const m of modules) {
