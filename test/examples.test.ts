@@ -145,3 +145,54 @@ describe("examples", { timeout: CHILD_TEST_TIMEOUT_MS }, () => {
 if (!haveRedisServer() && process.env.REDIS_URL === undefined) {
   console.log("skipping the tiered-rate-limit example test: redis-server is not installed and REDIS_URL is not set")
 }
+
+describe("cross-service examples", () => {
+  /** Runs an example to its end and returns its output (exit code 0 expected). */
+  const runToEnd = async (script: string) => {
+    const r = start(script)
+    running = r
+    const code = await r.exited
+    running = undefined
+    expect(code, r.output()).toBe(0)
+    return r.output()
+  }
+
+  it("breaker-recovery: the probe closes the breaker with no user call, then the ramp reaches 100 %", async () => {
+    const out = await runToEnd("examples/breaker-recovery/main.ts")
+    expect(out).toMatch(/breaker Open after 3 failures/)
+    const closed = /breaker Closed (\d+) ms after the downstream healed/.exec(out)
+    expect(closed, out).not.toBeNull()
+    const shares = [...out.matchAll(/ramp: (\d+) % of 200 calls admitted/g)].map((m) => Number(m[1]))
+    expect(shares.length).toBe(5)
+    expect(shares[0]).toBeLessThan(60)
+    expect(shares[4]).toBe(100)
+  }, 60_000)
+
+  it("deadline-chain: each hop gets the budget less what came before; a slow C stops the chain", async () => {
+    const out = await runToEnd("examples/deadline-chain/main.ts")
+    const budgets = [...out.matchAll(/(\w) received a budget of (\d+) ms/g)].map((m) => Number(m[2]))
+    expect(budgets[0], out).toBe(300)
+    expect(budgets[1]).toBeLessThanOrEqual(250)
+    expect(budgets[2]).toBeLessThanOrEqual(200)
+    expect(out).toMatch(/C interrupted after \d+ ms/)
+    expect(out).toMatch(/the caller got 503 timeout/)
+  }, 180_000)
+
+  it.skipIf(!haveRedisServer() && process.env.REDIS_URL === undefined)(
+    "cluster-breaker: one instance's failures open only its breaker; the quorum opens all three",
+    async () => {
+      const out = await runToEnd("examples/cluster-breaker/main.ts")
+      expect(out).toMatch(/quorum 2 not reached\)\s+a=Open b=Closed c=Closed/)
+      expect(out).toMatch(/quorum reached\)\s+a=Open b=Open c=Open/)
+      expect(out).toMatch(/probes succeeded\s+a=Closed b=Closed c=Closed/)
+    },
+    60_000
+  )
+
+  it("learned-limits: no 429 while waiting for the learned quota; fail fast refuses at once", async () => {
+    const out = await runToEnd("examples/learned-limits/main.ts")
+    expect(out).toMatch(/the client saw: (200 ){11}200/)
+    expect(out).toMatch(/the server answered: 200×12\n/)
+    expect(out).toMatch(/fail fast: .*RateLimitedError/)
+  }, 60_000)
+})
