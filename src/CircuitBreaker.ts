@@ -3,7 +3,8 @@
  * state-machine breakers (gobreaker, resilience4j) tripping on consecutive failures, on a failure
  * or slow-call rate over a count or time window, or on a predicate of your own.
  *
- * A breaker is a plain service value: build it with `make` (scoped), provide it with `layer`, or
+ * A breaker is a plain service value: build it with `make` (it needs a `Scope`, which bounds the
+ * breaker's metric series, its `changes` stream and its probe fiber), provide it with `layer`, or
  * keep one per key in a `Registry`. Wrap work with `protect`; callers that cannot wrap the work in
  * one effect (HTTP middleware) use the two-step `allow`, which yields a `Permit`.
  *
@@ -468,7 +469,29 @@ export const stateGaugeValue: Readonly<Record<State, number>> = BreakerMetrics.s
 
 /**
  * Builds a breaker from a policy, failing with `InvalidOptionsError` (naming the option) when an
- * option is invalid. Scoped: closing the scope ends the `changes` stream.
+ * option is invalid.
+ *
+ * It needs a `Scope` (it is in the effect's requirements): the breaker owns resources whose life
+ * the scope bounds — its series in the metrics registry (released when the scope closes, so a
+ * breaker made per tenant does not leave a series behind), the `changes` stream (ended when the
+ * scope closes) and, with an active recovery probe, the fiber running it. Build it inside
+ * `Effect.scoped`, a scoped layer (`CircuitBreaker.layer`), or a `Registry`, which owns the scope
+ * of every breaker it makes.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker } from "effect-resilience"
+ *
+ * declare const callPayments: Effect.Effect<string, Error>
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const breaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "payments" }))
+ *     return yield* breaker.protect(callPayments)
+ *   })
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category constructors

@@ -74,15 +74,23 @@ export interface OrElseOptions<E, A2, E2, R2> {
 
 /**
  * Runs `fallback` when `self` fails with an error `when` selects; other failures are returned
- * unchanged.
+ * unchanged. Without `when` every failure falls back, so, as with `Effect.orElse`, the result can
+ * fail only with the fallback's errors.
  *
  * @since 0.1.0
  * @category combinators
  */
 export const orElse: {
   <E, A2, E2, R2>(
+    options: OrElseOptions<NoInfer<E>, A2, E2, R2> & { readonly when?: undefined }
+  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A | A2, E2, R | R2>
+  <E, A2, E2, R2>(
     options: OrElseOptions<NoInfer<E>, A2, E2, R2>
   ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A | A2, E | E2, R | R2>
+  <A, E, R, A2, E2, R2>(
+    self: Effect.Effect<A, E, R>,
+    options: OrElseOptions<NoInfer<E>, A2, E2, R2> & { readonly when?: undefined }
+  ): Effect.Effect<A | A2, E2, R | R2>
   <A, E, R, A2, E2, R2>(
     self: Effect.Effect<A, E, R>,
     options: OrElseOptions<NoInfer<E>, A2, E2, R2>
@@ -101,7 +109,7 @@ export const orElse: {
 
 /**
  * The last resort: succeeds with `value()` when `self` fails with an error `when` selects
- * (default: every failure).
+ * (default: every failure, and then the result cannot fail).
  *
  * @since 0.1.0
  * @category combinators
@@ -109,9 +117,19 @@ export const orElse: {
 export const orElseSucceed: {
   <E, A2>(options: {
     readonly value: LazyArg<A2>
+    readonly when?: undefined
+    readonly name?: string | undefined
+  }): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A | A2, never, R>
+  <E, A2>(options: {
+    readonly value: LazyArg<A2>
     readonly when?: ((error: NoInfer<E>) => boolean) | undefined
     readonly name?: string | undefined
   }): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A | A2, E, R>
+  <A, E, R, A2>(self: Effect.Effect<A, E, R>, options: {
+    readonly value: LazyArg<A2>
+    readonly when?: undefined
+    readonly name?: string | undefined
+  }): Effect.Effect<A | A2, never, R>
   <A, E, R, A2>(self: Effect.Effect<A, E, R>, options: {
     readonly value: LazyArg<A2>
     readonly when?: ((error: NoInfer<E>) => boolean) | undefined

@@ -286,12 +286,16 @@ export const retriesTotal: Metric.Metric.Counter<number> = Metric.counter("resil
   incremental: true
 })
 
+/** A delay for the logs: whole milliseconds (a jittered delay has a fraction nobody needs to read). */
+const formatDelay = (millis: number): string => Duration.format(Duration.millis(Math.round(millis)))
+
 /**
  * A retry policy for `Effect.retry`: `schedule` decides the delays and the attempt count,
  * `while` which failures are retried (default `isTransient`), `budget` whether the fleet may
  * afford another retry; inside a deadline, a retry that could not start before the deadline is
  * not taken (the failure is returned at once). Before each retry the policy counts `resilience_retries_total{name}`,
- * logs at info with the attempt, delay and error as annotations, and runs `onRetry`.
+ * logs at debug level with the attempt, delay (whole milliseconds, written by `Duration.format`) and error as
+ * annotations, and runs `onRetry`.
  *
  * A policy only draws on a `budget`; the requests its `ratio` is a fraction of are counted by
  * `Retry.retry` (one per call). Under a plain `Effect.retry`, count them with
@@ -343,7 +347,7 @@ export const policy = <Out, E = unknown, R = never, R2 = never>(
                 Effect.logDebug("retry skipped: the deadline ends before it").pipe(
                   Effect.annotateLogs({
                     "retry.name": name,
-                    "retry.delay": Duration.format(Duration.millis(delayMillis))
+                    "retry.delay": formatDelay(delayMillis)
                   })
                 ),
                 [nextState, out, ScheduleDecision.done] as const
@@ -369,11 +373,11 @@ export const policy = <Out, E = unknown, R = never, R2 = never>(
           }
           const announce = Effect.zipRight(
             Metric.increment(retries),
-            Effect.logInfo("retrying").pipe(
+            Effect.logDebug("retrying").pipe(
               Effect.annotateLogs({
                 "retry.name": name,
                 "retry.attempt": info.attempt,
-                "retry.delay": Duration.format(info.delay),
+                "retry.delay": formatDelay(delayMillis),
                 "retry.error": describeError(input)
               })
             )
@@ -385,8 +389,10 @@ export const policy = <Out, E = unknown, R = never, R2 = never>(
 }
 
 /**
- * Runs `self`, retrying it under `policy(options)`. With a `budget`, each call also counts one
- * request, which is what lets retries draw on the budget.
+ * Runs `self`, retrying it under `policy(options)`. The retries draw on `options.budget`, or,
+ * when none is passed, on the `Retry.Budget` service if the context holds one (it is optional:
+ * without it, retries are limited by the schedule alone). With a budget, each call also counts
+ * one request, which is what lets retries draw on the budget.
  *
  * @since 0.1.0
  * @category combinators
@@ -405,16 +411,34 @@ export const retry: {
     self: Effect.Effect<A, E, R3>,
     options: PolicyOptions<Out, E, R, R2>
   ): Effect.Effect<A, E, R | R2 | R3> => {
-    const schedule = policy(options)
-    const budget = options.budget
-    const retried = retryAfterFailure(self, schedule)
-    if (budget === undefined) return retried
-    return Effect.clockWith((clock) => {
-      budget.unsafeRecordRequest(clock.unsafeCurrentTimeMillis())
-      return retried
+    const given = options.budget
+    if (given !== undefined) return withBudget(self, given, policy(options))
+    const plain = policy(options)
+    let lastBudget: RetryBudget | undefined
+    let lastPolicy: Schedule.Schedule<Out, E, R | R2> | undefined
+    return Effect.contextWithEffect((context: Context.Context<never>) => {
+      const found = Context.getOption(context, Budget)
+      if (found._tag === "None") return retryAfterFailure(self, plain)
+      const budget = found.value
+      // the policy drawing on this budget is built once per budget seen, not once per call
+      if (budget !== lastBudget) {
+        lastPolicy = policy({ ...options, budget })
+        lastBudget = budget
+      }
+      return withBudget(self, budget, lastPolicy!)
     })
   }
 )
+
+const withBudget = <A, E, R, Out, R2>(
+  self: Effect.Effect<A, E, R>,
+  budget: RetryBudget,
+  schedule: Schedule.Schedule<Out, E, R2>
+): Effect.Effect<A, E, R | R2> =>
+  Effect.clockWith((clock) => {
+    budget.unsafeRecordRequest(clock.unsafeCurrentTimeMillis())
+    return retryAfterFailure(self, schedule)
+  })
 
 /**
  * `Effect.retry` that builds the schedule driver only after a first failure, so the success

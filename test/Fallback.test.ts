@@ -131,3 +131,25 @@ describe("Fallback.orElse / orElseSucceed", () => {
       expect(untouched).toBe("live")
     }))
 })
+
+describe("Fallback types", () => {
+  it.effect("without `when` the original error type is dropped, as with Effect.orElse", () =>
+    Effect.gen(function*() {
+      const primary: Effect.Effect<number, "primary"> = Effect.fail("primary")
+      // these annotations are the test: they compile only with the narrowed error types
+      const all: Effect.Effect<number | string, "fallback"> = Fallback.orElse(primary, {
+        fallback: () => Effect.fail("fallback" as const)
+      })
+      const piped: Effect.Effect<number | string, never> = primary.pipe(
+        Fallback.orElse({ fallback: () => Effect.succeed("recovered") })
+      )
+      const selective: Effect.Effect<number | string, "primary" | "fallback"> = primary.pipe(
+        Fallback.orElse({ when: (e) => e === "primary", fallback: () => Effect.fail("fallback" as const) })
+      )
+      const last: Effect.Effect<number | string, never> = Fallback.orElseSucceed(primary, { value: () => "last" })
+      expect(yield* Effect.flip(all)).toBe("fallback")
+      expect(yield* piped).toBe("recovered")
+      expect(yield* Effect.flip(selective)).toBe("fallback")
+      expect(yield* last).toBe("last")
+    }))
+})

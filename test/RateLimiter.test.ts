@@ -11,6 +11,7 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import type { InvalidOptionsError } from "../src/Errors.js"
 import { RateLimitedError } from "../src/Errors.js"
+import { allowedTotal, exceededTotal } from "../src/internal/ratelimit/limiter.js"
 import * as RateLimiter from "../src/RateLimiter.js"
 import * as RateLimiterStore from "../src/RateLimiterStore.js"
 import * as Timeout from "../src/Timeout.js"
@@ -383,10 +384,10 @@ describe("RateLimiter", () => {
       })
       yield* takes(limiter, "k", 5)
       const allowed = yield* Metric.value(
-        Metric.counter("resilience_rate_limit_allowed_total").pipe(Metric.tagged("name", "metered"))
+        allowedTotal.pipe(Metric.tagged("name", "metered"))
       )
       const exceeded = yield* Metric.value(
-        Metric.counter("resilience_rate_limit_exceeded_total").pipe(Metric.tagged("name", "metered"))
+        exceededTotal.pipe(Metric.tagged("name", "metered"))
       )
       expect([allowed.count, exceeded.count]).toEqual([2, 3])
     }))

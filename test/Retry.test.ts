@@ -1,6 +1,21 @@
 import { HttpClientError, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Duration, Effect, Exit, Fiber, HashMap, Layer, Logger, Metric, Option, Ref, TestClock } from "effect"
+import {
+  Cause,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  HashMap,
+  Layer,
+  Logger,
+  LogLevel,
+  Metric,
+  Option,
+  Ref,
+  Schedule,
+  TestClock
+} from "effect"
 import * as Backoff from "../src/Backoff.js"
 import {
   BulkheadFullError,
@@ -164,7 +179,7 @@ describe("Retry.policy", () => {
       expect(yield* Ref.get(attempts)).toBe(3)
     }))
 
-  it.effect("onRetry sees attempt, delay and error; every retry is logged and counted", () =>
+  it.effect("onRetry sees attempt, delay and error; every retry is logged at debug level and counted", () =>
     Effect.gen(function*() {
       const { lines, layer } = yield* captureLogs
       const seen: Array<[number, number, unknown]> = []
@@ -180,7 +195,7 @@ describe("Retry.policy", () => {
             onRetry: ({ attempt, delay, error }) =>
               Effect.sync(() => void seen.push([attempt, Duration.toMillis(delay), error]))
           })
-        ).pipe(Effect.provide(layer))
+        ).pipe(Effect.provide(layer), Logger.withMinimumLogLevel(LogLevel.Debug))
       )
       yield* TestClock.adjust("1 second")
       expect(yield* Fiber.join(fiber)).toBe("ok after 3")
@@ -188,11 +203,33 @@ describe("Retry.policy", () => {
       expect((yield* Metric.value(counter)).count - before).toBe(2)
       const logged = (yield* Ref.get(lines)).filter((l) => l.message === "retrying")
       expect(logged.map((l) => [l.level, l.annotations["retry.attempt"], l.annotations["retry.delay"]])).toEqual([
-        ["INFO", 1, "10ms"],
-        ["INFO", 2, "20ms"]
+        ["DEBUG", 1, "10ms"],
+        ["DEBUG", 2, "20ms"]
       ])
       expect(logged[0].annotations["retry.name"]).toBe("on-retry-test")
       expect(String(logged[0].annotations["retry.error"])).toContain("500")
+    }))
+})
+
+describe("Retry logs", () => {
+  it.effect("are not written at the default level, and a jittered delay reads in whole milliseconds", () =>
+    Effect.gen(function*() {
+      const { lines, layer } = yield* captureLogs
+      // what a jittered backoff produces: a delay with a fraction of a millisecond
+      const jittered = Schedule.spaced(Duration.nanos(18_142_578n)).pipe(Schedule.intersect(Schedule.recurs(1)))
+      const run = (effect: Effect.Effect<string, unknown>) => Effect.fork(Retry.retry(effect, { schedule: jittered }))
+      const quiet = yield* run((yield* scripted([{ status: 500 }])).effect).pipe(Effect.provide(layer))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(quiet)
+      expect((yield* Ref.get(lines)).filter((l) => l.message === "retrying")).toEqual([])
+      const loud = yield* run((yield* scripted([{ status: 500 }])).effect).pipe(
+        Effect.provide(layer),
+        Logger.withMinimumLogLevel(LogLevel.Debug)
+      )
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(loud)
+      const logged = (yield* Ref.get(lines)).filter((l) => l.message === "retrying")
+      expect(logged.map((l) => l.annotations["retry.delay"])).toEqual(["18ms"])
     }))
 })
 
@@ -257,6 +294,25 @@ describe("Retry budget", () => {
       yield* TestClock.adjust("11 seconds")
       expect(yield* budget.stats).toEqual({ requests: 0, retries: 0, capacity: 0 })
       expect(yield* budget.tryAcquire).toBe(false)
+    }))
+
+  it.effect("Retry.retry draws on the Retry.Budget in the context when none is passed", () =>
+    Effect.gen(function*() {
+      const budget = yield* Retry.makeBudget({ ratio: 0, minPerSecond: 0.1, window: "10 seconds" })
+      const schedule = Backoff.constant("100 millis").pipe(Backoff.upTo(5))
+      const limited = yield* scripted(Array.from({ length: 10 }, () => new RetryableError({ cause: "down" })))
+      const fiber = yield* Effect.fork(
+        Effect.either(Retry.retry(limited.effect, { schedule })).pipe(Effect.provideService(Retry.Budget, budget))
+      )
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(yield* Ref.get(limited.attempts)).toBe(2) // one retry granted, the next refused
+      expect(yield* budget.stats).toEqual({ requests: 1, retries: 1, capacity: 1 })
+      // without a budget in the context, only the schedule limits the retries
+      const free = yield* scripted(Array.from({ length: 3 }, () => new RetryableError({ cause: "down" })))
+      const unlimited = yield* Effect.fork(Retry.retry(free.effect, { schedule }))
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(unlimited)).toBe("ok after 4")
     }))
 
   it.effect("a shared Budget layer is one budget for every caller", () =>

@@ -23,7 +23,10 @@ export const queueDelaySeconds = Metric.gauge("resilience_queue_delay_seconds", 
 
 export const shedRequests = (name: string) =>
   Metric.fromMetricKey(
-    MetricKey.counter("resilience_shed_requests_total", { description: "requests rejected because of overload" }).pipe(
+    MetricKey.counter("resilience_shed_requests_total", {
+      description: "requests rejected because of overload",
+      incremental: true
+    }).pipe(
       MetricKey.tagged("name", name)
     )
   )
@@ -31,7 +34,10 @@ export const shedRequests = (name: string) =>
 /** The shed counter of one priority tier of a load shedder. */
 export const shedRequestsOf = (name: string, priority: string) =>
   Metric.fromMetricKey(
-    MetricKey.counter("resilience_shed_requests_total", { description: "requests rejected because of overload" }).pipe(
+    MetricKey.counter("resilience_shed_requests_total", {
+      description: "requests rejected because of overload",
+      incremental: true
+    }).pipe(
       MetricKey.tagged("name", name),
       MetricKey.tagged("priority", priority)
     )

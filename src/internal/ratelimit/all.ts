@@ -5,7 +5,6 @@
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import { InvalidOptionsError, RateLimitedError } from "../../Errors.js"
@@ -14,7 +13,7 @@ import type { All, AllDecision, AllOptions, Decision, RateLimiter } from "../../
 import type { AllStepper, RateLimiterStore } from "../../RateLimiterStore.js"
 import type { Definition, RawDecision } from "./core.js"
 import { toDuration } from "./core.js"
-import { asDecision } from "./limiter.js"
+import { allowedTotal, asDecision, exceededTotal } from "./limiter.js"
 
 /** What `all` needs of a limiter besides its public face: kept off the public type. */
 export interface Source {
@@ -30,9 +29,6 @@ export const attachSource = <L extends RateLimiter>(limiter: L, s: Source): L =>
   Object.defineProperty(limiter, source, { value: s, enumerable: false })
 
 const sourceOf = (limiter: RateLimiter): Source | undefined => (limiter as { [source]?: Source })[source]
-
-const allowedTotal = Metric.counter("resilience_rate_limit_allowed_total")
-const exceededTotal = Metric.counter("resilience_rate_limit_exceeded_total")
 
 const invalid = (option: string, value: unknown, reason: string) =>
   new InvalidOptionsError({ module: "RateLimiter", option, value, reason })

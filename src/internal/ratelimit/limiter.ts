@@ -17,8 +17,16 @@ import { decodeOptions, NonNegativeDuration } from "../options.js"
 import type { Definition, RawDecision } from "./core.js"
 import { toDuration, Verdict } from "./core.js"
 
-const allowedTotal = Metric.counter("resilience_rate_limit_allowed_total")
-const exceededTotal = Metric.counter("resilience_rate_limit_exceeded_total")
+/** `resilience_rate_limit_allowed_total{name}`, shared by single limits and `RateLimiter.all` */
+export const allowedTotal = Metric.counter("resilience_rate_limit_allowed_total", {
+  description: "requests a rate limiter admitted",
+  incremental: true
+})
+/** `resilience_rate_limit_exceeded_total{name}`, shared by single limits and `RateLimiter.all` */
+export const exceededTotal = Metric.counter("resilience_rate_limit_exceeded_total", {
+  description: "requests a rate limiter refused",
+  incremental: true
+})
 
 const decodeMaxDelay = decodeOptions("RateLimiter", Schema.Struct({ maxDelay: NonNegativeDuration }))
 
