@@ -145,6 +145,11 @@ export interface Injector {
  */
 export interface Injection<A2 = never, E2 = never, R2 = never> {
   <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | A2, E | E2, R | R2>
+  /**
+   * Type-level only, never set: without it TypeScript measures `A2` as unused and lets an
+   * injection that replaces the value pass for one that does not (e.g. in `client`).
+   */
+  readonly "~value"?: (_: never) => A2
 }
 
 /**
@@ -451,7 +456,8 @@ export const clientFault = (
 
 /**
  * Applies a client strategy (`clientStatus`, `clientFault`, or any of `fault`, `latency`,
- * `behavior`) to every request of an `HttpClient`.
+ * `behavior`) to every request of an `HttpClient`. An `outcome` fits only when it yields an
+ * `HttpClientResponse`: one replacing the response with any other value is a type error.
  *
  * @example
  * ```ts
@@ -473,15 +479,15 @@ export const clientFault = (
  * @category http
  */
 export const client: {
-  <E2, R2>(
-    injection: Injection<never, E2, R2>
+  <A2 extends HttpClientResponse.HttpClientResponse, E2, R2>(
+    injection: Injection<A2, E2, R2>
   ): <E, R>(self: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E | E2, R | R2>
   <E2, R2>(
     injection: ClientInjection<E2, R2>
   ): <E, R>(self: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E | E2, R | R2>
-  <E, R, E2, R2>(
+  <E, R, A2 extends HttpClientResponse.HttpClientResponse, E2, R2>(
     self: HttpClient.HttpClient.With<E, R>,
-    injection: Injection<never, E2, R2>
+    injection: Injection<A2, E2, R2>
   ): HttpClient.HttpClient.With<E | E2, R | R2>
   <E, R, E2, R2>(
     self: HttpClient.HttpClient.With<E, R>,
@@ -489,5 +495,5 @@ export const client: {
   ): HttpClient.HttpClient.With<E | E2, R | R2>
 } = dual(2, <E, R, E2, R2>(
   self: HttpClient.HttpClient.With<E, R>,
-  injection: Injection<never, E2, R2> | ClientInjection<E2, R2>
-) => HttpClient.transform(self, (send, request) => (injection as ClientInjection<E2, R2>)(send, request)))
+  injection: ClientInjection<E2, R2>
+) => HttpClient.transform(self, (send, request) => injection(send, request)))
