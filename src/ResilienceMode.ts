@@ -100,7 +100,7 @@ export const isSheddingEnabled = (mode: ResilienceMode): boolean => mode === "pr
  * counts and logs as usual, but admits everything: a call it would reject runs anyway and adds one
  * to `resilience_shadow_would_reject_total{policy,name}`. Turned off, a call costs one boolean read.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface ShadowSwitch {
@@ -114,7 +114,7 @@ export interface ShadowSwitch {
  * The shadow switch a policy picks up when it is built. Policies built without one never shadow
  * and pay nothing for it.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category tags
  */
 export class Shadow extends Context.Tag("effect-resilience/Shadow")<Shadow, ShadowSwitch>() {}
@@ -122,7 +122,7 @@ export class Shadow extends Context.Tag("effect-resilience/Shadow")<Shadow, Shad
 /**
  * The config key `layerShadowConfig` reads the initial state from (a boolean, default false).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constants
  */
 export const shadowConfigKey = "RESILIENCE_SHADOW"
@@ -141,7 +141,7 @@ class ShadowSwitchImpl implements ShadowSwitch {
 /**
  * A new switch, off unless `enabled` is true.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
 export const makeShadow = (enabled = false): Effect.Effect<ShadowSwitch> =>
@@ -162,7 +162,7 @@ export const makeShadow = (enabled = false): Effect.Effect<ShadowSwitch> =>
  * }).pipe(Effect.scoped, Effect.provide(ResilienceMode.layerShadow()))
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category layers
  */
 export const layerShadow = (enabled = false): Layer.Layer<Shadow> => Layer.effect(Shadow, makeShadow(enabled))
@@ -170,7 +170,7 @@ export const layerShadow = (enabled = false): Layer.Layer<Shadow> => Layer.effec
 /**
  * A shadow switch whose initial state is read from `RESILIENCE_SHADOW` (default off).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category layers
  */
 export const layerShadowConfig: Layer.Layer<Shadow, InvalidOptionsError> = Layer.effect(
@@ -192,7 +192,7 @@ export const layerShadowConfig: Layer.Layer<Shadow, InvalidOptionsError> = Layer
 /**
  * Turns shadow mode on or off through the switch in context.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category combinators
  */
 export const setShadow = (enabled: boolean): Effect.Effect<void, never, Shadow> =>
