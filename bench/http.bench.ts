@@ -1,12 +1,15 @@
 /**
- * Requests per second and tail latency of one small JSON route served by `@effect/platform-node`:
- * bare, behind the full `ResilientHttpServer` chain (max conns → breaker per route → load shedding
- * → rate limit → timeout), and behind the cockatiel policies a user would reach for instead
- * (bulkhead → circuit breaker → timeout; cockatiel has no rate limiter or load shedder).
+ * Requests per second, tail latency and server CPU per request of one small JSON route served by
+ * `@effect/platform-node`: bare, behind the full `ResilientHttpServer` chain (max conns → breaker
+ * per route → load shedding → rate limit → deadline), behind each stage alone, and behind the
+ * cockatiel policies a user would reach for instead (bulkhead → circuit breaker → timeout;
+ * cockatiel has no rate limiter or load shedder).
  *
- * The servers run in this process; the load comes from autocannon in a child process. Rounds are
- * interleaved across cases and the median round is reported. `BENCH_HTTP_SECONDS` (default 4),
- * `BENCH_HTTP_CONNECTIONS` (default 32) and `BENCH_HTTP_ROUNDS` (default 3) tune the run.
+ * The servers run in this process; the load comes from autocannon in a child process, so this
+ * process's CPU time during a run is the server's. Rounds are interleaved across cases and the
+ * median round is reported. `BENCH_HTTP_SECONDS` (default 4, 2 with `--quick`),
+ * `BENCH_HTTP_CONNECTIONS` (default 32) and `BENCH_HTTP_ROUNDS` (default 3, 1 with `--quick`) tune
+ * the run. Goals: all stages ≥ 0.85× the bare req/s, p99 ≤ bare + 1 ms, CPU ≤ bare + 25 µs per request.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApp from "@effect/platform/HttpApp"
@@ -21,14 +24,13 @@ import * as Scope from "effect/Scope"
 import { spawn } from "node:child_process"
 import { createServer } from "node:http"
 import { createRequire } from "node:module"
-import * as CpuUsage from "../src/CpuUsage.js"
 import * as RateLimiter from "../src/RateLimiter.js"
 import * as ResilientHttpServer from "../src/ResilientHttpServer.js"
-import { printTable, writeResults } from "./harness.js"
+import { printTable, quick, writeResults } from "./harness.js"
 
-const seconds = Number(process.env.BENCH_HTTP_SECONDS ?? 4)
+const seconds = Number(process.env.BENCH_HTTP_SECONDS ?? (quick ? 2 : 4))
 const connections = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 32)
-const rounds = Number(process.env.BENCH_HTTP_ROUNDS ?? 3)
+const rounds = Number(process.env.BENCH_HTTP_ROUNDS ?? (quick ? 1 : 3))
 
 const router = HttpRouter.empty.pipe(
   HttpRouter.get(
@@ -71,15 +73,31 @@ const serveOn = (name: string, app: HttpApp.Default<any, any>, middleware?: Http
     return { name, url: `http://127.0.0.1:${server.address.port}/users/42` } satisfies Served
   })
 
+const off = { maxConns: false, breaker: false, shedding: false, timeout: false, budgetHeader: false } as const
+
+const stage = (name: string, options: ResilientHttpServer.Options) =>
+  Effect.flatMap(
+    ResilientHttpServer.make({ name: `bench-${name}`, router, ...options }),
+    (resilient) => serveOn(`${name} stage alone`, router, resilient.middleware)
+  )
+
 const setup = Effect.gen(function*() {
   const resilient = yield* ResilientHttpServer.make({
     name: "bench",
-    rateLimit: { algorithm: RateLimiter.tokenBucket({ rate: 1e9, burst: 1e9 }) },
-    routes: { "GET /users/:id": {} }
-  }).pipe(Effect.provide(CpuUsage.layer))
+    router,
+    rateLimit: { algorithm: RateLimiter.tokenBucket({ rate: 1e9, burst: 1e9 }) }
+  })
   return [
     yield* serveOn("bare @effect/platform-node", router),
-    yield* serveOn("ResilientHttpServer (all layers)", router, resilient.middleware),
+    yield* serveOn("ResilientHttpServer (all stages)", router, resilient.middleware),
+    yield* stage("max connections", { ...off, maxConns: 10_000 }),
+    yield* stage("breaker", { ...off, breaker: {} }),
+    yield* stage("shedding", { ...off, shedding: {} }),
+    yield* stage("rate limit", {
+      ...off,
+      rateLimit: { algorithm: RateLimiter.tokenBucket({ rate: 1e9, burst: 1e9 }) }
+    }),
+    yield* stage("deadline", { ...off, timeout: "3 seconds", budgetHeader: "x-request-timeout" }),
     yield* serveOn("cockatiel bulkhead+breaker+timeout", router, cockatielMiddleware)
   ]
 })
@@ -90,6 +108,8 @@ interface Sample {
   readonly p99: number
   readonly non2xx: number
   readonly errors: number
+  /** this process's CPU time per request, µs */
+  readonly cpuUs: number
 }
 
 const autocannonBin = createRequire(import.meta.url).resolve("autocannon/autocannon.js")
@@ -97,6 +117,7 @@ const autocannonBin = createRequire(import.meta.url).resolve("autocannon/autocan
 /** Runs autocannon in a child process against `url` and parses its JSON report. */
 const load = (url: string, duration: number): Promise<Sample> =>
   new Promise((resolve, reject) => {
+    const cpuBefore = process.cpuUsage()
     const child = spawn(
       process.execPath,
       [autocannonBin, "-c", String(connections), "-d", String(duration), "-j", url],
@@ -109,7 +130,9 @@ const load = (url: string, duration: number): Promise<Sample> =>
       if (code !== 0) return reject(new Error(`autocannon exited with ${code}`))
       try {
         const report = JSON.parse(out)
+        const cpu = process.cpuUsage(cpuBefore)
         resolve({
+          cpuUs: (cpu.user + cpu.system) / Math.max(1, report.requests.total),
           rps: report.requests.average,
           p50: report.latency.p50,
           p99: report.latency.p99,
@@ -146,32 +169,39 @@ try {
       rps: median(samples[i].map((x) => x.rps)),
       p50: mid.p50,
       p99: median(samples[i].map((x) => x.p99)),
+      cpuUs: median(samples[i].map((x) => x.cpuUs)),
       non2xx: samples[i].reduce((n, x) => n + x.non2xx, 0),
       errors: samples[i].reduce((n, x) => n + x.errors, 0)
     }
   })
   const bare = summary[0].rps
+  const bareP99 = summary[0].p99
+  const bareCpu = summary[0].cpuUs
   console.log(
     `\n## http  (autocannon -c ${connections} -d ${seconds}, median of ${rounds} rounds, ratio vs "${
       summary[0].name
     }")\n`
   )
   printTable(
-    ["case", "req/s", "p50 ms", "p99 ms", "ratio", "non-2xx", "errors"],
+    ["case", "req/s", "ratio", "p50 ms", "p99 ms", "p99 − bare", "CPU µs/req", "CPU − bare", "non-2xx", "errors"],
     summary.map((r) => [
       r.name,
       r.rps.toFixed(0),
+      `${(r.rps / bare).toFixed(2)}x`,
       r.p50.toFixed(1),
       r.p99.toFixed(1),
-      `${(r.rps / bare).toFixed(2)}x`,
+      (r.p99 - bareP99).toFixed(1),
+      r.cpuUs.toFixed(0),
+      (r.cpuUs - bareCpu).toFixed(0),
       String(r.non2xx),
       String(r.errors)
     ])
   )
   console.log(
-    "\nOne GET /users/:id returning a small JSON body. The resilient case runs every layer: max conns, the " +
-      "adaptive breaker of the route, CPU load shedding (live sampler), an in-memory token bucket keyed by client " +
-      "IP (limit high enough never to reject) and a 3 s deadline."
+    "\nOne GET /users/:id returning a small JSON body. The all-stages case runs max conns, the adaptive breaker " +
+      "of the route, the default load shedder (event-loop utilization), an in-memory token bucket keyed by client " +
+      "IP (limit high enough never to reject) and a 3 s deadline with the budget header. Goals for all stages: " +
+      ">= 0.85x bare req/s, p99 <= bare + 1 ms, CPU <= bare + 25 us per request."
   )
   writeResults("http", summary.map((r) => ({ ...r, ratio: r.rps / bare, connections, seconds, rounds })))
 } finally {

@@ -100,7 +100,7 @@ export const make = (options: {
   const responders = stages.filter((stage) => stage.respond !== undefined).reverse()
   const respond = (record: RequestRecord, response: HttpServerResponse.HttpServerResponse) => {
     if (responders.length > 0) {
-      const now = Context.get(record.fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+      const now = record.clock.unsafeCurrentTimeMillis()
       for (const stage of responders) response = stage.respond!(record, response, now)
     }
     const spec = http.errorResponseSpec(response)
@@ -175,6 +175,7 @@ export const make = (options: {
       const record = new RequestRecord(
         request,
         fiber as RuntimeFiber,
+        clock,
         clock.unsafeCurrentTimeMillis(),
         route,
         pattern

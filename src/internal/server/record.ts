@@ -7,6 +7,7 @@
  */
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type * as Clock from "effect/Clock"
 import type * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type * as FiberRef from "effect/FiberRef"
@@ -89,10 +90,9 @@ export class RequestRecord {
   /** rate limit: the decision's headers, and a reservation still waiting to be acted on */
   headers: Record<string, string> | undefined = undefined
   reservation: Reservation | undefined = undefined
-  /** deadline: the timer, the deadline it armed, the one to restore, and whether it fired */
+  /** deadline: the timer, the deadline it armed, its length, and whether it fired */
   cancelTimer: (() => void) | undefined = undefined
   deadlineAt = Infinity
-  outerDeadline = Infinity
   deadlineMillis = 0
   timedOut = false
   /** the Node response whose `close` ends the request when the fiber does not */
@@ -102,6 +102,8 @@ export class RequestRecord {
   constructor(
     readonly request: HttpServerRequest.HttpServerRequest,
     readonly fiber: RuntimeFiber,
+    /** the request fiber's clock */
+    readonly clock: Clock.Clock,
     /** Clock millis when the middleware first saw the request */
     readonly arrivedAt: number,
     route: string,
