@@ -9,13 +9,20 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { spawnSync } from "node:child_process"
+import * as AdaptiveLimiter from "../../src/AdaptiveLimiter.js"
 import * as Bulkhead from "../../src/Bulkhead.js"
+import * as Chaos from "../../src/Chaos.js"
 import * as CircuitBreaker from "../../src/CircuitBreaker.js"
+import * as CpuUsage from "../../src/CpuUsage.js"
+import * as EventLoopDelay from "../../src/EventLoopDelay.js"
+import * as EventLoopUtilization from "../../src/EventLoopUtilization.js"
 import * as Fallback from "../../src/Fallback.js"
 import * as Hedge from "../../src/Hedge.js"
 import * as Metrics from "../../src/Metrics.js"
+import * as QueueDelay from "../../src/QueueDelay.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as RateLimiterStore from "../../src/RateLimiterStore.js"
 import * as ResilientHttpClient from "../../src/ResilientHttpClient.js"
@@ -57,7 +64,7 @@ const parse = (exposition: string): Map<string, Family> => {
   return families
 }
 
-/** Every label set once per family; `_total` families are counters; `_seconds` ones histograms. */
+/** Every label set once per family; `_total` families are counters; `_duration_seconds` ones histograms. */
 const expectWellFormed = (exposition: string) => {
   const result = check(exposition)
   expect(result.report, "promtool check metrics").toBe("")
@@ -66,7 +73,8 @@ const expectWellFormed = (exposition: string) => {
   for (const [name, family] of families) {
     expect(new Set(family.samples).size, `${name}: a label set appears twice`).toBe(family.samples.length)
     if (name.endsWith("_total")) expect(family.type, name).toBe("counter")
-    if (name.endsWith("_seconds")) expect(family.type, name).toBe("histogram")
+    // durations of requests and calls are histograms; a delay sampled now and then is a gauge
+    if (name.endsWith("_duration_seconds")) expect(family.type, name).toBe("histogram")
   }
   return families
 }
@@ -137,6 +145,61 @@ describe.skipIf(!havePromtool)("/metrics through promtool check metrics", () => 
           "resilience_timeouts_total"
         ]
       ) expect(families.has(name), `${name} is exported`).toBe(true)
+    }).pipe(Effect.scoped, Metrics.withInstanceRegistry()), 120_000)
+
+  it.live("the overload signals, an adaptive limiter, chaos and a spent retry budget", () =>
+    Effect.gen(function*() {
+      const prometheus = yield* Metrics.make({ serviceName: "signals" })
+      // the live samplers publish their gauges while they run
+      const samplers = Layer.mergeAll(
+        CpuUsage.layer,
+        EventLoopUtilization.layer,
+        EventLoopDelay.layer,
+        QueueDelay.layer
+      )
+      yield* Effect.gen(function*() {
+        // requests that waited 20 ms, over several 100 ms intervals: a standing queue
+        for (let i = 0; i < 15; i++) {
+          const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+          yield* QueueDelay.record(now - 20)
+          yield* Effect.sleep("100 millis")
+        }
+      }).pipe(Effect.provide(samplers))
+      // one permit: the second caller is shed while the first one runs
+      const limiter = yield* AdaptiveLimiter.make({
+        name: "api",
+        algorithm: AdaptiveLimiter.aimd(),
+        initialLimit: 1,
+        minLimit: 1,
+        maxLimit: 1
+      })
+      yield* Effect.all([
+        limiter.protect(Effect.sleep("50 millis")),
+        Effect.either(Effect.delay(limiter.protect(Effect.void), "10 millis"))
+      ], { concurrency: 2 })
+      const chaos = yield* Chaos.make({ name: "db", enabled: true, rate: 1 })
+      yield* Effect.either(Effect.void.pipe(Chaos.fault(chaos, () => new Error("injected"))))
+      // no retry allowed by the budget: the refusal is counted
+      const budget = yield* Retry.makeBudget({ name: "tight", ratio: 0, minPerSecond: 0 })
+      yield* Effect.either(
+        Effect.fail(new Error("down")).pipe(Retry.retry({ schedule: Schedule.recurs(2), while: () => true, budget }))
+      )
+      const families = expectWellFormed(yield* prometheus.scrape)
+      for (
+        const name of [
+          "resilience_cpu_usage_ratio",
+          "resilience_event_loop_utilization_ratio",
+          "resilience_event_loop_delay_seconds",
+          "resilience_queue_delay_seconds",
+          "resilience_shed_requests_total",
+          "resilience_shedder_requests_in_flight",
+          "resilience_chaos_injections_total",
+          "resilience_retry_budget_exhausted_total"
+        ]
+      ) expect(families.has(name), `${name} is exported`).toBe(true)
+      // CPU is a ratio, as Prometheus names it: between 0 and 1
+      const cpu = families.get("resilience_cpu_usage_ratio")!
+      expect(cpu.type).toBe("gauge")
     }).pipe(Effect.scoped, Metrics.withInstanceRegistry()), 120_000)
 
   describe("the user-api example", () => {
