@@ -1,8 +1,8 @@
 /**
- * A small benchmark harness. Every case of a suite runs in the same process; each trial runs a
- * few rounds of every case, interleaved (the order rotates each round) so drift hits all cases
- * alike, with a full garbage collection before every round (`--expose-gc`, which `npm run bench`
- * passes). A round records the process's CPU time (`process.cpuUsage`, user + system) beside the
+ * A small benchmark harness. Every case of a suite runs in the same process; each trial starts
+ * with a full garbage collection (`--expose-gc`, which `npm run bench` passes) and an untimed run
+ * of every case (a forced collection discards optimized code), then runs a few rounds of every
+ * case, interleaved (the order rotates each round) so drift hits all cases alike. A round records the process's CPU time (`process.cpuUsage`, user + system) beside the
  * wall time; a case reports the median of its trials' medians and their range (min–max).
  * Ratios are computed on CPU time, which another process on the machine cannot inflate as it
  * inflates wall time, except in suites whose work happens outside the process (a Redis server).
@@ -153,7 +153,6 @@ interface Sample {
 }
 
 const timeRound = async (runner: Runner, iterations: number): Promise<Sample> => {
-  collectGarbage()
   const cpu = cpuNow()
   const start = process.hrtime.bigint()
   await runner.run(iterations)
@@ -262,6 +261,10 @@ const runTrial = async (
   offset: number
 ): Promise<ReadonlyArray<Sample>> => {
   const samples: Array<Array<Sample>> = runners.map(() => [])
+  // garbage from the previous trial is collected before this one; a forced full collection
+  // discards optimized code, so every case runs untimed again before the timed rounds
+  collectGarbage()
+  for (let i = 0; i < runners.length; i++) await timeRound(runners[i], Math.max(1, Math.round(iterations[i] / 5)))
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < runners.length; k++) {
       const i = (k + round + offset) % runners.length
