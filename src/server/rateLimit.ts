@@ -36,14 +36,23 @@ export type KeyFunction = (request: HttpServerRequest.HttpServerRequest) => stri
 
 /**
  * One limit: a ready `limiter`, or an `algorithm` built on the `RateLimiterStore` in context (in
- * memory when none is provided).
+ * memory when none is provided). Several limits on one route — per second and per hour — are
+ * `algorithm: [...]` or `limiters: [...]`: a request is admitted only if every one admits it, and
+ * takes from none of them otherwise (`RateLimiter.all`); the 429 reports the limit that refused
+ * with the longest `Retry-After`. Several limits answer at once (`onExceeded: "wait"` needs one).
  *
  * @since 0.3.0
  * @category models
  */
 export interface LimitOptions {
   readonly limiter?: RateLimiter.RateLimiter
-  readonly algorithm?: RateLimiter.Algorithm
+  readonly algorithm?: RateLimiter.Algorithm | ReadonlyArray<RateLimiter.Algorithm>
+  /**
+   * several ready limiters, on one store, applied all-or-nothing
+   *
+   * @since 0.3.0
+   */
+  readonly limiters?: ReadonlyArray<RateLimiter.RateLimiter>
   /** the rate-limit key; default: the client IP */
   readonly key?: KeyFunction
   /** when the limiter's store fails: admit the request (default) or answer 503 */
@@ -73,9 +82,12 @@ const Fn = Schema.declare((u: unknown): u is (...a: ReadonlyArray<any>) => any =
   message: () => "expected a function"
 })
 
+const AlgorithmSchema = Schema.Struct({ _tag: Schema.String, options: Schema.Unknown })
+
 const LimitFields = {
   limiter: Schema.optional(Schema.Object),
-  algorithm: Schema.optional(Schema.Struct({ _tag: Schema.String, options: Schema.Unknown })),
+  algorithm: Schema.optional(Schema.Union(AlgorithmSchema, Schema.Array(AlgorithmSchema))),
+  limiters: Schema.optional(Schema.Array(Schema.Object)),
   key: Schema.optional(Fn),
   onStoreError: Schema.optional(Schema.Literal("allow", "reject")),
   trustProxy: Schema.optional(Schema.Boolean),
@@ -101,7 +113,9 @@ export const OptionsSchema = Schema.Struct({
 const decode = options_.decodeOptions("ResilientHttpServer.rateLimit", OptionsSchema, { exact: true })
 
 interface Limit {
+  /** the limiter, or the first of several */
   readonly limiter: RateLimiter.RateLimiter
+  readonly take: (key: string) => Effect.Effect<RateLimiter.Decision, StoreError | RateLimitedError>
   readonly key: (request: HttpServerRequest.HttpServerRequest) => string | Effect.Effect<string>
   readonly onStoreError: "allow" | "reject"
   /** millis a request may wait for its turn; undefined: never waits */
@@ -132,9 +146,27 @@ const buildLimit = (
   options: LimitOptions
 ): Effect.Effect<Limit, InvalidOptionsError, Scope.Scope> =>
   Effect.gen(function*() {
+    const several = yield* severalOf(name, option, options)
+    if (several !== undefined) {
+      if (options.onExceeded === "wait") {
+        return yield* new InvalidOptionsError({
+          module: "ResilientHttpServer.rateLimit",
+          option: `${option === "rateLimit" ? "" : `${option}.`}onExceeded`,
+          value: "wait",
+          reason: "several limits answer at once; waiting needs a single token bucket or GCRA"
+        })
+      }
+      return {
+        limiter: several.limiters[0],
+        take: several.take,
+        key: options.key ?? clientIp(options.trustProxy ?? false),
+        onStoreError: options.onStoreError ?? "allow",
+        maxWait: undefined
+      }
+    }
     let limiter = options.limiter
     if (limiter === undefined) {
-      if (options.algorithm === undefined) {
+      if (options.algorithm === undefined || Array.isArray(options.algorithm)) {
         return yield* new InvalidOptionsError({
           module: "ResilientHttpServer.rateLimit",
           option,
@@ -143,7 +175,7 @@ const buildLimit = (
         })
       }
       const store = yield* storeOf
-      limiter = yield* RateLimiter.make({ name, algorithm: options.algorithm }).pipe(
+      limiter = yield* RateLimiter.make({ name, algorithm: options.algorithm as RateLimiter.Algorithm }).pipe(
         Effect.provideService(RateLimiterStore.RateLimiterStore, store)
       )
     }
@@ -156,12 +188,38 @@ const buildLimit = (
         reason: "only the token bucket and GCRA can wait for a turn"
       })
     }
+    const single = limiter
     return {
       limiter,
+      take: (key: string) => single.take(key),
       key: options.key ?? clientIp(options.trustProxy ?? false),
       onStoreError: options.onStoreError ?? "allow",
       maxWait: wait ? Duration.decode(options.maxWait ?? "1 second") : undefined
     }
+  })
+
+/** Several limits (`limiters`, or an array of algorithms built as `<name>.<i>`) as one group. */
+const severalOf = (
+  name: string,
+  option: string,
+  options: LimitOptions
+): Effect.Effect<RateLimiter.All | undefined, InvalidOptionsError, Scope.Scope> =>
+  Effect.gen(function*() {
+    if (options.limiters !== undefined) {
+      return yield* RateLimiter.all(options.limiters).pipe(
+        Effect.mapError((e) =>
+          new InvalidOptionsError({ module: "ResilientHttpServer.rateLimit", option, value: e.value, reason: e.reason })
+        )
+      )
+    }
+    const algorithms = options.algorithm
+    if (!Array.isArray(algorithms)) return undefined
+    const store = yield* storeOf
+    const limiters = yield* Effect.forEach(
+      algorithms as ReadonlyArray<RateLimiter.Algorithm>,
+      (algorithm, i) => RateLimiter.make({ name: `${name}.${i}`, algorithm })
+    ).pipe(Effect.provideService(RateLimiterStore.RateLimiterStore, store))
+    return yield* RateLimiter.all(limiters)
   })
 
 /**
@@ -226,7 +284,7 @@ export const make = (options: Options): Effect.Effect<RateLimit, InvalidOptionsE
         )
 
     const take = (record: RequestRecord, limit: Limit, key: string) =>
-      Effect.matchEffect(limit.limiter.take(key), {
+      Effect.matchEffect(limit.take(key), {
         onFailure: (e) =>
           e._tag === "RateLimitedError" ? Effect.fail(limited(record, e)) : storeFailed(record, limit, e),
         onSuccess: (decision) => {

@@ -15,6 +15,8 @@ import {
   RateLimitedError,
   TimeoutError
 } from "../../src/Errors.js"
+import * as RateLimiter from "../../src/RateLimiter.js"
+import * as RateLimiterStore from "../../src/RateLimiterStore.js"
 import * as ResilientHttpServer from "../../src/ResilientHttpServer.js"
 import * as Timeout from "../../src/Timeout.js"
 import { get, serve } from "./serve.js"
@@ -97,6 +99,49 @@ describe("ResilientHttpServer: options", () => {
       expect((yield* invalid({ shedding: { priorityHeader: "bad header" } })).option).toMatch(/priorityHeader/)
       expect((yield* invalid({ routes: { "GET /x": { priority: "vip" } } })).option).toMatch(/priority/)
     }))
+})
+
+describe("ResilientHttpServer: several limits per route", () => {
+  it.live("a request is admitted only if every limit admits it, and a refused one takes from none", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const store = yield* Layer.build(RateLimiterStore.layerMemory())
+      const make = (name: string, limit: number, window: Duration.DurationInput) =>
+        RateLimiter.make({ name, algorithm: RateLimiter.fixedWindow({ limit, window }) }).pipe(Effect.provide(store))
+      const minute = yield* make("minute", 2, "1 minute")
+      const hour = yield* make("hour", 10, "1 hour")
+      const server = yield* ResilientHttpServer.make({
+        ...base,
+        router,
+        routes: {
+          "GET /api/users/:id": { rateLimit: { limiters: [minute, hour], key: () => "client" } },
+          "GET /health": {
+            rateLimit: {
+              algorithm: [
+                RateLimiter.gcra({ limit: 1, period: "1 hour" }),
+                RateLimiter.tokenBucket({ rate: 1, burst: 5 })
+              ],
+              key: () => "client"
+            }
+          }
+        }
+      })
+      const url = yield* serve(router, server.middleware)
+      expect((yield* get(`${url}/api/users/1`)).status).toBe(200)
+      expect((yield* get(`${url}/api/users/2`)).status).toBe(200)
+      const refused = yield* get(`${url}/api/users/3`)
+      expect(refused.status).toBe(429)
+      expect(refused.json()).toMatchObject({ error: { code: "rate_limited", route: "GET /api/users/:id" } })
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(50)
+      // the hour was charged for the two admitted requests only
+      expect((yield* hour.take("client", 0)).remaining).toBe(8)
+      expect((yield* get(`${url}/health`)).status).toBe(200)
+      expect((yield* get(`${url}/health`)).status).toBe(429)
+      const waiting = yield* invalid({
+        ...base,
+        rateLimit: { algorithm: [RateLimiter.gcra({ limit: 1, period: "1 second" })], onExceeded: "wait" }
+      })
+      expect(waiting.option).toMatch(/onExceeded/)
+    })))
 })
 
 describe("ResilientHttpServer: rejections escaping a handler", () => {
