@@ -7,7 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -105,9 +106,10 @@ describe("the packed tarball in a fresh project", () => {
     for (const file of ["register.mjs", "hooks.mjs", "probe.mjs"]) cpSync(join(probeDir, file), join(app, file))
   }, SLOW)
 
-  afterAll(() => {
-    if (work !== "") rmSync(work, { recursive: true, force: true })
-  })
+  // removing an installed project takes a while on a busy machine
+  afterAll(async () => {
+    if (work !== "") await rm(work, { recursive: true, force: true })
+  }, SLOW)
 
   it("ships the compiled modules and their declarations, not the tests", () => {
     const installed = join(app, "node_modules", pkg.name)
