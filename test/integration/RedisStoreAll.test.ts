@@ -94,4 +94,41 @@ describe.skipIf(missing !== undefined)("RateLimiter.all on RedisStore (real redi
       })),
     60_000
   )
+
+  it(
+    "Redis down: the group runs all-or-nothing on the limiters' own fallback tables, or fails closed",
+    () =>
+      run(Effect.gen(function*() {
+        const own = yield* Effect.promise(() => startRedis())
+        yield* Effect.addFinalizer(() => Effect.promise(() => own.stop()))
+        const onError = (mode: RedisStore.OnError, prefix: string) =>
+          Effect.map(
+            Layer.build(
+              RedisStore.layer({ url: own.url, prefix, onError: mode, timeout: "300 millis", failureThreshold: 1 })
+            ),
+            (context) => (name: string, algorithm: RateLimiter.Algorithm) =>
+              RateLimiter.make({ name, algorithm }).pipe(Effect.provide(context))
+          )
+        const local = yield* onError("local-fallback", "fb:")
+        const minute = yield* local("minute", RateLimiter.fixedWindow({ limit: 2, window: "1 minute" }))
+        const hour = yield* local("hour", RateLimiter.fixedWindow({ limit: 3, window: "1 hour" }))
+        const both = yield* RateLimiter.all([minute, hour])
+        const closed = yield* onError("fail-closed", "fc:")
+        const closedGroup = yield* RateLimiter.all([
+          yield* closed("a", RateLimiter.gcra({ limit: 5, period: "1 minute" })),
+          yield* closed("b", RateLimiter.gcra({ limit: 5, period: "1 minute" }))
+        ])
+        expect((yield* closedGroup.take("k")).allowed).toBe(true)
+        yield* Effect.promise(() => own.kill())
+        const first = yield* both.take("k")
+        expect(first.allowed).toBe(true)
+        expect((yield* both.take("k")).allowed).toBe(true)
+        expect((yield* both.take("k")).refusedBy).toBe("minute")
+        // the hour's fallback table, shared with the hour limiter alone, holds the two admitted takes
+        expect((yield* hour.take("k", 0)).remaining).toBe(1)
+        const failed = yield* Effect.flip(closedGroup.take("k"))
+        expect(failed._tag).toBe("StoreError")
+      })),
+    60_000
+  )
 })
