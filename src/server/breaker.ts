@@ -131,7 +131,9 @@ export const make = (options: Options = {}): Effect.Effect<Breaker, InvalidOptio
         const permit = record.permit
         if (permit === undefined) return undefined
         record.permit = undefined
-        if (outcome.status === undefined || record.rejected) return permit.ignore
+        // abandoned, refused by an inner stage, or timed out by a deadline timer that fired late
+        // because this process was busy: none of these says anything about the route
+        if (outcome.status === undefined || record.rejected || record.timedOutLate) return permit.ignore
         return isFailure(outcome.status)
           ? permit.failure(typeof outcome.reason === "number" ? `status ${outcome.reason}` : outcome.reason)
           : permit.success

@@ -146,6 +146,8 @@ export const make = (options: Options = {}): Effect.Effect<Deadline, InvalidOpti
         // knows for certain that the platform's empty 503 is this deadline's.
         const fire = () => {
           record.timedOut = true
+          // a timer this late says the process, not the route, was slow (see Timeout's "lag")
+          record.timedOutLate = clock.unsafeCurrentTimeMillis() - deadlineAt > deadline_.lagAllowance(left)
           record.cancelTimer = undefined
           timeouts.unsafeUpdate(1, noTags)
           fiber.unsafeInterruptAsFork(fiber.id())

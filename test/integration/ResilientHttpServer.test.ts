@@ -3,6 +3,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Ref from "effect/Ref"
 import * as CircuitBreaker from "../../src/CircuitBreaker.js"
 import * as CpuUsage from "../../src/CpuUsage.js"
@@ -260,7 +261,8 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
       const server = yield* ResilientHttpServer.make({
         ...base,
         breaker: { policy: (route) => CircuitBreaker.consecutive({ name: route, threshold: 5, openFor: "1 minute" }) },
-        timeout: "100 millis",
+        // 1 s: a timer late by a quarter of it would be the process's lag, which is not counted
+        timeout: "1 second",
         routes: { "GET /hang": { timeout: false } }
       })
       const url = yield* serve(router, server.middleware)
@@ -286,6 +288,42 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
       expect(stats.failures).toBe(0)
       expect(stats.successes).toBe(0)
       expect(yield* hang.value.state).toBe("Closed")
+    })))
+
+  it.live("a deadline timer fired late by a blocked event loop answers 503 timeout but is not counted against the route", () =>
+    Effect.scoped(Effect.gen(function*() {
+      let entered = yield* Deferred.make<void>()
+      const router = HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/slow",
+          Effect.suspend(() => Deferred.succeed(entered, undefined)).pipe(
+            Effect.zipRight(Effect.sleep("10 seconds")),
+            Effect.as(ok)
+          )
+        )
+      )
+      const server = yield* ResilientHttpServer.make({
+        ...base,
+        breaker: { policy: (route) => CircuitBreaker.consecutive({ name: route, threshold: 5, openFor: "1 minute" }) },
+        timeout: "100 millis"
+      })
+      const url = yield* serve(router, server.middleware)
+      for (let i = 0; i < 3; i++) {
+        entered = yield* Deferred.make<void>()
+        const reply = yield* Effect.fork(get(`${url}/slow`))
+        yield* Deferred.await(entered)
+        // the whole process is busy far past the 100 ms deadline: its timer can only fire late
+        const until = performance.now() + 400
+        while (performance.now() < until) {
+          // busy
+        }
+        expectRejection(yield* Fiber.join(reply), 503, "timeout")
+      }
+      const slow = yield* server.breaker("GET /slow")
+      if (slow._tag === "None") return expect.fail("no breaker")
+      const stats = yield* slow.value.stats
+      expect(stats.failures).toBe(0)
+      expect(stats.state).toBe("Closed")
     })))
 
   it.live("load shedding with the real LoadShedder: an overloaded CPU sheds the next wave with 503", () =>

@@ -95,6 +95,8 @@ export class RequestRecord {
   deadlineAt = Infinity
   deadlineMillis = 0
   timedOut = false
+  /** the deadline's timer fired late (this process's event loop was busy): a self-inflicted timeout */
+  timedOutLate = false
   /** the Node response whose `close` ends the request when the fiber does not */
   response: NodeResponseLike | undefined = undefined
   onClose: (() => void) | undefined = undefined
