@@ -22,7 +22,6 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Schedule from "effect/Schedule"
@@ -30,14 +29,11 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Subscribable from "effect/Subscribable"
 import type { CircuitOpenError, InvalidOptionsError } from "./Errors.js"
+import * as BreakerBuild from "./internal/breaker/build.js"
 import * as BreakerConfig from "./internal/breaker/config.js"
-import { Breaker } from "./internal/breaker/engine.js"
 import * as BreakerMetrics from "./internal/breaker/metrics.js"
-import * as BreakerPolicy from "./internal/breaker/policy.js"
 import { PolicyTypeId } from "./internal/breaker/policy.js"
-import * as BreakerProbe from "./internal/breaker/probe.js"
 import * as BreakerRegistry from "./internal/breaker/registry.js"
-import * as InstanceMetrics from "./internal/instanceMetrics.js"
 import * as Shadow from "./internal/shadow.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -497,17 +493,7 @@ export const stateGaugeValue: Readonly<Record<State, number>> = BreakerMetrics.s
  * @category constructors
  */
 export const make = (policy: Policy): Effect.Effect<CircuitBreaker, InvalidOptionsError, Scope.Scope> =>
-  Effect.gen(function*() {
-    // The breaker reads time from the Clock in scope when it is built (a TestClock in tests): one
-    // synchronous read per call, no service lookup on the hot path.
-    const clock = yield* Effect.clock
-    const metrics = yield* FiberRef.get(InstanceMetrics.currentRegistry)
-    const { name, spec } = yield* BreakerPolicy.decode(policy)
-    const breaker = yield* Breaker.make(name, spec, clock, metrics)
-    yield* Effect.addFinalizer(() => breaker.dispose())
-    if (spec.probe !== undefined) yield* BreakerProbe.start(breaker, spec.probe)
-    return yield* Shadow.attach<CircuitBreaker>(breaker, Shadow.circuitBreaker)
-  })
+  Effect.flatMap(BreakerBuild.build(policy), (breaker) => Shadow.attach<CircuitBreaker>(breaker, Shadow.circuitBreaker))
 
 /**
  * Runs `effect` through `breaker`. Both orders work:

@@ -27,9 +27,10 @@ import type * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import { InvalidOptionsError } from "./Errors.js"
+import * as BreakerBuild from "./internal/breaker/build.js"
 import * as Cluster from "./internal/breaker/cluster.js"
-import { Breaker } from "./internal/breaker/engine.js"
 import { decodeOptions, Name, PositiveDuration, PositiveInt } from "./internal/options.js"
+import * as Shadow from "./internal/shadow.js"
 import type { RedisClient } from "./RedisStore.js"
 
 /**
@@ -138,9 +139,11 @@ export const make = (
 ): Effect.Effect<CircuitBreaker.CircuitBreaker, InvalidOptionsError, Scope.Scope> =>
   Effect.gen(function*() {
     const o = yield* decode(options)
-    const breaker = yield* CircuitBreaker.make(policy)
-    if (o.mode._tag === "Local") return breaker
-    if (!(breaker instanceof Breaker) || !Cluster.supports(breaker)) {
+    const breaker = yield* BreakerBuild.build(policy)
+    if (o.mode._tag === "Local") {
+      return yield* Shadow.attach<CircuitBreaker.CircuitBreaker>(breaker, Shadow.circuitBreaker)
+    }
+    if (!Cluster.supports(breaker)) {
       return yield* new InvalidOptionsError({
         module: "CircuitBreakerCluster",
         option: "mode",
@@ -159,7 +162,8 @@ export const make = (
       reportTtlMillis: o.reportTtl === undefined ? 10 * interval : Duration.toMillis(o.reportTtl),
       keyTtlMillis: Duration.toMillis(o.keyTtl)
     })
-    return breaker
+    // in shadow mode the cluster still opens and closes the breaker: only admission is lifted
+    return yield* Shadow.attach<CircuitBreaker.CircuitBreaker>(breaker, Shadow.circuitBreaker)
   })
 
 /**

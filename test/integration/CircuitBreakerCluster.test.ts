@@ -12,6 +12,7 @@ import * as CircuitBreaker from "../../src/CircuitBreaker.js"
 import * as CircuitBreakerCluster from "../../src/CircuitBreakerCluster.js"
 import { InvalidOptionsError } from "../../src/Errors.js"
 import * as RedisStore from "../../src/RedisStore.js"
+import * as ResilienceMode from "../../src/ResilienceMode.js"
 import { type RedisServer, redisServerMissing, startRedis } from "./redisServer.js"
 
 const missing = redisServerMissing()
@@ -152,6 +153,22 @@ describe.skipIf(missing !== undefined)("CircuitBreakerCluster (real Redis on 127
       expect(yield* breaker.protect(ok)).toBe("ok")
       expect(yield* breaker.state).toBe("Closed")
     })))
+
+  it(
+    "in shadow mode the quorum still opens the breaker, and calls are admitted anyway",
+    () =>
+      run(
+        Effect.gen(function*() {
+          const [a, b, c] = yield* instances("shadow-quorum", CircuitBreakerCluster.quorum(2))
+          yield* trip(a)
+          yield* trip(b)
+          yield* until("c opens on the quorum", Effect.map(c.state, (s) => s === "Open"), 2_000)
+          // the switch is on: the open breaker decides, the call still runs
+          expect(yield* c.protect(ok)).toBe("ok")
+        }).pipe(Effect.provide(ResilienceMode.layerShadow(true)))
+      ),
+    30_000
+  )
 
   it("refuses the adaptive policy and bad options", () =>
     run(Effect.gen(function*() {
