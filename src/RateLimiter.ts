@@ -412,7 +412,14 @@ export const layer = <I>(
  * @category models
  */
 export interface Tiered<T extends string> {
+  /** each tier's limiter; for a tier of several limits, the first of them */
   readonly limiters: { readonly [K in T]: RateLimiter }
+  /**
+   * the tiers of several limits, applied all-or-nothing (`all`) by `take` and `protect`
+   *
+   * @since 0.3.0
+   */
+  readonly groups: { readonly [K in T]?: All }
   readonly limiter: (tier: string) => RateLimiter
   readonly take: (tier: string, key: string, cost?: number) => Effect.Effect<Decision, StoreError | RateLimitedError>
   readonly protect: (
@@ -444,7 +451,8 @@ export interface Tiered<T extends string> {
  */
 export const tiered = <T extends string>(options: {
   readonly name: string
-  readonly tiers: { readonly [K in T]: Algorithm }
+  /** a tier's algorithm, or several (per second and per day) applied all-or-nothing */
+  readonly tiers: { readonly [K in T]: Algorithm | ReadonlyArray<Algorithm> }
   readonly fallback: NoInfer<T>
   readonly onExceeded?: "fail" | "wait" | undefined
   readonly maxWait?: Duration.DurationInput | undefined
@@ -452,14 +460,20 @@ export const tiered = <T extends string>(options: {
 }): Effect.Effect<Tiered<T>, InvalidOptionsError, RateLimiterStore> =>
   Effect.gen(function*() {
     const limiters = {} as { [K in T]: RateLimiter }
+    const groups: { [K in T]?: All } = {}
     for (const tier of Object.keys(options.tiers) as Array<T>) {
-      limiters[tier] = yield* make({
-        name: `${options.name}.${tier}`,
-        algorithm: options.tiers[tier],
-        onExceeded: options.onExceeded,
-        maxWait: options.maxWait,
-        deadline: options.deadline
-      })
+      const algorithms = options.tiers[tier]
+      const common = { onExceeded: options.onExceeded, maxWait: options.maxWait, deadline: options.deadline }
+      if (!Array.isArray(algorithms)) {
+        limiters[tier] = yield* make({ name: `${options.name}.${tier}`, algorithm: algorithms as Algorithm, ...common })
+        continue
+      }
+      const several = yield* Effect.forEach(
+        algorithms as ReadonlyArray<Algorithm>,
+        (algorithm, i) => make({ name: `${options.name}.${tier}.${i}`, algorithm, ...common })
+      )
+      groups[tier] = yield* all(several, common)
+      limiters[tier] = several[0]
     }
     if (!Object.prototype.hasOwnProperty.call(limiters, options.fallback)) {
       return yield* new InvalidOptionsError({
@@ -471,11 +485,14 @@ export const tiered = <T extends string>(options: {
     }
     const limiter = (tier: string): RateLimiter =>
       Object.prototype.hasOwnProperty.call(limiters, tier) ? limiters[tier as T] : limiters[options.fallback]
+    const tierOf = (tier: string): T =>
+      Object.prototype.hasOwnProperty.call(limiters, tier) ? tier as T : options.fallback
     return {
       limiters,
+      groups,
       limiter,
-      take: (tier, key, cost) => limiter(tier).take(key, cost),
-      protect: (tier, key) => limiter(tier).protect(key)
+      take: (tier, key, cost) => (groups[tierOf(tier)] ?? limiter(tier)).take(key, cost),
+      protect: (tier, key) => (groups[tierOf(tier)] ?? limiter(tier)).protect(key)
     }
   })
 

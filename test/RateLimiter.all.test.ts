@@ -191,4 +191,28 @@ describe("RateLimiter.all", () => {
       yield* shadow.set(false)
       expect((yield* Effect.flip(group.acquire("k")))._tag).toBe("RateLimitedError")
     }).pipe(Effect.provide(memory)))
+
+  it.effect("a tier may have several limits, applied all-or-nothing", () =>
+    Effect.gen(function*() {
+      const plans = yield* RateLimiter.tiered({
+        name: "api",
+        tiers: {
+          free: [
+            RateLimiter.fixedWindow({ limit: 2, window: "1 minute" }),
+            RateLimiter.fixedWindow({ limit: 3, window: "1 hour" })
+          ],
+          premium: RateLimiter.fixedWindow({ limit: 100, window: "1 minute" })
+        },
+        fallback: "free"
+      })
+      expect((yield* plans.take("free", "u")).allowed).toBe(true)
+      expect((yield* plans.take("unknown-plan", "u")).allowed).toBe(true) // the fallback tier's group
+      const refused = yield* plans.take("free", "u")
+      expect(refused.allowed).toBe(false)
+      expect((refused as RateLimiter.AllDecision).refusedBy).toBe("api.free.0")
+      expect((yield* plans.groups.free!.limiters[1].take("u", 0)).remaining).toBe(1)
+      expect((yield* Effect.flip(Effect.void.pipe(plans.protect("free", "u"))))._tag).toBe("RateLimitedError")
+      expect((yield* plans.take("premium", "u")).remaining).toBe(99)
+      expect(plans.groups.premium).toBeUndefined()
+    }).pipe(Effect.provide(memory)))
 })
