@@ -80,16 +80,14 @@ const expireOf = (run: TimedRun<any, any, any>) => (): void => run.expire()
 
 /**
  * Runs waiting for the end of the current synchronous stretch, when those still running arm their
- * timer. Transient: one microtask per stretch empties it, and a run that ends synchronously takes
- * itself off at once (it is the last one in, unless runs are nested), so it stays short.
+ * timer. Transient: it is emptied by the microtask that one push schedules, and no run stays in it
+ * past that.
  */
 let toArm: Array<TimedRun<any, any, any>> = []
-let armScheduled = false
 
 const armPending = (): void => {
   const runs = toArm
   toArm = []
-  armScheduled = false
   for (const run of runs) run.arm()
 }
 
@@ -141,11 +139,7 @@ export class TimedRun<A, E, R> {
     this.withDeadline = fiber.getFiberRefs()
     const work = Effect.matchCauseEffect(Effect.interruptible(this.self), handlersOf(this))
     if (this.scheduler !== undefined) {
-      toArm.push(this)
-      if (!armScheduled) {
-        armScheduled = true
-        queueMicrotask(armPending)
-      }
+      if (toArm.push(this) === 1) queueMicrotask(armPending)
       return work
     }
     // any other clock (TestClock): the timer is a fiber sleeping on the clock
@@ -164,7 +158,6 @@ export class TimedRun<A, E, R> {
 
   private end(): boolean {
     this.done = true
-    if (toArm[toArm.length - 1] === this) toArm.pop()
     if (this.cancel !== undefined) this.cancel()
     return this.expired
   }
