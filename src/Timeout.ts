@@ -4,13 +4,12 @@
  * request with 30 s for everything cannot give its database call 5 s when only 2 s remain.
  *
  * The budget travels in a `FiberRef`, so fibers forked by the work inherit it. The work runs on
- * the caller's own fiber — no fiber or runtime is made per call — and its fiber-ref changes stay
- * on success and are undone on failure, as if it had run on a forked fiber joined on success.
- * Work that completes synchronously is done before any timer is armed. Otherwise each level arms
- * exactly one timer and removes it when the work ends first; when time is up the work (and any
- * fiber it forked) is interrupted and its finalizers have run before the `TimeoutError` is
- * returned, and the caller carries on. A caller with live child fibers of its own runs the work on
- * a forked fiber instead, so that the timer cannot reach those children.
+ * a fiber of its own, started at once with the caller's context, runtime flags and fiber refs
+ * (and fiber-ref changes flow back on success, as with `Fiber.join`); the caller waits for it,
+ * and interrupts it if the caller itself is interrupted. Work that completes synchronously is done
+ * before any timer is armed. Otherwise each level arms exactly one timer and removes it when the
+ * work ends first; when time is up the work is interrupted and its finalizers have run before the
+ * `TimeoutError` is returned.
  *
  * Time comes from the `Clock` service: with the live clock the timer is a callback on the
  * clock's own scheduler (no extra fiber); with any other clock — `TestClock` included — it is a
