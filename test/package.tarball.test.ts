@@ -140,6 +140,12 @@ describe("the packed tarball in a fresh project", () => {
     expect(fromPackage(metrics.modules, "redis").length).toBeGreaterThan(0)
   }, SLOW)
 
+  it("the error classes load without @effect/platform", async () => {
+    const errors = await probe([`${pkg.name}/Errors`])
+    expect(errors.modules.some((m) => m.includes(`/node_modules/${pkg.name}/dist/Errors.js`))).toBe(true)
+    expect(fromPackage(errors.modules, "@effect/platform")).toEqual([])
+  }, SLOW)
+
   it("the optional peers load when their module is used: a Prometheus scrape, a Redis connection", async () => {
     writeFileSync(
       join(app, "use-peers.mjs"),
