@@ -284,13 +284,18 @@ const gc = (): void => {
   }
 }
 
-const heapFor = async (label: string, fill: (n: number) => Promise<unknown>, n: number) => {
+const heapFor = async (
+  label: string,
+  fill: (n: number) => Promise<readonly [{ readonly dispose: () => Promise<void> }, ...Array<unknown>]>,
+  n: number
+) => {
   gc()
   const before = process.memoryUsage().heapUsed
-  const keep = await fill(n)
+  const [runtime] = await fill(n)
   gc()
   const after = process.memoryUsage().heapUsed
-  void keep
+  // the store's background sweeper lives as long as its runtime
+  await runtime.dispose()
   return { label, keys: n, bytes: after - before, perKey: (after - before) / n }
 }
 
@@ -307,7 +312,7 @@ const fillOurs = (maxKeys: number) => async (n: number) => {
       i++
     }
   }))
-  return [runtime, limiter]
+  return [runtime, limiter] as const
 }
 
 // ---------------------------------------------------------------- run
