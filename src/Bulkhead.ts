@@ -308,7 +308,10 @@ export interface RegistryOptions {
 export const makeRegistry = (
   options: ReadonlyArray<Options> | RegistryOptions = []
 ): Effect.Effect<BulkheadRegistry, InvalidOptionsError, Scope.Scope> =>
-  internal.makeRegistry(Array.isArray(options) ? { bulkheads: options } : options as RegistryOptions, decode)
+  Effect.flatMap(
+    internal.makeRegistry(Array.isArray(options) ? { bulkheads: options } : options as RegistryOptions, decode),
+    (registry) => Shadow.attach(registry, Shadow.bulkheadRegistry)
+  )
 
 /**
  * A layer providing the {@link Registry}, with `bulkheads` registered up front.

@@ -631,7 +631,8 @@ export interface RegistryOptions {
  */
 export const makeRegistry = (
   options: RegistryOptions
-): Effect.Effect<RegistryService, InvalidOptionsError, Scope.Scope> => BreakerRegistry.fromOptions(options)
+): Effect.Effect<RegistryService, InvalidOptionsError, Scope.Scope> =>
+  Effect.flatMap(BreakerRegistry.fromOptions(options), (registry) => Shadow.attach(registry, Shadow.breakerRegistry))
 
 /**
  * Provides the `Registry`.

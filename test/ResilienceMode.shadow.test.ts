@@ -124,6 +124,38 @@ describe("shadow mode", () => {
       yield* Fiber.join(holder)
     }).pipe(shadowOn))
 
+  it.scoped("a registry's breakers are shadowed too, through protect and through get", () =>
+    Effect.gen(function*() {
+      const registry = yield* CircuitBreaker.makeRegistry({
+        policy: (name) => CircuitBreaker.consecutive({ name, threshold: 1, openFor: "1 minute" })
+      })
+      yield* ResilienceMode.setShadow(false)
+      yield* Effect.exit(registry.protect("shadow-reg")(Effect.fail("boom")))
+      expect(yield* (yield* registry.get("shadow-reg")).state).toBe("Open")
+      expect(Exit.isFailure(yield* Effect.exit(registry.protect("shadow-reg")(Effect.succeed(1))))).toBe(true)
+      yield* ResilienceMode.setShadow(true)
+      expect(yield* registry.protect("shadow-reg")(Effect.succeed("ran"))).toBe("ran")
+      expect(yield* (yield* registry.get("shadow-reg")).protect(Effect.succeed("ran"))).toBe("ran")
+      expect(yield* wouldReject("circuit_breaker", "shadow-reg")).toBe(2)
+      expect(yield* (yield* registry.get("shadow-reg")).state).toBe("Open")
+    }).pipe(shadowOn))
+
+  it.scoped("a registry's full bulkhead runs the call without a permit", () =>
+    Effect.gen(function*() {
+      const registry = yield* Bulkhead.makeRegistry({ create: (name) => ({ name, maxConcurrent: 1 }) })
+      const release = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(registry.protect("shadow-reg-bulkhead", Deferred.await(release)))
+      yield* TestClock.adjust(1)
+      expect(yield* registry.protect("shadow-reg-bulkhead", Effect.succeed("ran"))).toBe("ran")
+      expect(yield* wouldReject("bulkhead", "shadow-reg-bulkhead")).toBe(1)
+      yield* ResilienceMode.setShadow(false)
+      expect(Exit.isFailure(yield* Effect.exit(registry.protect("shadow-reg-bulkhead", Effect.succeed("ran"))))).toBe(
+        true
+      )
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+    }).pipe(shadowOn))
+
   it.scoped("an adaptive limiter at its limit hands out a ticket that reports nothing", () =>
     Effect.gen(function*() {
       const limiter = yield* AdaptiveLimiter.make({

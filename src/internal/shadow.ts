@@ -313,3 +313,53 @@ export const adaptiveLimiter = (
     }
   }
 }
+
+/** One view per policy object, kept for as long as the policy lives (a registry evicts policies). */
+const viewsOf = <P extends object>(view: (policy: P) => P): (policy: P) => P => {
+  const views = new WeakMap<P, P>()
+  return (policy) => {
+    let v = views.get(policy)
+    if (v === undefined) {
+      v = view(policy)
+      views.set(policy, v)
+    }
+    return v
+  }
+}
+
+/** A breaker registry whose breakers admit everything while the switch is on. */
+export const breakerRegistry = (
+  registry: CircuitBreaker.RegistryService,
+  shadow: ResilienceMode.ShadowSwitch
+): CircuitBreaker.RegistryService => {
+  const viewOf = viewsOf((breaker: CircuitBreaker.CircuitBreaker) => circuitBreaker(breaker, shadow))
+  return {
+    ...registry,
+    get: (name) => Effect.map(registry.get(name), viewOf),
+    breakers: Effect.map(registry.breakers, (breakers) => breakers.map(viewOf)),
+    protect: (name) => {
+      const plain = registry.protect(name)
+      return <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        shadow.enabled
+          ? Effect.flatMap(registry.get(name), (breaker) => viewOf(breaker).protect(effect))
+          : plain(effect)
+    }
+  }
+}
+
+/** A bulkhead registry whose bulkheads admit everything while the switch is on. */
+export const bulkheadRegistry = (
+  registry: Bulkhead.BulkheadRegistry,
+  shadow: ResilienceMode.ShadowSwitch
+): Bulkhead.BulkheadRegistry => {
+  const viewOf = viewsOf((b: Bulkhead.Bulkhead) => bulkhead(b, shadow))
+  return {
+    ...registry,
+    register: (options) => Effect.map(registry.register(options), viewOf),
+    get: (name) => Effect.map(registry.get(name), viewOf),
+    protect: (name, effect) =>
+      shadow.enabled
+        ? Effect.flatMap(registry.get(name), (b) => viewOf(b).protect(effect))
+        : registry.protect(name, effect)
+  }
+}
