@@ -19,6 +19,7 @@ import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import type * as Subscribable from "effect/Subscribable"
 import { InvalidOptionsError } from "./Errors.js"
 import type { RateLimitedError, StoreError } from "./Errors.js"
 import { decodeOptions, Name, NonNegativeDuration } from "./internal/options.js"
@@ -26,6 +27,7 @@ import * as Algorithms from "./internal/ratelimit/algorithms.js"
 import { attachSource, makeAll } from "./internal/ratelimit/all.js"
 import type * as Core from "./internal/ratelimit/core.js"
 import type { Definition, Kind } from "./internal/ratelimit/core.js"
+import { viewOf } from "./internal/ratelimit/keyView.js"
 import { makeLimiter } from "./internal/ratelimit/limiter.js"
 import * as Shadow from "./internal/shadow.js"
 import { RateLimiterStore } from "./RateLimiterStore.js"
@@ -381,6 +383,54 @@ export const all = (
     makeAll(limiters, options, Timeout.remaining),
     (group) => Shadow.attach(group, Shadow.rateLimiterGroup)
   )
+
+/**
+ * One key's state as a live view shows it (`view`).
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface KeyState {
+  readonly key: string
+  readonly limit: number
+  /** what a take could have now */
+  readonly remaining: number
+  /** until one more unit is available; zero when the key is full */
+  readonly nextRefill: Duration.Duration
+  /** until the key is full again; zero when it is */
+  readonly resetAfter: Duration.Duration
+}
+
+/**
+ * A live, read-only view of one key of `limiter`: `get` reads what the key has left and when it
+ * refills, consuming nothing; `changes` emits that at subscription, after every change made
+ * through the limiter's store in this process (takes, `all` groups, cancelled reservations), and
+ * whenever a refill moves `remaining`. On Redis a read is two read-only script calls; takes by
+ * other instances are seen at the next read (a refill, or a take here). Fails with
+ * `InvalidOptionsError` for a limiter not made by `make`, or a store without views.
+ *
+ * @since 0.4.0
+ * @category accessors
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { RateLimiter, RateLimiterStore } from "effect-resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const limiter = yield* RateLimiter.make({ name: "api", algorithm: RateLimiter.tokenBucket({ rate: 1, burst: 5 }) })
+ *   const quota = yield* RateLimiter.view(limiter, "user-42")
+ *   yield* quota.changes.pipe(
+ *     Stream.runForEach((s) => Effect.log(`${s.remaining}/${s.limit}, next in ${s.nextRefill}`)),
+ *     Effect.forkScoped
+ *   )
+ *   yield* limiter.take("user-42")
+ * }).pipe(Effect.scoped, Effect.provide(RateLimiterStore.layerMemory()))
+ * ```
+ */
+export const view: (
+  limiter: RateLimiter,
+  key: string
+) => Effect.Effect<Subscribable.Subscribable<KeyState, StoreError>, InvalidOptionsError> = viewOf
 
 /**
  * A limiter as a layer under your own tag.

@@ -14,6 +14,7 @@ import type { InvalidOptionsError, StoreError } from "./Errors.js"
 import { decodeOptions, PositiveDuration, PositiveInt } from "./internal/options.js"
 import type { Definition, RawDecision } from "./internal/ratelimit/core.js"
 import { toMicros } from "./internal/ratelimit/core.js"
+import { KeyWatchers } from "./internal/ratelimit/keyView.js"
 import { makeTable, runAll, sweepEvery } from "./internal/ratelimit/memory.js"
 
 /**
@@ -68,6 +69,22 @@ export interface Limit {
 }
 
 /**
+ * Reads a limiter's keys without consuming (`RateLimiter.view`), and tells who watches a key when
+ * it changes through this store in this process.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface KeyReader {
+  /** the decision a take of `cost` would get now, taking nothing */
+  readonly peek: (key: string, cost: number) => Effect.Effect<RawDecision, StoreError>
+  /** the same at time `now` (ms), synchronously, offered by stores that decide in-process */
+  readonly unsafePeek?: ((key: string, now: number, cost: number) => RawDecision) | undefined
+  /** calls `listener` after each change to `key` made through this store; returns the unwatch */
+  readonly watch: (key: string, listener: () => void) => () => void
+}
+
+/**
  * The store service. Its one operation, `prepare`, binds a limiter (its name, which namespaces
  * its keys, and its algorithm) and returns the `Stepper` the limiter calls on every request.
  *
@@ -86,6 +103,13 @@ export class RateLimiterStore extends Context.Tag("effect-resilience/RateLimiter
      * @since 0.3.0
      */
     readonly prepareAll?: ((limits: ReadonlyArray<Limit>) => Effect.Effect<AllStepper>) | undefined
+    /**
+     * Binds a limiter for reads that consume nothing (`RateLimiter.view`); a store without it
+     * offers no per-key views.
+     *
+     * @since 0.4.0
+     */
+    readonly prepareView?: ((limiter: string, algorithm: Definition) => Effect.Effect<KeyReader>) | undefined
   }
 >() {}
 
@@ -140,22 +164,36 @@ const makeMemoryTables = (options: MemoryOptions) =>
     const idleTimeToLive = o.idleTimeToLive === undefined ? Infinity : Duration.toMillis(o.idleTimeToLive) * 1000
     // limiters with the same name and algorithm share a table, as they share keys in Redis
     const tables = new Map<string, Table>()
+    // who watches which key, per table (`RateLimiter.view`)
+    const watchers = new Map<string, KeyWatchers>()
     const tableFor = (limiter: string, algorithm: Definition): Table => {
       const id = `${limiter}\u0000${algorithm.id}`
       let table = tables.get(id)
       if (table === undefined) {
         table = makeTable(algorithm, { maxKeys: o.maxKeys, idleTimeToLive })
         tables.set(id, table)
+        watchers.set(id, new KeyWatchers())
       }
       return table
     }
+    const watchersFor = (limiter: string, algorithm: Definition): KeyWatchers =>
+      watchers.get(`${limiter}\u0000${algorithm.id}`)!
     const store = RateLimiterStore.of({
       name: "memory",
       prepareAll: (limits) =>
         Effect.sync(() => {
           const group = limits.map((l) => tableFor(l.limiter, l.algorithm))
-          const unsafeStep = (keys: ReadonlyArray<string>, now: number, cost: number) =>
-            runAll(group, keys, now * 1000, cost)
+          const watching = limits.map((l) => watchersFor(l.limiter, l.algorithm))
+          const unsafeStep = (keys: ReadonlyArray<string>, now: number, cost: number) => {
+            const decisions = runAll(group, keys, now * 1000, cost)
+            // a refused group wrote nothing
+            let allowed = true
+            for (let i = 0; i < decisions.length; i++) if (!decisions[i].allowed) allowed = false
+            if (allowed) {
+              for (let i = 0; i < watching.length; i++) if (watching[i].count > 0) watching[i].changed(keys[i])
+            }
+            return decisions
+          }
           const stepper: AllStepper = Object.assign(
             (keys: ReadonlyArray<string>, cost: number) =>
               Effect.clockWith((clock) => Effect.succeed(unsafeStep(keys, clock.unsafeCurrentTimeMillis(), cost))),
@@ -166,9 +204,18 @@ const makeMemoryTables = (options: MemoryOptions) =>
       prepare: (limiter, algorithm) =>
         Effect.sync(() => {
           const table = tableFor(limiter, algorithm)
-          const { cancel, run } = table
-          const unsafeStep = (key: string, now: number, cost: number, maxDelayMs: number) =>
-            run(key, now * 1000, cost, maxDelayMs === 0 ? 0 : toMicros(maxDelayMs))
+          const watching = watchersFor(limiter, algorithm)
+          const { run } = table
+          const unsafeStep = (key: string, now: number, cost: number, maxDelayMs: number) => {
+            const decision = run(key, now * 1000, cost, maxDelayMs === 0 ? 0 : toMicros(maxDelayMs))
+            // a refused take writes nothing; the one-field test keeps unwatched limiters at full speed
+            if (watching.count > 0 && decision.allowed) watching.changed(key)
+            return decision
+          }
+          const cancel = (key: string, now: number, cost: number, timeToAct: number) => {
+            table.cancel(key, now, cost, timeToAct)
+            if (watching.count > 0) watching.changed(key)
+          }
           const stepper: Stepper = Object.assign(
             (key: string, cost: number, maxDelayMs: number) =>
               Effect.clockWith((clock) =>
@@ -183,6 +230,19 @@ const makeMemoryTables = (options: MemoryOptions) =>
             }
           )
           return stepper
+        }),
+      prepareView: (limiter, algorithm) =>
+        Effect.sync(() => {
+          const table = tableFor(limiter, algorithm)
+          const watching = watchersFor(limiter, algorithm)
+          const unsafePeek = (key: string, now: number, cost: number) => table.evaluate(key, now * 1000, cost).decision
+          const reader: KeyReader = {
+            peek: (key, cost) =>
+              Effect.clockWith((clock) => Effect.sync(() => unsafePeek(key, clock.unsafeCurrentTimeMillis(), cost))),
+            unsafePeek,
+            watch: (key, listener) => watching.watch(key, listener)
+          }
+          return reader
         })
     })
     return { store, tables, sweepInterval: o.sweepInterval }

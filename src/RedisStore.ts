@@ -256,7 +256,12 @@ export const make = (
       failureThreshold: o.failureThreshold,
       deniedCacheMaxKeys: o.deniedCacheMaxKeys
     })
-    return RateLimiterStore.of({ name: "redis", prepare: engine.prepare, prepareAll: engine.prepareAll })
+    return RateLimiterStore.of({
+      name: "redis",
+      prepare: engine.prepare,
+      prepareAll: engine.prepareAll,
+      prepareView: engine.prepareView
+    })
   })
 
 const ConnectOptionsSchema = Schema.Struct({

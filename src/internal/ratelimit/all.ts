@@ -28,7 +28,7 @@ const source = Symbol.for("effect-resilience/RateLimiter/source")
 export const attachSource = <L extends RateLimiter>(limiter: L, s: Source): L =>
   Object.defineProperty(limiter, source, { value: s, enumerable: false })
 
-const sourceOf = (limiter: RateLimiter): Source | undefined => (limiter as { [source]?: Source })[source]
+export const sourceOf = (limiter: RateLimiter): Source | undefined => (limiter as { [source]?: Source })[source]
 
 const invalid = (option: string, value: unknown, reason: string) =>
   new InvalidOptionsError({ module: "RateLimiter", option, value, reason })

@@ -7,12 +7,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { createHash, randomUUID } from "node:crypto"
 import { StoreError } from "../../Errors.js"
-import type { AllStepper, Limit, Stepper } from "../../RateLimiterStore.js"
+import type { AllStepper, KeyReader, Limit, Stepper } from "../../RateLimiterStore.js"
 import { allScript } from "./allScript.js"
 import type { Definition, RawDecision } from "./core.js"
 import { num, toMicros, US, Verdict } from "./core.js"
 import type { DeniedCache } from "./deniedCache.js"
 import { makeDeniedCache } from "./deniedCache.js"
+import { KeyWatchers, peekScript } from "./keyView.js"
 import type { Table } from "./memory.js"
 import { makeTable, runAll } from "./memory.js"
 import type { CallContext, Deadlines, ScriptClient } from "./redisCall.js"
@@ -99,25 +100,88 @@ export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
       }
       return local
     }
+    // who watches which key, per limiter (`RateLimiter.view`)
+    const watchers = new Map<string, KeyWatchers>()
+    const watchersFor = (limiter: string, def: Definition): KeyWatchers => {
+      const id = `${limiter}\u0000${def.id}`
+      let w = watchers.get(id)
+      if (w === undefined) {
+        w = new KeyWatchers()
+        watchers.set(id, w)
+      }
+      return w
+    }
     const prepare = (limiter: string, def: Definition): Effect.Effect<Stepper> =>
       Effect.map(
         load(def.script),
         (sha) =>
-          stepperFor(client, o, deadlines, health, call, `${o.prefix}${limiter}:{`, def, sha, fallback(limiter, def))
+          watched(
+            stepperFor(client, o, deadlines, health, call, `${o.prefix}${limiter}:{`, def, sha, fallback(limiter, def)),
+            watchersFor(limiter, def)
+          )
       )
     const prepareAll = (limits: ReadonlyArray<Limit>): Effect.Effect<AllStepper> => {
       const script = allScript(limits.map((l) => l.algorithm))
       return Effect.map(load(script), (sha) =>
-        allStepperFor(o, health, call, {
-          client,
-          script,
-          sha,
-          limits,
-          locals: limits.map((l) => fallback(l.limiter, l.algorithm))
-        }))
+        watchedAll(
+          allStepperFor(o, health, call, {
+            client,
+            script,
+            sha,
+            limits,
+            locals: limits.map((l) => fallback(l.limiter, l.algorithm))
+          }),
+          limits.map((l) => watchersFor(l.limiter, l.algorithm))
+        ))
     }
-    return { prepare, prepareAll, health }
+    const prepareView = (limiter: string, def: Definition): Effect.Effect<KeyReader> => {
+      const script = peekScript(def)
+      const keyPrefix = `${o.prefix}${limiter}:{`
+      const local = fallback(limiter, def)
+      const w = watchersFor(limiter, def)
+      return Effect.map(load(script), (sha): KeyReader => ({
+        peek: (key, cost) => {
+          // while Redis is away, the local fallback is what decides: the view reads it
+          if (!health.healthy() && o.onError === "local-fallback") {
+            return Effect.clockWith((clock) =>
+              Effect.sync(() => local().evaluate(key, clock.unsafeCurrentTimeMillis() * US, cost).decision)
+            )
+          }
+          return Effect.map(
+            call("evalsha", () => evalScript(client, sha, script, [keyPrefix + key + "}"], [String(cost), ""])),
+            (reply) => def.decode(reply as never, cost)
+          )
+        },
+        watch: (key, listener) => w.watch(key, listener)
+      }))
+    }
+    return { prepare, prepareAll, prepareView, health }
   })
+
+/** Tells the key's watchers after each admitted take or reservation, and each cancel. */
+const watched = (step: Stepper, w: KeyWatchers): Stepper =>
+  Object.assign(
+    (key: string, cost: number, maxDelayMs: number) =>
+      w.count === 0 ? step(key, cost, maxDelayMs) : Effect.tap(step(key, cost, maxDelayMs), (d) => {
+        if (d.allowed) w.changed(key)
+      }),
+    {
+      cancel: (key: string, cost: number, timeToAct: number) =>
+        w.count === 0
+          ? step.cancel(key, cost, timeToAct)
+          : Effect.ensuring(step.cancel(key, cost, timeToAct), Effect.sync(() => w.changed(key)))
+    }
+  )
+
+const watchedAll = (step: AllStepper, ws: ReadonlyArray<KeyWatchers>): AllStepper => (keys, cost) => {
+  let watching = false
+  for (let i = 0; i < ws.length; i++) if (ws[i].count > 0) watching = true
+  if (!watching) return step(keys, cost)
+  return Effect.tap(step(keys, cost), (decisions) => {
+    for (let i = 0; i < decisions.length; i++) if (!decisions[i].allowed) return
+    for (let i = 0; i < ws.length; i++) if (ws[i].count > 0) ws[i].changed(keys[i])
+  })
+}
 
 interface Group {
   readonly client: ScriptClient
