@@ -3,7 +3,9 @@
  * downstream (latency distribution, error rate, outages, capacity) and a traffic profile in phases,
  * on a virtual clock. The stack is the library's own breaker, rate-limit and shedder cores, stepped
  * by a discrete-event loop instead of timers, so an hour of 1,000 requests per second takes
- * seconds, and the same seed gives the same report.
+ * seconds, and the same seed gives the same report. The service is modelled as one event loop
+ * whose work per request is given, so the shedder reads the overload signal it would read in a
+ * real process: event-loop utilization (the default), event-loop delay, queue delay or the CPU.
  *
  * From a shell: `npx effect-resilience simulate scenario.json --out report.html`.
  *
@@ -34,8 +36,8 @@ import * as Scenario_ from "./internal/simulate/scenario.js"
 import * as Stack from "./internal/simulate/stack.js"
 
 /**
- * A scenario as written in a file: `name`, `seed`, `stack` (the keys of `Config`), `shadow`,
- * `service`, `downstream`, `traffic` and `phases`; see docs/simulator.md.
+ * A scenario as written in a file: `name`, `seed`, `stack` (the keys of `Config`), `shedder`,
+ * `shadow`, `service`, `downstream`, `traffic` and `phases`; see docs/simulator.md.
  *
  * @since 0.2.0
  * @category models
@@ -83,13 +85,13 @@ export const decode: (input: unknown) => Effect.Effect<Scenario, InvalidOptionsE
 export const run = (input: unknown): Effect.Effect<Report, InvalidOptionsError> =>
   Effect.gen(function*() {
     const scenario = yield* decode(input)
-    const stack = yield* Stack.build(scenario.stack, 0)
+    const stack = yield* Stack.build(scenario.stack, scenario.shedder, 0)
     const downstreams = scenario.phases.map((p): Scenario_.Downstream => {
       const patch = Object.fromEntries(Object.entries(p.downstream ?? {}).filter(([, v]) => v !== undefined))
       return { ...scenario.downstream, ...patch }
     })
     const recording = Engine.run(scenario, stack, downstreams)
-    return Report_.make(scenario, Stack.describe(stack), recording)
+    return Report_.make(scenario, Stack.describe(stack), stack.signal, recording)
   })
 
 /**

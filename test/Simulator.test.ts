@@ -108,7 +108,7 @@ describe("Simulator", () => {
     const [normal, , peak] = report.phases
     expect(normal.outcomes.shed).toBe(0)
     expect(peak.outcomes.shed).toBeGreaterThan(0.2 * peak.offered)
-    expect(peak.by.cpu).toBeGreaterThan(0)
+    expect(peak.by.shedding).toBeGreaterThan(0)
   })
 
   it("a bad scenario fails with InvalidOptionsError naming the field", () => {

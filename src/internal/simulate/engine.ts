@@ -1,28 +1,34 @@
 /**
- * The simulator's discrete-event loop. Arrivals, downstream completions and caller deadlines are
- * events on a virtual clock (milliseconds from the start); each request passes the stack's
- * protections at its arrival time and reports its outcome to them when it ends, exactly as the
- * middleware would. No timers, no fibers: an hour of traffic is a loop over a heap.
+ * The simulator's discrete-event loop. Arrivals, downstream completions, caller deadlines and the
+ * signal's timer are events on a virtual clock (milliseconds from the start). The service itself
+ * is one event loop: every step of a request — reading it and deciding, handling the answer, a
+ * deadline firing, a rejection — is work on it, run in order, so an overloaded service answers
+ * late and its overload signals rise as a real one's do. Each request passes the stack's
+ * protections when the loop reaches it and reports its outcome to them when it ends, exactly as
+ * the middleware would. No timers, no fibers: an hour of traffic is a loop over a heap.
  */
 import * as BreakerCore from "../breaker/core.js"
 import * as Shedder from "../shedder.js"
 import { Heap } from "./heap.js"
-import * as Histogram from "./histogram.js"
 import * as Random from "./random.js"
+import * as Rec from "./recording.js"
+import { BREAKER_OPEN, FAILED, OK, RATE_LIMITED, SHED, TIMEOUT } from "./recording.js"
 import type * as Scenario from "./scenario.js"
+import * as Signals from "./signals.js"
 import type { Stack, Stage } from "./stack.js"
 
-/** Outcomes, as the caller sees them. */
-export const outcomes = ["ok", "failed", "timeout", "shed", "rateLimited", "breakerOpen"] as const
-export type Outcome = typeof outcomes[number]
-const OK = 0, FAILED = 1, TIMEOUT = 2, SHED = 3, RATE_LIMITED = 4, BREAKER_OPEN = 5
-const OUTCOMES = outcomes.length
+export { outcomes, stagesCount } from "./recording.js"
+export type { Outcome, Recording, Transition } from "./recording.js"
 
-const STAGE_INDEX: Readonly<Record<Stage, number>> = { connections: 0, cpu: 1, "rate-limit": 2, breaker: 3 }
+const STAGE_INDEX: Readonly<Record<Stage, number>> = { connections: 0, breaker: 1, shedding: 2, "rate-limit": 3 }
 const BREAKER_CODE = { Closed: 0, HalfOpen: 1, Open: 2 } as const
-const MAX_TRANSITIONS = 2000
-const CPU_BUCKETS = 10
-const CPU_BUCKET_MS = 100
+/** the shedder's tier for every simulated request */
+const STANDARD = Shedder.tierIndex.standard
+
+/** Heap events. */
+const ARRIVAL = 0, CALL_END = 1, DEADLINE = 2, WAKE = 3, TICK = 4
+/** Work on the service's loop. */
+const READ = 0, RESPOND = 1, TIME_OUT = 2, TIMER = 3
 
 interface Request {
   /** the request is its own CALL_END event */
@@ -30,20 +36,22 @@ interface Request {
   seq: number
   readonly kind: number
   readonly request: undefined
+  /** the request is also its own loop job: READ, then RESPOND */
+  step: number
   readonly arrival: number
   readonly second: number
   readonly phase: number
-  readonly deadline: number
+  admittedAt: number
+  deadline: number
   /** breaker token, −1 when the breaker did not admit it (shadow) or there is none */
-  readonly token: number
+  token: number
   /** whether the shedder counts it in flight */
-  readonly shed: boolean
+  ticket: boolean
   /** whether the downstream call fails; decided when it starts */
   failing: boolean
   answered: boolean
 }
 
-const ARRIVAL = 0, CALL_END = 1, DEADLINE = 2
 interface Event {
   time: number
   seq: number
@@ -52,33 +60,10 @@ interface Event {
 }
 type Scheduled = Event | Request
 
-export interface Transition {
-  readonly t: number
-  readonly from: string
-  readonly to: string
+interface Job {
+  readonly step: number
+  readonly request?: Request | undefined
 }
-
-/** What a run records: per-second and per-phase counts, latency histograms, breaker states. */
-export interface Recording {
-  readonly seconds: number
-  /** [second × OUTCOMES + outcome] */
-  readonly perSecond: Float64Array
-  /** [second × BINS + bin], answered requests only */
-  readonly latencyPerSecond: Uint32Array
-  /** [second]: the most severe breaker state seen (0 Closed, 1 HalfOpen, 2 Open), −1 without a breaker */
-  readonly breakerPerSecond: Int8Array
-  /** [second × 4 + stage]: would-reject counts in shadow mode */
-  readonly wouldRejectPerSecond: Float64Array
-  readonly perPhase: Float64Array
-  readonly latencyPerPhase: Uint32Array
-  readonly byPerPhase: Float64Array
-  readonly wouldRejectPerPhase: Float64Array
-  readonly transitions: Array<Transition>
-  transitionsDropped: number
-  requests: number
-}
-
-export const stagesCount = 4
 
 /** A sampler of the latency distribution, its parameters worked out once. */
 const latencySampler = (latency: Scenario.Latency, rng: Random.Rng): () => number => {
@@ -122,32 +107,57 @@ const userPicker = (users: Scenario.Scenario["traffic"]["users"], rng: Random.Rn
   }
 }
 
+/** The service's event loop: a FIFO of work, one piece at a time. */
+class Loop {
+  /** when the work started last ends */
+  busyUntil = 0
+  /** cumulative busy wall time, ms */
+  active = 0
+  private readonly jobs: Array<Job> = []
+  private head = 0
+  readonly wake: Event = { time: 0, seq: 0, kind: WAKE, request: undefined }
+  wakePending = false
+  constructor(private readonly share: number, private readonly probe: Signals.Probe | undefined) {}
+
+  idle(now: number): boolean {
+    return this.head === this.jobs.length && now >= this.busyUntil
+  }
+  get waiting(): boolean {
+    return this.head < this.jobs.length
+  }
+  push(job: Job): void {
+    this.jobs.push(job)
+  }
+  shift(): Job {
+    const job = this.jobs[this.head++]
+    if (this.head > 1024 && this.head * 2 > this.jobs.length) {
+      this.jobs.splice(0, this.head)
+      this.head = 0
+    }
+    return job
+  }
+  /** `cpuMs` of work starting at `start`; returns when it ends */
+  work(start: number, cpuMs: number): number {
+    if (cpuMs <= 0) return start
+    const wall = cpuMs / this.share
+    this.active += wall
+    this.busyUntil = start + wall
+    this.probe?.work(start, cpuMs)
+    return this.busyUntil
+  }
+}
+
 /** Runs `scenario` through `stack` and returns what it recorded. */
 export const run = (
   scenario: Scenario.Scenario,
   stack: Stack,
   downstreams: ReadonlyArray<Scenario.Downstream>
-): Recording => {
+): Rec.Recording => {
   const phases = scenario.phases
   const phaseEnds: Array<number> = []
   let end = 0
   for (const p of phases) phaseEnds.push(end += p.durationSeconds * 1000)
-  const seconds = Math.ceil(end / 1000)
-  const BINS = Histogram.BINS
-  const rec: Recording = {
-    seconds,
-    perSecond: new Float64Array(seconds * OUTCOMES),
-    latencyPerSecond: new Uint32Array(seconds * BINS),
-    breakerPerSecond: new Int8Array(seconds).fill(stack.breaker === undefined ? -1 : 0),
-    wouldRejectPerSecond: new Float64Array(seconds * stagesCount),
-    perPhase: new Float64Array(phases.length * OUTCOMES),
-    latencyPerPhase: new Uint32Array(phases.length * BINS),
-    byPerPhase: new Float64Array(phases.length * stagesCount),
-    wouldRejectPerPhase: new Float64Array(phases.length * stagesCount),
-    transitions: [],
-    transitionsDropped: 0,
-    requests: 0
-  }
+  const rec = Rec.make(Math.ceil(end / 1000), phases.length, stack.breaker !== undefined)
   const arrivalsRng = Random.make(scenario.seed, 1)
   const downstreamRng = Random.make(scenario.seed, 2)
   const breakerRng = Random.make(scenario.seed, 3)
@@ -155,10 +165,15 @@ export const run = (
   const poisson = scenario.traffic.arrivals === "poisson"
   const shadow = scenario.shadow
   const { breaker, limiter, maxConns, shedder, timeoutMs } = stack
-  const cpuMs = scenario.service.cpuMsPerRequest / scenario.service.cores
-  const cpuBuckets = new Float64Array(CPU_BUCKETS)
-  let cpuBucketAt = 0
-  let cpuSum = 0
+  const service = scenario.service
+  const halfMs = service.cpuMsPerRequest / 2
+  const rejectMs = service.cpuMsPerRejection ?? service.cpuMsPerRequest / 4
+  const probe = stack.signal === undefined ? undefined : Signals.make(stack.signal.kind, service.cores)
+  const loop = new Loop(service.cpuShare, probe)
+  // a loop with no work is always idle: its timers would read nothing
+  const tickMillis = probe !== undefined && (halfMs > 0 || rejectMs > 0) ? probe.tickMillis : 0
+  const tick: Event = { time: tickMillis, seq: 0, kind: TICK, request: undefined }
+  const timer: Job = { step: TIMER }
 
   const heap = new Heap<Scheduled>()
   const samplers = downstreams.map((d) => latencySampler(d.latency, downstreamRng))
@@ -170,47 +185,50 @@ export const run = (
 
   const drainTransitions = () => {
     if (breaker === undefined || breaker.pending.length === 0) return
-    for (const t of breaker.takePending()) {
-      if (rec.transitions.length < MAX_TRANSITIONS) rec.transitions.push({ t: t.at, from: t.from, to: t.to })
-      else rec.transitionsDropped++
-    }
+    for (const t of breaker.takePending()) Rec.transition(rec, { t: t.at, from: t.from, to: t.to })
   }
 
-  const record = (request: Request, outcome: number, now: number) => {
-    rec.perSecond[request.second * OUTCOMES + outcome]++
-    rec.perPhase[request.phase * OUTCOMES + outcome]++
-    if (outcome <= TIMEOUT) {
-      const bin = Histogram.binOf(now - request.arrival)
-      rec.latencyPerSecond[request.second * BINS + bin]++
-      rec.latencyPerPhase[request.phase * BINS + bin]++
-    }
+  /** A stage answered the request at `now`: the rejection is work on the loop. */
+  const rejected = (request: Request, stage: Stage, outcome: number, now: number) => {
+    loop.work(now, rejectMs)
+    Rec.count(rec, request.second, request.phase, outcome, -1)
+    rec.byPerPhase[request.phase * Rec.stagesCount + STAGE_INDEX[stage]]++
   }
 
-  const rejected = (second: number, stage: Stage, outcome: number) => {
-    rec.perSecond[second * OUTCOMES + outcome]++
-    rec.perPhase[phase * OUTCOMES + outcome]++
-    rec.byPerPhase[phase * stagesCount + STAGE_INDEX[stage]]++
+  /** A stage inside the breaker and the shedder answered: they count the request as neither. */
+  const rejectedInside = (
+    request: Request,
+    token: number,
+    ticket: boolean,
+    stage: Stage,
+    outcome: number,
+    now: number
+  ) => {
+    if (token >= 0) breaker!.ignore(token, now)
+    if (ticket) Shedder.fail(shedder!)
+    rejected(request, stage, outcome, now)
   }
 
   /** In shadow mode a rejection is counted and the request goes on. */
-  const wouldReject = (second: number, stage: Stage) => {
-    rec.wouldRejectPerSecond[second * stagesCount + STAGE_INDEX[stage]]++
-    rec.wouldRejectPerPhase[phase * stagesCount + STAGE_INDEX[stage]]++
+  const wouldReject = (request: Request, stage: Stage) => {
+    rec.wouldRejectPerSecond[request.second * Rec.stagesCount + STAGE_INDEX[stage]]++
+    rec.wouldRejectPerPhase[request.phase * Rec.stagesCount + STAGE_INDEX[stage]]++
   }
 
-  /** The caller gets its answer: the protections learn the outcome. */
-  const answer = (request: Request, outcome: number, now: number) => {
+  /** The caller gets its answer at `end`; the protections learn the outcome at `now`. */
+  const answer = (request: Request, outcome: number, now: number, end: number) => {
     request.answered = true
     inFlight--
-    record(request, outcome, now)
-    if (breaker !== undefined && request.token >= 0) {
-      if (outcome === OK) breaker.success(request.token, now, now - request.arrival)
-      else breaker.failure(request.token, now, now - request.arrival)
+    Rec.count(rec, request.second, request.phase, outcome, end - request.arrival)
+    if (request.token >= 0) {
+      if (outcome === OK) breaker!.success(request.token, now, now - request.admittedAt)
+      else breaker!.failure(request.token, now, now - request.admittedAt)
       drainTransitions()
     }
-    if (request.shed) {
-      if (outcome === OK) Shedder.pass(shedder!, request.arrival, now)
-      else Shedder.fail(shedder!)
+    if (request.ticket) {
+      // the server's shedding stage: a 503 (the deadline's) is a failed pass, any other answer a pass
+      if (outcome === TIMEOUT) Shedder.fail(shedder!)
+      else Shedder.pass(shedder!, request.admittedAt, now)
     }
   }
 
@@ -238,21 +256,11 @@ export const run = (
     }
   }
 
-  const admit = (now: number, second: number) => {
+  /** The loop reads `request` at `now`: the stages in `ResilientHttpServer`'s order. */
+  const admit = (request: Request, now: number) => {
     if (inFlight >= maxConns) {
-      if (!shadow) return rejected(second, "connections", SHED)
-      wouldReject(second, "connections")
-    }
-    let shed = false
-    if (shedder !== undefined) {
-      const cpu = Math.min(1000, cpuSum * cpuMs)
-      if (Shedder.allow(shedder, now, cpu)) shed = true
-      else if (!shadow) return rejected(second, "cpu", SHED)
-      else wouldReject(second, "cpu")
-    }
-    if (limiter !== undefined && !limiter.run(pickUser(), now * 1000, 1, 0).allowed) {
-      if (!shadow) return rejectShed(shed, second, "rate-limit", RATE_LIMITED)
-      wouldReject(second, "rate-limit")
+      if (!shadow) return rejected(request, "connections", SHED, now)
+      wouldReject(request, "connections")
     }
     let token = -1
     if (breaker !== undefined) {
@@ -260,48 +268,88 @@ export const run = (
       if (token === BreakerCore.NEED_RANDOM) token = breaker.acquireRandom(now, breakerRng.next())
       drainTransitions()
       const code = BREAKER_CODE[breaker.state()]
-      if (code > rec.breakerPerSecond[second]) rec.breakerPerSecond[second] = code
+      if (code > rec.breakerPerSecond[request.second]) rec.breakerPerSecond[request.second] = code
       if (token < 0) {
-        if (!shadow) return rejectShed(shed, second, "breaker", BREAKER_OPEN)
-        wouldReject(second, "breaker")
+        if (!shadow) return rejected(request, "breaker", BREAKER_OPEN, now)
+        wouldReject(request, "breaker")
       }
     }
-    if (cpuMs > 0) {
-      cpuBuckets[cpuBucketAt]++
-      cpuSum++
+    let ticket = false
+    if (shedder !== undefined) {
+      probe!.arrived(now - request.arrival, now)
+      const value = probe!.read(now)
+      if (!(value <= rec.signalPerSecond[request.second])) rec.signalPerSecond[request.second] = value
+      if (Shedder.allow(shedder, now, value, STANDARD)) ticket = true
+      else if (!shadow) return rejectedInside(request, token, false, "shedding", SHED, now)
+      else wouldReject(request, "shedding")
+    }
+    if (limiter !== undefined && !limiter.run(pickUser(), now * 1000, 1, 0).allowed) {
+      if (!shadow) return rejectedInside(request, token, ticket, "rate-limit", RATE_LIMITED, now)
+      wouldReject(request, "rate-limit")
     }
     inFlight++
-    const d = downstreams[phase]
-    const request: Request = {
-      time: 0,
-      seq: 0,
-      kind: CALL_END,
-      request: undefined,
-      arrival: now,
-      second,
-      phase,
-      deadline: now + timeoutMs,
-      token,
-      shed,
-      failing: false,
-      answered: false
-    }
-    if (busy < d.capacity) startCall(request, now)
+    request.token = token
+    request.ticket = ticket
+    request.admittedAt = now
+    request.deadline = now + timeoutMs
+    request.step = RESPOND
+    const begins = loop.work(now, halfMs)
+    const d = downstreams[request.phase]
+    if (busy < d.capacity) startCall(request, begins)
     else if (queue.length - queueHead < d.queueLimit) {
       queue.push(request)
       if (timeoutMs !== Infinity) heap.push({ time: request.deadline, seq: 0, kind: DEADLINE, request })
-    } else answer(request, FAILED, now)
+    } else answer(request, FAILED, now, begins)
   }
 
-  /** A request the shedder admitted and a later stage rejected leaves the shedder's flight. */
-  const rejectShed = (shed: boolean, second: number, stage: Stage, outcome: number) => {
-    if (shed) Shedder.fail(shedder!)
-    rejected(second, stage, outcome)
+  /** Runs one piece of work at `start`. */
+  const runJob = (job: Job, start: number) => {
+    switch (job.step) {
+      case READ:
+        return admit(job as Request, start)
+      case RESPOND: {
+        const request = job as Request
+        if (!request.answered) answer(request, request.failing ? FAILED : OK, start, loop.work(start, halfMs))
+        return
+      }
+      case TIME_OUT: {
+        const request = job.request!
+        if (!request.answered) answer(request, TIMEOUT, start, loop.work(start, rejectMs))
+        return
+      }
+      case TIMER: {
+        probe!.tick(start, tick.time, loop.active)
+        tick.time = start + tickMillis
+        if (tick.time < end) heap.push(tick)
+        return
+      }
+    }
+  }
+
+  /** Hands `job` to the loop at `now`: at once when it is idle, else after what it has to do. */
+  const submit = (job: Job, now: number) => {
+    if (loop.idle(now)) return runJob(job, now)
+    loop.push(job)
+    if (!loop.wakePending) {
+      loop.wakePending = true
+      loop.wake.time = loop.busyUntil
+      heap.push(loop.wake)
+    }
+  }
+
+  const wakeUp = (now: number) => {
+    loop.wakePending = false
+    while (loop.waiting && loop.busyUntil <= now) runJob(loop.shift(), now)
+    if (loop.waiting) {
+      loop.wakePending = true
+      loop.wake.time = loop.busyUntil
+      heap.push(loop.wake)
+    }
   }
 
   const callEnded = (request: Request, now: number) => {
     busy--
-    if (!request.answered) answer(request, request.failing ? FAILED : OK, now)
+    if (!request.answered) submit(request, now)
     const d = downstreams[phase]
     while (busy < d.capacity && queueHead < queue.length) {
       const next = queue[queueHead++]
@@ -335,34 +383,51 @@ export const run = (
     }
   }
 
-  let lastCpuBucket = 0
   // one arrival event, rescheduled after each arrival
   const arrival: Event = { time: nextArrival(0), seq: 0, kind: ARRIVAL, request: undefined }
   if (arrival.time < end) heap.push(arrival)
+  if (tickMillis > 0) heap.push(tick)
   for (;;) {
     const event = heap.pop()
     if (event === undefined) break
     const now = event.time
-    if (event.kind === ARRIVAL) {
-      while (now >= phaseEnds[phase]) phase++
-      if (cpuMs > 0) {
-        const bucket = Math.floor(now / CPU_BUCKET_MS)
-        for (let b = lastCpuBucket + 1; b <= bucket && b - lastCpuBucket <= CPU_BUCKETS; b++) {
-          cpuBucketAt = b % CPU_BUCKETS
-          cpuSum -= cpuBuckets[cpuBucketAt]
-          cpuBuckets[cpuBucketAt] = 0
+    switch (event.kind) {
+      case ARRIVAL: {
+        while (now >= phaseEnds[phase]) phase++
+        rec.requests++
+        const request: Request = {
+          time: 0,
+          seq: 0,
+          kind: CALL_END,
+          request: undefined,
+          step: READ,
+          arrival: now,
+          second: Math.floor(now / 1000),
+          phase,
+          admittedAt: now,
+          deadline: Infinity,
+          token: -1,
+          ticket: false,
+          failing: false,
+          answered: false
         }
-        lastCpuBucket = bucket
-        cpuBucketAt = bucket % CPU_BUCKETS
+        submit(request, now)
+        arrival.time = nextArrival(now)
+        if (arrival.time < end) heap.push(arrival)
+        break
       }
-      rec.requests++
-      admit(now, Math.floor(now / 1000))
-      arrival.time = nextArrival(now)
-      if (arrival.time < end) heap.push(arrival)
-    } else if (event.kind === CALL_END) {
-      callEnded(event as Request, now)
-    } else if (!event.request!.answered) {
-      answer(event.request!, TIMEOUT, now)
+      case CALL_END:
+        callEnded(event as Request, now)
+        break
+      case DEADLINE:
+        if (!event.request!.answered) submit({ step: TIME_OUT, request: event.request }, now)
+        break
+      case WAKE:
+        wakeUp(now)
+        break
+      case TICK:
+        submit(timer, now)
+        break
     }
   }
   return rec

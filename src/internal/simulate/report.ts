@@ -33,6 +33,8 @@ export interface Report {
   readonly seed: number
   readonly shadow: boolean
   readonly stack: ReadonlyArray<string>
+  /** the load shedder's signal and threshold, null without a shedder */
+  readonly signal: { readonly kind: string; readonly threshold: number } | null
   readonly durationSeconds: number
   readonly requests: number
   readonly phases: ReadonlyArray<PhaseSummary>
@@ -42,6 +44,8 @@ export interface Report {
     readonly outcomes: Readonly<Record<Engine.Outcome, ReadonlyArray<number>>>
     readonly p50Ms: ReadonlyArray<number | null>
     readonly p99Ms: ReadonlyArray<number | null>
+    /** the highest overload signal the shedder read, null when it read none */
+    readonly signal: ReadonlyArray<number | null>
     /** 0 Closed, 1 HalfOpen, 2 Open, null without a breaker */
     readonly breaker: ReadonlyArray<number | null>
     readonly wouldReject: ReadonlyArray<number>
@@ -61,7 +65,12 @@ const countsAt = <K extends string>(keys: ReadonlyArray<K>, values: ArrayLike<nu
 }
 
 /** The report of one run. */
-export const make = (scenario: Scenario.Scenario, stack: ReadonlyArray<string>, rec: Engine.Recording): Report => {
+export const make = (
+  scenario: Scenario.Scenario,
+  stack: ReadonlyArray<string>,
+  signal: { readonly kind: string; readonly threshold: number } | undefined,
+  rec: Engine.Recording
+): Report => {
   const K = Engine.outcomes.length
   const S = Engine.stagesCount
   let start = 0
@@ -98,6 +107,7 @@ export const make = (scenario: Scenario.Scenario, stack: ReadonlyArray<string>, 
     seed: scenario.seed,
     shadow: scenario.shadow,
     stack,
+    signal: signal === undefined ? null : { kind: signal.kind, threshold: signal.threshold },
     durationSeconds: start,
     requests: rec.requests,
     phases,
@@ -106,6 +116,7 @@ export const make = (scenario: Scenario.Scenario, stack: ReadonlyArray<string>, 
       outcomes,
       p50Ms: seconds.map((s) => finite(Histogram.quantile(rec.latencyPerSecond, s * Histogram.BINS, 0.5))),
       p99Ms: seconds.map((s) => finite(Histogram.quantile(rec.latencyPerSecond, s * Histogram.BINS, 0.99))),
+      signal: seconds.map((s) => finite(round4(rec.signalPerSecond[s]))),
       breaker: seconds.map((s) => rec.breakerPerSecond[s] < 0 ? null : rec.breakerPerSecond[s]),
       wouldReject: seconds.map((s) => {
         let sum = 0

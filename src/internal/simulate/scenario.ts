@@ -52,6 +52,35 @@ export const Phase = Schema.Struct({
 })
 export type Phase = typeof Phase.Type
 
+/**
+ * The service's own event loop: every request is work on it, in arrival order, so an overloaded
+ * service answers late and its overload signals rise.
+ */
+export const Service = Schema.Struct({
+  /** CPU time an admitted request takes on the loop, ms: half before the downstream call, half after */
+  cpuMsPerRequest: Schema.optionalWith(NonNegative, { default: () => 0 }),
+  /** CPU time a rejection takes (parse, decide, answer 503 or 429), ms; default a quarter of `cpuMsPerRequest` */
+  cpuMsPerRejection: Schema.optional(NonNegative),
+  /** the CPU quota the CPU signal divides by */
+  cores: Schema.optionalWith(Positive, { default: () => 1 }),
+  /** the share of one core the process gets (busy neighbours): work takes `cpuMs / cpuShare` of wall time */
+  cpuShare: Schema.optionalWith(
+    Schema.Number.pipe(Schema.filter((n) => (n > 0 && n <= 1) || "expected a number in (0, 1]")),
+    { default: () => 1 }
+  )
+})
+export type Service = typeof Service.Type
+
+/** The load shedder's signal, as `LoadShedder`'s signal constructors take it. */
+export const Shedder = Schema.Struct({
+  signal: Schema.Literal("eventLoopUtilization", "eventLoopDelay", "queueDelay", "cpu"),
+  /** a ratio in (0, 1) for utilization, ms for delays, per-mille for the CPU */
+  threshold: Schema.optional(Schema.Number),
+  /** the wait per request the flight limit allows for, ms (not for the CPU signal) */
+  allowanceMs: Schema.optional(NonNegative)
+})
+export type Shedder = typeof Shedder.Type
+
 export const User = Schema.Struct({ id: Schema.String, weight: Positive })
 
 export const Scenario = Schema.Struct({
@@ -61,14 +90,9 @@ export const Scenario = Schema.Struct({
   stack: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
   /** policies decide and count but admit everything */
   shadow: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  service: Schema.optionalWith(
-    Schema.Struct({
-      /** CPU time the service spends per admitted request, ms: drives the CPU load-shedding signal */
-      cpuMsPerRequest: Schema.optionalWith(NonNegative, { default: () => 0 }),
-      cores: Schema.optionalWith(Positive, { default: () => 1 })
-    }),
-    { default: () => ({ cpuMsPerRequest: 0, cores: 1 }) }
-  ),
+  service: Schema.optionalWith(Service, { default: () => Schema.decodeSync(Service)({}) }),
+  /** the load shedder's signal when `stack` does not set `CpuThreshold` (default: the library's default shedder) */
+  shedder: Schema.optional(Shedder),
   downstream: Schema.optionalWith(Downstream, { default: () => Schema.decodeSync(Downstream)({}) }),
   traffic: Schema.optionalWith(
     Schema.Struct({

@@ -1,9 +1,9 @@
 /**
  * The policy stack of a simulation, built from the same keys as `Config` and run on the library's
  * own cores — the breaker core behind `CircuitBreaker`, the rate-limit table behind
- * `RateLimiterStore.layerMemory`, the shedder state behind `LoadShedder` — stepped synchronously
- * at virtual times, in the order of the HTTP middleware: max connections, load shedding, rate
- * limit, breaker, timeout.
+ * `RateLimiterStore.layerMemory`, the shedder state behind `LoadShedder` with the parameters of
+ * its signal — stepped synchronously at virtual times, in the order of `ResilientHttpServer`:
+ * max connections, breaker, load shedding, rate limit, timeout.
  */
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
@@ -20,10 +20,11 @@ import * as Algorithms from "../ratelimit/algorithms.js"
 import * as Memory from "../ratelimit/memory.js"
 import * as Shedder from "../shedder.js"
 import * as Signal from "../shedderSignal.js"
+import type * as Scenario from "./scenario.js"
 
 /** The protection that answered a request it did not admit. */
-export type Stage = "connections" | "cpu" | "rate-limit" | "breaker"
-export const stages: ReadonlyArray<Stage> = ["connections", "cpu", "rate-limit", "breaker"]
+export type Stage = "connections" | "breaker" | "shedding" | "rate-limit"
+export const stages: ReadonlyArray<Stage> = ["connections", "breaker", "shedding", "rate-limit"]
 
 export interface Stack {
   readonly config: Config.ServiceConfig
@@ -32,6 +33,8 @@ export interface Stack {
   /** request deadline, ms (Infinity: off) */
   readonly timeoutMs: number
   readonly shedder: Shedder.State | undefined
+  /** the signal the shedder reads, and its threshold as the shedder compares it */
+  readonly signal: { readonly kind: Signal.Kind; readonly threshold: number } | undefined
   readonly limiter: Memory.Table | undefined
   readonly breaker: BreakerCore.Core | undefined
 }
@@ -44,8 +47,37 @@ const RATE_LIMIT_MAX_KEYS = 100_000
 const invalid = (reason: string) =>
   new InvalidOptionsError({ module: "Simulator", option: "stack", value: undefined, reason })
 
-const cpuThresholdOf = (config: Config.ServiceConfig): number =>
-  Option.getOrElse(config.cpuThreshold, () => Signal.signalDefaults.cpu.threshold)
+/** The shedder's signal: go-zero's CPU signal at `CpuThreshold` when set, else `choice`, else the default. */
+const signalOf = (
+  shedding: { readonly cpuThreshold?: number },
+  choice: Scenario.Shedder | undefined
+): Effect.Effect<LoadShedder.OverloadSignal, InvalidOptionsError> => {
+  if (shedding.cpuThreshold !== undefined) {
+    return choice === undefined
+      ? Effect.succeed(LoadShedder.cpu({ threshold: shedding.cpuThreshold }))
+      : Effect.fail(invalid("shedder and stack.CpuThreshold cannot both be set"))
+  }
+  if (choice === undefined) return Effect.succeed(LoadShedder.defaults.signal)
+  const { allowanceMs, signal, threshold } = choice
+  const allowance = allowanceMs === undefined ? {} : { allowance: Duration.millis(allowanceMs) }
+  switch (signal) {
+    case "cpu":
+      return allowanceMs === undefined
+        ? Effect.succeed(LoadShedder.cpu(threshold === undefined ? {} : { threshold }))
+        : Effect.fail(invalid("shedder.allowanceMs does not apply to the CPU signal"))
+    case "eventLoopUtilization":
+      return Effect.succeed(
+        LoadShedder.eventLoopUtilization({ ...allowance, ...(threshold === undefined ? {} : { threshold }) })
+      )
+    case "eventLoopDelay":
+    case "queueDelay": {
+      const make = signal === "eventLoopDelay" ? LoadShedder.eventLoopDelay : LoadShedder.queueDelay
+      return Effect.succeed(
+        make({ ...allowance, ...(threshold === undefined ? {} : { threshold: Duration.millis(threshold) }) })
+      )
+    }
+  }
+}
 
 /** Reads the stack's keys exactly as `Config.serviceConfig` reads a service's configuration. */
 export const readConfig = (
@@ -58,19 +90,23 @@ export const readConfig = (
 /** Builds the stack at virtual time `now` (ms). */
 export const build = (
   stack: Readonly<Record<string, unknown>>,
+  choice: Scenario.Shedder | undefined,
   now: number
 ): Effect.Effect<Stack, InvalidOptionsError> =>
   Effect.gen(function*() {
     const config = yield* readConfig(stack)
     const options = Config.toOptions(config)
     let shedder: Shedder.State | undefined
+    let signal: Stack["signal"]
     if (options.shedding !== false) {
-      // the simulator models the CPU signal only: without CpuThreshold, go-zero's default threshold
-      const signal = yield* Signal.decode(LoadShedder.cpu({ threshold: cpuThresholdOf(config) }))
+      const decoded = yield* Signal.decode(yield* signalOf(options.shedding ?? {}, choice)).pipe(
+        Effect.mapError((e) => invalid(`shedder: ${e.message}`))
+      )
       shedder = Shedder.make(
-        { ...signal.params, buckets: SHEDDER_BUCKETS, bucketMillis: SHEDDER_BUCKET_MILLIS },
+        { ...decoded.params, buckets: SHEDDER_BUCKETS, bucketMillis: SHEDDER_BUCKET_MILLIS },
         now
       )
+      signal = { kind: decoded.kind, threshold: decoded.params.threshold }
     }
     let limiter: Memory.Table | undefined
     const rateLimit = config.middlewares.rateLimit ? Option.getOrUndefined(config.rateLimit) : undefined
@@ -100,17 +136,32 @@ export const build = (
         ? Infinity
         : Duration.toMillis(options.timeout),
       shedder,
+      signal,
       limiter,
       breaker
     }
   })
+
+const signalText = (signal: NonNullable<Stack["signal"]>): string => {
+  const t = signal.threshold
+  switch (signal.kind) {
+    case "cpu":
+      return `CPU at ${t}‰`
+    case "event-loop-utilization":
+      return `event-loop utilization at ${t}`
+    case "event-loop-delay":
+      return `event-loop delay at ${t} ms`
+    case "queue-delay":
+      return `queue delay at ${t} ms`
+  }
+}
 
 /** One line per active protection, for the report. */
 export const describe = (stack: Stack): ReadonlyArray<string> => {
   const c = stack.config
   const lines: Array<string> = []
   if (stack.maxConns !== Infinity) lines.push(`max connections ${stack.maxConns}`)
-  if (stack.shedder !== undefined) lines.push(`CPU load shedding at ${cpuThresholdOf(c)}‰`)
+  if (stack.signal !== undefined) lines.push(`load shedding on ${signalText(stack.signal)}`)
   const rl = Option.getOrUndefined(c.rateLimit)
   if (stack.limiter !== undefined && rl !== undefined) {
     lines.push(`rate limit ${rl.rate}/s per user, burst ${rl.burst}`)
