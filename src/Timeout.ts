@@ -4,12 +4,13 @@
  * request with 30 s for everything cannot give its database call 5 s when only 2 s remain.
  *
  * The budget travels in a `FiberRef`, so fibers forked by the work inherit it. The work runs on
- * a fiber of its own, started at once with the caller's context, runtime flags and fiber refs
- * (and fiber-ref changes flow back on success, as with `Fiber.join`); the caller waits for it,
- * and interrupts it if the caller itself is interrupted. Work that completes synchronously is done
- * before any timer is armed. Otherwise each level arms exactly one timer and removes it when the
- * work ends first; when time is up the work is interrupted and its finalizers have run before the
- * `TimeoutError` is returned.
+ * the caller's own fiber (no fiber or `Runtime` per call); fiber-ref changes it makes stay on
+ * success and are undone on failure. Work that completes synchronously is done before any timer
+ * is armed. Otherwise each level arms exactly one timer and removes it when the work ends first;
+ * when time is up the work is interrupted — by an interruptor of this call's own, which the call
+ * takes back once the work has stopped — and its finalizers have run before the `TimeoutError` is
+ * returned; the caller carries on. A caller with live child fibers of its own (which an
+ * interruption of the caller would reach) runs the work on a forked fiber instead.
  *
  * Time comes from the `Clock` service: with the live clock the timer is a callback on the
  * clock's own scheduler (no extra fiber); with any other clock — `TestClock` included — it is a
@@ -41,12 +42,15 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberRefs from "effect/FiberRefs"
+import type * as FiberStatus from "effect/FiberStatus"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
 import { InvalidOptionsError, TimeoutError } from "./Errors.js"
 import * as internal from "./internal/deadline.js"
 import { parseDurationInput } from "./internal/options.js"
+import * as Timed from "./internal/timedRun.js"
 
 /**
  * The absolute deadline (Clock millis, `Infinity` for none) of the current fiber. A child's
@@ -153,69 +157,106 @@ const startWork = <A, E, R>(runtime: Runtime.Runtime<R>, self: Effect.Effect<A, 
 }
 
 /**
- * Starts `self` at once on a fiber of its own (so it can be interrupted without touching the
- * caller), with the caller's context, flags and fiber refs plus the tighter deadline. Work that
- * completes synchronously is finished before a timer is even armed.
+ * Runs `self` with the tighter deadline and a timer. The common path runs it on the caller's own
+ * fiber (`internal/timedRun.ts`); a caller with live child fibers of its own (which interrupting
+ * the caller would reach) runs it on a forked fiber instead. Inside an uninterruptible region the
+ * work is not cut short: it only gets the deadline.
  */
-const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.Effect<A, E | TimeoutError, R> =>
-  Effect.withFiberRuntime<A, E | TimeoutError, R>((parent, status) => {
+const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.Effect<A, E | TimeoutError, R> => {
+  // built once per guarded effect: the part of the timed run that is the same every time
+  const guarded = Effect.interruptible(self)
+  return Effect.withFiberRuntime<A, E | TimeoutError, R>((parent, status) => {
     const clock = Context.get(parent.currentDefaultServices, ClockTag)
     const now = clock.unsafeCurrentTimeMillis()
     const deadline = parent.getFiberRef(currentDeadline)
     const effective = internal.clamp(prepared.millis, deadline, now)
     if (effective === Infinity) return self
     if (effective <= 0) return timedOut(prepared, Math.max(0, effective))
-    const parentId = parent.id()
-    const runtime = Runtime.make({
-      context: parent.currentContext as Context.Context<R>,
-      runtimeFlags: status.runtimeFlags,
-      fiberRefs: FiberRefs.updateAs(parent.getFiberRefs(), {
-        fiberId: parentId,
-        fiberRef: currentDeadline,
-        value: internal.nested(deadline, now, effective)
-      })
-    })
-    const work = startWork(runtime, self)
-    const early = work.unsafePoll()
-    // synchronous work is done already: no timer, no suspension of the caller
-    if (early !== null) return join(work, early)
-    const scheduler = internal.liveScheduler(clock)
-    const timeout = Duration.millis(effective)
-    // until the wait below is registered, stop the work if the caller ends first
-    const orphaned = () => work.unsafeInterruptAsFork(parentId)
-    parent.addObserver(orphaned)
-    return Effect.async<A, E | TimeoutError>((resume) => {
-      parent.removeObserver(orphaned)
-      // when the timer fired (Clock millis), or -1 while it has not: a late timer means lag
-      let firedAt = -1
-      const expire = () => {
-        firedAt = clock.unsafeCurrentTimeMillis()
-        work.unsafeInterruptAsFork(parentId)
-      }
-      const onExit = (exit: Exit.Exit<A, E>): Effect.Effect<A, E | TimeoutError> =>
-        firedAt >= 0 && Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
-          ? timedOut(prepared, effective, { armedAt: now, firedAt })
-          : join(work, exit)
-      if (scheduler !== undefined) {
-        const cancel = scheduler.unsafeSchedule(expire, timeout)
-        work.addObserver((exit) => {
-          if (firedAt < 0) cancel()
-          resume(onExit(exit))
-        })
-        return Effect.suspend(() => {
-          cancel()
-          return Fiber.interrupt(work)
-        })
-      }
-      // any other clock (TestClock): the timer is a fiber sleeping on the clock
-      const timer = Runtime.runFork(
-        runtime,
-        Effect.interruptible(Effect.zipRight(clock.sleep(timeout), Effect.sync(expire)))
-      )
-      work.addObserver((exit) => resume(Effect.zipRight(Fiber.interrupt(timer), onExit(exit))))
-      return Effect.zipRight(Fiber.interrupt(timer), Fiber.interrupt(work))
-    })
+    const inner = internal.nested(deadline, now, effective)
+    if (!RuntimeFlags.interruption(status.runtimeFlags)) return Effect.locally(self, currentDeadline, inner)
+    if (!Timed.usable(parent)) return runForked(self, prepared, parent, status, clock, inner, now, effective)
+    return Timed.runTimed<A, E | TimeoutError, R>(
+      parent,
+      guarded,
+      currentDeadline,
+      deadline,
+      inner,
+      effective,
+      now,
+      clock,
+      internal.liveScheduler(clock),
+      prepared,
+      expired
+    )
   })
+}
+
+/** The `TimeoutError` of a timed run whose timer fired (`Timed.OnTimeout`). */
+const expired: Timed.OnTimeout = (prepared: Prepared, millis, armedAt, firedAt) =>
+  timedOut(prepared, millis, { armedAt, firedAt })
+
+/**
+ * Starts `self` at once on a fiber of its own (so it can be interrupted without touching the
+ * caller's children), with the caller's context, flags and fiber refs plus the tighter deadline.
+ * Work that completes synchronously is finished before a timer is even armed.
+ */
+const runForked = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  prepared: Prepared,
+  parent: Fiber.RuntimeFiber<A, E | TimeoutError>,
+  status: FiberStatus.Running,
+  clock: Clock.Clock,
+  inner: number,
+  now: number,
+  effective: number
+): Effect.Effect<A, E | TimeoutError, R> => {
+  const parentId = parent.id()
+  const runtime = Runtime.make({
+    context: parent.currentContext as Context.Context<R>,
+    runtimeFlags: status.runtimeFlags,
+    fiberRefs: FiberRefs.updateAs(parent.getFiberRefs(), { fiberId: parentId, fiberRef: currentDeadline, value: inner })
+  })
+  const work = startWork(runtime, self)
+  const early = work.unsafePoll()
+  // synchronous work is done already: no timer, no suspension of the caller
+  if (early !== null) return join(work, early)
+  const scheduler = internal.liveScheduler(clock)
+  const timeout = Duration.millis(effective)
+  // until the wait below is registered, stop the work if the caller ends first
+  const orphaned = () => work.unsafeInterruptAsFork(parentId)
+  parent.addObserver(orphaned)
+  return Effect.async<A, E | TimeoutError>((resume) => {
+    parent.removeObserver(orphaned)
+    // when the timer fired (Clock millis), or -1 while it has not: a late timer means lag
+    let firedAt = -1
+    const expire = () => {
+      firedAt = clock.unsafeCurrentTimeMillis()
+      work.unsafeInterruptAsFork(parentId)
+    }
+    const onExit = (exit: Exit.Exit<A, E>): Effect.Effect<A, E | TimeoutError> =>
+      firedAt >= 0 && Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
+        ? timedOut(prepared, effective, { armedAt: now, firedAt })
+        : join(work, exit)
+    if (scheduler !== undefined) {
+      const cancel = scheduler.unsafeSchedule(expire, timeout)
+      work.addObserver((exit) => {
+        if (firedAt < 0) cancel()
+        resume(onExit(exit))
+      })
+      return Effect.suspend(() => {
+        cancel()
+        return Fiber.interrupt(work)
+      })
+    }
+    // any other clock (TestClock): the timer is a fiber sleeping on the clock
+    const timer = Runtime.runFork(
+      runtime,
+      Effect.interruptible(Effect.zipRight(clock.sleep(timeout), Effect.sync(expire)))
+    )
+    work.addObserver((exit) => resume(Effect.zipRight(Fiber.interrupt(timer), onExit(exit))))
+    return Effect.zipRight(Fiber.interrupt(timer), Fiber.interrupt(work))
+  })
+}
 
 /** The work's result, with the fiber refs it changed flowing back to the caller (as `Fiber.join` does). */
 const join = <A, E>(work: Fiber.RuntimeFiber<A, E>, exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>

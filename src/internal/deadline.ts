@@ -56,6 +56,17 @@ export interface LiveScheduler {
  * the live clock has a `scheduler()` method whose effect is an already-completed `Exit`.
  */
 export const liveScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
+  // one clock is in use almost always: its answer is kept
+  if (clock === lastClock) return lastScheduler
+  lastScheduler = lookUpScheduler(clock)
+  lastClock = clock
+  return lastScheduler
+}
+
+let lastClock: Clock.Clock | undefined = undefined
+let lastScheduler: LiveScheduler | undefined = undefined
+
+const lookUpScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
   const scheduler = (clock as { readonly scheduler?: unknown }).scheduler
   if (typeof scheduler !== "function") return undefined
   const effect = scheduler.call(clock) as unknown
