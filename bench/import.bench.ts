@@ -4,7 +4,7 @@
  * package. Modules loaded are counted once per case through module hooks; milliseconds (wall
  * clock and CPU time of the import) come from separate runs without the hooks, in trials whose
  * order rotates, after one warm-up run of each case so every trial reads files from the page cache.
- * Compiles `src/` into `dist/` first (`--no-build` skips that).
+ * Builds the package into `dist/` first, as `npm run build` does (`--no-build` skips that).
  */
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -46,14 +46,7 @@ const median = (xs: ReadonlyArray<number>): number => [...xs].sort((a, b) => a -
 const span = (xs: ReadonlyArray<number>): string => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`
 
 if (!flags.has("--no-build")) {
-  execFileSync(
-    process.execPath,
-    [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
-    {
-      cwd: root,
-      stdio: "inherit"
-    }
-  )
+  execFileSync(process.execPath, [join(root, "scripts", "build.mjs")], { cwd: root, stdio: "inherit" })
 }
 
 // resolved from bench/import-probe/: `effect-resilience` is this package (its exports map, dist/)

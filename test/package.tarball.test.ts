@@ -82,8 +82,8 @@ describe("the packed tarball in a fresh project", () => {
     mkdirSync(stage)
     for (const file of ["package.json", "README.md"]) cpSync(join(repo, file), join(stage, file))
     cpSync(join(repo, "src"), join(stage, "src"), { recursive: true })
-    // compiled into the staging copy, so the repository's own dist/ is never touched
-    await run(process.execPath, [tsc, "-p", join(repo, "tsconfig.build.json"), "--outDir", join(stage, "dist")], repo)
+    // built into the staging copy, so the repository's own dist/ is never touched
+    await run(process.execPath, [join(repo, "scripts", "build.mjs"), "--outDir", join(stage, "dist")], repo)
     const packed = JSON.parse(
       await run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", work], stage)
     )
@@ -138,6 +138,25 @@ describe("the packed tarball in a fresh project", () => {
     const metrics = await probe([pkg.name, "@opentelemetry/exporter-prometheus", "redis"])
     expect(fromPackage(metrics.modules, "@opentelemetry/exporter-prometheus").length).toBeGreaterThan(0)
     expect(fromPackage(metrics.modules, "redis").length).toBeGreaterThan(0)
+  }, SLOW)
+
+  it("the root and every subpath share one instance of each module", async () => {
+    // the build bundles the entries with shared chunks: a class reached through two subpaths must
+    // still be one class, or \`instanceof\` and Tags would differ silently
+    writeFileSync(
+      join(app, "identity.mjs"),
+      `const root = await import("${pkg.name}")
+const differ = []
+for (const [name, namespace] of Object.entries(root)) {
+  const subpath = await import("${pkg.name}/" + name)
+  for (const [key, value] of Object.entries(subpath)) if (namespace[key] !== value) differ.push(name + "." + key)
+}
+console.log(JSON.stringify({ modules: Object.keys(root).length, differ }))
+`
+    )
+    const out = JSON.parse((await run(process.execPath, ["identity.mjs"], app)).trim().split("\n").at(-1)!)
+    expect(out.modules).toBe(subpaths.length - 1)
+    expect(out.differ).toEqual([])
   }, SLOW)
 
   it("the error classes load without @effect/platform", async () => {
