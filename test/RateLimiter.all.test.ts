@@ -7,6 +7,7 @@ import * as TestClock from "effect/TestClock"
 import * as RateLimiter from "../src/RateLimiter.js"
 import * as RateLimiterStore from "../src/RateLimiterStore.js"
 import * as ResilienceMode from "../src/ResilienceMode.js"
+import { seededRandom } from "./support.js"
 
 const memory = RateLimiterStore.layerMemory()
 
@@ -14,12 +15,6 @@ const window = (name: string, limit: number, w: Duration.DurationInput) =>
   RateLimiter.make({ name, algorithm: RateLimiter.fixedWindow({ limit, window: w }) })
 
 const millis = (d: Duration.Duration) => Duration.toMillis(d)
-
-// a small deterministic generator (tests take no randomness from the environment)
-const lcg = (seed: number) => () => {
-  seed = (seed * 1103515245 + 12345) % 2147483648
-  return seed / 2147483648
-}
 
 describe("RateLimiter.all", () => {
   it.effect("per second and per hour: a refusal by either takes from neither", () =>
@@ -94,7 +89,7 @@ describe("RateLimiter.all", () => {
       const tenant = yield* window("tenant", 20, "1 hour")
       const global = yield* window("global", 60, "1 hour")
       const limits = yield* RateLimiter.all([user, tenant, global])
-      const next = lcg(7)
+      const next = seededRandom(7)
       const requests = Array.from({ length: 1000 }, () => {
         const t = Math.floor(next() * 5)
         return [`u${t}-${Math.floor(next() * 8)}`, `t${t}`, "all"] as const

@@ -6,6 +6,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 
 /** Lets every forked fiber run until it blocks. */
 export const settle = Effect.repeatN(Effect.yieldNow(), 50)
@@ -37,3 +38,7 @@ export const seededRandom = (seed: number) => () => {
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296
 }
+
+/** Runs a scoped effect to a promise, closing its scope at the end (for tests written with `async`). */
+export const runScoped = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<A> =>
+  Effect.runPromise(Effect.scoped(effect))

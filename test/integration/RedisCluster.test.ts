@@ -5,17 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import type { RateLimiterStore } from "../../src/RateLimiterStore.js"
 import * as RedisStore from "../../src/RedisStore.js"
+import { runScoped } from "../support.js"
 import { ask, type RedisCluster, startCluster } from "./redisCluster.js"
 import { redisServerMissing } from "./redisServer.js"
 
 const missing = redisServerMissing()
 if (missing !== undefined) console.log(`skipping Redis Cluster tests: ${missing}`)
-
-const run = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<A> => Effect.runPromise(Effect.scoped(effect))
 
 const limiterOn = (store: Layer.Layer<RateLimiterStore, unknown>, name: string, algorithm: RateLimiter.Algorithm) =>
   Effect.flatMap(Layer.build(store), (context) => RateLimiter.make({ name, algorithm }).pipe(Effect.provide(context)))
@@ -41,30 +39,34 @@ describe.skipIf(missing !== undefined)("RedisStore.layerCluster (three masters o
     await cluster?.stop()
   })
 
-  it("spreads identities over the masters and admits exactly the quota on each", () =>
-    run(Effect.gen(function*() {
-      expect(keys).toHaveLength(3)
-      const store = RedisStore.layerCluster({ urls: cluster.urls, timeout: "1 second" })
-      const bucket = yield* limiterOn(store, "c", RateLimiter.tokenBucket({ rate: 0.001, burst: 7 }))
-      for (const key of keys) {
-        const ds = yield* Effect.forEach(Array.from({ length: 12 }), () => bucket.take(key), { concurrency: 6 })
-        expect(ds.filter((d) => d.allowed)).toHaveLength(7)
-        // the state lives on the master that owns the identity's slot
-        const owner = yield* Effect.promise(() => cluster.nodeOf(`rl:c:{${key}}`))
-        expect(yield* Effect.promise(() => ask(owner, `EXISTS rl:c:{${key}}`))).toBe(":1\r\n")
-      }
-      const gcra = yield* limiterOn(store, "g", RateLimiter.gcra({ limit: 2, period: "1 minute" }))
-      for (const key of keys) {
-        expect((yield* gcra.take(key)).allowed).toBe(true)
-        expect((yield* gcra.take(key)).allowed).toBe(true)
-        expect((yield* gcra.take(key)).allowed).toBe(false)
-      }
-    })), 60_000)
+  it(
+    "spreads identities over the masters and admits exactly the quota on each",
+    () =>
+      runScoped(Effect.gen(function*() {
+        expect(keys).toHaveLength(3)
+        const store = RedisStore.layerCluster({ urls: cluster.urls, timeout: "1 second" })
+        const bucket = yield* limiterOn(store, "c", RateLimiter.tokenBucket({ rate: 0.001, burst: 7 }))
+        for (const key of keys) {
+          const ds = yield* Effect.forEach(Array.from({ length: 12 }), () => bucket.take(key), { concurrency: 6 })
+          expect(ds.filter((d) => d.allowed)).toHaveLength(7)
+          // the state lives on the master that owns the identity's slot
+          const owner = yield* Effect.promise(() => cluster.nodeOf(`rl:c:{${key}}`))
+          expect(yield* Effect.promise(() => ask(owner, `EXISTS rl:c:{${key}}`))).toBe(":1\r\n")
+        }
+        const gcra = yield* limiterOn(store, "g", RateLimiter.gcra({ limit: 2, period: "1 minute" }))
+        for (const key of keys) {
+          expect((yield* gcra.take(key)).allowed).toBe(true)
+          expect((yield* gcra.take(key)).allowed).toBe(true)
+          expect((yield* gcra.take(key)).allowed).toBe(false)
+        }
+      })),
+    60_000
+  )
 
   it(
     "RateLimiter.all over one identity runs as one script on its master; identities on other slots fail without tripping the store",
     () =>
-      run(Effect.gen(function*() {
+      runScoped(Effect.gen(function*() {
         const store = RedisStore.layerCluster({
           urls: cluster.urls,
           prefix: "all:",
@@ -95,7 +97,7 @@ describe.skipIf(missing !== undefined)("RedisStore.layerCluster (three masters o
   it(
     "a master restarted mid-run: its keys fail over to the failure mode, then come back to Redis",
     () =>
-      run(Effect.gen(function*() {
+      runScoped(Effect.gen(function*() {
         const store = RedisStore.layerCluster({
           urls: cluster.urls,
           prefix: "restart:",
@@ -129,7 +131,7 @@ describe.skipIf(missing !== undefined)("RedisStore.layerCluster (three masters o
   )
 
   it("rejects an empty node list", () =>
-    run(Effect.gen(function*() {
+    runScoped(Effect.gen(function*() {
       const e = yield* Effect.flip(Layer.build(RedisStore.layerCluster({ urls: [] })))
       expect(e).toMatchObject({ _tag: "InvalidOptionsError", option: "urls" })
     })))

@@ -1,7 +1,7 @@
 /**
  * The Redis store against a real redis-server started on a free loopback port.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import * as ConfigError from "effect/ConfigError"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
@@ -9,9 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Scope from "effect/Scope"
 import { Redis as IORedis } from "ioredis"
-import { createClient } from "redis"
 import type { Definition, RawDecision } from "../../src/internal/ratelimit/core.js"
 import { num } from "../../src/internal/ratelimit/core.js"
 import { makeTable } from "../../src/internal/ratelimit/memory.js"
@@ -19,12 +17,11 @@ import * as RateLimiter from "../../src/RateLimiter.js"
 import { RateLimiterStore } from "../../src/RateLimiterStore.js"
 import * as RateLimiterStoreModule from "../../src/RateLimiterStore.js"
 import * as RedisStore from "../../src/RedisStore.js"
-import { type RedisServer, redisServerMissing, startRedis } from "./redisServer.js"
+import { runScoped, seededRandom } from "../support.js"
+import { redisServerMissing, useRedisServer } from "./redisServer.js"
 
 const missing = redisServerMissing()
 if (missing !== undefined) console.log(`skipping Redis integration tests: ${missing}`)
-
-type NodeRedis = ReturnType<typeof createClient>
 
 const algorithms: ReadonlyArray<readonly [string, RateLimiter.Algorithm]> = [
   ["token bucket", RateLimiter.tokenBucket({ rate: 7.5, burst: 5 })],
@@ -38,29 +35,8 @@ const algorithms: ReadonlyArray<readonly [string, RateLimiter.Algorithm]> = [
   ["gcra", RateLimiter.gcra({ limit: 3, period: "1 second", burst: 4 })]
 ]
 
-// a small deterministic generator (tests take no randomness from the environment)
-const lcg = (seed: number) => () => {
-  seed = (seed * 1103515245 + 12345) % 2147483648
-  return seed / 2147483648
-}
-
 describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
-  let server: RedisServer
-  let raw: NodeRedis
-
-  beforeAll(async () => {
-    server = await startRedis()
-    raw = createClient({ url: server.url })
-    raw.on("error", () => {})
-    await raw.connect()
-  })
-
-  afterAll(async () => {
-    await raw?.close().catch(() => undefined)
-    await server?.stop()
-  })
-
-  const run = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<A> => Effect.runPromise(Effect.scoped(effect))
+  const redis = useRedisServer()
 
   const limiterOn = (
     store: Layer.Layer<RateLimiterStore, unknown>,
@@ -74,14 +50,14 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
     for (const [label, algorithm] of algorithms) {
       it(label, async () => {
         const def: Definition = Effect.runSync(RateLimiter.definition(algorithm))
-        const sha = String(await raw.scriptLoad(def.script))
+        const sha = String(await redis.raw.scriptLoad(def.script))
         const table = makeTable(def, { maxKeys: 10, idleTimeToLive: Infinity })
-        const next = lcg(label.length * 7919)
+        const next = seededRandom(label.length * 7919)
         // near Redis's own clock (a minute ahead), so that the keys' expiries lie in the future
-        const [sec, usec] = (await raw.sendCommand(["TIME"])) as [string, string]
+        const [sec, usec] = (await redis.raw.sendCommand(["TIME"])) as [string, string]
         let now = Number(sec) * 1e6 + Number(usec) + 60e6
         const key = `lockstep:${label}`
-        await raw.del(key)
+        await redis.raw.del(key)
         const reserved: Array<{ cost: number; at: number }> = []
         for (let i = 0; i < 400; i++) {
           const r = next()
@@ -90,7 +66,7 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
           if (def.cancel !== undefined && op < 0.1 && reserved.length > 0) {
             const { at, cost } = reserved.splice(Math.floor(next() * reserved.length), 1)[0]
             table.cancel(key, now, cost, at)
-            await raw.evalSha(sha, { keys: [key], arguments: [num(cost), "0", num(now), num(at)] })
+            await redis.raw.evalSha(sha, { keys: [key], arguments: [num(cost), "0", num(now), num(at)] })
             continue
           }
           let cost = Math.floor(next() * 3)
@@ -98,21 +74,21 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
           if (op < 0.15) cost = def.capacity + 1
           else if (def.cancel !== undefined && op < 0.35) maxDelay = Math.floor(next() * 2_000_000)
           const want: RawDecision = table.run(key, now, cost, maxDelay)
-          const reply = await raw.evalSha(sha, { keys: [key], arguments: [num(cost), num(maxDelay), num(now)] })
+          const reply = await redis.raw.evalSha(sha, { keys: [key], arguments: [num(cost), num(maxDelay), num(now)] })
           const got = def.decode(reply as never, cost)
           expect({ i, ...got }).toEqual({ i, ...want })
           if (got.timeToAct !== undefined) reserved.push({ cost, at: got.timeToAct })
         }
         // the plain hot path (no arguments: one unit, Redis's clock) reads the same stored state
-        const plain = def.decode((await raw.evalSha(sha, { keys: [key], arguments: [] })) as never, 1)
+        const plain = def.decode((await redis.raw.evalSha(sha, { keys: [key], arguments: [] })) as never, 1)
         expect(typeof plain.allowed).toBe("boolean")
       })
     }
   })
 
   it("every algorithm takes the same decisions through the public API as the memory store", () =>
-    run(Effect.gen(function*() {
-      const redis = RedisStore.layer({ url: server.url, prefix: "same:" })
+    runScoped(Effect.gen(function*() {
+      const onRedis = RedisStore.layer({ url: redis.server.url, prefix: "same:" })
       const memory = RateLimiterStoreModule.layerMemory()
       const slow: ReadonlyArray<RateLimiter.Algorithm> = [
         RateLimiter.tokenBucket({ rate: 0.001, burst: 5 }),
@@ -122,7 +98,7 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
         RateLimiter.gcra({ limit: 5, period: "1 hour" })
       ]
       for (const [i, algorithm] of slow.entries()) {
-        const a = yield* limiterOn(redis, `same${i}`, algorithm)
+        const a = yield* limiterOn(onRedis, `same${i}`, algorithm)
         const b = yield* limiterOn(memory, `same${i}`, algorithm)
         for (const cost of [1, 2, 1, 3, 1, 1, 6, 1]) {
           const x = yield* Effect.either(a.take("k", cost))
@@ -138,18 +114,18 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
           ])
         }
         // the decisions really came from Redis
-        expect(yield* Effect.promise(() => raw.exists(`same:same${i}:{k}`))).toBe(1)
+        expect(yield* Effect.promise(() => redis.raw.exists(`same:same${i}:{k}`))).toBe(1)
       }
     })))
 
   it("three instances with their own clients sharing a key admit exactly the quota", () =>
-    run(Effect.gen(function*() {
+    runScoped(Effect.gen(function*() {
       const instances = yield* Effect.forEach([1, 2, 3], () =>
         Effect.gen(function*() {
           // A generous timeout: this test is about the quota kept in Redis; on a busy machine the
           // default would send slow answers to the local fallback (RedisStoreFailures covers that).
           const context = yield* Layer.build(
-            RedisStore.layer({ url: server.url, prefix: "shared:", timeout: "10 seconds" })
+            RedisStore.layer({ url: redis.server.url, prefix: "shared:", timeout: "10 seconds" })
           )
           return {
             window: yield* RateLimiter.make({
@@ -176,22 +152,22 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
     })))
 
   it("reloads scripts after SCRIPT FLUSH (NOSCRIPT)", () =>
-    run(Effect.gen(function*() {
+    runScoped(Effect.gen(function*() {
       const limiter = yield* limiterOn(
-        RedisStore.layer({ url: server.url, prefix: "flush:" }),
+        RedisStore.layer({ url: redis.server.url, prefix: "flush:" }),
         "flush",
         RateLimiter.fixedWindow({ limit: 3, window: "1 minute" })
       )
       expect((yield* limiter.take("k")).remaining).toBe(2)
-      yield* Effect.promise(() => raw.scriptFlush())
+      yield* Effect.promise(() => redis.raw.scriptFlush())
       expect((yield* limiter.take("k")).remaining).toBe(1)
-      expect(yield* Effect.promise(() => raw.exists("flush:flush:{k}"))).toBe(1)
+      expect(yield* Effect.promise(() => redis.raw.exists("flush:flush:{k}"))).toBe(1)
     })))
 
   it("keys with braces, spaces and unicode are one key each, under a hash tag", () =>
-    run(Effect.gen(function*() {
+    runScoped(Effect.gen(function*() {
       const limiter = yield* limiterOn(
-        RedisStore.layer({ url: server.url, prefix: "odd:" }),
+        RedisStore.layer({ url: redis.server.url, prefix: "odd:" }),
         "odd",
         RateLimiter.gcra({ limit: 1, period: "1 minute" })
       )
@@ -200,15 +176,15 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
       expect((yield* limiter.take(weird)).allowed).toBe(false)
       expect((yield* limiter.take("user")).allowed).toBe(true)
       expect((yield* limiter.take("{user} 42 ünï 😀")).allowed).toBe(true)
-      expect(yield* Effect.promise(() => raw.exists(`odd:odd:{${weird}}`))).toBe(1)
-      const ttl = yield* Effect.promise(() => raw.pTTL(`odd:odd:{${weird}}`))
+      expect(yield* Effect.promise(() => redis.raw.exists(`odd:odd:{${weird}}`))).toBe(1)
+      const ttl = yield* Effect.promise(() => redis.raw.pTTL(`odd:odd:{${weird}}`))
       expect(ttl).toBeGreaterThan(0)
       expect(ttl).toBeLessThanOrEqual(61_000) // expiries are kept on a one-second grid
     })))
 
   it("wait mode and reservations run on the Redis clock", () =>
-    run(Effect.gen(function*() {
-      const context = yield* Layer.build(RedisStore.layer({ url: server.url, prefix: "wait:" }))
+    runScoped(Effect.gen(function*() {
+      const context = yield* Layer.build(RedisStore.layer({ url: redis.server.url, prefix: "wait:" }))
       const window = yield* RateLimiter.make({
         name: "w",
         algorithm: RateLimiter.fixedWindow({ limit: 1, window: "150 millis" }),
@@ -242,10 +218,10 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
     })))
 
   it("layerConfig reads the url and options from the config provider", () =>
-    run(Effect.gen(function*() {
+    runScoped(Effect.gen(function*() {
       const provider = ConfigProvider.fromMap(
         new Map([
-          ["RATE_LIMIT_REDIS_URL", server.url],
+          ["RATE_LIMIT_REDIS_URL", redis.server.url],
           ["RATE_LIMIT_REDIS_PREFIX", "cfg:"],
           ["RATE_LIMIT_REDIS_ON_ERROR", "fail-closed"],
           // read like the others; long enough that a busy machine's first call is not refused
@@ -258,7 +234,7 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
         RateLimiter.fixedWindow({ limit: 2, window: "1 minute" })
       )
       expect((yield* limiter.take("k")).code).toBe("Allowed")
-      expect(yield* Effect.promise(() => raw.exists("cfg:cfg:{k}"))).toBe(1)
+      expect(yield* Effect.promise(() => redis.raw.exists("cfg:cfg:{k}"))).toBe(1)
       const missingUrl = yield* Effect.flip(
         Layer.build(
           RedisStore.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map()))))
@@ -268,10 +244,10 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
     })))
 
   it("works through the ioredis adapter", () =>
-    run(Effect.gen(function*() {
+    runScoped(Effect.gen(function*() {
       const io = yield* Effect.acquireRelease(
         Effect.promise(async () => {
-          const c = new IORedis(server.port, "127.0.0.1", { lazyConnect: true, enableAutoPipelining: true })
+          const c = new IORedis(redis.server.port, "127.0.0.1", { lazyConnect: true, enableAutoPipelining: true })
           await c.connect()
           return c
         }),
@@ -287,17 +263,17 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
     })))
 
   it("a hung Redis costs the timeout, not seconds", () =>
-    run(Effect.gen(function*() {
+    runScoped(Effect.gen(function*() {
       const limiter = yield* limiterOn(
-        RedisStore.layer({ url: server.url, prefix: "hung:", onError: "fail-closed", timeout: "40 millis" }),
+        RedisStore.layer({ url: redis.server.url, prefix: "hung:", onError: "fail-closed", timeout: "40 millis" }),
         "hung",
         RateLimiter.tokenBucket({ rate: 1, burst: 1 })
       )
       yield* limiter.take("k")
-      server.process().kill("SIGSTOP")
+      redis.server.process().kill("SIGSTOP")
       const started = performance.now()
       const exit = yield* Effect.exit(limiter.take("k")).pipe(
-        Effect.ensuring(Effect.sync(() => server.process().kill("SIGCONT")))
+        Effect.ensuring(Effect.sync(() => redis.server.process().kill("SIGCONT")))
       )
       const elapsed = performance.now() - started
       expect(Exit.isFailure(exit) && String(exit.cause)).toContain("StoreError")
@@ -305,9 +281,9 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
     })))
 
   it("a busy process is not a slow Redis: a reply that waited in the socket while the event loop was blocked counts", () =>
-    run(Effect.gen(function*() {
+    runScoped(Effect.gen(function*() {
       const limiter = yield* limiterOn(
-        RedisStore.layer({ url: server.url, prefix: "busy:", onError: "fail-closed", timeout: "20 millis" }),
+        RedisStore.layer({ url: redis.server.url, prefix: "busy:", onError: "fail-closed", timeout: "20 millis" }),
         "busy",
         RateLimiter.tokenBucket({ rate: 1, burst: 100 })
       )
@@ -327,51 +303,55 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
       }
     })))
 
-  it("Redis killed mid-run: each failure mode behaves as documented and recovers", () =>
-    run(Effect.gen(function*() {
-      const algorithm = RateLimiter.fixedWindow({ limit: 3, window: "1 minute" })
-      const make = (onError: RedisStore.OnError) =>
-        limiterOn(
-          RedisStore.layer({ url: server.url, prefix: `kill-${onError}:`, onError, timeout: "50 millis" }),
-          "k",
-          algorithm
-        )
-      const closed = yield* make("fail-closed")
-      const open = yield* make("fail-open")
-      const local = yield* make("local-fallback")
-      for (const l of [closed, open, local]) {
-        expect((yield* l.take("user")).remaining).toBe(2)
-      }
+  it(
+    "Redis killed mid-run: each failure mode behaves as documented and recovers",
+    () =>
+      runScoped(Effect.gen(function*() {
+        const algorithm = RateLimiter.fixedWindow({ limit: 3, window: "1 minute" })
+        const make = (onError: RedisStore.OnError) =>
+          limiterOn(
+            RedisStore.layer({ url: redis.server.url, prefix: `kill-${onError}:`, onError, timeout: "50 millis" }),
+            "k",
+            algorithm
+          )
+        const closed = yield* make("fail-closed")
+        const open = yield* make("fail-open")
+        const local = yield* make("local-fallback")
+        for (const l of [closed, open, local]) {
+          expect((yield* l.take("user")).remaining).toBe(2)
+        }
 
-      yield* Effect.promise(() => server.kill())
-      const started = performance.now()
-      const closedExit = yield* Effect.either(closed.take("user"))
-      expect(closedExit._tag === "Left" && closedExit.left._tag).toBe("StoreError")
-      const closedProtect = yield* Effect.either(closed.protect("user")(Effect.succeed("ran")))
-      expect(closedProtect._tag === "Left" && closedProtect.left._tag).toBe("StoreError")
-      const openDs = yield* Effect.forEach(Array.from({ length: 6 }), () => open.take("user"))
-      expect(openDs.every((d) => d.allowed)).toBe(true)
-      // the fallback starts from a fresh local limiter with the same parameters
-      const localDs = yield* Effect.forEach(Array.from({ length: 6 }), () => local.take("user"))
-      expect(localDs.map((d) => d.allowed)).toEqual([true, true, true, false, false, false])
-      expect(performance.now() - started).toBeLessThan(1000)
+        yield* Effect.promise(() => redis.server.kill())
+        const started = performance.now()
+        const closedExit = yield* Effect.either(closed.take("user"))
+        expect(closedExit._tag === "Left" && closedExit.left._tag).toBe("StoreError")
+        const closedProtect = yield* Effect.either(closed.protect("user")(Effect.succeed("ran")))
+        expect(closedProtect._tag === "Left" && closedProtect.left._tag).toBe("StoreError")
+        const openDs = yield* Effect.forEach(Array.from({ length: 6 }), () => open.take("user"))
+        expect(openDs.every((d) => d.allowed)).toBe(true)
+        // the fallback starts from a fresh local limiter with the same parameters
+        const localDs = yield* Effect.forEach(Array.from({ length: 6 }), () => local.take("user"))
+        expect(localDs.map((d) => d.allowed)).toEqual([true, true, true, false, false, false])
+        expect(performance.now() - started).toBeLessThan(1000)
 
-      yield* Effect.promise(() => server.start())
-      // back on Redis (empty after the restart): each mode shares limits again
-      const recovered = (l: RateLimiter.RateLimiter, prefix: string) =>
-        Effect.gen(function*() {
-          for (let i = 0; i < 100; i++) {
-            yield* Effect.either(l.take("probe"))
-            const onRedis = yield* Effect.promise(() => raw.exists(`${prefix}k:{probe}`).catch(() => 0))
-            if (onRedis === 1) return true
-            yield* Effect.sleep(Duration.millis(50))
-          }
-          return false
-        })
-      expect(yield* recovered(closed, "kill-fail-closed:")).toBe(true)
-      expect(yield* recovered(open, "kill-fail-open:")).toBe(true)
-      expect(yield* recovered(local, "kill-local-fallback:")).toBe(true)
-      const after = yield* Effect.forEach(Array.from({ length: 4 }), () => local.take("user"))
-      expect(after.map((d) => d.allowed)).toEqual([true, true, true, false])
-    })), 20_000)
+        yield* Effect.promise(() => redis.server.start())
+        // back on Redis (empty after the restart): each mode shares limits again
+        const recovered = (l: RateLimiter.RateLimiter, prefix: string) =>
+          Effect.gen(function*() {
+            for (let i = 0; i < 100; i++) {
+              yield* Effect.either(l.take("probe"))
+              const onRedis = yield* Effect.promise(() => redis.raw.exists(`${prefix}k:{probe}`).catch(() => 0))
+              if (onRedis === 1) return true
+              yield* Effect.sleep(Duration.millis(50))
+            }
+            return false
+          })
+        expect(yield* recovered(closed, "kill-fail-closed:")).toBe(true)
+        expect(yield* recovered(open, "kill-fail-open:")).toBe(true)
+        expect(yield* recovered(local, "kill-local-fallback:")).toBe(true)
+        const after = yield* Effect.forEach(Array.from({ length: 4 }), () => local.take("user"))
+        expect(after.map((d) => d.allowed)).toEqual([true, true, true, false])
+      })),
+    20_000
+  )
 })

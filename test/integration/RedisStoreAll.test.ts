@@ -1,49 +1,28 @@
 /**
  * `RateLimiter.all` on a real redis-server: one script over every limit's key.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
-import { createClient } from "redis"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as RedisStore from "../../src/RedisStore.js"
-import { type RedisServer, redisServerMissing, startRedis } from "./redisServer.js"
+import { runScoped, seededRandom } from "../support.js"
+import { redisServerMissing, startRedis, useRedisServer } from "./redisServer.js"
 
 const missing = redisServerMissing()
 
-const run = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<A> => Effect.runPromise(Effect.scoped(effect))
-
-const lcg = (seed: number) => () => {
-  seed = (seed * 1103515245 + 12345) % 2147483648
-  return seed / 2147483648
-}
-
 describe.skipIf(missing !== undefined)("RateLimiter.all on RedisStore (real redis-server)", () => {
-  let server: RedisServer
-  let raw: ReturnType<typeof createClient>
-
-  beforeAll(async () => {
-    server = await startRedis()
-    raw = createClient({ url: server.url })
-    raw.on("error", () => {})
-    await raw.connect()
-  }, 60_000)
-
-  afterAll(async () => {
-    await raw?.close().catch(() => undefined)
-    await server?.stop()
-  })
+  const redis = useRedisServer()
 
   const onStore = (prefix: string) =>
     Effect.map(
-      Layer.build(RedisStore.layer({ url: server.url, prefix, timeout: "2 seconds" })),
+      Layer.build(RedisStore.layer({ url: redis.server.url, prefix, timeout: "2 seconds" })),
       (context) => (name: string, algorithm: RateLimiter.Algorithm) =>
         RateLimiter.make({ name, algorithm }).pipe(Effect.provide(context))
     )
 
   it("per second and per hour: a refusal by either writes nothing", () =>
-    run(Effect.gen(function*() {
+    runScoped(Effect.gen(function*() {
       const make = yield* onStore("sh:")
       const minute = yield* make("minute", RateLimiter.fixedWindow({ limit: 3, window: "1 minute" }))
       const hour = yield* make("hour", RateLimiter.gcra({ limit: 5, period: "1 hour" }))
@@ -53,23 +32,23 @@ describe.skipIf(missing !== undefined)("RateLimiter.all on RedisStore (real redi
       expect(refused.refusedBy).toBe("minute")
       // the hour's key holds three takes, not four: its own next take leaves one of five
       expect((yield* hour.take("u")).remaining).toBe(1)
-      expect(yield* Effect.promise(() => raw.get("sh:minute:{u}"))).toMatch(/^3 /)
+      expect(yield* Effect.promise(() => redis.raw.get("sh:minute:{u}"))).toMatch(/^3 /)
       // an identity the minute refuses gets no key under the hour
       for (let i = 0; i < 3; i++) yield* minute.take("v")
       expect((yield* both.take("v")).refusedBy).toBe("minute")
-      expect(yield* Effect.promise(() => raw.get("sh:hour:{v}"))).toBeNull()
+      expect(yield* Effect.promise(() => redis.raw.get("sh:hour:{v}"))).toBeNull()
     })), 30_000)
 
   it(
     "1,000 concurrent requests never over-admit any single limit, and refused ones take nothing",
     () =>
-      run(Effect.gen(function*() {
+      runScoped(Effect.gen(function*() {
         const make = yield* onStore("many:")
         const user = yield* make("user", RateLimiter.fixedWindow({ limit: 5, window: "1 hour" }))
         const tenant = yield* make("tenant", RateLimiter.slidingLog({ limit: 20, window: "1 hour" }))
         const global = yield* make("global", RateLimiter.tokenBucket({ rate: 0.001, burst: 60 }))
         const limits = yield* RateLimiter.all([user, tenant, global])
-        const next = lcg(11)
+        const next = seededRandom(11)
         const requests = Array.from({ length: 1000 }, () => {
           const t = Math.floor(next() * 5)
           return [`u${t}-${Math.floor(next() * 8)}`, `t${t}`, "all"] as const
@@ -87,7 +66,7 @@ describe.skipIf(missing !== undefined)("RateLimiter.all on RedisStore (real redi
         expect(admitted.length).toBeGreaterThan(0)
         for (let t = 0; t < 5; t++) {
           const taken = admitted.filter((k) => k[1] === `t${t}`).length
-          const log = yield* Effect.promise(() => raw.lLen(`many:tenant:{t${t}}`))
+          const log = yield* Effect.promise(() => redis.raw.lLen(`many:tenant:{t${t}}`))
           expect(log).toBe(taken)
         }
         expect((yield* global.take("all", 0)).remaining).toBe(60 - admitted.length)
@@ -98,7 +77,7 @@ describe.skipIf(missing !== undefined)("RateLimiter.all on RedisStore (real redi
   it(
     "Redis down: the group runs all-or-nothing on the limiters' own fallback tables, or fails closed",
     () =>
-      run(Effect.gen(function*() {
+      runScoped(Effect.gen(function*() {
         const own = yield* Effect.promise(() => startRedis())
         yield* Effect.addFinalizer(() => Effect.promise(() => own.stop()))
         const onError = (mode: RedisStore.OnError, prefix: string) =>

@@ -3,34 +3,19 @@
  * dies: with `local-fallback` each takes its share of the quota (the limit over the live
  * instances it counted), so together they admit at most n · ⌈limit / n⌉ during the outage.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
 import { createClient } from "redis"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as RedisStore from "../../src/RedisStore.js"
-import { type RedisServer, redisServerMissing, startRedis } from "./redisServer.js"
+import { runScoped } from "../support.js"
+import { redisServerMissing, useRedisServer } from "./redisServer.js"
 
 const missing = redisServerMissing()
 
-const run = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<A> => Effect.runPromise(Effect.scoped(effect))
-
 describe.skipIf(missing !== undefined)("RedisStore: three instances through an outage", () => {
-  let server: RedisServer
-  let raw: ReturnType<typeof createClient>
-
-  beforeAll(async () => {
-    server = await startRedis()
-    raw = createClient({ url: server.url })
-    raw.on("error", () => {})
-    await raw.connect()
-  }, 120_000)
-
-  afterAll(async () => {
-    await raw?.close().catch(() => undefined)
-    await server?.stop()
-  })
+  const redis = useRedisServer()
 
   const LIMIT = 30
   const N = 3
@@ -39,7 +24,7 @@ describe.skipIf(missing !== undefined)("RedisStore: three instances through an o
     Effect.forEach(Array.from({ length: N }), () =>
       Effect.flatMap(
         Layer.build(RedisStore.layer({
-          url: server.url,
+          url: redis.server.url,
           prefix,
           timeout: "100 millis",
           failureThreshold: 2,
@@ -58,7 +43,7 @@ describe.skipIf(missing !== undefined)("RedisStore: three instances through an o
       const deadline = Date.now() + 60_000
       let seen: Map<string, number> | undefined
       while (Date.now() < deadline) {
-        const entries = await raw.zRangeWithScores(key, 0, -1)
+        const entries = await redis.raw.zRangeWithScores(key, 0, -1)
         if (entries.length === N) {
           if (seen === undefined) seen = new Map(entries.map((e) => [e.value, e.score]))
           else if (entries.every((e) => e.score > Math.max(...seen!.values()))) return
@@ -93,12 +78,12 @@ describe.skipIf(missing !== undefined)("RedisStore: three instances through an o
   it(
     "Redis stops answering (DEBUG SLEEP): together they admit at most the documented bound",
     () =>
-      run(Effect.gen(function*() {
+      runScoped(Effect.gen(function*() {
         let sleeping: Promise<unknown> = Promise.resolve()
         const { admitted } = yield* outage(
           "sleep:",
           async () => {
-            const sleeper = createClient({ url: server.url })
+            const sleeper = createClient({ url: redis.server.url })
             await sleeper.connect()
             sleeping = sleeper.sendCommand(["DEBUG", "SLEEP", "3"]).finally(() => sleeper.close())
             await new Promise((r) => setTimeout(r, 50))
@@ -116,15 +101,17 @@ describe.skipIf(missing !== undefined)("RedisStore: three instances through an o
   it(
     "Redis killed: together they admit at most the documented bound, and share Redis again once it is back",
     () =>
-      run(Effect.gen(function*() {
-        const { admitted, limiters } = yield* outage("kill:", () => server.kill(), () => server.start())
+      runScoped(Effect.gen(function*() {
+        const { admitted, limiters } = yield* outage("kill:", () => redis.server.kill(), () => redis.server.start())
         const total = admitted.reduce((a, b) => a + b, 0)
         expect(admitted.every((a) => a <= Math.ceil(LIMIT / N))).toBe(true)
         expect(total).toBeLessThanOrEqual(bound)
         expect(total).toBeGreaterThan(0)
         // each instance probes its way back: its takes are counted in Redis again
         const stored = () =>
-          Effect.promise(() => raw.get("kill:quota:{tenant}").then((v) => Number(v?.split(" ")[0] ?? 0), () => -1))
+          Effect.promise(() =>
+            redis.raw.get("kill:quota:{tenant}").then((v) => Number(v?.split(" ")[0] ?? 0), () => -1)
+          )
         for (const l of limiters) {
           let counted = false
           for (let i = 0; i < 600 && !counted; i++) {

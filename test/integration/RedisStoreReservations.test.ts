@@ -2,44 +2,34 @@
  * Reservations and their cancel on the Redis store: x/time/rate's scenarios run through the Lua
  * scripts with explicit times, and a waiter interrupted while it waits gives its reservation back.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import { createClient } from "redis"
 import { num } from "../../src/internal/ratelimit/core.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as RedisStore from "../../src/RedisStore.js"
 import { algorithmsFor, definitionOf, type Driver, play, scenarios } from "../reservationScenarios.js"
-import { type RedisServer, redisServerMissing, startRedis } from "./redisServer.js"
+import { redisServerMissing, useRedisServer } from "./redisServer.js"
 
 const missing = redisServerMissing()
 
 describe.skipIf(missing !== undefined)("reservations on the Redis store", () => {
-  let server: RedisServer
-  let raw: ReturnType<typeof createClient>
-
-  beforeAll(async () => {
-    server = await startRedis()
-    raw = createClient({ url: server.url })
-    await raw.connect()
-  }, 120_000)
-
-  afterAll(async () => {
-    await raw?.close().catch(() => undefined)
-    await server?.stop()
-  })
+  const redis = useRedisServer()
 
   const scriptDriver = async (algorithm: RateLimiter.Algorithm, key: string): Promise<Driver> => {
     const def = definitionOf(algorithm)
-    const sha = String(await raw.scriptLoad(def.script))
-    await raw.del(key)
+    const sha = String(await redis.raw.scriptLoad(def.script))
+    await redis.raw.del(key)
     return {
       step: async (t, n, maxDelay) =>
-        def.decode((await raw.evalSha(sha, { keys: [key], arguments: [num(n), num(maxDelay), num(t)] })) as never, n),
+        def.decode(
+          (await redis.raw.evalSha(sha, { keys: [key], arguments: [num(n), num(maxDelay), num(t)] })) as never,
+          n
+        ),
       cancel: async (t, n, timeToAct) => {
-        await raw.evalSha(sha, { keys: [key], arguments: [num(n), "0", num(t), num(timeToAct)] })
+        await redis.raw.evalSha(sha, { keys: [key], arguments: [num(n), "0", num(t), num(timeToAct)] })
       }
     }
   }
@@ -49,7 +39,7 @@ describe.skipIf(missing !== undefined)("reservations on the Redis store", () => 
       for (const [label, algorithm] of algorithmsFor(scenario)) {
         it(`${scenario.name}: ${label}`, async () => {
           // near Redis's clock, so that the keys' expiries lie in the future
-          const [sec] = (await raw.sendCommand(["TIME"])) as [string, string]
+          const [sec] = (await redis.raw.sendCommand(["TIME"])) as [string, string]
           const base = (Number(sec) + 60) * 1e6
           const driver = await scriptDriver(algorithm, `scenario:${scenario.name}:${label}`)
           expect(await play(scenario, driver, base)).toEqual([])
@@ -60,7 +50,7 @@ describe.skipIf(missing !== undefined)("reservations on the Redis store", () => 
 
   it("a waiter interrupted while it waits (Redis clock) gives its reservation back", () =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const context = yield* Layer.build(RedisStore.layer({ url: server.url, prefix: "int:" }))
+      const context = yield* Layer.build(RedisStore.layer({ url: redis.server.url, prefix: "int:" }))
       const limiter = yield* RateLimiter.make({
         name: "w",
         algorithm: RateLimiter.tokenBucket({ rate: 2, burst: 1 }),
