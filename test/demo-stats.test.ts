@@ -120,4 +120,27 @@ describe("demo aggregation", () => {
     expect(summarize([answered], phases, [])[0].sent).toBe(1)
     expect(tallyOf([answered], "a")).toEqual({ sent: 1, counts: { ...emptyCounts(), ok: 1 } })
   })
+
+  it("the CPU each process used in a phase, as a share of one core", () => {
+    const phases: Array<PhaseWindow> = [
+      {
+        name: "a",
+        title: "A",
+        description: "",
+        durationMs: 2000,
+        rps: 10,
+        startMs: 0,
+        endMs: 2000,
+        cpuMs: { driver: 100, api: 500 }
+      },
+      { name: "b", title: "B", description: "", durationMs: 1000, rps: 10, startMs: 2000, endMs: 3000 }
+    ]
+    const summary = summarize([], phases, [])
+    expect(summary[0].cpuPct).toEqual({ driver: 5, api: 25 })
+    expect(summary[1].cpuPct).toBeUndefined()
+    const text = summaryText(summary)
+    expect(text).toMatch(/^cpu, % of one core\s+a\s+b$/m)
+    expect(text).toMatch(/^api\s+25\.0\s+-$/m)
+    expect(summaryText(summarize([], [phases[1]], []))).not.toContain("cpu")
+  })
 })

@@ -100,7 +100,10 @@ export const start = (
       }
     })
 
-    const platformClient = yield* Layer.build(NodeHttpClient.layer)
+    // keep-alive: a new connection per downstream call costs both processes a connect and an accept
+    const platformClient = yield* Layer.build(
+      NodeHttpClient.layerWithoutAgent.pipe(Layer.provide(NodeHttpClient.makeAgentLayer({ keepAlive: true })))
+    )
     const client = yield* ResilientHttpClient.make({
       name: "downstream",
       breaker: { registry },

@@ -36,9 +36,26 @@ export interface LoadOptions {
   readonly sent?: () => void
 }
 
+/** A closed-loop warm-up: `requests` requests, `concurrency` at a time, answers not recorded. */
+export interface WarmupOptions {
+  readonly port: number
+  readonly requests: number
+  readonly concurrency: number
+  /** Gives up after this long, answered or not. */
+  readonly maxMs: number
+  readonly requestTimeoutMs: number
+  /** The `i`-th request. */
+  readonly target: (i: number) => Target
+}
+
 export interface Driver {
   /** Drives one phase; returns when its time is over (requests still in flight keep running). */
   readonly run: (options: LoadOptions) => Effect.Effect<void>
+  /**
+   * Sends the warm-up requests at most `concurrency` at a time (each waits for an answer, so a slow
+   * server is never flooded) and returns how many were answered.
+   */
+  readonly warmup: (options: WarmupOptions) => Effect.Effect<number>
   /** Waits (at most `timeout`) for the requests still in flight. */
   readonly drain: (timeout: Duration.DurationInput) => Effect.Effect<void>
   readonly inFlight: () => number
@@ -152,5 +169,19 @@ export const make = (options: { readonly maxSockets: number }): Effect.Effect<Dr
         yield* FiberSet.clear(fibers)
       })
 
-    return { run, drain, inFlight: () => inFlight } satisfies Driver
+    const warmup = (o: WarmupOptions) =>
+      Effect.gen(function*() {
+        let answered = 0
+        yield* Effect.forEach(
+          Array.from({ length: o.requests }, (_, i) => i),
+          (i) =>
+            Effect.map(send(agent, o.port, o.target(i), o.requestTimeoutMs), (a) => {
+              if (a.status !== 0) answered++
+            }),
+          { concurrency: o.concurrency, discard: true }
+        ).pipe(Effect.timeoutOption(o.maxMs))
+        return answered
+      })
+
+    return { run, warmup, drain, inFlight: () => inFlight } satisfies Driver
   })

@@ -60,6 +60,8 @@ export interface PhaseSpec {
 export interface PhaseWindow extends PhaseSpec {
   readonly startMs: number
   readonly endMs: number
+  /** CPU time each process of the demo used during the phase, in milliseconds, by process name. */
+  readonly cpuMs?: Readonly<Record<string, number>>
 }
 
 /** The server's load shedder at one instant: its overload signal against its threshold. */

@@ -3,29 +3,26 @@
  * the load, samples breaker states, shows live progress, and builds the report data.
  */
 import { Clock, Effect, Fiber, Random } from "effect"
-import type { Behaviour, FlakyServer } from "../shared/flakyServer.js"
+import type { Behaviour } from "../shared/flakyServer.js"
 import * as Load from "./load.js"
-import type { BreakerSample, BreakerState, OverloadSample, PhaseSpec, PhaseWindow, RequestRecord } from "./model.js"
+import type { BreakerSample, BreakerState, OverloadSample, PhaseWindow, RequestRecord } from "./model.js"
+import type { Phase, User, Warmup } from "./phases.js"
 import type { ReportData } from "./report.js"
 import { emptyTally, percentile, perSecond, summarize } from "./stats.js"
 import type { Tally } from "./stats.js"
 import type { View } from "./terminal.js"
 
-export interface Phase extends PhaseSpec {
-  /** What the downstream does during the phase. */
-  readonly downstream: Partial<Behaviour>
-}
+export type { Phase, User } from "./phases.js"
 
-export interface User {
-  readonly id: string
-  readonly tier: "free" | "pro"
-  /** Relative share of the traffic this user sends. */
-  readonly weight: number
+/** The downstream as the run sees it: the phases switch its behaviour. */
+export interface Downstream {
+  readonly url: string
+  readonly set: (behaviour: Partial<Behaviour>) => Effect.Effect<void, Error>
 }
 
 export interface SystemUnderTest {
   readonly apiPort: number
-  readonly downstream: FlakyServer
+  readonly downstream: Downstream
   /** The current state of every breaker worth charting. */
   readonly breakers: Effect.Effect<
     ReadonlyArray<{ readonly name: string; readonly state: BreakerState; readonly dropRatio?: number | undefined }>
@@ -33,6 +30,8 @@ export interface SystemUnderTest {
   readonly facts: Readonly<Record<string, string>>
   /** The server's load shedder now, when it has one. */
   readonly overload?: Effect.Effect<Omit<OverloadSample, "t"> | undefined>
+  /** CPU time each process has used so far, in milliseconds, by process name. */
+  readonly cpu?: Effect.Effect<Readonly<Record<string, number>>>
 }
 
 export interface RunOptions {
@@ -41,7 +40,7 @@ export interface RunOptions {
   readonly maxInFlight: number
   readonly requestTimeoutMs: number
   /** Traffic from a separate user before the first phase (connections, JIT), not recorded. */
-  readonly warmup?: { readonly durationMs: number; readonly rps: number }
+  readonly warmup?: Warmup
   readonly view: View
   readonly title: string
   /** Log lines collected while the run goes on (epoch milliseconds); they end up in the report. */
@@ -53,6 +52,9 @@ export interface RunResult {
   readonly records: ReadonlyArray<RequestRecord>
 }
 
+const cpuSince = (start: Readonly<Record<string, number>>, end: Readonly<Record<string, number>>) =>
+  Object.fromEntries(Object.entries(end).map(([k, v]) => [k, Math.round(v - (start[k] ?? 0))]))
+
 /**
  * Runs every phase in order. The result is also produced when the run is interrupted (SIGINT):
  * `onResult` receives the data collected so far, marked as interrupted.
@@ -61,7 +63,7 @@ export const run = (
   sut: SystemUnderTest,
   options: RunOptions,
   onResult: (r: RunResult) => Effect.Effect<void>
-): Effect.Effect<RunResult> =>
+): Effect.Effect<RunResult, Error> =>
   Effect.scoped(Effect.gen(function*() {
     let t0 = yield* Clock.currentTimeMillis
     const now = Effect.map(Clock.currentTimeMillis, (t) => t - t0)
@@ -152,7 +154,7 @@ export const run = (
           title: options.title,
           generatedAt: new Date(t0).toISOString(),
           totalMs,
-          facts: sut.facts,
+          facts: warmedUp === undefined ? sut.facts : { ...sut.facts, "warm-up": warmedUp },
           phases: windows,
           seconds: perSecond(records, windows, totalMs),
           breakers: samples,
@@ -168,23 +170,31 @@ export const run = (
         return { report, records } satisfies RunResult
       })
 
+    let warmedUp: string | undefined
     const warmup = options.warmup === undefined ? Effect.void : Effect.gen(function*() {
-      yield* driver.run({
+      const w = options.warmup!
+      const start = yield* Clock.currentTimeMillis
+      const answered = yield* driver.warmup({
         port: sut.apiPort,
-        phase: "warmup",
-        rps: options.warmup!.rps,
-        durationMs: options.warmup!.durationMs,
-        maxInFlight: options.maxInFlight,
+        requests: w.requests,
+        concurrency: w.concurrency,
+        maxMs: 120_000,
         requestTimeoutMs: options.requestTimeoutMs,
-        next: Effect.succeed({
-          user: "warmup",
-          path: "/api/users/0",
-          headers: { "x-user-id": "warmup", "x-user-tier": "pro" }
-        }),
-        now,
-        record: () => {}
+        target: (i) => {
+          const user = w.users[i % w.users.length]
+          return {
+            user: user.id,
+            path: `/api/users/${i % 100}`,
+            headers: { "x-user-id": user.id, "x-user-tier": user.tier }
+          }
+        }
       })
-      yield* driver.drain("2 seconds")
+      const took = ((yield* Clock.currentTimeMillis) - start) / 1000
+      warmedUp =
+        `${answered} of ${w.requests} requests answered, ${w.concurrency} at a time, from users of their own, in ${
+          took.toFixed(1)
+        } s before the first phase; not recorded`
+      options.view.log(`warm-up     ${warmedUp}\n`)
     })
 
     const body = Effect.gen(function*() {
@@ -196,6 +206,7 @@ export const run = (
         const p = options.phases[i]
         yield* sut.downstream.set({ ...p.downstream })
         const startMs = yield* now
+        const cpuAtStart = sut.cpu === undefined ? undefined : yield* sut.cpu
         const w: PhaseWindow = { ...p, startMs, endMs: startMs + p.durationMs }
         windows.push(w)
         tallies.set(p.name, emptyTally())
@@ -219,7 +230,10 @@ export const run = (
         })
         yield* Fiber.interrupt(ticker)
         const endMs = yield* now
-        windows[windows.length - 1] = { ...w, endMs }
+        const cpuMs = cpuAtStart === undefined || sut.cpu === undefined
+          ? undefined
+          : cpuSince(cpuAtStart, yield* sut.cpu)
+        windows[windows.length - 1] = cpuMs === undefined ? { ...w, endMs } : { ...w, endMs, cpuMs }
         options.view.endPhase(snapshot(windows[windows.length - 1], i, endMs))
       }
       yield* driver.drain("3 seconds")

@@ -130,6 +130,8 @@ export interface PhaseSummary {
   readonly by: Readonly<Record<string, number>>
   /** Breaker states seen during the phase, by breaker. */
   readonly breakers: Readonly<Record<string, ReadonlyArray<BreakerState>>>
+  /** CPU each process used during the phase, in percent of one core, by process name. */
+  readonly cpuPct?: Readonly<Record<string, number>>
 }
 
 /**
@@ -163,7 +165,12 @@ export const summarize = (
       if (seen[seen.length - 1] !== s.state) seen.push(s.state)
     }
     const sent = tally.sent
+    const ms = p.endMs - p.startMs
+    const cpu = p.cpuMs
     return {
+      ...(cpu === undefined || ms <= 0 ? {} : {
+        cpuPct: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Math.round((v / ms) * 1000) / 10]))
+      }),
       phase: p.name,
       title: p.title,
       seconds: Math.round((p.endMs - p.startMs) / 100) / 10,
@@ -250,5 +257,10 @@ export const summaryText = (summary: ReadonlyArray<PhaseSummary>): string => {
   const byTable = byRows.length === 0
     ? ""
     : "\n\n" + textTable(["not admitted, by", ...summary.map((s) => s.phase)], byRows)
-  return table + breakerTable + byTable
+  const cpuNames = [...new Set(summary.flatMap((s) => Object.keys(s.cpuPct ?? {})))]
+  const cpuTable = cpuNames.length === 0 ? "" : "\n\n" + textTable(
+    ["cpu, % of one core", ...summary.map((s) => s.phase)],
+    cpuNames.map((n) => [n, ...summary.map((s) => s.cpuPct?.[n] === undefined ? "-" : s.cpuPct[n].toFixed(1))])
+  )
+  return table + breakerTable + byTable + cpuTable
 }

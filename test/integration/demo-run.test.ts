@@ -4,6 +4,19 @@ import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import { CHILD_TEST_TIMEOUT_MS, start, START_BUDGET_MS } from "./spawn.js"
 
+/** The pids of the API and the downstream, from the lines the demo prints as they start. */
+const childPids = (output: string): Array<number> =>
+  [/^downstream .*\(flaky, pid (\d+)/m, /^user API .*\(pid (\d+)/m].map((re) => Number(output.match(re)?.[1]))
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 describe("npm run demo (shortened)", () => {
   it("runs every phase against real servers, prints the summary, writes the report and exits 0", async () => {
     const dir = mkdtempSync(Path.join(tmpdir(), "demo-run-"))
@@ -30,6 +43,18 @@ describe("npm run demo (shortened)", () => {
       expect(html).toContain("<canvas id=\"chart-breakers\">")
       expect(html).toContain("Chart.js v4")
       const data = JSON.parse(html.match(/<script type="application\/json" id="report-data">(.*?)<\/script>/s)![1])
+      // the load driver, the API and the downstream are three processes, and none outlives the demo
+      const pids = childPids(output)
+      expect(new Set([demo.child.pid, ...pids]).size, output).toBe(3)
+      for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false)
+      expect(data.facts.processes).toContain(`pid ${pids[0]}`)
+      // each process's CPU per phase, measured by the process itself
+      for (const row of data.summary as Array<{ phase: string; cpuPct: Record<string, number> }>) {
+        expect(Object.keys(row.cpuPct).sort(), row.phase).toEqual(["api", "downstream", "driver"])
+        expect(row.cpuPct.api, row.phase).toBeGreaterThan(0)
+      }
+      expect(output).toMatch(/^cpu, % of one core/m)
+      expect(data.facts["warm-up"]).toMatch(/^\d+ of \d+ requests answered/)
       expect(data.phases.map((p: { name: string }) => p.name)).toEqual(["normal", "outage", "overload", "recovery"])
       const sent = data.seconds.reduce((n: number, s: { sent: number }) => n + s.sent, 0)
       expect(sent).toBeGreaterThan(100)
@@ -61,6 +86,7 @@ describe("npm run demo (shortened)", () => {
       expect(output).toContain("interrupted; partial report")
       expect(output).toContain("shut down cleanly")
       expect(readFileSync(out, "utf8")).toContain("The run was interrupted")
+      for (const pid of childPids(output)) expect(alive(pid), `pid ${pid}`).toBe(false)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
