@@ -3,19 +3,23 @@
  * probe and a ramp configured (not ramping), while ramping (one random draw per call), and
  * following a quorum through Redis (the call path never touches Redis: the sync runs in its own
  * fiber); and per request through the HTTP client, over an in-process transport, with deadline
- * propagation and learned limits on and off.
+ * propagation and learned limits on and off, and learned limits shared through Redis (the call path
+ * records what it heard for the next sync round; the round runs in its own fiber).
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import { createClient } from "redis"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as CircuitBreakerCluster from "../src/CircuitBreakerCluster.js"
+import { shareScript } from "../src/internal/learnedLimitsShare.js"
 import type { RedisClient } from "../src/RedisStore.js"
 import * as ResilientHttpClient from "../src/ResilientHttpClient.js"
 import * as Timeout from "../src/Timeout.js"
-import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
+import { redisServerMissing, startRedis } from "../test/integration/redisServer.js"
+import { effectCase, printTable, runSuite, scopedEffectCase } from "./harness.js"
 
 const succeed = Effect.succeed(1)
 const quiet = <A, E, R>(self: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(self, LogLevel.None)
@@ -23,7 +27,7 @@ const quiet = <A, E, R>(self: Effect.Effect<A, E, R>) => Logger.withMinimumLogLe
 const breakerCase = (label: string, build: Effect.Effect<CircuitBreaker.CircuitBreaker, unknown, any>) =>
   scopedEffectCase(label, Effect.map(quiet(build), (b) => b.protect(succeed)))
 
-/** A Redis that answers every sync round at once: a quorum never reached. */
+/** A Redis that answers every sync round at once: a quorum never reached, one instance sharing. */
 const answering: RedisClient = {
   evalsha: () => Promise.resolve([0, 0, 0]),
   scriptLoad: () => Promise.resolve("sha"),
@@ -116,7 +120,61 @@ await runSuite({
         )
         return limits.get("http://api.local/users/1")
       })
+    ),
+    scopedEffectCase(
+      "+ learned limits shared through Redis, host with quota",
+      Effect.gen(function*() {
+        const limits = yield* ResilientHttpClient.wrap(
+          HttpClient.make((request) => Effect.succeed(HttpClientResponse.fromWeb(request, withQuota))),
+          { ...plain, propagateDeadline: false, learnLimits: { share: { client: answering } } }
+        )
+        return limits.get("http://api.local/users/1")
+      })
     )
   ],
   note: "Overhead against the client with every stage off."
 })
+
+/**
+ * Shared learned limits: what one sync round costs Redis, on a local redis-server, with three
+ * instances that each publish every host each round (the worst case: a round sends only the hosts
+ * heard since the last one). Redis's own time per script call comes from `INFO commandstats`.
+ */
+const syncRounds = async () => {
+  if (redisServerMissing() !== undefined) return
+  const redis = await startRedis()
+  const client = createClient({ url: redis.url })
+  await client.connect()
+  try {
+    const sha = await client.scriptLoad(shareScript)
+    const rows: Array<Array<string>> = []
+    for (const hosts of [1, 10, 100]) {
+      await client.del("bench{upstream}")
+      const argsFor = (instance: string) => {
+        const args = [instance, "1500"]
+        for (let h = 0; h < hosts; h++) args.push(`host-${h}.example:443`, "30", "60000", "100", "5")
+        return args
+      }
+      const instances = ["a", "b", "c"]
+      for (const i of instances) await client.evalSha(sha, { keys: ["bench{upstream}"], arguments: argsFor(i) })
+      await client.configResetStat()
+      const rounds = 1000
+      const started = performance.now()
+      for (let n = 0; n < rounds; n++) {
+        await client.evalSha(sha, { keys: ["bench{upstream}"], arguments: argsFor(instances[n % 3]) })
+      }
+      const wall = (performance.now() - started) / rounds
+      const stats = await client.info("commandstats")
+      const perCall = /cmdstat_evalsha:.*usec_per_call=([\d.]+)/.exec(stats)?.[1] ?? "?"
+      rows.push([`${hosts} × 3 instances`, `${perCall} µs`, `${(wall * 1000).toFixed(0)} µs`])
+    }
+    console.log("\n## shared learned limits: one sync round on redis-server\n")
+    printTable(["hosts in the hash", "Redis time per round", "round trip (wall)"], rows)
+    console.log("\nEach instance runs one round per `interval` (default 500 ms), outside the call path.")
+  } finally {
+    await client.quit().catch(() => undefined)
+    await redis.stop()
+  }
+}
+
+await syncRounds()

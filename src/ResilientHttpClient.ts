@@ -65,6 +65,7 @@ import * as DeadlineBudget from "./internal/deadlineBudget.js"
 import * as HostLimitGate from "./internal/hostLimitGate.js"
 import * as http from "./internal/http.js"
 import * as options_ from "./internal/options.js"
+import type { RedisClient } from "./RedisStore.js"
 import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
 
@@ -122,6 +123,25 @@ export interface Options {
     readonly onLimited?: "wait" | "fail"
     readonly maxWait?: Duration.DurationInput
     readonly blockFor?: Duration.DurationInput
+    /**
+     * shares what is learned with the other instances of this client (same `name`) through Redis,
+     * so that together they keep to the upstream's quota (see "Shared between instances" in
+     * docs/cross-service.md). Calls never wait for Redis; a fiber syncs every `interval`.
+     *
+     * @since 0.4.0
+     */
+    readonly share?: {
+      /** the Redis connection (`RedisStore.connect`, or an adapted client of your own) */
+      readonly client: RedisClient
+      /** how often this instance syncs (default 500 millis) */
+      readonly interval?: Duration.DurationInput
+      /** a sync slower than this is dropped; the instance runs on its own limits (default 100 millis) */
+      readonly timeout?: Duration.DurationInput
+      /** key prefix (default `"resilience:learned:"`); the key is `<prefix>{<client name>}` */
+      readonly prefix?: string
+      /** names this instance (default: a random UUID per client) */
+      readonly instance?: string
+    }
   }
   /** per-attempt timeout, clamped to the caller's deadline (default 10 seconds) */
   readonly timeout?: Duration.DurationInput | false
@@ -186,7 +206,14 @@ const OptionsSchema = Schema.Struct({
   learnLimits: Schema.optional(Schema.Struct({
     onLimited: Schema.optional(Schema.Literal("wait", "fail")),
     maxWait: Schema.optional(options_.NonNegativeDuration),
-    blockFor: Schema.optional(options_.PositiveDuration)
+    blockFor: Schema.optional(options_.PositiveDuration),
+    share: Schema.optional(Schema.Struct({
+      client: Schema.Unknown,
+      interval: Schema.optionalWith(options_.PositiveDuration, { default: () => Duration.millis(500) }),
+      timeout: Schema.optionalWith(options_.PositiveDuration, { default: () => Duration.millis(100) }),
+      prefix: Schema.optionalWith(Schema.String, { default: () => "resilience:learned:" }),
+      instance: Schema.optional(options_.Name)
+    }))
   })),
   propagateDeadline: Schema.optional(Schema.Union(
     Schema.Literal(false),
@@ -309,7 +336,10 @@ export const wrap = <E, R>(
     const maxHosts = decoded.maxHosts ?? 10_000
     const gate = decoded.learnLimits === undefined
       ? undefined
-      : yield* HostLimitGate.make(name, maxHosts, decoded.learnLimits)
+      : yield* HostLimitGate.make(name, maxHosts, {
+        ...decoded.learnLimits,
+        share: HostLimitGate.shareSettings(decoded.learnLimits.share)
+      })
     const breakerOptions = options.breaker === false ? undefined : options.breaker ?? {}
     const registry = breakerOptions === undefined
       ? undefined

@@ -5,14 +5,20 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import { randomUUID } from "node:crypto"
 import { RateLimitedError } from "../Errors.js"
+import type { RedisClient } from "../RedisStore.js"
 import * as Timeout from "../Timeout.js"
 import { LearnedLimits } from "./learnedLimits.js"
+import * as Share from "./learnedLimitsShare.js"
 
 export interface Settings {
   readonly onLimited?: "wait" | "fail" | undefined
   readonly maxWait?: Duration.Duration | undefined
   readonly blockFor?: Duration.Duration | undefined
+  /** shares what is learned with the other instances through Redis */
+  readonly share?: Omit<Share.ShareSettings, "key"> & { readonly prefix: string } | undefined
 }
 
 export interface Gate {
@@ -23,7 +29,29 @@ export interface Gate {
   readonly learn: (host: string, status: number, headers: Readonly<Record<string, string | undefined>>) => void
 }
 
-export const make = (name: string, maxHosts: number, settings: Settings): Effect.Effect<Gate> =>
+/** The decoded `share` option as the gate runs it; a member counts for ten intervals (a busy instance syncs late). */
+export const shareSettings = (
+  o: {
+    readonly client: unknown
+    readonly interval: Duration.Duration
+    readonly timeout: Duration.Duration
+    readonly prefix: string
+    readonly instance?: string | undefined
+  } | undefined
+): Settings["share"] => {
+  if (o === undefined) return undefined
+  const intervalMillis = Duration.toMillis(o.interval)
+  return {
+    client: o.client as RedisClient,
+    prefix: o.prefix,
+    instance: o.instance ?? randomUUID(),
+    intervalMillis,
+    timeoutMillis: Duration.toMillis(o.timeout),
+    memberTtlMillis: 10 * intervalMillis
+  }
+}
+
+export const make = (name: string, maxHosts: number, settings: Settings): Effect.Effect<Gate, never, Scope.Scope> =>
   Effect.clockWith((clock) => {
     const limits = new LearnedLimits(
       maxHosts,
@@ -54,9 +82,22 @@ export const make = (name: string, maxHosts: number, settings: Settings): Effect
             ? refuse(host, millis)
             : Effect.zipRight(Effect.sleep(Duration.millis(millis)), enter(host)))
       })
-    return Effect.succeed({
+    if (settings.share === undefined) {
+      return Effect.succeed({
+        limits,
+        enter,
+        learn: (host, status, headers) => {
+          limits.learn(host, status, headers, clock.unsafeCurrentTimeMillis())
+        }
+      })
+    }
+    const { prefix, ...share } = settings.share
+    return Effect.map(Share.start(name, limits, { ...share, key: `${prefix}{${name}}` }), (shared): Gate => ({
       limits,
       enter,
-      learn: (host, status, headers) => limits.learn(host, status, headers, clock.unsafeCurrentTimeMillis())
-    })
+      learn: (host, status, headers) => {
+        const heard = limits.learn(host, status, headers, clock.unsafeCurrentTimeMillis())
+        if (heard !== undefined) shared.publish(host, heard)
+      }
+    }))
   })

@@ -18,6 +18,8 @@ export interface HostLimit {
   resetAt: number
   /** the server's limit, when it said (NaN otherwise) */
   limit: number
+  /** epoch millis when the response that said so arrived */
+  seen: number
 }
 
 type Headers = Readonly<Record<string, string | undefined>>
@@ -55,21 +57,34 @@ export const read = (status: number, headers: Headers, now: number, blockMillis:
   const retryAfterValue = headers["retry-after"]
   const retryAfter = retryAfterValue === undefined ? undefined : parseRetryAfterHeader(retryAfterValue, now)
   if ((status === 429 || status === 503) && retryAfter !== undefined) {
-    return { remaining: 0, resetAt: now + retryAfter, limit: Number.NaN }
+    return { remaining: 0, resetAt: now + retryAfter, limit: Number.NaN, seen: now }
   }
   const s = structured(headers["ratelimit"])
   const remaining = s.remaining ?? number(headers["ratelimit-remaining"]) ?? number(headers["x-ratelimit-remaining"])
   const reset = s.reset ?? number(headers["ratelimit-reset"]) ?? number(headers["x-ratelimit-reset"])
   const limit = s.limit ?? number(headers["ratelimit-limit"]) ?? number(headers["x-ratelimit-limit"]) ?? Number.NaN
   if (remaining !== undefined && reset !== undefined) {
-    return { remaining: status === 429 ? 0 : Math.floor(remaining), resetAt: now + resetMillis(reset, now), limit }
+    return {
+      remaining: status === 429 ? 0 : Math.floor(remaining),
+      resetAt: now + resetMillis(reset, now),
+      limit,
+      seen: now
+    }
   }
-  return status === 429 ? { remaining: 0, resetAt: now + blockMillis, limit } : undefined
+  return status === 429 ? { remaining: 0, resetAt: now + blockMillis, limit, seen: now } : undefined
 }
 
-/** The learned limits of every host, at most `maxHosts` (the oldest entry goes first). */
+/**
+ * The learned limits of every host, at most `maxHosts` (the oldest entry goes first).
+ *
+ * When instances share what they learn (`learnedLimitsShare.ts`), `share` is how many instances
+ * draw on each host's quota: a host's remaining quota, as the server states it, is divided among
+ * them, so together they send no more than the server still accepts.
+ */
 export class LearnedLimits {
   readonly hosts = new Map<string, HostLimit>()
+  /** instances drawing on each host's quota (1: this one alone) */
+  share = 1
   constructor(readonly maxHosts: number, readonly blockMillis: number) {}
 
   /** 0 when a request to `host` may go now (and takes one from its quota), else millis to wait. */
@@ -87,13 +102,33 @@ export class LearnedLimits {
     return h.resetAt - now
   }
 
-  /** Learns from a response of `host`. */
-  learn(host: string, status: number, headers: Headers, now: number): void {
+  /** Learns from a response of `host`; returns what the server said (before sharing), if anything. */
+  learn(host: string, status: number, headers: Headers, now: number): HostLimit | undefined {
     const learned = read(status, headers, now, this.blockMillis)
-    if (learned === undefined) return
+    if (learned === undefined) return undefined
+    this.set(host, { ...learned, remaining: this.shareOf(learned.remaining) })
+    return learned
+  }
+
+  /**
+   * Takes on what another instance learned of `host` (the server's own figures), unless this
+   * instance has heard from the server since. Returns whether it did.
+   */
+  adopt(host: string, observed: HostLimit, now: number): boolean {
+    const h = this.hosts.get(host)
+    if (observed.resetAt <= now || (h !== undefined && h.seen >= observed.seen)) return false
+    this.set(host, { ...observed, remaining: this.shareOf(observed.remaining) })
+    return true
+  }
+
+  private shareOf(remaining: number): number {
+    return this.share > 1 ? Math.floor(remaining / this.share) : remaining
+  }
+
+  private set(host: string, limit: HostLimit): void {
     if (!this.hosts.has(host) && this.hosts.size >= this.maxHosts) {
       this.hosts.delete(this.hosts.keys().next().value!)
     }
-    this.hosts.set(host, learned)
+    this.hosts.set(host, limit)
   }
 }
