@@ -85,7 +85,7 @@ export const decode: (input: unknown) => Effect.Effect<Scenario, InvalidOptionsE
 export const run = (input: unknown): Effect.Effect<Report, InvalidOptionsError> =>
   Effect.gen(function*() {
     const scenario = yield* decode(input)
-    const stack = yield* Stack.build(scenario.stack, scenario.shedder, 0)
+    const stack = yield* Stack.build(scenario, 0)
     const downstreams = scenario.phases.map((p): Scenario_.Downstream => {
       const patch = Object.fromEntries(Object.entries(p.downstream ?? {}).filter(([, v]) => v !== undefined))
       return { ...scenario.downstream, ...patch }

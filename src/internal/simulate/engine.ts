@@ -9,13 +9,15 @@
  */
 import * as BreakerCore from "../breaker/core.js"
 import * as Shedder from "../shedder.js"
+import * as Calls from "./calls.js"
+import type { Request } from "./calls.js"
 import { Heap } from "./heap.js"
 import * as Random from "./random.js"
 import * as Rec from "./recording.js"
-import { BREAKER_OPEN, FAILED, OK, RATE_LIMITED, SHED, TIMEOUT } from "./recording.js"
+import { BREAKER_OPEN, FAILED, OK, RATE_LIMITED, SHED } from "./recording.js"
 import type * as Scenario from "./scenario.js"
 import * as Signals from "./signals.js"
-import type { Stack, Stage } from "./stack.js"
+import { type Stack, type Stage, usersOf } from "./stack.js"
 
 export { outcomes, stagesCount } from "./recording.js"
 export type { Outcome, Recording, Transition } from "./recording.js"
@@ -25,32 +27,10 @@ const BREAKER_CODE = { Closed: 0, HalfOpen: 1, Open: 2 } as const
 /** the shedder's tier for every simulated request */
 const STANDARD = Shedder.tierIndex.standard
 
-/** Heap events. */
-const ARRIVAL = 0, CALL_END = 1, DEADLINE = 2, WAKE = 3, TICK = 4
+/** Heap events (the calls' own are 10 and up). */
+const ARRIVAL = 0, WAKE = 3, TICK = 4
 /** Work on the service's loop. */
-const READ = 0, RESPOND = 1, TIME_OUT = 2, TIMER = 3
-
-interface Request {
-  /** the request is its own CALL_END event */
-  time: number
-  seq: number
-  readonly kind: number
-  readonly request: undefined
-  /** the request is also its own loop job: READ, then RESPOND */
-  step: number
-  readonly arrival: number
-  readonly second: number
-  readonly phase: number
-  admittedAt: number
-  deadline: number
-  /** breaker token, −1 when the breaker did not admit it (shadow) or there is none */
-  token: number
-  /** whether the shedder counts it in flight */
-  ticket: boolean
-  /** whether the downstream call fails; decided when it starts */
-  failing: boolean
-  answered: boolean
-}
+const READ = 0, RESPOND = 1, TIMER = 3
 
 interface Event {
   time: number
@@ -58,43 +38,17 @@ interface Event {
   readonly kind: number
   readonly request: Request | undefined
 }
-type Scheduled = Event | Request
+type Scheduled = Event | Calls.Event
 
 interface Job {
   readonly step: number
-  readonly request?: Request | undefined
 }
 
-/** A sampler of the latency distribution, its parameters worked out once. */
-const latencySampler = (latency: Scenario.Latency, rng: Random.Rng): () => number => {
-  switch (latency.distribution) {
-    case "constant":
-      return () => latency.ms
-    case "uniform": {
-      const { maxMs, minMs } = latency
-      return () => minMs + rng.next() * (maxMs - minMs)
-    }
-    case "exponential":
-      return () => Random.exponential(rng, latency.meanMs)
-    case "lognormal": {
-      // p99 = median · e^(2.326·σ)
-      const sigma = Math.max(0, Math.log(latency.p99Ms / latency.medianMs) / 2.3263)
-      const median = latency.medianMs
-      const normal = Random.normals(rng)
-      return () => median * Math.exp(sigma * normal())
-    }
-  }
-}
-
-/** Picks users by weight (cumulative table, binary search). */
-const userPicker = (users: Scenario.Scenario["traffic"]["users"], rng: Random.Rng): () => string => {
-  const list = typeof users === "number"
-    ? Array.from({ length: users }, (_, i) => ({ id: `user-${i + 1}`, weight: 1 }))
-    : users
+/** Picks users by weight (cumulative table, binary search): the index of one. */
+const userPicker = (users: Scenario.Scenario["traffic"]["users"], rng: Random.Rng): () => number => {
   const cumulative: Array<number> = []
   let sum = 0
-  for (const u of list) cumulative.push(sum += u.weight)
-  const ids = list.map((u) => u.id)
+  for (const u of usersOf(users)) cumulative.push(sum += u.weight)
   return () => {
     const x = rng.next() * sum
     let lo = 0, hi = cumulative.length - 1
@@ -103,7 +57,7 @@ const userPicker = (users: Scenario.Scenario["traffic"]["users"], rng: Random.Rn
       if (cumulative[mid] > x) hi = mid
       else lo = mid + 1
     }
-    return ids[lo]
+    return lo
   }
 }
 
@@ -164,7 +118,7 @@ export const run = (
   const pickUser = userPicker(scenario.traffic.users, Random.make(scenario.seed, 4))
   const poisson = scenario.traffic.arrivals === "poisson"
   const shadow = scenario.shadow
-  const { breaker, limiter, maxConns, shedder, timeoutMs } = stack
+  const { breaker, limiters, maxConns, shedder, timeoutMs, users } = stack
   const service = scenario.service
   const halfMs = service.cpuMsPerRequest / 2
   const rejectMs = service.cpuMsPerRejection ?? service.cpuMsPerRequest / 4
@@ -176,11 +130,7 @@ export const run = (
   const timer: Job = { step: TIMER }
 
   const heap = new Heap<Scheduled>()
-  const samplers = downstreams.map((d) => latencySampler(d.latency, downstreamRng))
   let inFlight = 0
-  let busy = 0
-  const queue: Array<Request> = []
-  let queueHead = 0
   let phase = 0
 
   const drainTransitions = () => {
@@ -226,33 +176,10 @@ export const run = (
       drainTransitions()
     }
     if (request.ticket) {
-      // the server's shedding stage: a 503 (the deadline's) is a failed pass, any other answer a pass
-      if (outcome === TIMEOUT) Shedder.fail(shedder!)
-      else Shedder.pass(shedder!, request.admittedAt, now)
-    }
-  }
-
-  /** Starts the downstream call of `request` at `now`. */
-  const startCall = (request: Request, now: number) => {
-    const d = downstreams[request.phase]
-    let duration: number
-    if (d.down) {
-      duration = d.downLatencyMs
-      request.failing = true
-    } else {
-      const u = downstreamRng.next()
-      if (u < d.hangRate) duration = d.hangMs
-      else {
-        duration = Math.max(0, samplers[request.phase]())
-        request.failing = u < d.hangRate + d.errorRate
-      }
-    }
-    busy++
-    const endsAt = now + duration
-    request.time = endsAt
-    heap.push(request)
-    if (endsAt > request.deadline && !request.answered) {
-      heap.push({ time: request.deadline, seq: 0, kind: DEADLINE, request })
+      // the server's shedding stage: a 503 (the handler's rejections, a timeout) is a failed pass,
+      // any other answer a pass
+      if (outcome === OK || outcome === FAILED) Shedder.pass(shedder!, request.admittedAt, now)
+      else Shedder.fail(shedder!)
     }
   }
 
@@ -283,7 +210,9 @@ export const run = (
       else if (!shadow) return rejectedInside(request, token, false, "shedding", SHED, now)
       else wouldReject(request, "shedding")
     }
-    if (limiter !== undefined && !limiter.run(pickUser(), now * 1000, 1, 0).allowed) {
+    const user = pickUser()
+    const limiter = limiters[user]
+    if (limiter !== undefined && !limiter.run(users[user], now * 1000, 1, 0).allowed) {
       if (!shadow) return rejectedInside(request, token, ticket, "rate-limit", RATE_LIMITED, now)
       wouldReject(request, "rate-limit")
     }
@@ -293,13 +222,7 @@ export const run = (
     request.admittedAt = now
     request.deadline = now + timeoutMs
     request.step = RESPOND
-    const begins = loop.work(now, halfMs)
-    const d = downstreams[request.phase]
-    if (busy < d.capacity) startCall(request, begins)
-    else if (queue.length - queueHead < d.queueLimit) {
-      queue.push(request)
-      if (timeoutMs !== Infinity) heap.push({ time: request.deadline, seq: 0, kind: DEADLINE, request })
-    } else answer(request, FAILED, now, begins)
+    calls.start(request, loop.work(now, halfMs))
   }
 
   /** Runs one piece of work at `start`. */
@@ -309,12 +232,9 @@ export const run = (
         return admit(job as Request, start)
       case RESPOND: {
         const request = job as Request
-        if (!request.answered) answer(request, request.failing ? FAILED : OK, start, loop.work(start, halfMs))
-        return
-      }
-      case TIME_OUT: {
-        const request = job.request!
-        if (!request.answered) answer(request, TIMEOUT, start, loop.work(start, rejectMs))
+        // the handler's answer: an admitted request's other half, a rejection's cost for a 503
+        const cost = request.result === OK || request.result === FAILED ? halfMs : rejectMs
+        if (!request.answered) answer(request, request.result, start, loop.work(start, cost))
         return
       }
       case TIMER: {
@@ -347,21 +267,6 @@ export const run = (
     }
   }
 
-  const callEnded = (request: Request, now: number) => {
-    busy--
-    if (!request.answered) submit(request, now)
-    const d = downstreams[phase]
-    while (busy < d.capacity && queueHead < queue.length) {
-      const next = queue[queueHead++]
-      if (queueHead > 1024 && queueHead * 2 > queue.length) {
-        queue.splice(0, queueHead)
-        queueHead = 0
-      }
-      // a caller that gave up is not served: its call would be wasted work
-      if (!next.answered) startCall(next, now)
-    }
-  }
-
   const rateAt = (now: number): number => {
     const p = phases[phase]
     if (p.rampToRps === undefined) return p.rps
@@ -383,6 +288,21 @@ export const run = (
     }
   }
 
+  const clientBreaker = stack.client.breaker
+  const calls = new Calls.Calls(
+    heap,
+    downstreams,
+    stack.client,
+    downstreamRng,
+    Random.normals(downstreamRng),
+    (request, outcome, now) => {
+      request.result = outcome
+      submit(request, now)
+    },
+    // the client's breaker changes state unrecorded: the report follows the route's
+    () => void (clientBreaker !== undefined && clientBreaker.pending.length > 0 && clientBreaker.takePending())
+  )
+
   // one arrival event, rescheduled after each arrival
   const arrival: Event = { time: nextArrival(0), seq: 0, kind: ARRIVAL, request: undefined }
   if (arrival.time < end) heap.push(arrival)
@@ -394,11 +314,12 @@ export const run = (
     switch (event.kind) {
       case ARRIVAL: {
         while (now >= phaseEnds[phase]) phase++
+        calls.phase = phase
         rec.requests++
         const request: Request = {
           time: 0,
           seq: 0,
-          kind: CALL_END,
+          kind: Calls.RETRY,
           request: undefined,
           step: READ,
           arrival: now,
@@ -408,26 +329,23 @@ export const run = (
           deadline: Infinity,
           token: -1,
           ticket: false,
-          failing: false,
-          answered: false
+          result: OK,
+          answered: false,
+          tries: 0
         }
         submit(request, now)
         arrival.time = nextArrival(now)
         if (arrival.time < end) heap.push(arrival)
         break
       }
-      case CALL_END:
-        callEnded(event as Request, now)
-        break
-      case DEADLINE:
-        if (!event.request!.answered) submit({ step: TIME_OUT, request: event.request }, now)
-        break
       case WAKE:
         wakeUp(now)
         break
       case TICK:
         submit(timer, now)
         break
+      default:
+        calls.handle(event as Calls.Event, now)
     }
   }
   return rec

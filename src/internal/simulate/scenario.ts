@@ -81,13 +81,48 @@ export const Shedder = Schema.Struct({
 })
 export type Shedder = typeof Shedder.Type
 
-export const User = Schema.Struct({ id: Schema.String, weight: Positive })
+export const User = Schema.Struct({
+  id: Schema.String,
+  weight: Positive,
+  /** the rate-limit tier (a key of `tiers`); without one, the stack's `RateLimit` */
+  tier: Schema.optional(Schema.String)
+})
+
+const RateLimitTier = Schema.Struct({ rate: Positive, burst: Schema.Int.pipe(Schema.positive()) })
+
+/**
+ * The service's client for the downstream, as `ResilientHttpClient` options: a per-try timeout,
+ * retries with exponential backoff and full jitter, a breaker for the host (the stack's `Breaker`
+ * settings) and a bulkhead.
+ */
+export const Client = Schema.Struct({
+  timeoutMs: Schema.optional(Positive),
+  retries: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 0 }),
+  backoff: Schema.optionalWith(
+    Schema.Struct({
+      baseMs: Schema.optionalWith(Positive, { default: () => 100 }),
+      capMs: Schema.optionalWith(Positive, { default: () => 2000 })
+    }),
+    { default: () => ({ baseMs: 100, capMs: 2000 }) }
+  ),
+  breaker: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  bulkhead: Schema.optional(Schema.Struct({
+    maxConcurrent: Schema.Int.pipe(Schema.positive()),
+    maxQueue: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 0 }),
+    queueTimeoutMs: Schema.optionalWith(NonNegative, { default: () => 0 })
+  }))
+})
+export type Client = typeof Client.Type
 
 export const Scenario = Schema.Struct({
   name: Schema.String,
   seed: Schema.optionalWith(Schema.Int, { default: () => 1 }),
   /** the keys of `Config` (`Name`, `Timeout`, `MaxConns`, `CpuThreshold`, `RateLimit`, `Breaker`, `Middlewares`) */
   stack: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  /** per-user rate limits by tier, token buckets: users name their tier */
+  tiers: Schema.optionalWith(Schema.Record({ key: Schema.String, value: RateLimitTier }), { default: () => ({}) }),
+  /** how the service calls the downstream (default: one try, no timeout of its own) */
+  client: Schema.optionalWith(Client, { default: () => Schema.decodeSync(Client)({}) }),
   /** policies decide and count but admit everything */
   shadow: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   service: Schema.optionalWith(Service, { default: () => Schema.decodeSync(Service)({}) }),

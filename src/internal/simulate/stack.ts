@@ -20,6 +20,7 @@ import * as Algorithms from "../ratelimit/algorithms.js"
 import * as Memory from "../ratelimit/memory.js"
 import * as Shedder from "../shedder.js"
 import * as Signal from "../shedderSignal.js"
+import type * as Calls from "./calls.js"
 import type * as Scenario from "./scenario.js"
 
 /** The protection that answered a request it did not admit. */
@@ -36,7 +37,13 @@ export interface Stack {
   /** the signal the shedder reads, and its threshold as the shedder compares it */
   readonly signal: { readonly kind: Signal.Kind; readonly threshold: number } | undefined
   readonly limiter: Memory.Table | undefined
+  /** the tiers' limits, when the scenario has tiers */
+  readonly tiers: Readonly<Record<string, { readonly rate: number; readonly burst: number }>> | undefined
+  /** per user (by index): its id and the limiter its requests take from */
+  readonly users: ReadonlyArray<string>
+  readonly limiters: ReadonlyArray<Memory.Table | undefined>
   readonly breaker: BreakerCore.Core | undefined
+  readonly client: Calls.Client
 }
 
 /** `LoadShedder`'s default window: 5 s in 50 buckets. */
@@ -89,12 +96,12 @@ export const readConfig = (
 
 /** Builds the stack at virtual time `now` (ms). */
 export const build = (
-  stack: Readonly<Record<string, unknown>>,
-  choice: Scenario.Shedder | undefined,
+  scenario: Scenario.Scenario,
   now: number
 ): Effect.Effect<Stack, InvalidOptionsError> =>
   Effect.gen(function*() {
-    const config = yield* readConfig(stack)
+    const choice = scenario.shedder
+    const config = yield* readConfig(scenario.stack)
     const options = Config.toOptions(config)
     let shedder: Shedder.State | undefined
     let signal: Stack["signal"]
@@ -108,26 +115,37 @@ export const build = (
       )
       signal = { kind: decoded.kind, threshold: decoded.params.threshold }
     }
-    let limiter: Memory.Table | undefined
-    const rateLimit = config.middlewares.rateLimit ? Option.getOrUndefined(config.rateLimit) : undefined
-    if (rateLimit !== undefined) {
-      const definition = yield* Algorithms.definition(
-        RateLimiter.tokenBucket({ rate: rateLimit.rate, burst: rateLimit.burst })
-      )
-      limiter = Memory.makeTable(definition, { maxKeys: RATE_LIMIT_MAX_KEYS, idleTimeToLive: Infinity })
+    const on = config.middlewares.rateLimit
+    const rateLimit = on ? Option.getOrUndefined(config.rateLimit) : undefined
+    const limiter = rateLimit === undefined ? undefined : yield* tokenBucket(rateLimit.rate, rateLimit.burst)
+    const tiers: Record<string, Memory.Table> = {}
+    for (const [tier, { burst, rate }] of on ? Object.entries(scenario.tiers) : []) {
+      tiers[tier] = yield* tokenBucket(rate, burst)
     }
-    let breaker: BreakerCore.Core | undefined
-    if (config.middlewares.breaker) {
-      const { spec } = yield* BreakerPolicy.decode(
-        CircuitBreaker.sre({
-          name: config.name,
-          k: config.breaker.k,
-          protection: config.breaker.protection,
-          window: config.breaker.window,
-          buckets: config.breaker.buckets
-        })
-      )
-      breaker = spec.makeCore(now)
+    const users = usersOf(scenario.traffic.users)
+    const limiters: Array<Memory.Table | undefined> = []
+    for (const u of users) {
+      if (u.tier !== undefined && on && !(u.tier in tiers)) return yield* invalid(`user ${u.id}: no tier ${u.tier}`)
+      limiters.push(u.tier === undefined ? limiter : tiers[u.tier])
+    }
+    const { spec } = yield* BreakerPolicy.decode(
+      CircuitBreaker.sre({
+        name: config.name,
+        k: config.breaker.k,
+        protection: config.breaker.protection,
+        window: config.breaker.window,
+        buckets: config.breaker.buckets
+      })
+    )
+    const breaker = config.middlewares.breaker ? spec.makeCore(now) : undefined
+    const c = scenario.client
+    const client: Calls.Client = {
+      timeoutMs: c.timeoutMs ?? Infinity,
+      retries: c.retries,
+      backoffBaseMs: c.backoff.baseMs,
+      backoffCapMs: c.backoff.capMs,
+      breaker: c.breaker ? spec.makeCore(now) : undefined,
+      bulkhead: c.bulkhead ?? { maxConcurrent: Infinity, maxQueue: 0, queueTimeoutMs: 0 }
     }
     return {
       config,
@@ -138,9 +156,25 @@ export const build = (
       shedder,
       signal,
       limiter,
-      breaker
+      tiers: Object.keys(tiers).length > 0 ? scenario.tiers : undefined,
+      users: users.map((u) => u.id),
+      limiters,
+      breaker,
+      client
     }
   })
+
+const tokenBucket = (rate: number, burst: number) =>
+  Effect.map(
+    Algorithms.definition(RateLimiter.tokenBucket({ rate, burst })),
+    (definition) => Memory.makeTable(definition, { maxKeys: RATE_LIMIT_MAX_KEYS, idleTimeToLive: Infinity })
+  )
+
+/** The scenario's users: a number of equally busy ones, or the list. */
+export const usersOf = (
+  users: Scenario.Scenario["traffic"]["users"]
+): ReadonlyArray<{ readonly id: string; readonly weight: number; readonly tier?: string | undefined }> =>
+  typeof users === "number" ? Array.from({ length: users }, (_, i) => ({ id: `user-${i + 1}`, weight: 1 })) : users
 
 const signalText = (signal: NonNullable<Stack["signal"]>): string => {
   const t = signal.threshold
@@ -166,6 +200,9 @@ export const describe = (stack: Stack): ReadonlyArray<string> => {
   if (stack.limiter !== undefined && rl !== undefined) {
     lines.push(`rate limit ${rl.rate}/s per user, burst ${rl.burst}`)
   }
+  for (const [tier, { burst, rate }] of Object.entries(stack.tiers ?? {})) {
+    lines.push(`rate limit of tier ${tier} ${rate}/s per user, burst ${burst}`)
+  }
   if (stack.breaker !== undefined) {
     lines.push(
       `SRE breaker k=${c.breaker.k}, protection ${c.breaker.protection}, window ${
@@ -174,5 +211,17 @@ export const describe = (stack: Stack): ReadonlyArray<string> => {
     )
   }
   if (stack.timeoutMs !== Infinity) lines.push(`timeout ${stack.timeoutMs} ms`)
+  const client = stack.client
+  const parts: Array<string> = []
+  if (client.breaker !== undefined) parts.push("a breaker for the host")
+  if (client.bulkhead.maxConcurrent !== Infinity) {
+    const b = client.bulkhead
+    parts.push(`a bulkhead of ${b.maxConcurrent} (${b.maxQueue} queued for ${b.queueTimeoutMs} ms)`)
+  }
+  if (client.timeoutMs !== Infinity) parts.push(`${client.timeoutMs} ms per try`)
+  if (client.retries > 0) {
+    parts.push(`${client.retries} retries (backoff ${client.backoffBaseMs}–${client.backoffCapMs} ms, full jitter)`)
+  }
+  if (parts.length > 0) lines.push(`client: ${parts.join(", ")}`)
   return lines
 }
