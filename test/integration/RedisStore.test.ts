@@ -10,6 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import { Redis as IORedis } from "ioredis"
+import { spawnSync } from "node:child_process"
 import type { Definition, RawDecision } from "../../src/internal/ratelimit/core.js"
 import { num } from "../../src/internal/ratelimit/core.js"
 import { makeTable } from "../../src/internal/ratelimit/memory.js"
@@ -34,6 +35,15 @@ const algorithms: ReadonlyArray<readonly [string, RateLimiter.Algorithm]> = [
   ["sliding counter", RateLimiter.slidingCounter({ limit: 6, window: "400 millis" })],
   ["gcra", RateLimiter.gcra({ limit: 3, period: "1 second", burst: 4 })]
 ]
+
+/**
+ * How many EVALSHA calls Redis has run, asked through `redis-cli`: synchronously, so that the event
+ * loop stays blocked while it waits.
+ */
+const evalshaCalls = (port: number): number => {
+  const out = spawnSync("redis-cli", ["-p", String(port), "INFO", "commandstats"], { encoding: "utf8" })
+  return Number(out.stdout.match(/cmdstat_evalsha:calls=(\d+)/i)?.[1] ?? 0)
+}
 
 describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
   const redis = useRedisServer()
@@ -289,14 +299,20 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
       )
       yield* limiter.take("k")
       for (let round = 0; round < 5; round++) {
+        const before = evalshaCalls(redis.server.port)
         const pending = yield* Effect.fork(Effect.either(limiter.take("k")))
         yield* Effect.yieldNow()
         // the command is written on the next turn of the loop; block right after it, far past the timeout
         yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
-        // 600 ms: on a busy machine Redis itself may wait a while for a core before it answers
-        const until = performance.now() + 600
+        const until = performance.now() + 200
         while (performance.now() < until) {
-          // busy: Redis has answered long ago, the reply waits in the socket
+          // busy: the process reads no socket
+        }
+        // still blocked, until Redis has run the call (and so written its reply to the socket):
+        // on a busy machine Redis itself may wait long for a core
+        const waited = performance.now()
+        while (evalshaCalls(redis.server.port) === before) {
+          if (performance.now() - waited > 60_000) throw new Error("Redis never ran the call")
         }
         const d = yield* Fiber.join(pending)
         expect(d._tag).toBe("Right")

@@ -13,7 +13,7 @@ import * as LoadShedder from "../../src/LoadShedder.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as ResilientHttpServer from "../../src/ResilientHttpServer.js"
 import { abandon, abortedRequest, portOf } from "./aborts.js"
-import { get, serve } from "./serve.js"
+import { get, serve, serveCounting } from "./serve.js"
 
 const ok = HttpServerResponse.text("ok")
 
@@ -24,8 +24,11 @@ const base = {
   maxConns: false
 } as const satisfies ResilientHttpServer.Options
 
-/** Polls `read` until it gives `expected`, for at most `millis`; returns the last value. */
-const eventually = <A>(read: Effect.Effect<A>, expected: A, millis = 1000) =>
+/**
+ * Polls `read` until it gives `expected`, for at most `millis`; returns the last value. The budget
+ * is generous because a busy machine may run the server seconds late; a leak never gets there.
+ */
+const eventually = <A>(read: Effect.Effect<A>, expected: A, millis = 10_000) =>
   Effect.gen(function*() {
     const until = Date.now() + millis
     let value = yield* read
@@ -38,7 +41,7 @@ const eventually = <A>(read: Effect.Effect<A>, expected: A, millis = 1000) =>
 
 describe("ResilientHttpServer under clients that go away (real sockets on 127.0.0.1)", () => {
   it.live(
-    "1,000 requests aborted mid-handler, then 100 normal ones: all 200, inFlight 0 within 1 s",
+    "1,000 requests aborted mid-handler, then 100 normal ones: all 200, inFlight back to 0",
     () =>
       Effect.scoped(Effect.gen(function*() {
         const router = HttpRouter.empty.pipe(HttpRouter.get("/slow", Effect.sleep("200 millis").pipe(Effect.as(ok))))
@@ -51,7 +54,7 @@ describe("ResilientHttpServer under clients that go away (real sockets on 127.0.
           shedding: { signal: LoadShedder.cpu() },
           timeout: "2 seconds"
         }).pipe(Effect.provide(CpuUsage.layerTest(0)))
-        const url = yield* serve(router, server.middleware)
+        const { connections, url } = yield* serveCounting(router, server.middleware)
         const port = portOf(url)
         // waves of 20 (the limit): each aborted after 20 ms, while its handler sleeps
         for (let wave = 0; wave < 50; wave++) {
@@ -59,9 +62,12 @@ describe("ResilientHttpServer under clients that go away (real sockets on 127.0.
             concurrency: "unbounded"
           })
         }
+        // the clients are gone once their sockets closed, but a busy server may not have read them
+        // all yet: wait until it has seen every close (however long that takes here)
+        expect(yield* eventually(connections, 0, 60_000)).toBe(0)
         // a client's FIN reaches the server as a half-close: a handler already running finishes,
         // and its write finds the socket gone
-        expect(yield* eventually(server.inFlight, 0, 3000)).toBe(0)
+        expect(yield* eventually(server.inFlight, 0)).toBe(0)
         const replies = yield* Effect.forEach(Array.from({ length: 100 }), () => get(`${url}/slow`), {
           concurrency: 10
         })

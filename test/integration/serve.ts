@@ -12,15 +12,28 @@ import { createServer } from "node:http"
 export const serve = <E>(
   app: HttpApp.Default<E, never>,
   middleware?: HttpMiddleware.HttpMiddleware
-): Effect.Effect<string, unknown, Scope.Scope> =>
+): Effect.Effect<string, unknown, Scope.Scope> => Effect.map(serveCounting(app, middleware), (s) => s.url)
+
+/**
+ * Like `serve`, with the number of connections the server holds open: a client's close has been
+ * seen by the server once it is no longer counted.
+ */
+export const serveCounting = <E>(
+  app: HttpApp.Default<E, never>,
+  middleware?: HttpMiddleware.HttpMiddleware
+): Effect.Effect<{ readonly url: string; readonly connections: Effect.Effect<number> }, unknown, Scope.Scope> =>
   Effect.gen(function*() {
-    const server = yield* NodeHttpServer.make(() => createServer(), { port: 0, host: "127.0.0.1" })
+    const node = createServer()
+    const server = yield* NodeHttpServer.make(() => node, { port: 0, host: "127.0.0.1" })
     yield* middleware === undefined
       ? server.serve(app as HttpApp.Default<unknown>)
       : server.serve(app as HttpApp.Default<unknown>, middleware)
     const address = server.address
     if (address._tag !== "TcpAddress") return yield* Effect.die("expected a TCP address")
-    return `http://127.0.0.1:${address.port}`
+    const connections = Effect.async<number>((resume) => {
+      node.getConnections((error, n) => resume(error ? Effect.die(error) : Effect.succeed(n)))
+    })
+    return { url: `http://127.0.0.1:${address.port}`, connections }
   })
 
 export interface Reply {
