@@ -31,6 +31,8 @@ import { printTable, quick, writeResults } from "./harness.js"
 const seconds = Number(process.env.BENCH_HTTP_SECONDS ?? (quick ? 2 : 4))
 const connections = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 32)
 const rounds = Number(process.env.BENCH_HTTP_ROUNDS ?? (quick ? 1 : 3))
+/** comma-separated substrings of the case names to run (the bare server always runs) */
+const only = (process.env.BENCH_HTTP_CASES ?? "").split(",").filter((s) => s.length > 0)
 
 const router = HttpRouter.empty.pipe(
   HttpRouter.get(
@@ -75,10 +77,10 @@ const serveOn = (name: string, app: HttpApp.Default<any, any>, middleware?: Http
 
 const off = { maxConns: false, breaker: false, shedding: false, timeout: false, budgetHeader: false } as const
 
-const stage = (name: string, options: ResilientHttpServer.Options) =>
+const stage = (name: string, options: ResilientHttpServer.Options, label = `${name} stage alone`) =>
   Effect.flatMap(
     ResilientHttpServer.make({ name: `bench-${name}`, router, ...options }),
-    (resilient) => serveOn(`${name} stage alone`, router, resilient.middleware)
+    (resilient) => serveOn(label, router, resilient.middleware)
   )
 
 const setup = Effect.gen(function*() {
@@ -90,6 +92,7 @@ const setup = Effect.gen(function*() {
   return [
     yield* serveOn("bare @effect/platform-node", router),
     yield* serveOn("ResilientHttpServer (all stages)", router, resilient.middleware),
+    yield* stage("none", off, "middleware, every stage off"),
     yield* stage("max connections", { ...off, maxConns: 10_000 }),
     yield* stage("breaker", { ...off, breaker: {} }),
     yield* stage("shedding", { ...off, shedding: {} }),
@@ -153,9 +156,9 @@ const median = (xs: ReadonlyArray<number>): number => {
 
 const scope = Effect.runSync(Scope.make())
 try {
-  const servers = await Effect.runPromise(
+  const servers = (await Effect.runPromise(
     Scope.extend(setup as Effect.Effect<ReadonlyArray<Served>, unknown, Scope.Scope>, scope)
-  )
+  )).filter((s, i) => i === 0 || only.length === 0 || only.some((o) => s.name.includes(o)))
   for (const s of servers) await load(s.url, 1) // warm-up: JIT, connection pools
   const samples = servers.map(() => [] as Array<Sample>)
   for (let round = 0; round < rounds; round++) {

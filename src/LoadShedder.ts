@@ -69,6 +69,7 @@ import * as Shedder from "./internal/shedder.js"
 import * as Signal from "./internal/shedderSignal.js"
 import * as Metrics from "./internal/sheddingMetrics.js"
 import { EventView } from "./internal/stateView.js"
+import * as SyncAdmission from "./internal/syncAdmission.js"
 import * as ResilienceMode from "./ResilienceMode.js"
 
 /**
@@ -360,7 +361,13 @@ type Admitted = <A, E, R>(
   admitted: (start: number) => Effect.Effect<A, E, R>
 ) => Effect.Effect<A, E | OverloadedError, R>
 
-/** The admission step: reads the signal and decides in one synchronous step when it can. */
+/** Admission in one synchronous step: the start time of an admitted request, or the rejection. */
+type AdmitNow = (tier: number, arrivedAt: number | undefined) => number | Effect.Effect<never, OverloadedError>
+
+/**
+ * The admission step: reads the signal and decides in one synchronous step when it can (`now`,
+ * present when the signal can be read without an effect).
+ */
 const admission = (
   decoded: Decoded,
   state: Shedder.State,
@@ -368,7 +375,7 @@ const admission = (
   clock: Clock.Clock,
   onAdmit: () => void,
   onDropped: (value: number, now: number) => void
-): Admitted => {
+): { readonly run: Admitted; readonly now: AdmitNow | undefined } => {
   const { name } = decoded
   const rejected = Effect.fail(new OverloadedError({ shedder: name, reason: decoded.kind }, true))
   const shed = Shedder.priorities.map((p) => Metrics.shedRequestsOf(name, p))
@@ -393,34 +400,51 @@ const admission = (
     )
   }
 
+  // the start time of an admitted request (`now`), or the rejection
+  const step = (value: number, now: number, tier: number): number | Effect.Effect<never, OverloadedError> => {
+    const wasHot = state.droppedRecently[tier]
+    if (!Shedder.allow(state, now, value, tier)) return onDrop(value, now, tier, wasHot)
+    onAdmit()
+    return now
+  }
+
   const decide = <A, E, R>(
     value: number,
     now: number,
     tier: number,
     admitted: (start: number) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | OverloadedError, R> => {
-    const wasHot = state.droppedRecently[tier]
-    if (!Shedder.allow(state, now, value, tier)) return onDrop(value, now, tier, wasHot)
-    onAdmit()
-    return admitted(now)
+    const decision = step(value, now, tier)
+    return typeof decision === "number" ? admitted(decision) : decision
   }
 
   const unsafeRead = signal.unsafeRead
   if (unsafeRead === undefined) {
-    return (tier, arrivedAt, admitted) =>
-      Effect.flatMap(signal.read, (value) =>
-        Effect.suspend(() => {
-          const now = clock.unsafeCurrentTimeMillis()
-          if (record !== undefined && arrivedAt !== undefined) record(now - arrivedAt, now)
-          return decide(value, now, tier, admitted)
-        }))
+    return {
+      run: (tier, arrivedAt, admitted) =>
+        Effect.flatMap(signal.read, (value) =>
+          Effect.suspend(() => {
+            const now = clock.unsafeCurrentTimeMillis()
+            if (record !== undefined && arrivedAt !== undefined) record(now - arrivedAt, now)
+            return decide(value, now, tier, admitted)
+          })),
+      now: undefined
+    }
   }
-  return (tier, arrivedAt, admitted) =>
-    Effect.suspend(() => {
-      const now = clock.unsafeCurrentTimeMillis()
-      if (record !== undefined && arrivedAt !== undefined) record(now - arrivedAt, now)
-      return decide(unsafeRead(), now, tier, admitted)
-    })
+  const admitNow: AdmitNow = (tier, arrivedAt) => {
+    const now = clock.unsafeCurrentTimeMillis()
+    if (record !== undefined && arrivedAt !== undefined) record(now - arrivedAt, now)
+    return step(unsafeRead(), now, tier)
+  }
+  return {
+    run: (tier, arrivedAt, admitted) =>
+      Effect.suspend(() => {
+        const now = clock.unsafeCurrentTimeMillis()
+        if (record !== undefined && arrivedAt !== undefined) record(now - arrivedAt, now)
+        return decide(unsafeRead(), now, tier, admitted)
+      }),
+    now: admitNow
+  }
 }
 
 const build = (
@@ -435,7 +459,7 @@ const build = (
   const updateGauge = () => inFlight.unsafeUpdate(state.flying, [])
   // the live view hears every drop, as it was then; `stats` is defined below
   const events = new EventView<Stats, Stats>(Effect.suspend(() => stats), Effect.succeed)
-  const withAdmission = admission(decoded, state, signal, clock, updateGauge, (value, now) => {
+  const { now: admitNow, run: withAdmission } = admission(decoded, state, signal, clock, updateGauge, (value, now) => {
     if (events.subscribers > 0) events.offer(statsOf(decoded, state, value, now))
   })
 
@@ -502,7 +526,18 @@ const build = (
       )
     }))
 
-  return { shedder: { name, allow: admit(), admit, protect, stats, view: events.view }, report }
+  const shedder: LoadShedder = { name, allow: admit(), admit, protect, stats, view: events.view }
+  if (admitNow !== undefined) {
+    SyncAdmission.attach(
+      shedder,
+      {
+        admit: (priority, arrivedAt) => admitNow(tierOf(priority), arrivedAt),
+        pass: unsafePass,
+        fail: unsafeFail
+      } satisfies SyncAdmission.Shedder
+    )
+  }
+  return { shedder, report }
 }
 
 /**

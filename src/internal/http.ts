@@ -101,10 +101,18 @@ export const rejectionBody = (
 /** `RateLimit-*` headers (IETF draft "RateLimit header fields for HTTP", integer form). */
 export const rateLimitHeaders = (
   decision: { readonly limit: number; readonly remaining: number; readonly resetAfter: Duration.Duration }
+): Record<string, string> =>
+  rateLimitHeadersOf(decision.limit, decision.remaining, Duration.toMillis(decision.resetAfter))
+
+/** `RateLimit-*` headers from a decision's numbers (`resetAfterMillis` until the key is full again). */
+export const rateLimitHeadersOf = (
+  limit: number,
+  remaining: number,
+  resetAfterMillis: number
 ): Record<string, string> => ({
-  "ratelimit-limit": String(decision.limit),
-  "ratelimit-remaining": String(Math.max(0, Math.floor(decision.remaining))),
-  "ratelimit-reset": String(ceilSeconds(decision.resetAfter))
+  "ratelimit-limit": String(limit),
+  "ratelimit-remaining": String(Math.max(0, Math.floor(remaining))),
+  "ratelimit-reset": String(Math.max(0, Math.ceil(resetAfterMillis / 1000)))
 })
 
 /**

@@ -14,6 +14,8 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import { InvalidOptionsError } from "../Errors.js"
+import * as Classify from "../internal/breaker/classify.js"
+import * as Engine from "../internal/breaker/engine.js"
 import * as options_ from "../internal/options.js"
 import type { Outcome, RequestRecord, Stage } from "../internal/server/record.js"
 import * as reject from "../internal/server/reject.js"
@@ -116,16 +118,33 @@ export const make = (options: Options = {}): Effect.Effect<Breaker, InvalidOptio
     const admitted = (record: RequestRecord) => (permit: CircuitBreaker.Permit) => {
       record.permit = permit
     }
+    const allowOf = (record: RequestRecord, breaker: CircuitBreaker.CircuitBreaker) =>
+      Effect.mapBoth(breaker.allow, {
+        onFailure: (e) => rejected("circuit_open", 503, e.message, record.route, Option.fromNullable(e.retryAfter)),
+        onSuccess: admitted(record)
+      })
+    const breakers = new RouteBreakers(registry)
     return {
       kind: "breaker",
       registry,
       admit: (record: RequestRecord) => {
         if (record.pattern !== undefined && off.has(record.pattern)) return undefined
-        return Effect.flatMap(registry.get(record.route), (breaker) =>
-          Effect.mapBoth(breaker.allow, {
-            onFailure: (e) => rejected("circuit_open", 503, e.message, record.route, Option.fromNullable(e.retryAfter)),
-            onSuccess: admitted(record)
-          }))
+        const breaker = breakers.get(record.route, record.arrivedAt)
+        if (breaker === undefined) {
+          return Effect.flatMap(registry.get(record.route), (breaker) => {
+            breakers.remember(record.route, breaker, record.arrivedAt)
+            return allowOf(record, breaker)
+          })
+        }
+        const permit = breaker.allowNow()
+        if (permit instanceof Engine.PermitImpl) {
+          record.permit = permit
+          return undefined
+        }
+        return Effect.mapBoth(permit, {
+          onFailure: (e) => rejected("circuit_open", 503, e.message, record.route, Option.fromNullable(e.retryAfter)),
+          onSuccess: admitted(record)
+        })
       },
       release: (record: RequestRecord, outcome: Outcome) => {
         const permit = record.permit
@@ -133,10 +152,45 @@ export const make = (options: Options = {}): Effect.Effect<Breaker, InvalidOptio
         record.permit = undefined
         // abandoned, refused by an inner stage, or timed out by a deadline timer that fired late
         // because this process was busy: none of these says anything about the route
-        if (outcome.status === undefined || record.rejected || record.timedOutLate) return permit.ignore
-        return isFailure(outcome.status)
-          ? permit.failure(typeof outcome.reason === "number" ? `status ${outcome.reason}` : outcome.reason)
-          : permit.success
+        const ignored = outcome.status === undefined || record.rejected || record.timedOutLate
+        const failed = !ignored && isFailure(outcome.status!)
+        const reason = failed
+          ? (typeof outcome.reason === "number" ? `status ${outcome.reason}` : outcome.reason)
+          : undefined
+        if (permit instanceof Engine.PermitImpl) {
+          return permit.settleNow(
+            ignored ? Classify.IGNORE : failed ? Classify.classifyReported(reason) : Classify.SUCCESS,
+            reason
+          )
+        }
+        return ignored ? permit.ignore : failed ? permit.failure(reason) : permit.success
       }
     }
   })
+
+/** Route breakers looked up again at most this often, so the registry sees them in use. */
+const refreshMillis = 1000
+
+/** Route keys held at once (they are bounded by the router's patterns; this bounds the rest). */
+const maxRoutes = 1000
+
+/**
+ * The toolkit's own breakers of the registry by route, so that a request takes its permit in one
+ * synchronous step. A breaker the registry evicted (disposed) is looked up again; so is every
+ * breaker once a `refreshMillis`, which keeps the registry's idle order right. A breaker of another
+ * kind (a shadow-mode view, a user's registry) is never held here: it is looked up per request.
+ */
+class RouteBreakers {
+  private readonly map = new Map<string, { readonly breaker: Engine.Breaker; readonly at: number }>()
+  constructor(readonly registry: CircuitBreaker.RegistryService) {}
+  get(route: string, now: number): Engine.Breaker | undefined {
+    const held = this.map.get(route)
+    if (held === undefined || held.breaker.disposed || now - held.at >= refreshMillis) return undefined
+    return held.breaker
+  }
+  remember(route: string, breaker: CircuitBreaker.CircuitBreaker, now: number): void {
+    if (!(breaker instanceof Engine.Breaker)) return
+    if (this.map.size >= maxRoutes && !this.map.has(route)) this.map.clear()
+    this.map.set(route, { breaker, at: now })
+  }
+}

@@ -20,8 +20,10 @@ import type * as Scope from "effect/Scope"
 import { InvalidOptionsError, type RateLimitedError, type StoreError } from "../Errors.js"
 import * as http from "../internal/http.js"
 import * as options_ from "../internal/options.js"
+import { toDuration } from "../internal/ratelimit/core.js"
 import type { RequestRecord, Stage } from "../internal/server/record.js"
 import * as reject from "../internal/server/reject.js"
+import * as SyncAdmission from "../internal/syncAdmission.js"
 import * as RateLimiter from "../RateLimiter.js"
 import * as RateLimiterStore from "../RateLimiterStore.js"
 
@@ -120,6 +122,8 @@ interface Limit {
   readonly onStoreError: "allow" | "reject"
   /** millis a request may wait for its turn; undefined: never waits */
   readonly maxWait: Duration.Duration | undefined
+  /** the limiter's synchronous step, when its store decides in this process and the limit never waits */
+  readonly sync: SyncAdmission.Limiter | undefined
 }
 
 const clientIp = (trustProxy: boolean) => (request: HttpServerRequest.HttpServerRequest): string => {
@@ -161,7 +165,8 @@ const buildLimit = (
         take: several.take,
         key: options.key ?? clientIp(options.trustProxy ?? false),
         onStoreError: options.onStoreError ?? "allow",
-        maxWait: undefined
+        maxWait: undefined,
+        sync: undefined
       }
     }
     let limiter = options.limiter
@@ -194,7 +199,8 @@ const buildLimit = (
       take: (key: string) => single.take(key),
       key: options.key ?? clientIp(options.trustProxy ?? false),
       onStoreError: options.onStoreError ?? "allow",
-      maxWait: wait ? Duration.decode(options.maxWait ?? "1 second") : undefined
+      maxWait: wait ? Duration.decode(options.maxWait ?? "1 second") : undefined,
+      sync: wait ? undefined : SyncAdmission.limiterOf(limiter)
     }
   })
 
@@ -324,6 +330,27 @@ export const make = (options: Options): Effect.Effect<RateLimit, InvalidOptionsE
         }
       })
 
+    // one synchronous step: the decision is kept on the record, its headers built when answering
+    const takeNow = (record: RequestRecord, sync: SyncAdmission.Limiter, key: string) => {
+      const raw = sync.take(key)
+      if (raw.allowed) {
+        record.limitDecision = raw
+        return undefined
+      }
+      const headers = http.rateLimitHeadersOf(raw.limit, raw.remaining, raw.resetAfterMs)
+      const retryAfter = toDuration(raw.retryAfterMs)
+      return Effect.fail(
+        rejected(
+          "rate_limited",
+          429,
+          `rate limit exceeded (limit ${raw.limit})`,
+          record.route,
+          Option.some(retryAfter),
+          headers
+        )
+      )
+    }
+
     return {
       kind: "rateLimit",
       limiter: Option.map(Option.fromNullable(shared), (l) => l.limiter),
@@ -331,12 +358,19 @@ export const make = (options: Options): Effect.Effect<RateLimit, InvalidOptionsE
         const limit = limitOf(record)
         if (limit === undefined) return undefined
         const k = limit.key(record.request)
+        const sync = limit.sync
+        if (sync !== undefined && typeof k === "string") return takeNow(record, sync, k)
         const run = (key: string) =>
           limit.maxWait === undefined ? take(record, limit, key) : wait(record, limit, key, limit.maxWait)
         return typeof k === "string" ? run(k) : Effect.flatMap(k, run)
       },
-      respond: (record, response) =>
-        record.headers === undefined ? response : HttpServerResponse.setHeaders(response, record.headers),
+      respond: (record, response) => {
+        const raw = record.limitDecision
+        const headers = raw === undefined
+          ? record.headers
+          : http.rateLimitHeadersOf(raw.limit, raw.remaining, raw.resetAfterMs)
+        return headers === undefined ? response : HttpServerResponse.setHeaders(response, headers)
+      },
       release: (record: RequestRecord) => {
         const reservation = record.reservation
         if (reservation === undefined) return undefined

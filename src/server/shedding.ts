@@ -13,10 +13,11 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import type { InvalidOptionsError } from "../Errors.js"
+import type { InvalidOptionsError, OverloadedError } from "../Errors.js"
 import * as options_ from "../internal/options.js"
 import type { Outcome, RequestRecord, Stage } from "../internal/server/record.js"
 import * as reject from "../internal/server/reject.js"
+import * as SyncAdmission from "../internal/syncAdmission.js"
 import * as LoadShedder from "../LoadShedder.js"
 
 /**
@@ -110,9 +111,13 @@ export const make = (options: Options = {}): Effect.Effect<Shedding, InvalidOpti
     const routes = new Map(Object.entries(options.routes ?? {}))
     const header = options.priorityHeader?.toLowerCase()
     const rejected = reject.rejecter(name)
+    const overloaded = (record: RequestRecord) => (e: OverloadedError) =>
+      rejected("overloaded", 503, e.message, record.route, Option.fromNullable(e.retryAfter))
     const admitted = (record: RequestRecord) => (ticket: LoadShedder.Ticket) => {
       record.ticket = ticket
     }
+    // the toolkit's own shedders admit and settle in one synchronous step
+    const sync = SyncAdmission.shedderOf(shedder)
     return {
       kind: "shedding",
       shedder,
@@ -125,16 +130,30 @@ export const make = (options: Options = {}): Effect.Effect<Shedding, InvalidOpti
           if (isPriority(value)) priority = value
         }
         record.priority = priority
+        if (sync !== undefined) {
+          const start = sync.admit(priority, record.arrivedAt)
+          if (typeof start !== "number") return Effect.mapError(start, overloaded(record))
+          record.shedStart = start
+          return undefined
+        }
         return Effect.mapBoth(shedder.admit(priority, record.arrivedAt), {
-          onFailure: (e) => rejected("overloaded", 503, e.message, record.route, Option.fromNullable(e.retryAfter)),
+          onFailure: overloaded(record),
           onSuccess: admitted(record)
         })
       },
       release: (record: RequestRecord, outcome: Outcome) => {
+        const passed = outcome.status !== undefined && !record.rejected && outcome.status !== 503
+        const start = record.shedStart
+        if (start >= 0) {
+          record.shedStart = -1
+          if (passed) sync!.pass(start)
+          else sync!.fail()
+          return undefined
+        }
         const ticket = record.ticket
         if (ticket === undefined) return undefined
         record.ticket = undefined
-        return outcome.status === undefined || record.rejected || outcome.status === 503 ? ticket.fail : ticket.pass
+        return passed ? ticket.pass : ticket.fail
       }
     }
   })

@@ -50,8 +50,6 @@ const callHandlers = (breaker: Breaker, token: number, start: number, isFailure:
 
 const settleWith = (permit: PermitImpl, outcome: Classify.Outcome, reason: unknown): Effect.Effect<void> =>
   Effect.suspend(() => permit.settle(outcome, reason))
-const failureOf = (permit: PermitImpl) => (reason: unknown): Effect.Effect<void> =>
-  settleWith(permit, Classify.classifyReported(reason), reason)
 
 interface Rejection {
   readonly error: CircuitOpenError
@@ -60,25 +58,32 @@ interface Rejection {
 }
 
 /** The second step of `allow`: the first report counts, later ones are no-ops. */
-class PermitImpl implements Permit {
+export class PermitImpl implements Permit {
   done = false
-  readonly failure: (reason: unknown) => Effect.Effect<void>
-  constructor(readonly breaker: Breaker, readonly token: number, readonly start: number) {
-    this.failure = failureOf(this)
-  }
+  constructor(readonly breaker: Breaker, readonly token: number, readonly start: number) {}
   get success(): Effect.Effect<void> {
     return settleWith(this, Classify.SUCCESS, undefined)
   }
   get ignore(): Effect.Effect<void> {
     return settleWith(this, Classify.IGNORE, undefined)
   }
+  get failure(): (reason: unknown) => Effect.Effect<void> {
+    return (reason) => settleWith(this, Classify.classifyReported(reason), reason)
+  }
   settle(outcome: Classify.Outcome, reason: unknown): Effect.Effect<void> {
-    if (this.done) return Effect.void
+    return this.settleNow(outcome, reason) ?? Effect.void
+  }
+  /**
+   * Records the outcome at once; the effect that publishes the state change it caused, if any.
+   * A failure's `outcome` is `Classify.classifyReported(reason)`.
+   */
+  settleNow(outcome: Classify.Outcome, reason: unknown): Effect.Effect<void> | undefined {
+    if (this.done) return undefined
     this.done = true
     const b = this.breaker
     b.permits--
     b.record(outcome, this.token, this.start, b.clock.unsafeCurrentTimeMillis(), reason)
-    return b.core.pending.length === 0 ? Effect.void : b.flush()
+    return b.core.pending.length === 0 ? undefined : b.flush()
   }
 }
 export class Breaker extends Shell implements CircuitBreaker {
@@ -264,8 +269,28 @@ export class Breaker extends Shell implements CircuitBreaker {
     })
   }
 
+  /**
+   * `allow` in one synchronous step, for a caller that keeps the permit itself and gives it back
+   * however its call ends (the HTTP server's per-request record): the permit, or the effect
+   * `allow` runs when the call needs more (randomness, the ramp, a half-open probe, a rejection,
+   * a state change to publish).
+   */
+  allowNow(): PermitImpl | Effect.Effect<Permit, CircuitOpenError> {
+    const now = this.clock.unsafeCurrentTimeMillis()
+    const core = this.core
+    if (this.isolated || now < this.rampEnd || core.mayProbe(now)) return this.allow
+    this.lastUsed = now
+    const token = core.acquire(now)
+    if (token < 0 || core.pending.length > 0) return this.afterAcquire(token, now)
+    this.permits++
+    return new PermitImpl(this, token, now)
+  }
+
   private acquirePermit(now: number): Effect.Effect<Permit, CircuitOpenError> {
-    const token = this.core.acquire(now)
+    return this.afterAcquire(this.core.acquire(now), now)
+  }
+
+  private afterAcquire(token: number, now: number): Effect.Effect<Permit, CircuitOpenError> {
     if (token >= 0) return this.permitted(token, now)
     if (token === Core.NEED_RANDOM) {
       return Effect.randomWith((random) =>

@@ -14,6 +14,7 @@ import type { StoreError } from "../../Errors.js"
 import type { Algorithm, Decision, RateLimiter, Reservation } from "../../RateLimiter.js"
 import type { Stepper } from "../../RateLimiterStore.js"
 import { decodeOptions, NonNegativeDuration } from "../options.js"
+import * as SyncAdmission from "../syncAdmission.js"
 import type { Definition, RawDecision } from "./core.js"
 import { toDuration, Verdict } from "./core.js"
 
@@ -211,7 +212,22 @@ export const makeLimiter = (
     return Effect.flatMap(decodeMaxDelay({ maxDelay }), (o) => reserveWithin(key, cost, ms(o.maxDelay)))
   }
 
-  return { name, algorithm, take, acquire, protect, reserve }
+  const limiter: RateLimiter = { name, algorithm, take, acquire, protect, reserve }
+  if (unsafeStep !== undefined) {
+    const clock = config.clock
+    SyncAdmission.attach(
+      limiter,
+      {
+        take: (key: string) => {
+          const raw = unsafeStep(key, clock.unsafeCurrentTimeMillis(), 1, 0)
+          if (raw.allowed) countAllowed()
+          else countExceeded()
+          return raw
+        }
+      } satisfies SyncAdmission.Limiter
+    )
+  }
+  return limiter
 }
 
 /** A store's decision as a `Decision`: the built-in stores' are one already. */

@@ -14,6 +14,7 @@ import type * as FiberRef from "effect/FiberRef"
 import type { Permit } from "../../CircuitBreaker.js"
 import type { Priority, Ticket } from "../../LoadShedder.js"
 import type { Reservation } from "../../RateLimiter.js"
+import type { RawDecision } from "../ratelimit/core.js"
 
 /**
  * How a request ended, as the stages account for it. `status` is what the client saw;
@@ -84,10 +85,12 @@ export class RequestRecord {
   slot = false
   /** breaker: the permit to settle */
   permit: Permit | undefined = undefined
-  /** shedding: the tier and the ticket to settle */
+  /** shedding: the tier, and the ticket to settle or the start time of a synchronous admission (-1: none) */
   priority: Priority | undefined = undefined
   ticket: Ticket | undefined = undefined
-  /** rate limit: the decision's headers, and a reservation still waiting to be acted on */
+  shedStart = -1
+  /** rate limit: the decision (or its headers), and a reservation still waiting to be acted on */
+  limitDecision: RawDecision | undefined = undefined
   headers: Record<string, string> | undefined = undefined
   reservation: Reservation | undefined = undefined
   /** deadline: the timer, the deadline it armed, its length, and whether it fired */
