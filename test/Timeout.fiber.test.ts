@@ -5,8 +5,9 @@
  * started before are untouched.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, FiberRef, Option, Ref, TestClock } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, FiberId, FiberRef, Option, Ref, TestClock } from "effect"
 import { TimeoutError } from "../src/Errors.js"
+import * as Timed from "../src/internal/timedRun.js"
 import * as Timeout from "../src/Timeout.js"
 
 const isTimeout = (exit: Exit.Exit<unknown, unknown>): boolean =>
@@ -16,6 +17,32 @@ const isTimeout = (exit: Exit.Exit<unknown, unknown>): boolean =>
 const carriesOn = Effect.zipRight(Effect.sleep("10 millis"), Effect.succeed("carried on"))
 
 describe("Timeout.within on the caller's fiber", () => {
+  it.effect("the ref of pending interruptions is the one Effect's fibers use; take-back removes by identity", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const seen = yield* Deferred.make<Cause.Cause<never>>()
+      const fiber = yield* Effect.fork(Effect.uninterruptible(Effect.gen(function*() {
+        yield* Deferred.succeed(started, undefined)
+        // suspended, uninterruptible: interruptions sent now are only recorded
+        yield* Effect.sleep("1 second")
+        yield* Deferred.succeed(seen, yield* FiberRef.get(Timed.interruptedCause))
+      })))
+      yield* Deferred.await(started)
+      const ours = FiberId.runtime(-8, 0)
+      const theirs = FiberId.runtime(-9, 0)
+      fiber.unsafeInterruptAsFork(ours)
+      fiber.unsafeInterruptAsFork(theirs)
+      yield* TestClock.adjust("1 second")
+      const pending = yield* Deferred.await(seen)
+      expect([...Cause.interruptors(pending)]).toEqual([ours, theirs])
+      expect([...Cause.interruptors(Timed.withoutInterruptionsBy(pending, ours))]).toEqual([theirs])
+      expect(Cause.isEmpty(Timed.withoutInterruptionsBy(Timed.withoutInterruptionsBy(pending, ours), theirs)))
+        .toBe(true)
+      // and the fiber ended by them once its uninterruptible region was over
+      expect(Exit.isInterrupted(yield* Fiber.await(fiber))).toBe(true)
+      expect(yield* Effect.withFiberRuntime((self) => Effect.succeed(Timed.usable(self)))).toBe(true)
+    }))
+
   it.effect("nested timeouts due at the same instant, with a slow uninterruptible clean-up: the caller carries on", () =>
     Effect.gen(function*() {
       const cleaned = yield* Ref.make(0)

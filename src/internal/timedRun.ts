@@ -44,17 +44,28 @@ interface OwnFiber extends Fiber.RuntimeFiber<unknown, unknown> {
   readonly _fiberRefs: FiberRefs.FiberRefs
 }
 
+/**
+ * Set when the key below was not registered by Effect (another version, a renamed key): the ref
+ * made here would then not be the fiber's, a take-back would do nothing, and no run may use it.
+ */
+let notEffects = false
+
 /** The fiber's pending interruptions: Effect 3 keeps them in a FiberRef registered under this key. */
-const interruptedCause: FiberRef.FiberRef<Cause.Cause<never>> = GlobalValue.globalValue(
+export const interruptedCause: FiberRef.FiberRef<Cause.Cause<never>> = GlobalValue.globalValue(
   Symbol.for("effect/FiberRef/currentInterruptedCause"),
-  () => FiberRef.unsafeMake<Cause.Cause<never>>(Cause.empty, { fork: () => Cause.empty, join: (parent) => parent })
+  () => {
+    notEffects = true
+    return FiberRef.unsafeMake<Cause.Cause<never>>(Cause.empty, { fork: () => Cause.empty, join: (parent) => parent })
+  }
 )
 
 /**
- * Whether the work can run on `fiber` itself: the fiber has the methods used here, no live child
+ * Whether the work can run on `fiber` itself: Effect's own ref of pending interruptions was found,
+ * the fiber has the methods used here, no live child
  * (a timeout's interruption would reach it) and no request-batching step in progress.
  */
 export const usable = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean => {
+  if (notEffects) return false
   const own = fiber as OwnFiber
   if (typeof own.setFiberRef !== "function" || typeof own.setFiberRefs !== "function") return false
   if (own._fiberRefs === undefined) return false

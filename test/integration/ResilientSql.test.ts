@@ -128,6 +128,27 @@ describe.skipIf(missing !== undefined)("ResilientSql (real PostgreSQL)", () => {
         expect(left).toBe(0)
       })))
 
+  it.live("a statement timed out mid-query, then the same fiber goes on querying, in and out of a transaction", () =>
+    withDb({ name: "pg-timeout-then-on", retry: false, timeout: "300 millis" }, (sql) =>
+      Effect.gen(function*() {
+        yield* sql`CREATE TABLE notes (id int PRIMARY KEY)`
+        for (let i = 0; i < 3; i++) {
+          // the statement's own timeout, nested in an explicit one and in a longer deadline
+          const slow = sql`SELECT pg_sleep(30)`.pipe(Timeout.within("20 seconds"), Timeout.deadline("25 seconds"))
+          const error = failureOf(yield* Effect.exit(slow))
+          expect(Option.map(ResilientSql.rejection(error), (e) => e._tag)).toEqual(Option.some("TimeoutError"))
+          // the fiber was not interrupted: it sleeps and queries as usual
+          yield* Effect.sleep("20 millis")
+          expect(yield* sql`SELECT ${i}::int AS n`).toEqual([{ n: i }])
+          const inTransaction = sql.withTransaction(Effect.gen(function*() {
+            yield* sql`INSERT INTO notes VALUES (${i})`
+            return yield* sql`SELECT pg_sleep(30)`
+          }))
+          expect(Exit.isFailure(yield* Effect.exit(inTransaction))).toBe(true)
+          expect(yield* sql`SELECT count(*)::int AS n FROM notes`).toEqual([{ n: 0 }])
+        }
+      })))
+
   it.live(
     "the database stopped mid-run: the breaker opens and fails fast, then closes after the restart",
     () =>
