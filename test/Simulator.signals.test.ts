@@ -92,6 +92,23 @@ describe("Simulator: the service's event loop and the overload signals", () => {
     expect(half.p99Ms!).toBeLessThan(1000)
   })
 
+  it("a process preempted mid-callback reads busy for little CPU: utilization ≈ CPU / share", () => {
+    // 100/s × 1.8 ms = 18 % of a core; with a quarter of a core in 4 ms slices, a callback that
+    // outlasts its slice stays busy through the 12 ms the process is off the CPU
+    const contended = {
+      ...overload,
+      service: { cpuMsPerRequest: 1.8, cpuShare: 0.25 },
+      phases: [{ name: "steady", durationSeconds: 30, rps: 100 }]
+    }
+    const mean = (r: Simulator.Report) => r.perSecond.signal.reduce((a: number, v) => a + v!, 0) / 30
+    const alone = runSync({ ...contended, service: { cpuMsPerRequest: 1.8 } })
+    const shared = runSync(contended)
+    // the per-second maxima of 50 ms windows: well over the mean, but apart by the share
+    expect(mean(alone)).toBeLessThan(0.6)
+    expect(mean(shared)).toBeGreaterThan(0.9)
+    expect(shared.phases[0].p50Ms!).toBeGreaterThan(alone.phases[0].p50Ms!)
+  })
+
   it("a shedder that cannot be built fails with InvalidOptionsError", () => {
     const fails = (input: unknown) => Effect.runSync(Effect.flip(Simulator.run(input)))
     expect(fails({ ...overload, stack: { CpuThreshold: 900 }, shedder: { signal: "eventLoopDelay" } }).message)

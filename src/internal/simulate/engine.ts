@@ -61,9 +61,15 @@ const userPicker = (users: Scenario.Scenario["traffic"]["users"], rng: Random.Rn
   }
 }
 
-/** The service's event loop: a FIFO of work, one piece at a time. */
+/**
+ * The service's event loop: a FIFO of work, one piece at a time. On a host it shares, the process
+ * runs in time slices of `sliceMs` within periods of `sliceMs / share`: work that arrives while
+ * it is off the CPU waits (the loop is idle, waiting for the CPU), and work that outlasts its slice
+ * is preempted mid-callback and resumes in the next one (the loop is busy all along) — which is
+ * how a descheduled process reads a high event-loop utilization for little CPU.
+ */
 class Loop {
-  /** when the work started last ends */
+  /** when the work started last ends, or when the loop next gets the CPU */
   busyUntil = 0
   /** cumulative busy wall time, ms */
   active = 0
@@ -71,7 +77,14 @@ class Loop {
   private head = 0
   readonly wake: Event = { time: 0, seq: 0, kind: WAKE, request: undefined }
   wakePending = false
-  constructor(private readonly share: number, private readonly probe: Signals.Probe | undefined) {}
+  private readonly period: number
+  constructor(
+    private readonly share: number,
+    private readonly slice: number,
+    private readonly probe: Signals.Probe | undefined
+  ) {
+    this.period = slice / share
+  }
 
   idle(now: number): boolean {
     return this.head === this.jobs.length && now >= this.busyUntil
@@ -90,14 +103,32 @@ class Loop {
     }
     return job
   }
+  /** the first time ≥ `t` the process is on the CPU */
+  onAt(t: number): number {
+    if (this.share >= 1) return t
+    const k = Math.floor(t / this.period)
+    return t - k * this.period < this.slice ? t : (k + 1) * this.period
+  }
   /** `cpuMs` of work starting at `start`; returns when it ends */
   work(start: number, cpuMs: number): number {
     if (cpuMs <= 0) return start
-    const wall = cpuMs / this.share
-    this.active += wall
-    this.busyUntil = start + wall
+    let end = start + cpuMs
+    if (this.share < 1) {
+      let t = start
+      let left = cpuMs
+      for (;;) {
+        const k = Math.floor(t / this.period)
+        const available = k * this.period + this.slice - t
+        if (left <= available) break
+        if (available > 0) left -= available
+        t = (k + 1) * this.period
+      }
+      end = t + left
+    }
+    this.active += end - start
+    this.busyUntil = end
     this.probe?.work(start, cpuMs)
-    return this.busyUntil
+    return end
   }
 }
 
@@ -123,7 +154,7 @@ export const run = (
   const halfMs = service.cpuMsPerRequest / 2
   const rejectMs = service.cpuMsPerRejection ?? service.cpuMsPerRequest / 4
   const probe = stack.signal === undefined ? undefined : Signals.make(stack.signal.kind, service.cores)
-  const loop = new Loop(service.cpuShare, probe)
+  const loop = new Loop(service.cpuShare, service.sliceMs, probe)
   // a loop with no work is always idle: its timers would read nothing
   const tickMillis = probe !== undefined && (halfMs > 0 || rejectMs > 0) ? probe.tickMillis : 0
   const tick: Event = { time: tickMillis, seq: 0, kind: TICK, request: undefined }
@@ -247,24 +278,38 @@ export const run = (
   }
 
   /** Hands `job` to the loop at `now`: at once when it is idle, else after what it has to do. */
+  const wakeAt = (time: number) => {
+    if (loop.wakePending) return
+    loop.wakePending = true
+    loop.wake.time = time
+    heap.push(loop.wake)
+  }
+
+  /** Hands `job` to the loop at `now`: at once when it is idle and on the CPU, else in turn. */
   const submit = (job: Job, now: number) => {
-    if (loop.idle(now)) return runJob(job, now)
-    loop.push(job)
-    if (!loop.wakePending) {
-      loop.wakePending = true
-      loop.wake.time = loop.busyUntil
-      heap.push(loop.wake)
+    if (loop.idle(now)) {
+      const at = loop.onAt(now)
+      if (at === now) return runJob(job, now)
+      // off the CPU with nothing to do: the loop waits for it, idle
+      loop.busyUntil = at
     }
+    loop.push(job)
+    wakeAt(loop.busyUntil)
   }
 
   const wakeUp = (now: number) => {
     loop.wakePending = false
-    while (loop.waiting && loop.busyUntil <= now) runJob(loop.shift(), now)
-    if (loop.waiting) {
-      loop.wakePending = true
-      loop.wake.time = loop.busyUntil
-      heap.push(loop.wake)
+    while (loop.waiting && loop.busyUntil <= now) {
+      const at = loop.onAt(now)
+      if (at > now) {
+        // preempted with work to do: the loop is busy while it waits for the CPU
+        loop.active += at - now
+        loop.busyUntil = at
+        break
+      }
+      runJob(loop.shift(), now)
     }
+    if (loop.waiting) wakeAt(loop.busyUntil)
   }
 
   const rateAt = (now: number): number => {

@@ -67,7 +67,9 @@ export const Service = Schema.Struct({
   cpuShare: Schema.optionalWith(
     Schema.Number.pipe(Schema.filter((n) => (n > 0 && n <= 1) || "expected a number in (0, 1]")),
     { default: () => 1 }
-  )
+  ),
+  /** with a `cpuShare` under 1: the time slice the host's scheduler gives the process, ms */
+  sliceMs: Schema.optionalWith(Positive, { default: () => 4 })
 })
 export type Service = typeof Service.Type
 
