@@ -23,7 +23,8 @@
  *    share of a core): on a busy machine, latency should be the server's, not the generator's wait
  *    for a CPU. The servers run at normal priority.
  *
- * Flags: `--quick` (phases of 2.5 s, no happy-path suite), `--json` (stdout carries one JSON object
+ * Flags: `--quick` (phases of 2.5 s, no happy-path suite, the protections' counters read only with
+ * VERBOSE), `--json` (stdout carries one JSON object
  * `{ "rows": [{ "protection", "multiple", "goodput", "p99Ms" }], … }` and nothing else; progress
  * goes to stderr). Env: COST_MS (10), SLICES (4), PHASE_S (10, quick 2.5), SLO_MS (250),
  * PROTECTIONS (none,cpu,default,limiter), MULTIPLES (1,2,4,8), SIGNAL (JSON, the default shedder's
