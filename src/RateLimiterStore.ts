@@ -32,6 +32,20 @@ export interface Stepper {
    */
   readonly unsafeStep?: ((key: string, now: number, cost: number, maxDelayMs: number) => RawDecision) | undefined
   /**
+   * The step followed by `f` of its decision, in one effect: offered by stores that decide in
+   * another process (Redis), where it spares the caller's fiber a step after the reply.
+   *
+   * @since 0.3.0
+   */
+  readonly stepThen?:
+    | (<A, E>(
+      key: string,
+      cost: number,
+      maxDelayMs: number,
+      f: (raw: RawDecision) => Effect.Effect<A, E>
+    ) => Effect.Effect<A, E | StoreError>)
+    | undefined
+  /**
    * Gives back a reservation of `cost` (token bucket and GCRA) whose decision reported `timeToAct`
    * (on the store's clock): what x/time/rate's `Reservation.Cancel` gives back.
    *

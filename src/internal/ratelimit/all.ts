@@ -5,7 +5,6 @@
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import { InvalidOptionsError, RateLimitedError } from "../../Errors.js"
 import type { StoreError } from "../../Errors.js"
@@ -13,7 +12,7 @@ import type { All, AllDecision, AllOptions, Decision, RateLimiter } from "../../
 import type { AllStepper, RateLimiterStore } from "../../RateLimiterStore.js"
 import type { Definition, RawDecision } from "./core.js"
 import { toDuration } from "./core.js"
-import { allowedTotal, asDecision, exceededTotal } from "./limiter.js"
+import { asDecision, countersFor } from "./limiter.js"
 
 /** What `all` needs of a limiter besides its public face: kept off the public type. */
 export interface Source {
@@ -126,7 +125,7 @@ const group = (
 ): All => {
   const n = limiters.length
   const names = limiters.map((l) => l.name)
-  const labels = names.map((name) => [MetricLabel.make("name", name)])
+  const counters = names.map(countersFor)
   const capacity = Math.min(...sources.map((s) => s.definition.capacity))
   const clock = sources[0].clock
   const unsafeStep = run.unsafeStep
@@ -139,8 +138,8 @@ const group = (
   const decided = (raws: ReadonlyArray<RawDecision>): GroupDecision => {
     const d = new GroupDecision(raws.map(asDecision), names, raws)
     for (let i = 0; i < n; i++) {
-      if (d.allowed) allowedTotal.unsafeUpdate(1, labels[i])
-      else if (!raws[i].allowed) exceededTotal.unsafeUpdate(1, labels[i])
+      if (d.allowed) counters[i].allowed()
+      else if (!raws[i].allowed) counters[i].exceeded()
     }
     return d
   }
@@ -157,7 +156,7 @@ const group = (
   }
   const tooCostly = (keys: ReadonlyArray<string>, cost: number): Effect.Effect<never, RateLimitedError> => {
     const i = sources.findIndex((s) => s.definition.capacity < cost)
-    exceededTotal.unsafeUpdate(1, labels[i])
+    counters[i].exceeded()
     return Effect.fail(
       new RateLimitedError({
         limiter: names[i],

@@ -214,29 +214,30 @@ export const bucketDecoder =
     if (lead >= 0) {
       const delay = lead > tau ? lead - tau : 0
       const remaining = Math.floor((tau - lead) / interval)
-      return {
-        allowed: true,
-        limit: burst,
-        remaining: remaining > 0 ? remaining : 0,
-        retryAfterMs: 0,
-        resetAfterMs: lead / US,
-        delayMs: delay / US,
-        code: undefined,
-        timeToAct: now === undefined ? undefined : now + delay
-      }
+      return new Verdict(
+        true,
+        burst,
+        remaining > 0 ? remaining : 0,
+        0,
+        lead / US,
+        delay / US,
+        undefined,
+        now === undefined ? undefined : now + delay
+      )
     }
     const wait = -lead
     const before = wait + tau - cost * interval
     const remaining = Math.floor((tau - before) / interval)
-    return {
-      allowed: false,
-      limit: burst,
-      remaining: remaining > 0 ? remaining : 0,
-      retryAfterMs: cost > burst ? Infinity : wait / US,
-      resetAfterMs: before > 0 ? before / US : 0,
-      delayMs: 0,
-      code: undefined
-    }
+    return new Verdict(
+      false,
+      burst,
+      remaining > 0 ? remaining : 0,
+      cost > burst ? Infinity : wait / US,
+      before > 0 ? before / US : 0,
+      0,
+      undefined,
+      undefined
+    )
   }
 
 /**

@@ -5,7 +5,9 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
+import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -18,16 +20,31 @@ import * as SyncAdmission from "../syncAdmission.js"
 import type { Definition, RawDecision } from "./core.js"
 import { toDuration, Verdict } from "./core.js"
 
-/** `resilience_rate_limit_allowed_total{name}`, shared by single limits and `RateLimiter.all` */
-export const allowedTotal = Metric.counter("resilience_rate_limit_allowed_total", {
+const allowedKey = MetricKey.counter("resilience_rate_limit_allowed_total", {
   description: "requests a rate limiter admitted",
   incremental: true
 })
-/** `resilience_rate_limit_exceeded_total{name}`, shared by single limits and `RateLimiter.all` */
-export const exceededTotal = Metric.counter("resilience_rate_limit_exceeded_total", {
+const exceededKey = MetricKey.counter("resilience_rate_limit_exceeded_total", {
   description: "requests a rate limiter refused",
   incremental: true
 })
+/** `resilience_rate_limit_allowed_total{name}`, shared by single limits and `RateLimiter.all` */
+export const allowedTotal = Metric.fromMetricKey(allowedKey)
+/** `resilience_rate_limit_exceeded_total{name}`, shared by single limits and `RateLimiter.all` */
+export const exceededTotal = Metric.fromMetricKey(exceededKey)
+
+const noTags: ReadonlyArray<MetricLabel.MetricLabel> = []
+
+/**
+ * `update(1)` on a limiter's two counters. Counters made from the key already tagged with the
+ * name cache their registry entry on first use; tagging at each update would look it up again.
+ */
+export const countersFor = (name: string): { readonly allowed: () => void; readonly exceeded: () => void } => {
+  const labels = [MetricLabel.make("name", name)]
+  const allowed = Metric.fromMetricKey(MetricKey.taggedWithLabels(allowedKey, labels))
+  const exceeded = Metric.fromMetricKey(MetricKey.taggedWithLabels(exceededKey, labels))
+  return { allowed: () => allowed.unsafeUpdate(1, noTags), exceeded: () => exceeded.unsafeUpdate(1, noTags) }
+}
 
 const decodeMaxDelay = decodeOptions("RateLimiter", Schema.Struct({ maxDelay: NonNegativeDuration }))
 
@@ -47,11 +64,9 @@ export const makeLimiter = (
   run: Stepper,
   config: Config
 ): RateLimiter => {
-  const labels = [MetricLabel.make("name", name)]
   const capacity = def.capacity
   const reservable = def.cancel !== undefined
-  const countAllowed = () => allowedTotal.unsafeUpdate(1, labels)
-  const countExceeded = () => exceededTotal.unsafeUpdate(1, labels)
+  const { allowed: countAllowed, exceeded: countExceeded } = countersFor(name)
 
   const toError = (key: string, raw: RawDecision): RateLimitedError =>
     new RateLimitedError({
@@ -81,12 +96,14 @@ export const makeLimiter = (
   const admitted = (key: string, raw: RawDecision): Effect.Effect<void, RateLimitedError> => {
     if (raw.allowed) {
       countAllowed()
-      return Effect.void
+      return Exit.void
     }
     countExceeded()
-    return Effect.fail(toError(key, raw))
+    return Exit.fail(toError(key, raw))
   }
   const unsafeStep = run.unsafeStep
+  const stepThen = run.stepThen
+  const decidedExit = (raw: RawDecision) => Exit.succeed(decided(raw))
 
   // a cost above the capacity can never be admitted: fail at once; a cost that is not a whole number ≥ 0 is a bug
   const badCost = (key: string, cost: number): Effect.Effect<never, RateLimitedError> =>
@@ -108,7 +125,7 @@ export const makeLimiter = (
       const clock = config.clock
       return Effect.sync(() => decided(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
     }
-    return Effect.map(run(key, cost, 0), decided)
+    return stepThen !== undefined ? stepThen(key, cost, 0, decidedExit) : Effect.map(run(key, cost, 0), decided)
   }
 
   const acquireFail = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> => {
@@ -116,6 +133,7 @@ export const makeLimiter = (
       const clock = config.clock
       return Effect.suspend(() => admitted(key, unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
     }
+    if (stepThen !== undefined) return stepThen(key, cost, 0, (raw) => admitted(key, raw))
     return Effect.flatMap(run(key, cost, 0), (raw) => admitted(key, raw))
   }
 

@@ -12,6 +12,7 @@
  *   after the poll phase): replies already sitting in the socket are read first.
  */
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import { StoreError } from "../../Errors.js"
 import type { RawDecision } from "./core.js"
 
@@ -186,7 +187,9 @@ export class EvalCall implements Pending {
     readonly args: ReadonlyArray<string>,
     readonly cost: number,
     readonly maxDelay: number,
-    readonly resume: (effect: Effect.Effect<RawDecision, StoreError>) => void
+    /** what the caller does with the decision, run before resuming it (undefined: nothing) */
+    readonly then: ((raw: RawDecision) => Effect.Effect<any, any>) | undefined,
+    readonly resume: (effect: Effect.Effect<any, any>) => void
   ) {}
   start(): void {
     const { client, deadlines, sha } = this.context
@@ -206,25 +209,20 @@ export class EvalCall implements Pending {
   }
   reply(reply: unknown): void {
     if (!this.context.deadlines.settle(this)) return
-    const decided = Effect.succeed(this.context.decode(reply, this.cost))
+    const raw = this.context.decode(reply, this.cost)
+    const decided = this.then === undefined ? Exit.succeed(raw) : this.then(raw)
     const report = this.context.succeeded()
     this.resume(report === undefined ? decided : Effect.zipRight(report, decided))
   }
   error(cause: unknown): void {
     if (!this.context.deadlines.settle(this)) return
-    this.resume(this.context.failed(
-      this.key,
-      this.cost,
-      this.maxDelay,
-      new StoreError({ store: "redis", operation: "evalsha", reason: errorMessage(cause), cause }, true)
-    ))
+    this.degrade(new StoreError({ store: "redis", operation: "evalsha", reason: errorMessage(cause), cause }, true))
   }
   fail(reason: string): void {
-    this.resume(this.context.failed(
-      this.key,
-      this.cost,
-      this.maxDelay,
-      new StoreError({ store: "redis", operation: "evalsha", reason }, true)
-    ))
+    this.degrade(new StoreError({ store: "redis", operation: "evalsha", reason }, true))
+  }
+  degrade(error: StoreError): void {
+    const fallback = this.context.failed(this.key, this.cost, this.maxDelay, error)
+    this.resume(this.then === undefined ? fallback : Effect.flatMap(fallback, this.then))
   }
 }

@@ -297,11 +297,16 @@ const stepperFor = (
     failed: (key, cost, maxDelay, error) => Effect.zipRight(health.failed(error), degraded(key, cost, maxDelay, error))
   }
   const denied: DeniedCache | undefined = o.deniedCacheMaxKeys > 0 ? makeDeniedCache(o.deniedCacheMaxKeys) : undefined
-  const remote = (key: string, cost: number, maxDelay: number): Effect.Effect<RawDecision, StoreError> => {
+  const remote = <A = RawDecision, E = never>(
+    key: string,
+    cost: number,
+    maxDelay: number,
+    then?: (raw: RawDecision) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E | StoreError> => {
     const keys = [keyPrefix + key + "}"]
     const args = cost === 1 && maxDelay === 0 ? noArgs : [String(cost), num(maxDelay)]
-    return Effect.async<RawDecision, StoreError>((resume) => {
-      new EvalCall(context, key, keys, args, cost, maxDelay, resume).start()
+    return Effect.async<A, E | StoreError>((resume) => {
+      new EvalCall(context, key, keys, args, cost, maxDelay, then, resume).start()
     })
   }
   const cached = (key: string, cost: number, cache: DeniedCache): Effect.Effect<RawDecision, StoreError> => {
@@ -317,6 +322,16 @@ const stepperFor = (
     if (denied !== undefined && maxDelay === 0) return cached(key, cost, denied)
     return remote(key, cost, maxDelay)
   }
+  const stepThen = <A, E>(
+    key: string,
+    cost: number,
+    maxDelayMs: number,
+    f: (raw: RawDecision) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E | StoreError> => {
+    const maxDelay = maxDelayMs === 0 ? 0 : toMicros(maxDelayMs)
+    if (health.healthy() && (denied === undefined || maxDelay > 0)) return remote(key, cost, maxDelay, f)
+    return Effect.flatMap(step(key, cost, maxDelayMs), f)
+  }
   const cancel = (key: string, cost: number, timeToAct: number): Effect.Effect<void, StoreError> => {
     if (!health.healthy()) {
       if (o.onError !== "local-fallback") return Effect.void
@@ -330,5 +345,5 @@ const stepperFor = (
       call("cancel", () => evalScript(client, sha, def.script, keys, [String(cost), "0", "", String(timeToAct)]))
     )
   }
-  return Object.assign(step, { cancel })
+  return Object.assign(step, { cancel, stepThen })
 }
