@@ -15,7 +15,7 @@ import * as Option from "effect/Option"
 import type * as AdaptiveLimiter from "../AdaptiveLimiter.js"
 import type * as Bulkhead from "../Bulkhead.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
-import type { StoreError } from "../Errors.js"
+import type { RateLimitedError, StoreError } from "../Errors.js"
 import type * as LoadShedder from "../LoadShedder.js"
 import type * as RateLimiter from "../RateLimiter.js"
 import * as ResilienceMode from "../ResilienceMode.js"
@@ -115,6 +115,39 @@ export const attach = <P>(
   view: (policy: P, shadow: ResilienceMode.ShadowSwitch) => P
 ): Effect.Effect<P> => Effect.map(current, (shadow) => Option.isNone(shadow) ? policy : view(policy, shadow.value))
 
+/**
+ * Adds to `view` getters that read `keys` from `policy` at each access: state, stats and streams
+ * belong to the policy, and a view only changes how calls are admitted.
+ */
+const forwarding = <P extends object, K extends keyof P>(view: Omit<P, K>, policy: P, keys: ReadonlyArray<K>): P => {
+  for (const key of keys) Object.defineProperty(view, key, { get: () => policy[key], enumerable: true })
+  return view as P
+}
+
+/**
+ * A limiter's decision with the switch on: a denial is counted and reported as admitted, and so is
+ * a cost above the capacity (the limiter's `RateLimitedError`).
+ */
+const shadowDecision = <D extends { readonly allowed: boolean }>(
+  guard: Guard,
+  decide: Effect.Effect<D, StoreError | RateLimitedError>,
+  admittedAs: (denied: D) => D,
+  overCapacityAs: (error: RateLimitedError) => D
+): Effect.Effect<D, StoreError> =>
+  Effect.matchEffect(decide, {
+    onFailure: (error) =>
+      error._tag === "RateLimitedError"
+        ? guard.wouldReject(error, Effect.succeed(overCapacityAs(error)))
+        : Effect.fail(error),
+    onSuccess: (decision) => {
+      if (decision.allowed) {
+        guard.admitted()
+        return Effect.succeed(decision)
+      }
+      return guard.wouldReject("RateLimitedError", Effect.succeed(admittedAs(decision)))
+    }
+  })
+
 const noopPermit: CircuitBreaker.Permit = {
   success: Effect.void,
   failure: () => Effect.void,
@@ -127,32 +160,18 @@ export const circuitBreaker = (
   shadow: ResilienceMode.ShadowSwitch
 ): CircuitBreaker.CircuitBreaker => {
   const guard = new Guard(shadow, "circuit_breaker", breaker.name, "CircuitOpenError")
-  return {
-    name: breaker.name,
-    protect: (effect, options) =>
-      shadow.enabled ? guard.run((e) => breaker.protect(e, options), effect) : breaker.protect(effect, options),
-    get allow() {
-      return shadow.enabled ? guard.admit(breaker.allow, noopPermit) : breaker.allow
+  return forwarding(
+    {
+      name: breaker.name,
+      protect: (effect, options) =>
+        shadow.enabled ? guard.run((e) => breaker.protect(e, options), effect) : breaker.protect(effect, options),
+      get allow() {
+        return shadow.enabled ? guard.admit(breaker.allow, noopPermit) : breaker.allow
+      }
     },
-    get state() {
-      return breaker.state
-    },
-    get stats() {
-      return breaker.stats
-    },
-    get changes() {
-      return breaker.changes
-    },
-    get view() {
-      return breaker.view
-    },
-    get isolate() {
-      return breaker.isolate
-    },
-    get reset() {
-      return breaker.reset
-    }
-  }
+    breaker,
+    ["state", "stats", "changes", "view", "isolate", "reset"]
+  )
 }
 
 /**
@@ -165,18 +184,8 @@ export const rateLimiter = (
   shadow: ResilienceMode.ShadowSwitch
 ): RateLimiter.RateLimiter => {
   const guard = new Guard(shadow, "rate_limiter", limiter.name, "RateLimitedError")
-  const shadowTake = (key: string, cost?: number): Effect.Effect<RateLimiter.Decision, StoreError> =>
-    Effect.matchEffect(limiter.take(key, cost), {
-      onFailure: (error) =>
-        error._tag === "RateLimitedError" ? guard.wouldReject(error, Effect.succeed(overCapacity)) : Effect.fail(error),
-      onSuccess: (decision) => {
-        if (decision.allowed) {
-          guard.admitted()
-          return Effect.succeed(decision)
-        }
-        return guard.wouldReject("RateLimitedError", Effect.succeed({ ...decision, allowed: true }))
-      }
-    })
+  const shadowTake = (key: string, cost?: number) =>
+    shadowDecision(guard, limiter.take(key, cost), (denied) => ({ ...denied, allowed: true }), () => overCapacity)
   const take = (key: string, cost?: number) => shadow.enabled ? shadowTake(key, cost) : limiter.take(key, cost)
   const acquire = (key: string, cost?: number) =>
     shadow.enabled ? Effect.asVoid(shadowTake(key, cost)) : limiter.acquire(key, cost)
@@ -194,25 +203,12 @@ export const rateLimiter = (
 export const rateLimiterGroup = (group: RateLimiter.All, shadow: ResilienceMode.ShadowSwitch): RateLimiter.All => {
   const guard = new Guard(shadow, "rate_limiter", group.name, "RateLimitedError")
   const shadowTake = (key: string | ReadonlyArray<string>, cost?: number) =>
-    Effect.matchEffect(group.take(key, cost), {
-      onFailure: (error): Effect.Effect<RateLimiter.AllDecision, StoreError> =>
-        error._tag === "RateLimitedError"
-          ? guard.wouldReject(
-            error,
-            Effect.succeed({ ...overCapacity, binding: error.limiter, refusedBy: undefined, decisions: [] })
-          )
-          : Effect.fail(error),
-      onSuccess: (decision) => {
-        if (decision.allowed) {
-          guard.admitted()
-          return Effect.succeed(decision)
-        }
-        return guard.wouldReject(
-          "RateLimitedError",
-          Effect.succeed({ ...decision, allowed: true, refusedBy: undefined })
-        )
-      }
-    })
+    shadowDecision<RateLimiter.AllDecision>(
+      guard,
+      group.take(key, cost),
+      (denied) => ({ ...denied, allowed: true, refusedBy: undefined }),
+      (error) => ({ ...overCapacity, binding: error.limiter, refusedBy: undefined, decisions: [] })
+    )
   const take = (key: string | ReadonlyArray<string>, cost?: number) =>
     shadow.enabled ? shadowTake(key, cost) : group.take(key, cost)
   const acquire = (key: string | ReadonlyArray<string>, cost?: number) =>
@@ -243,22 +239,22 @@ export const loadShedder = (
   shadow: ResilienceMode.ShadowSwitch
 ): LoadShedder.LoadShedder => {
   const guard = new Guard(shadow, "load_shedder", shedder.name, "OverloadedError")
-  return {
-    name: shedder.name,
-    get allow() {
-      return shadow.enabled ? guard.admit(shedder.allow, noopTicket) : shedder.allow
+  return forwarding(
+    {
+      name: shedder.name,
+      get allow() {
+        return shadow.enabled ? guard.admit(shedder.allow, noopTicket) : shedder.allow
+      },
+      admit: (priority, arrivedAt) =>
+        shadow.enabled
+          ? guard.admit(shedder.admit(priority, arrivedAt), noopTicket)
+          : shedder.admit(priority, arrivedAt),
+      protect: (effect, priority) =>
+        shadow.enabled ? guard.run((e) => shedder.protect(e, priority), effect) : shedder.protect(effect, priority)
     },
-    admit: (priority, arrivedAt) =>
-      shadow.enabled ? guard.admit(shedder.admit(priority, arrivedAt), noopTicket) : shedder.admit(priority, arrivedAt),
-    protect: (effect, priority) =>
-      shadow.enabled ? guard.run((e) => shedder.protect(e, priority), effect) : shedder.protect(effect, priority),
-    get stats() {
-      return shedder.stats
-    },
-    get view() {
-      return shedder.view
-    }
-  }
+    shedder,
+    ["stats", "view"]
+  )
 }
 
 /**
@@ -267,23 +263,21 @@ export const loadShedder = (
  */
 export const bulkhead = (bulkhead: Bulkhead.Bulkhead, shadow: ResilienceMode.ShadowSwitch): Bulkhead.Bulkhead => {
   const guard = new Guard(shadow, "bulkhead", bulkhead.name, "BulkheadFullError")
-  return {
-    name: bulkhead.name,
-    maxConcurrent: bulkhead.maxConcurrent,
-    maxQueue: bulkhead.maxQueue,
-    protect: (effect) => shadow.enabled ? guard.run(bulkhead.protect, effect) : bulkhead.protect(effect),
-    tryProtect: (effect) => shadow.enabled ? guard.run(bulkhead.tryProtect, effect) : bulkhead.tryProtect(effect),
-    protectWeighted: (weight) => {
-      const protect = bulkhead.protectWeighted(weight)
-      return (effect) => shadow.enabled ? guard.run(protect, effect) : protect(effect)
+  return forwarding(
+    {
+      name: bulkhead.name,
+      maxConcurrent: bulkhead.maxConcurrent,
+      maxQueue: bulkhead.maxQueue,
+      protect: (effect) => shadow.enabled ? guard.run(bulkhead.protect, effect) : bulkhead.protect(effect),
+      tryProtect: (effect) => shadow.enabled ? guard.run(bulkhead.tryProtect, effect) : bulkhead.tryProtect(effect),
+      protectWeighted: (weight) => {
+        const protect = bulkhead.protectWeighted(weight)
+        return (effect) => shadow.enabled ? guard.run(protect, effect) : protect(effect)
+      }
     },
-    get stats() {
-      return bulkhead.stats
-    },
-    get view() {
-      return bulkhead.view
-    }
-  }
+    bulkhead,
+    ["stats", "view"]
+  )
 }
 
 /** An adaptive limiter that admits everything while the switch is on. */
@@ -292,26 +286,18 @@ export const adaptiveLimiter = (
   shadow: ResilienceMode.ShadowSwitch
 ): AdaptiveLimiter.AdaptiveLimiter => {
   const guard = new Guard(shadow, "adaptive_limiter", limiter.name, "OverloadedError")
-  return {
-    name: limiter.name,
-    get allow() {
-      return shadow.enabled ? guard.admit(limiter.allow, noopTicket) : limiter.allow
+  return forwarding(
+    {
+      name: limiter.name,
+      get allow() {
+        return shadow.enabled ? guard.admit(limiter.allow, noopTicket) : limiter.allow
+      },
+      protect: (effect, options) =>
+        shadow.enabled ? guard.run((e) => limiter.protect(e, options), effect) : limiter.protect(effect, options)
     },
-    protect: (effect, options) =>
-      shadow.enabled ? guard.run((e) => limiter.protect(e, options), effect) : limiter.protect(effect, options),
-    get limit() {
-      return limiter.limit
-    },
-    get changes() {
-      return limiter.changes
-    },
-    get stats() {
-      return limiter.stats
-    },
-    get view() {
-      return limiter.view
-    }
-  }
+    limiter,
+    ["limit", "changes", "stats", "view"]
+  )
 }
 
 /** One view per policy object, kept for as long as the policy lives (a registry evicts policies). */
