@@ -69,6 +69,15 @@ const gated = (gate: Deferred.Deferred<void>) =>
     )
   )
 
+/** Per-host bulkheads of one permit, idle for a minute at most, over `gated(gate)`; no other layer. */
+const bulkheadsOnly = (gate: Deferred.Deferred<void>) =>
+  ResilientHttpClient.make({
+    breaker: false,
+    timeout: false,
+    retry: false,
+    bulkhead: { maxConcurrent: 1, idleTimeToLive: "1 minute" }
+  }).pipe(Effect.provideService(HttpClient.HttpClient, gated(gate)))
+
 /** Collects the hosts of "dropped idle bulkhead" debug logs. */
 const droppedLogs = () => {
   const hosts: Array<string> = []
@@ -86,12 +95,7 @@ describe("ResilientHttpClient per-host bulkheads (TestClock)", () => {
     const { hosts, layer } = droppedLogs()
     return Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
-      const resilient = yield* ResilientHttpClient.make({
-        breaker: false,
-        timeout: false,
-        retry: false,
-        bulkhead: { maxConcurrent: 1, idleTimeToLive: "1 minute" }
-      }).pipe(Effect.provideService(HttpClient.HttpClient, gated(gate)))
+      const resilient = yield* bulkheadsOnly(gate)
       for (let i = 0; i < 3; i++) expect((yield* resilient.get(`http://h${i}.test/x`)).status).toBe(200)
       yield* TestClock.adjust("50 seconds")
       expect(hosts).toEqual([])
@@ -109,12 +113,7 @@ describe("ResilientHttpClient per-host bulkheads (TestClock)", () => {
     const { hosts, layer } = droppedLogs()
     return Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
-      const resilient = yield* ResilientHttpClient.make({
-        breaker: false,
-        timeout: false,
-        retry: false,
-        bulkhead: { maxConcurrent: 1, idleTimeToLive: "1 minute" }
-      }).pipe(Effect.provideService(HttpClient.HttpClient, gated(gate)))
+      const resilient = yield* bulkheadsOnly(gate)
       const slow = yield* Effect.fork(resilient.get("http://slow.test/x"))
       yield* TestClock.adjust("10 minutes")
       expect(hosts).toEqual([])
