@@ -22,9 +22,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { readFileSync } from "node:fs"
-import { availableParallelism } from "node:os"
-import { performance } from "node:perf_hooks"
 import type { InvalidOptionsError } from "./Errors.js"
 import * as Cpu from "./internal/cpu.js"
 import * as CpuSource from "./internal/cpuSource.js"
@@ -106,19 +103,27 @@ const decode = decodeOptions("CpuUsage", OptionsSchema)
  */
 export const sampleInterval = "250 millis"
 
-const liveHost: CpuSource.Host = {
-  readFile: (path) => {
-    try {
-      return readFileSync(path, "utf8")
-    } catch {
-      return undefined
-    }
-  },
-  processCpu: () => process.cpuUsage(),
-  monotonicNanos: () => Number(process.hrtime.bigint()),
-  availableCpus: availableParallelism(),
-  eventLoop: () => performance.eventLoopUtilization()
+const loadHost = async (): Promise<CpuSource.Host> => {
+  const [fs, os] = await Promise.all([import("node:fs"), import("node:os")])
+  return {
+    readFile: (path) => {
+      try {
+        return fs.readFileSync(path, "utf8")
+      } catch {
+        return undefined
+      }
+    },
+    processCpu: () => process.cpuUsage(),
+    monotonicNanos: () => Number(process.hrtime.bigint()),
+    availableCpus: os.availableParallelism(),
+    eventLoop: () => performance.eventLoopUtilization()
+  }
 }
+
+let host: Promise<CpuSource.Host> | undefined
+
+/** The process's own readings; `node:fs` and `node:os` load with the first live layer, not on import. */
+const liveHost: Effect.Effect<CpuSource.Host> = Effect.promise(() => host ??= loadHost())
 
 /**
  * The live sampler with options; see `Options`. Fails with `InvalidOptionsError` on a bad option.
@@ -132,8 +137,9 @@ export const layerWith = (options: Options = {}): Layer.Layer<CpuUsage, InvalidO
     Effect.gen(function*() {
       const decoded = yield* decode(options)
       const preference = decoded.source ?? "auto"
-      const sampler = CpuSource.detect(liveHost, preference, decoded.cores) ??
-        CpuSource.processSampler(liveHost, decoded.cores ?? liveHost.availableCpus)
+      const host = yield* liveHost
+      const sampler = CpuSource.detect(host, preference, decoded.cores) ??
+        CpuSource.processSampler(host, decoded.cores ?? host.availableCpus)
       yield* Effect.logInfo("cpu usage source").pipe(
         Effect.annotateLogs({ source: sampler.source, cores: sampler.cores, files: sampler.files.join(" ") })
       )

@@ -18,7 +18,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { monitorEventLoopDelay } from "node:perf_hooks"
 import { InvalidOptionsError } from "./Errors.js"
 import { decodeOptions, PositiveDuration } from "./internal/options.js"
 import * as Metrics from "./internal/sheddingMetrics.js"
@@ -104,6 +103,8 @@ export const layerWith = (options: Options = {}): Layer.Layer<EventLoopDelay, In
           reason: `shorter than the resolution ${resolution} ms`
         })
       }
+      // `node:perf_hooks` loads with the first live layer, not on import
+      const { monitorEventLoopDelay } = yield* Effect.promise(() => import("node:perf_hooks"))
       const histogram = yield* Effect.acquireRelease(
         Effect.sync(() => {
           const h = monitorEventLoopDelay({ resolution })
