@@ -107,6 +107,8 @@ describe("Simulator: the service's event loop and the overload signals", () => {
     expect(mean(alone)).toBeLessThan(0.6)
     expect(mean(shared)).toBeGreaterThan(0.9)
     expect(shared.phases[0].p50Ms!).toBeGreaterThan(alone.phases[0].p50Ms!)
+    // a period that is no exact binary fraction (4 / 0.3 ms) ends its slices where it should
+    expect(mean(runSync({ ...contended, service: { cpuMsPerRequest: 1.8, cpuShare: 0.3 } }))).toBeGreaterThan(0.8)
   })
 
   it("a shedder that cannot be built fails with InvalidOptionsError", () => {

@@ -103,10 +103,15 @@ class Loop {
     }
     return job
   }
+  /** the period `t` falls in (robust to rounding: `(k + 1) · period` is in period k + 1) */
+  private periodOf(t: number): number {
+    const k = Math.floor(t / this.period)
+    return (k + 1) * this.period <= t ? k + 1 : k
+  }
   /** the first time ≥ `t` the process is on the CPU */
   onAt(t: number): number {
     if (this.share >= 1) return t
-    const k = Math.floor(t / this.period)
+    const k = this.periodOf(t)
     return t - k * this.period < this.slice ? t : (k + 1) * this.period
   }
   /** `cpuMs` of work starting at `start`; returns when it ends */
@@ -117,7 +122,7 @@ class Loop {
       let t = start
       let left = cpuMs
       for (;;) {
-        const k = Math.floor(t / this.period)
+        const k = this.periodOf(t)
         const available = k * this.period + this.slice - t
         if (left <= available) break
         if (available > 0) left -= available
