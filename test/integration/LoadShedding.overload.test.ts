@@ -133,51 +133,79 @@ const summarize = (samples: ReadonlyArray<Sample>, sloMs: number) => {
   }
 }
 
+/**
+ * Below this share of a core for the handler during the capacity measurement the machine is too
+ * crowded for the comparison to mean anything: a server that gets a tenth of a core waits for a
+ * CPU at every wake-up, and the queue forms in its socket before any shedder sees a request. Two
+ * CPU hogs per core on an otherwise idle two-core machine leave it a third to a half (measured:
+ * 34–50 %).
+ */
+const minimumCoreShare = 0.3
+
+/** Both servers through the same overload; `crowded` when the machine leaves them too little CPU. */
+const overload = Effect.scoped(Effect.gen(function*() {
+  const { args } = yield* serverCommand
+  const [load, unprotected, protectedPort] = yield* Effect.all([
+    generator,
+    startServer(args, false),
+    startServer(args, true)
+  ], { concurrency: "unbounded" })
+  // the same light warm-up for both (the JIT): a few requests at a time, never an overload, so
+  // the shedder's window holds no sign of one
+  yield* Effect.all(
+    [protectedPort, unprotected].map((port) => load.run({ kind: "closed", port, concurrency: 2, seconds: 0.5 }))
+  )
+  const capacity = (yield* load.run<{ perSecond: number }>({
+    kind: "closed",
+    port: unprotected,
+    concurrency: 4,
+    seconds: 1
+  })).perSecond
+  const coreShare = (capacity * costMs) / 1000
+  if (coreShare < minimumCoreShare) return { crowded: true as const, capacity, coreShare }
+  const rate = Math.round(capacity * multiple)
+  const sloMs = sloFor(capacity)
+  const { samples } = yield* load.run<{ samples: ReadonlyArray<ReadonlyArray<Sample>> }>({
+    kind: "open",
+    ports: [protectedPort, unprotected],
+    rate,
+    seconds: phaseSeconds,
+    timeoutMs: 1.5 * sloMs
+  })
+  return {
+    crowded: false as const,
+    capacity,
+    rate,
+    sloMs,
+    shed: summarize(samples[0], sloMs),
+    none: summarize(samples[1], sloMs)
+  }
+}))
+
 describe("the default load shedder under real overload", () => {
-  it.live(
+  it(
     `${multiple}× capacity: admitted requests within the SLO, the excess shed quickly, goodput kept`,
-    () =>
-      Effect.scoped(Effect.gen(function*() {
-        const { args } = yield* serverCommand
-        const [load, unprotected, protectedPort] = yield* Effect.all([
-          generator,
-          startServer(args, false),
-          startServer(args, true)
-        ], { concurrency: "unbounded" })
-        // the same light warm-up for both (the JIT): a few requests at a time, never an overload,
-        // so the shedder's window holds no sign of one
-        yield* Effect.all(
-          [protectedPort, unprotected].map((port) => load.run({ kind: "closed", port, concurrency: 2, seconds: 0.5 }))
+    async (ctx) => {
+      const run = await Effect.runPromise(overload)
+      const report = JSON.stringify(run)
+      // the run's numbers, for the log of a run that passes too
+      console.log(report)
+      if (run.crowded) {
+        console.log(
+          `skipped: the server got ${(run.coreShare * 100).toFixed(0)} % of a core while its capacity was measured`
         )
-        const capacity = yield* load.run<{ perSecond: number }>({
-          kind: "closed",
-          port: unprotected,
-          concurrency: 4,
-          seconds: 1
-        })
-        const rate = Math.round(capacity.perSecond * multiple)
-        const sloMs = sloFor(capacity.perSecond)
-        const { samples } = yield* load.run<{ samples: ReadonlyArray<ReadonlyArray<Sample>> }>({
-          kind: "open",
-          ports: [protectedPort, unprotected],
-          rate,
-          seconds: phaseSeconds,
-          timeoutMs: 1.5 * sloMs
-        })
-        const shed = summarize(samples[0], sloMs)
-        const none = summarize(samples[1], sloMs)
-        const report = JSON.stringify({ capacity: capacity.perSecond, rate, sloMs, shed, none })
-        // the run's numbers, for the log of a run that passes too
-        console.log(report)
-        // most admitted requests answer within the SLO
-        expect(shed.admittedWithinSlo, report).toBeGreaterThanOrEqual(0.75)
-        // the excess is shed, and answered quickly
-        expect(shed.shed, report).toBeGreaterThan(0.3)
-        expect(shed.shedP50, report).toBeLessThan(sloMs / 4)
-        expect(shed.shedP90, report).toBeLessThan(sloMs)
-        // goodput well above what the same server keeps without shedding
-        expect(shed.goodput, report).toBeGreaterThan(2 * none.goodput)
-      })),
+        return ctx.skip()
+      }
+      const { shed, sloMs, none } = run
+      // most admitted requests answer within the SLO
+      expect(shed.admittedWithinSlo, report).toBeGreaterThanOrEqual(0.75)
+      // the excess is shed, and answered quickly
+      expect(shed.shed, report).toBeGreaterThan(0.3)
+      expect(shed.shedP50, report).toBeLessThan(sloMs / 4)
+      expect(shed.shedP90, report).toBeLessThan(sloMs)
+      // goodput well above what the same server keeps without shedding
+      expect(shed.goodput, report).toBeGreaterThan(2 * none.goodput)
+    },
     120_000
   )
 })
