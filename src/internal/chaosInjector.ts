@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
@@ -106,7 +107,9 @@ const decider = (state: internal.InjectorState, windows: Windows | undefined) =>
   return { unsafeDecide, decide }
 }
 
-const decodeRate = Schema.decodeUnknownEither(Probability)
+let rateDecoder: ((u: unknown) => Either.Either<number, ParseResult.ParseError>) | undefined
+/** Compiled on first use, not on import. */
+const decodeRate = (u: unknown) => (rateDecoder ??= Schema.decodeUnknownEither(Probability))(u)
 
 /** Run-time switches, each logged at info. */
 const controls = (name: string, state: internal.InjectorState) => {

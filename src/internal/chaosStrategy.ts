@@ -10,7 +10,7 @@ import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import type { Injector, StatusOptions } from "../Chaos.js"
 import { InvalidOptionsError } from "../Errors.js"
-import { parseDurationInput, PositiveDuration, toInvalidOptions } from "./options.js"
+import { decodeOptionsEither, parseDurationInput, PositiveDuration } from "./options.js"
 
 export const injectionsTotal: Metric.Metric.Counter<number> = Metric.counter("resilience_chaos_injections_total", {
   description: "calls into which chaos was injected",
@@ -18,11 +18,8 @@ export const injectionsTotal: Metric.Metric.Counter<number> = Metric.counter("re
 })
 
 /** Decodes like the other constructors, but an unknown key is an error too (a typo must not pass silently). */
-export const strictDecoder = <A, I>(module: string, schema: Schema.Schema<A, I>) => {
-  const decode = Schema.decodeUnknownEither(schema, { errors: "first", onExcessProperty: "error" })
-  return (input: unknown): Either.Either<A, InvalidOptionsError> =>
-    Either.mapLeft(decode(input), (error) => toInvalidOptions(module, input, error))
-}
+export const strictDecoder = <A, I>(module: string, schema: Schema.Schema<A, I>) =>
+  decodeOptionsEither(module, schema, { exact: true })
 
 export type Kind = "fault" | "latency" | "outcome" | "behavior" | "http-status" | "client-status" | "client-fault"
 

@@ -149,12 +149,16 @@ export const decodeOptionsEither = <A, I>(
   schema: Schema.Schema<A, I>,
   settings: DecodeSettings = {}
 ) => {
-  const decode = Schema.decodeUnknownEither(schema, {
-    errors: "first",
-    onExcessProperty: settings.exact === true ? "error" : "ignore"
-  })
-  return (input: unknown): Either.Either<A, InvalidOptionsError> =>
-    Either.mapLeft(decode(input), (error) => toInvalidOptions(module, input, error))
+  // compiled on the first call: constructors decode their options at module level, and compiling
+  // every parser there would cost each import of the package for options it may never decode
+  let decode: ((input: unknown) => Either.Either<A, ParseResult.ParseError>) | undefined
+  return (input: unknown): Either.Either<A, InvalidOptionsError> => {
+    decode ??= Schema.decodeUnknownEither(schema, {
+      errors: "first",
+      onExcessProperty: settings.exact === true ? "error" : "ignore"
+    })
+    return Either.mapLeft(decode(input), (error) => toInvalidOptions(module, input, error))
+  }
 }
 
 /**
