@@ -11,11 +11,11 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as http from "../http.js"
-import type { Outcome, RuntimeFiber, Stage } from "./record.js"
+import type { NodeResponseLike, Outcome, RuntimeFiber, Stage } from "./record.js"
 import { abandoned, nodeResponseOf, RequestRecord } from "./record.js"
 import * as reject from "./reject.js"
 import type { Resolved } from "./routes.js"
@@ -31,24 +31,37 @@ export interface Observer {
 
 const recordKey = Symbol.for("effect-resilience/ResilientHttpServer/record")
 
+/** A Node response that knows its request's record (read by the shared `close` listener). */
+type TaggedResponse = NodeResponseLike & { [recordKey]?: RequestRecord }
+
 const recordOf = (request: HttpServerRequest.HttpServerRequest): RequestRecord | undefined =>
   (request as unknown as { readonly [recordKey]?: RequestRecord })[recordKey]
 
-/** The outcome of a request's exit: the status the client saw, or abandoned. */
-const outcomeOf = <E>(
-  record: RequestRecord,
-  exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>
-): Effect.Effect<Outcome> | Outcome => {
-  if (record.timedOut) return { status: 503, reason: "request deadline" }
-  if (Exit.isSuccess(exit)) {
-    const status = exit.value.status
-    return status === clientClosed ? abandoned : { status, reason: status }
+const timedOut: Outcome = { status: 503, reason: "request deadline" }
+
+// the outcome of a response with `status`, one object per status
+const byStatus = new Map<number, Outcome>()
+const outcomeOfStatus = (status: number): Outcome => {
+  let outcome = byStatus.get(status)
+  if (outcome === undefined) {
+    outcome = { status, reason: status }
+    byStatus.set(status, outcome)
   }
-  if (Cause.isInterruptedOnly(exit.cause)) return abandoned
+  return outcome
+}
+
+/** The outcome of a request whose handler answered `response`. */
+const outcomeOfResponse = (record: RequestRecord, response: HttpServerResponse.HttpServerResponse): Outcome =>
+  record.timedOut ? timedOut : response.status === clientClosed ? abandoned : outcomeOfStatus(response.status)
+
+/** The outcome of a request that failed with `cause`: the status the client saw, or abandoned. */
+const outcomeOfCause = <E>(record: RequestRecord, cause: Cause.Cause<E>): Effect.Effect<Outcome> | Outcome => {
+  if (record.timedOut) return timedOut
+  if (Cause.isInterruptedOnly(cause)) return abandoned
   return Effect.map(
-    HttpServerError.causeResponse(exit.cause),
+    HttpServerError.causeResponse(cause),
     ([response]) =>
-      response.status === clientClosed ? abandoned : { status: response.status, reason: Cause.squash(exit.cause) }
+      response.status === clientClosed ? abandoned : { status: response.status, reason: Cause.squash(cause) }
   )
 }
 
@@ -71,30 +84,41 @@ export const make = (options: {
   const settle = (record: RequestRecord, outcome: Outcome): Effect.Effect<void> | undefined => {
     if (record.settled) return undefined
     record.settled = true
-    if (record.response !== undefined && record.onClose !== undefined) {
-      record.response.removeListener("close", record.onClose)
-    }
     let effects: Array<Effect.Effect<void>> | undefined
     for (let i = n - 1; i >= 0; i--) {
       const effect = stages[i].release(record, outcome)
       if (effect !== undefined) (effects ??= []).push(effect)
     }
-    observer.finished(
-      record,
-      outcome,
-      Context.get(record.fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-    )
+    observer.finished(record, outcome, record.clock.unsafeCurrentTimeMillis())
     if (effects === undefined) return undefined
     return effects.length === 1 ? effects[0] : Effect.all(effects, { discard: true })
   }
 
-  const settleExit = <E>(record: RequestRecord, exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>) => {
+  const settleFailure = <E>(record: RequestRecord, cause: Cause.Cause<E>): Effect.Effect<void> => {
     if (record.settled) return Effect.void
-    const outcome = outcomeOf(record, exit)
+    const outcome = outcomeOfCause(record, cause)
     if (Effect.isEffect(outcome)) {
       return Effect.flatMap(outcome, (o) => settle(record, o) ?? Effect.void)
     }
     return settle(record, outcome) ?? Effect.void
+  }
+
+  /** Settles the record when the app ends; the app's exit passes through unchanged. */
+  const settleOnEnd = <E, R>(
+    record: RequestRecord,
+    app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> => {
+    const onFailure = (cause: Cause.Cause<E>) => Effect.zipRight(settleFailure(record, cause), Effect.failCause(cause))
+    const onSuccess = (response: HttpServerResponse.HttpServerResponse) => {
+      const released = record.settled ? undefined : settle(record, outcomeOfResponse(record, response))
+      return released === undefined ? Effect.succeed(response) : Effect.as(released, response)
+    }
+    // Already uninterruptible (the platform runs its handler so): a plain match runs its handlers
+    // however the app ends, interruption included. Otherwise the region is made uninterruptible.
+    if (!RuntimeFlags.interruptible(record.fiber.currentRuntimeFlags)) {
+      return Effect.matchCauseEffect(app, { onFailure, onSuccess })
+    }
+    return Effect.uninterruptibleMask((restore) => Effect.matchCauseEffect(restore(app), { onFailure, onSuccess }))
   }
 
   const responders = stages.filter((stage) => stage.respond !== undefined).reverse()
@@ -126,6 +150,17 @@ export const make = (options: {
     )
   }
 
+  // Releases on close unless the response was fully written (then the request's end settles it):
+  // a client that went away may leave the request fiber waiting forever. One listener for every
+  // response, which finds its record on the response; it stays after the request is settled,
+  // where it does nothing.
+  function onClose(this: TaggedResponse): void {
+    const record = this[recordKey]
+    if (record === undefined || record.settled || this.writableFinished) return
+    const effect = settle(record, abandoned)
+    if (effect !== undefined) runFork(effect)
+  }
+
   const rejected = (record: RequestRecord, response: HttpServerResponse.HttpServerResponse) => {
     record.rejected = true
     return Effect.as(settle(record, { status: response.status, reason: response.status }) ?? Effect.void, response)
@@ -138,7 +173,7 @@ export const make = (options: {
     // the client went away while the request waited: its handler never runs
     if (record.settled) return Effect.interrupt
     installHook(record.fiber)
-    return Effect.onExit(app, (exit) => settleExit(record, exit))
+    return settleOnEnd(record, app)
   }
 
   /** Admits through stages `from`…, then runs the app. */
@@ -190,15 +225,8 @@ export const make = (options: {
           return Effect.interrupt
         }
         record.response = response
-        // Release on close unless the response was fully written (then the request's exit
-        // settles it): a client that went away may leave the request fiber waiting forever.
-        const onClose = () => {
-          if (response.writableFinished) return
-          const effect = settle(record, abandoned)
-          if (effect !== undefined) runFork(effect)
-        }
-        record.onClose = onClose
-        response.once("close", onClose)
+        ;(response as TaggedResponse)[recordKey] = record
+        response.on("close", onClose)
       }
       return admitFrom(record, 0, app)
     })

@@ -11,6 +11,7 @@ import type * as Clock from "effect/Clock"
 import type * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type * as FiberRef from "effect/FiberRef"
+import type * as RuntimeFlags from "effect/RuntimeFlags"
 import type { Permit } from "../../CircuitBreaker.js"
 import type { Priority, Ticket } from "../../LoadShedder.js"
 import type { Reservation } from "../../RateLimiter.js"
@@ -57,6 +58,8 @@ export type StageKind = "maxConnections" | "breaker" | "shedding" | "rateLimit" 
 /** The fiber runtime's own synchronous `FiberRef` write (what `FiberRef.set` runs). */
 export interface RuntimeFiber extends Fiber.RuntimeFiber<unknown, unknown> {
   setFiberRef<A>(fiberRef: FiberRef.FiberRef<A>, value: A): void
+  /** the fiber's runtime flags as it runs (interruptible or not) */
+  readonly currentRuntimeFlags: RuntimeFlags.RuntimeFlags
 }
 
 /** The part of a Node `ServerResponse` the record listens to. */
@@ -64,8 +67,7 @@ export interface NodeResponseLike {
   readonly writableFinished: boolean
   /** set once the response or its socket closed (its `close` event does not fire again) */
   readonly destroyed: boolean
-  once(event: "close", listener: () => void): unknown
-  removeListener(event: "close", listener: () => void): unknown
+  on(event: "close", listener: () => void): unknown
 }
 
 /**
@@ -102,7 +104,6 @@ export class RequestRecord {
   timedOutLate = false
   /** the Node response whose `close` ends the request when the fiber does not */
   response: NodeResponseLike | undefined = undefined
-  onClose: (() => void) | undefined = undefined
 
   constructor(
     readonly request: HttpServerRequest.HttpServerRequest,
@@ -126,7 +127,7 @@ export class RequestRecord {
 export const nodeResponseOf = (request: HttpServerRequest.HttpServerRequest): NodeResponseLike | undefined => {
   const response = (request as unknown as { readonly response?: unknown }).response
   return typeof response === "object" && response !== null &&
-      typeof (response as NodeResponseLike).once === "function"
+      typeof (response as NodeResponseLike).on === "function"
     ? response as NodeResponseLike
     : undefined
 }
