@@ -63,7 +63,8 @@ const startServer = (args: ReadonlyArray<string>, shedding: boolean) =>
       const child = spawn(process.execPath, args, {
         cwd: root,
         env: { ...process.env, COST_MS: String(costMs), SHEDDING: shedding ? "on" : "off" },
-        stdio: ["ignore", "pipe", "inherit"]
+        // the server exits when this pipe closes: it never outlives the test process
+        stdio: ["pipe", "pipe", "inherit"]
       })
       const timer = setTimeout(() => child.kill("SIGKILL"), START_BUDGET_MS)
       let out = ""
@@ -186,7 +187,8 @@ describe("the default load shedder under real overload", () => {
   it(
     `${multiple}× capacity: admitted requests within the SLO, the excess shed quickly, goodput kept`,
     async (ctx) => {
-      const run = await Effect.runPromise(overload)
+      // a test that times out closes the scope, which stops every child process
+      const run = await Effect.runPromise(overload, { signal: ctx.signal })
       const report = JSON.stringify(run)
       // the run's numbers, for the log of a run that passes too
       console.log(report)

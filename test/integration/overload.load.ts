@@ -117,4 +117,6 @@ process.on("message", async (command: Closed | Open) => {
   agent = new http.Agent({ keepAlive: true, maxSockets: 1024 })
   process.send!(reply)
 })
+// the test process is gone: nothing left to answer to
+process.on("disconnect", () => process.exit(0))
 process.send!({ ready: true })

@@ -62,6 +62,10 @@ const Announce = Layer.effectDiscard(Effect.gen(function*() {
   if (address._tag === "TcpAddress") process.stdout.write(JSON.stringify({ port: address.port }) + "\n")
 }))
 
+// the test holds this pipe open: when the test process is gone, so is the server
+process.stdin.on("close", () => process.exit(0))
+process.stdin.resume()
+
 NodeRuntime.runMain(Layer.launch(
   Layer.mergeAll(Serve, Announce).pipe(
     Layer.provide(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1", backlog: 4096 }))
