@@ -194,52 +194,56 @@ export interface AdaptiveLimiter {
   readonly view: Subscribable.Subscribable<Stats>
 }
 
-const Smoothing = Probability.pipe(Schema.filter((n) => n > 0 || "expected a number in (0, 1]"))
+const Smoothing = () => Probability.pipe(Schema.filter((n) => n > 0 || "expected a number in (0, 1]"))
 
-const Gradient2Schema = Schema.Struct({
-  tolerance: Schema.optionalWith(
-    Schema.Number.pipe(Schema.filter((n) => (Number.isFinite(n) && n >= 1) || "expected a number ≥ 1")),
-    { default: () => 1.5 }
-  ),
-  smoothing: Schema.optionalWith(Smoothing, { default: () => 0.2 }),
-  queueSize: Schema.optionalWith(PositiveNumber, { default: () => 4 }),
-  longWindow: Schema.optionalWith(PositiveInt, { default: () => 600 })
-})
+const Gradient2Schema = () =>
+  Schema.Struct({
+    tolerance: Schema.optionalWith(
+      Schema.Number.pipe(Schema.filter((n) => (Number.isFinite(n) && n >= 1) || "expected a number ≥ 1")),
+      { default: () => 1.5 }
+    ),
+    smoothing: Schema.optionalWith(Smoothing(), { default: () => 0.2 }),
+    queueSize: Schema.optionalWith(PositiveNumber, { default: () => 4 }),
+    longWindow: Schema.optionalWith(PositiveInt, { default: () => 600 })
+  })
 
-const VegasSchema = Schema.Struct({
-  smoothing: Schema.optionalWith(Smoothing, { default: () => 1 }),
-  probeMultiplier: Schema.optionalWith(PositiveNumber, { default: () => 30 }),
-  alpha: Schema.optionalWith(PositiveNumber, { default: () => 3 }),
-  beta: Schema.optionalWith(PositiveNumber, { default: () => 6 })
-})
+const VegasSchema = () =>
+  Schema.Struct({
+    smoothing: Schema.optionalWith(Smoothing(), { default: () => 1 }),
+    probeMultiplier: Schema.optionalWith(PositiveNumber, { default: () => 30 }),
+    alpha: Schema.optionalWith(PositiveNumber, { default: () => 3 }),
+    beta: Schema.optionalWith(PositiveNumber, { default: () => 6 })
+  })
 
-const AimdSchema = Schema.Struct({
-  backoffRatio: Schema.optionalWith(
-    Probability.pipe(Schema.filter((n) => (n > 0 && n < 1) || "expected a number in (0, 1)")),
-    { default: () => 0.9 }
-  ),
-  latencyThreshold: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(5) })
-})
+const AimdSchema = () =>
+  Schema.Struct({
+    backoffRatio: Schema.optionalWith(
+      Probability.pipe(Schema.filter((n) => (n > 0 && n < 1) || "expected a number in (0, 1)")),
+      { default: () => 0.9 }
+    ),
+    latencyThreshold: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(5) })
+  })
 
-const OptionsSchema = Schema.Struct({
-  name: Name,
-  initialLimit: Schema.optionalWith(PositiveInt, { default: () => 20 }),
-  minLimit: Schema.optionalWith(PositiveInt, { default: () => 1 }),
-  maxLimit: Schema.optionalWith(PositiveInt, { default: () => 1000 })
-})
+const OptionsSchema = () =>
+  Schema.Struct({
+    name: Name,
+    initialLimit: Schema.optionalWith(PositiveInt, { default: () => 20 }),
+    minLimit: Schema.optionalWith(PositiveInt, { default: () => 1 }),
+    maxLimit: Schema.optionalWith(PositiveInt, { default: () => 1000 })
+  })
 
 const decodeBase = decodeOptions("AdaptiveLimiter", OptionsSchema)
 const decodeGradient2 = decodeOptions(
   "AdaptiveLimiter",
-  Schema.Struct({ algorithm: Schema.Struct({ options: Gradient2Schema }) })
+  () => Schema.Struct({ algorithm: Schema.Struct({ options: Gradient2Schema() }) })
 )
 const decodeVegas = decodeOptions(
   "AdaptiveLimiter",
-  Schema.Struct({ algorithm: Schema.Struct({ options: VegasSchema }) })
+  () => Schema.Struct({ algorithm: Schema.Struct({ options: VegasSchema() }) })
 )
 const decodeAimd = decodeOptions(
   "AdaptiveLimiter",
-  Schema.Struct({ algorithm: Schema.Struct({ options: AimdSchema }) })
+  () => Schema.Struct({ algorithm: Schema.Struct({ options: AimdSchema() }) })
 )
 
 const decodeAlgorithm = (options: Options): Effect.Effect<Limit.Algorithm, InvalidOptionsError> => {

@@ -108,12 +108,13 @@ export interface Bulkhead {
   readonly view: Subscribable.Subscribable<Stats>
 }
 
-const OptionsSchema = Schema.Struct({
-  name: Name,
-  maxConcurrent: PositiveInt,
-  maxQueue: Schema.optionalWith(NonNegativeInt, { default: () => 0 }),
-  queueTimeout: Schema.optional(PositiveDuration)
-})
+const OptionsSchema = () =>
+  Schema.Struct({
+    name: Name,
+    maxConcurrent: PositiveInt,
+    maxQueue: Schema.optionalWith(NonNegativeInt, { default: () => 0 }),
+    queueTimeout: Schema.optional(PositiveDuration)
+  })
 
 const decode = decodeOptionsEither("Bulkhead", OptionsSchema, { exact: true })
 

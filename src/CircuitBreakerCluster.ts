@@ -91,22 +91,24 @@ export interface Options {
   readonly keyTtl?: Duration.DurationInput | undefined
 }
 
-const ModeSchema = Schema.Union(
-  Schema.Struct({ _tag: Schema.Literal("Local") }),
-  Schema.Struct({ _tag: Schema.Literal("Shared") }),
-  Schema.Struct({ _tag: Schema.Literal("Quorum"), n: PositiveInt })
-)
+const ModeSchema = () =>
+  Schema.Union(
+    Schema.Struct({ _tag: Schema.Literal("Local") }),
+    Schema.Struct({ _tag: Schema.Literal("Shared") }),
+    Schema.Struct({ _tag: Schema.Literal("Quorum"), n: PositiveInt })
+  )
 
-const OptionsSchema = Schema.Struct({
-  mode: ModeSchema,
-  client: Schema.Unknown,
-  instance: Schema.optional(Name),
-  prefix: Schema.optionalWith(Schema.String, { default: () => "resilience:breaker:" }),
-  interval: Schema.optionalWith(PositiveDuration, { default: () => Duration.millis(200) }),
-  timeout: Schema.optionalWith(PositiveDuration, { default: () => Duration.millis(100) }),
-  reportTtl: Schema.optional(PositiveDuration),
-  keyTtl: Schema.optionalWith(PositiveDuration, { default: () => Duration.days(1) })
-})
+const OptionsSchema = () =>
+  Schema.Struct({
+    mode: ModeSchema(),
+    client: Schema.Unknown,
+    instance: Schema.optional(Name),
+    prefix: Schema.optionalWith(Schema.String, { default: () => "resilience:breaker:" }),
+    interval: Schema.optionalWith(PositiveDuration, { default: () => Duration.millis(200) }),
+    timeout: Schema.optionalWith(PositiveDuration, { default: () => Duration.millis(100) }),
+    reportTtl: Schema.optional(PositiveDuration),
+    keyTtl: Schema.optionalWith(PositiveDuration, { default: () => Duration.days(1) })
+  })
 
 const decode = decodeOptions("CircuitBreakerCluster", OptionsSchema)
 

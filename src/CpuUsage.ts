@@ -88,10 +88,11 @@ export interface Options {
   readonly cores?: number
 }
 
-const OptionsSchema = Schema.Struct({
-  source: Schema.optional(Schema.Literal("auto", "process", "event-loop")),
-  cores: Schema.optional(PositiveNumber)
-})
+const OptionsSchema = () =>
+  Schema.Struct({
+    source: Schema.optional(Schema.Literal("auto", "process", "event-loop")),
+    cores: Schema.optional(PositiveNumber)
+  })
 
 const decode = decodeOptions("CpuUsage", OptionsSchema)
 

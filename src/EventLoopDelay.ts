@@ -73,12 +73,13 @@ export const defaults = { resolution: Duration.millis(10), window: Duration.mill
 
 const decode = decodeOptions(
   "EventLoopDelay",
-  Schema.Struct({
-    resolution: Schema.optional(
-      PositiveDuration.pipe(Schema.filter((d) => Number.isSafeInteger(Duration.toMillis(d)) || "expected whole ms"))
-    ),
-    window: Schema.optional(PositiveDuration)
-  })
+  () =>
+    Schema.Struct({
+      resolution: Schema.optional(
+        PositiveDuration.pipe(Schema.filter((d) => Number.isSafeInteger(Duration.toMillis(d)) || "expected whole ms"))
+      ),
+      window: Schema.optional(PositiveDuration)
+    })
 )
 
 /**

@@ -73,7 +73,7 @@ export const defaults = { interval: Duration.millis(10), window: Duration.millis
 
 const decode = decodeOptions(
   "EventLoopUtilization",
-  Schema.Struct({ interval: Schema.optional(PositiveDuration), window: Schema.optional(PositiveDuration) })
+  () => Schema.Struct({ interval: Schema.optional(PositiveDuration), window: Schema.optional(PositiveDuration) })
 )
 
 /**

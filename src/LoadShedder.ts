@@ -236,13 +236,14 @@ export interface Options {
   readonly buckets?: number
 }
 
-const OptionsSchema = Schema.Struct({
-  name: Name,
-  signal: Schema.optional(Schema.Unknown),
-  cpuThreshold: Schema.optional(Schema.Unknown),
-  window: Schema.optional(PositiveDuration),
-  buckets: Schema.optional(PositiveInt)
-})
+const OptionsSchema = () =>
+  Schema.Struct({
+    name: Name,
+    signal: Schema.optional(Schema.Unknown),
+    cpuThreshold: Schema.optional(Schema.Unknown),
+    window: Schema.optional(PositiveDuration),
+    buckets: Schema.optional(PositiveInt)
+  })
 
 const decodeSchema = decodeOptions("LoadShedder", OptionsSchema)
 

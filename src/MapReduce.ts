@@ -86,7 +86,7 @@ export const cancel: Cancel = Effect.fail
  */
 export const defaultWorkers = 16
 
-const WorkersSchema = Schema.Struct({ workers: PositiveInt })
+const WorkersSchema = () => Schema.Struct({ workers: PositiveInt })
 const decodeWorkers = decodeOptionsEither("MapReduce", WorkersSchema)
 
 const withWorkers = <A, E, R>(

@@ -63,7 +63,7 @@ export interface Options {
  */
 export const defaults = { interval: Duration.millis(100) } as const
 
-const decode = decodeOptions("QueueDelay", Schema.Struct({ interval: Schema.optional(PositiveDuration) }))
+const decode = decodeOptions("QueueDelay", () => Schema.Struct({ interval: Schema.optional(PositiveDuration) }))
 
 const makeService = (intervalMillis: number, clock: Clock.Clock): Service => {
   const codel = Signals.makeCoDel(intervalMillis, clock.unsafeCurrentTimeMillis())

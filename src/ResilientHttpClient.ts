@@ -199,47 +199,48 @@ export type ResilientHttpClient = HttpClient.HttpClient.With<Error>
  */
 export class Client extends Context.Tag("effect-resilience/ResilientHttpClient")<Client, ResilientHttpClient>() {}
 
-const OptionsSchema = Schema.Struct({
-  name: Schema.optional(options_.Name),
-  maxHosts: Schema.optional(options_.PositiveInt),
-  timeout: Schema.optional(Schema.Union(options_.PositiveDuration, Schema.Literal(false))),
-  learnLimits: Schema.optional(Schema.Struct({
-    onLimited: Schema.optional(Schema.Literal("wait", "fail")),
-    maxWait: Schema.optional(options_.NonNegativeDuration),
-    blockFor: Schema.optional(options_.PositiveDuration),
-    share: Schema.optional(Schema.Struct({
-      client: Schema.Unknown,
-      interval: Schema.optionalWith(options_.PositiveDuration, { default: () => Duration.millis(500) }),
-      timeout: Schema.optionalWith(options_.PositiveDuration, { default: () => Duration.millis(100) }),
-      prefix: Schema.optionalWith(Schema.String, { default: () => "resilience:learned:" }),
-      instance: Schema.optional(options_.Name)
-    }))
-  })),
-  propagateDeadline: Schema.optional(Schema.Union(
-    Schema.Literal(false),
-    Schema.Struct({
-      header: Schema.optional(options_.Name),
-      format: Schema.optional(Schema.Literal("millis", "grpc")),
-      margin: Schema.optional(options_.NonNegativeDuration)
-    })
-  )),
-  bulkhead: Schema.optional(Schema.Union(
-    Schema.Literal(false),
-    Schema.Struct({
-      maxConcurrent: Schema.optional(options_.PositiveInt),
-      maxQueue: Schema.optional(options_.NonNegativeInt),
-      queueTimeout: Schema.optional(options_.NonNegativeDuration),
-      idleTimeToLive: Schema.optional(options_.PositiveDuration)
-    })
-  )),
-  retry: Schema.optional(Schema.Union(
-    Schema.Literal(false),
-    Schema.Struct({
-      times: Schema.optional(options_.NonNegativeInt),
-      maxRetryAfter: Schema.optional(options_.NonNegativeDuration)
-    })
-  ))
-})
+const OptionsSchema = () =>
+  Schema.Struct({
+    name: Schema.optional(options_.Name),
+    maxHosts: Schema.optional(options_.PositiveInt),
+    timeout: Schema.optional(Schema.Union(options_.PositiveDuration, Schema.Literal(false))),
+    learnLimits: Schema.optional(Schema.Struct({
+      onLimited: Schema.optional(Schema.Literal("wait", "fail")),
+      maxWait: Schema.optional(options_.NonNegativeDuration),
+      blockFor: Schema.optional(options_.PositiveDuration),
+      share: Schema.optional(Schema.Struct({
+        client: Schema.Unknown,
+        interval: Schema.optionalWith(options_.PositiveDuration, { default: () => Duration.millis(500) }),
+        timeout: Schema.optionalWith(options_.PositiveDuration, { default: () => Duration.millis(100) }),
+        prefix: Schema.optionalWith(Schema.String, { default: () => "resilience:learned:" }),
+        instance: Schema.optional(options_.Name)
+      }))
+    })),
+    propagateDeadline: Schema.optional(Schema.Union(
+      Schema.Literal(false),
+      Schema.Struct({
+        header: Schema.optional(options_.Name),
+        format: Schema.optional(Schema.Literal("millis", "grpc")),
+        margin: Schema.optional(options_.NonNegativeDuration)
+      })
+    )),
+    bulkhead: Schema.optional(Schema.Union(
+      Schema.Literal(false),
+      Schema.Struct({
+        maxConcurrent: Schema.optional(options_.PositiveInt),
+        maxQueue: Schema.optional(options_.NonNegativeInt),
+        queueTimeout: Schema.optional(options_.NonNegativeDuration),
+        idleTimeToLive: Schema.optional(options_.PositiveDuration)
+      })
+    )),
+    retry: Schema.optional(Schema.Union(
+      Schema.Literal(false),
+      Schema.Struct({
+        times: Schema.optional(options_.NonNegativeInt),
+        maxRetryAfter: Schema.optional(options_.NonNegativeDuration)
+      })
+    ))
+  })
 
 const decode = options_.decodeOptions("ResilientHttpClient", OptionsSchema)
 

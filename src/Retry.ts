@@ -172,17 +172,19 @@ export interface BudgetOptions {
   readonly buckets?: number | undefined
 }
 
-const BudgetOptionsSchema = Schema.Struct({
-  name: Schema.optionalWith(Options.Name, { default: () => "default" }),
-  ratio: Schema.optionalWith(Options.NonNegativeNumber, { default: () => 0.2 }),
-  minPerSecond: Schema.optionalWith(Options.NonNegativeNumber, { default: () => 10 }),
-  window: Schema.optionalWith(Options.PositiveDuration, { default: () => Duration.seconds(10) }),
-  buckets: Schema.optionalWith(Options.PositiveInt, { default: () => 10 })
-}).pipe(
-  Schema.filter((o) =>
-    Duration.toMillis(o.window) / o.buckets >= 1 || { path: ["buckets"], message: "expected buckets of at least 1 ms" }
+const BudgetOptionsSchema = () =>
+  Schema.Struct({
+    name: Schema.optionalWith(Options.Name, { default: () => "default" }),
+    ratio: Schema.optionalWith(Options.NonNegativeNumber, { default: () => 0.2 }),
+    minPerSecond: Schema.optionalWith(Options.NonNegativeNumber, { default: () => 10 }),
+    window: Schema.optionalWith(Options.PositiveDuration, { default: () => Duration.seconds(10) }),
+    buckets: Schema.optionalWith(Options.PositiveInt, { default: () => 10 })
+  }).pipe(
+    Schema.filter((o) =>
+      Duration.toMillis(o.window) / o.buckets >= 1 ||
+      { path: ["buckets"], message: "expected buckets of at least 1 ms" }
+    )
   )
-)
 const decodeBudget = Options.decodeOptionsEither("Retry.Budget", BudgetOptionsSchema)
 
 const BudgetExhaustedTotal = Metric.counter("resilience_retry_budget_exhausted_total", {

@@ -74,7 +74,7 @@ export interface TaskRunner {
   readonly stats: Effect.Effect<Stats>
 }
 
-const ConcurrencySchema = Schema.Struct({ concurrency: PositiveInt })
+const ConcurrencySchema = () => Schema.Struct({ concurrency: PositiveInt })
 const decodeConcurrency = decodeOptions("TaskRunner", ConcurrencySchema)
 
 const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
@@ -182,7 +182,7 @@ export const make = (concurrency: number): Effect.Effect<TaskRunner, InvalidOpti
     return { concurrency, schedule, scheduleImmediately, wait, stats } satisfies TaskRunner
   })
 
-const WorkersSchema = Schema.Struct({ workers: PositiveInt })
+const WorkersSchema = () => Schema.Struct({ workers: PositiveInt })
 const decodeWorkers = decodeOptions("TaskRunner.workerGroup", WorkersSchema)
 
 /**
@@ -232,10 +232,11 @@ export interface OrderedRunner<I, O, E> {
   readonly close: Effect.Effect<void>
 }
 
-const OrderedSchema = Schema.Struct({
-  concurrency: PositiveInt,
-  buffer: Schema.optional(PositiveInt)
-})
+const OrderedSchema = () =>
+  Schema.Struct({
+    concurrency: PositiveInt,
+    buffer: Schema.optional(PositiveInt)
+  })
 const decodeOrdered = decodeOptions("TaskRunner.makeOrdered", OrderedSchema)
 
 const END: unique symbol = Symbol.for("effect-resilience/TaskRunner/end")

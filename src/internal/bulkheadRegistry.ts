@@ -23,12 +23,13 @@ const Fn = Schema.declare((u: unknown): u is (name: string) => Options => typeof
 
 const decodeRegistryOptions = decodeOptions(
   "Bulkhead.Registry",
-  Schema.Struct({
-    bulkheads: Schema.optional(Schema.Array(Schema.Unknown)),
-    create: Schema.optional(Fn),
-    maxKeys: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
-    idleTimeToLive: Schema.optional(PositiveDuration)
-  }),
+  () =>
+    Schema.Struct({
+      bulkheads: Schema.optional(Schema.Array(Schema.Unknown)),
+      create: Schema.optional(Fn),
+      maxKeys: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
+      idleTimeToLive: Schema.optional(PositiveDuration)
+    }),
   { exact: true }
 )
 

@@ -142,29 +142,39 @@ export interface DecodeSettings {
 }
 
 /**
- * Decodes `input` synchronously; `Either.left` carries an `InvalidOptionsError`.
+ * Decodes `input` synchronously; `Either.left` carries an `InvalidOptionsError`. `schema` may be a
+ * function returning it, called on the first decode.
  */
 export const decodeOptionsEither = <A, I>(
   module: string,
-  schema: Schema.Schema<A, I>,
+  schema: Schema.Schema<A, I> | (() => Schema.Schema<A, I>),
   settings: DecodeSettings = {}
 ) => {
-  // compiled on the first call: constructors decode their options at module level, and compiling
-  // every parser there would cost each import of the package for options it may never decode
+  // built and compiled on the first call: constructors make their decoders at module level, and
+  // building every schema and parser there would cost each import of the package (Schema's code
+  // is compiled by the first call of each of its functions) for options it may never decode
   let decode: ((input: unknown) => Either.Either<A, ParseResult.ParseError>) | undefined
   return (input: unknown): Either.Either<A, InvalidOptionsError> => {
-    decode ??= Schema.decodeUnknownEither(schema, {
-      errors: "first",
-      onExcessProperty: settings.exact === true ? "error" : "ignore"
-    })
+    decode ??= Schema.decodeUnknownEither(
+      Schema.isSchema(schema) ? schema as Schema.Schema<A, I> : (schema as () => Schema.Schema<A, I>)(),
+      {
+        errors: "first",
+        onExcessProperty: settings.exact === true ? "error" : "ignore"
+      }
+    )
     return Either.mapLeft(decode(input), (error) => toInvalidOptions(module, input, error))
   }
 }
 
 /**
- * Decodes `input` as an Effect failing with `InvalidOptionsError`.
+ * Decodes `input` as an Effect failing with `InvalidOptionsError`. `schema` may be a function
+ * returning it, called on the first decode.
  */
-export const decodeOptions = <A, I>(module: string, schema: Schema.Schema<A, I>, settings: DecodeSettings = {}) => {
+export const decodeOptions = <A, I>(
+  module: string,
+  schema: Schema.Schema<A, I> | (() => Schema.Schema<A, I>),
+  settings: DecodeSettings = {}
+) => {
   const decode = decodeOptionsEither(module, schema, settings)
   return (input: unknown): Effect.Effect<A, InvalidOptionsError> => {
     const result = decode(input)

@@ -68,23 +68,24 @@ const Utilization = Schema.Number.pipe(
   Schema.filter((n) => (Number.isFinite(n) && n > 0 && n < 1) || "expected a number in (0, 1)")
 )
 
-const ChoiceSchema = Schema.Union(
-  Schema.Struct({ _tag: Schema.Literal("Cpu"), threshold: Schema.optional(CpuThreshold) }),
-  Schema.Struct({
-    _tag: Schema.Literal("EventLoopUtilization"),
-    threshold: Schema.optional(Utilization),
-    allowance: Schema.optional(NonNegativeDuration)
-  }),
-  ...(["EventLoopDelay", "QueueDelay"] as const).map((tag) =>
+const ChoiceSchema = () =>
+  Schema.Union(
+    Schema.Struct({ _tag: Schema.Literal("Cpu"), threshold: Schema.optional(CpuThreshold) }),
     Schema.Struct({
-      _tag: Schema.Literal(tag),
-      threshold: Schema.optional(PositiveDuration),
+      _tag: Schema.Literal("EventLoopUtilization"),
+      threshold: Schema.optional(Utilization),
       allowance: Schema.optional(NonNegativeDuration)
-    })
+    }),
+    ...(["EventLoopDelay", "QueueDelay"] as const).map((tag) =>
+      Schema.Struct({
+        _tag: Schema.Literal(tag),
+        threshold: Schema.optional(PositiveDuration),
+        allowance: Schema.optional(NonNegativeDuration)
+      })
+    )
   )
-)
 
-const decodeChoice = decodeOptions("LoadShedder", Schema.Struct({ signal: ChoiceSchema }))
+const decodeChoice = decodeOptions("LoadShedder", () => Schema.Struct({ signal: ChoiceSchema() }))
 
 const millis = (d: Duration.Duration | undefined, fallback: Duration.Duration) => Duration.toMillis(d ?? fallback)
 
