@@ -59,7 +59,7 @@ import { InvalidOptionsError } from "./Errors.js"
 import type * as http from "./internal/http.js"
 import * as compile from "./internal/http.js"
 import * as options_ from "./internal/options.js"
-import * as pipeline from "./internal/server/pipeline.js"
+import type * as pipeline_ from "./internal/server/pipeline.js"
 import type * as record_ from "./internal/server/record.js"
 import * as routes_ from "./internal/server/routes.js"
 import * as serverMetrics from "./internal/server/serverMetrics.js"
@@ -412,6 +412,10 @@ export const fromStages = (
       options.routeName
     )
     const observer = serverMetrics.make(name)
+    // the request path loads with the first server: it needs @effect/platform's HttpApp and
+    // HttpServerRequest (18 modules, about 20 ms of CPU), which an import that builds no server
+    // would pay for nothing
+    const pipeline: typeof pipeline_ = yield* Effect.promise(() => import("./internal/server/pipeline.js"))
     const middleware = pipeline.make({
       stages,
       resolve,
