@@ -22,6 +22,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import type { Performance } from "node:perf_hooks"
 import type { InvalidOptionsError } from "./Errors.js"
 import * as Cpu from "./internal/cpu.js"
 import * as CpuSource from "./internal/cpuSource.js"
@@ -117,7 +118,8 @@ const loadHost = async (): Promise<CpuSource.Host> => {
     processCpu: () => process.cpuUsage(),
     monotonicNanos: () => Number(process.hrtime.bigint()),
     availableCpus: os.availableParallelism(),
-    eventLoop: () => performance.eventLoopUtilization()
+    // Node's global `performance`, typed as Node's: with the DOM lib loaded it has no `eventLoopUtilization`
+    eventLoop: () => (performance as unknown as Performance).eventLoopUtilization()
   }
 }
 

@@ -16,10 +16,14 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import type { Performance } from "node:perf_hooks"
 import { InvalidOptionsError } from "./Errors.js"
 import { decodeOptions, PositiveDuration } from "./internal/options.js"
 import * as Metrics from "./internal/sheddingMetrics.js"
 import * as Signals from "./internal/signals.js"
+
+/** Node's global `performance`, typed as Node's: with the DOM lib loaded it has no `eventLoopUtilization` */
+const eventLoopUtilization = () => (performance as unknown as Performance).eventLoopUtilization()
 
 /**
  * The service: `current` and `unsafeCurrent` give the latest utilization in [0, 1].
@@ -98,10 +102,10 @@ export const layerWith = (options: Options = {}): Layer.Layer<EventLoopUtilizati
         })
       }
       const size = Math.round(Duration.toMillis(window) / Duration.toMillis(interval)) + 1
-      const ring = Signals.makeEluRing(size, performance.eventLoopUtilization())
+      const ring = Signals.makeEluRing(size, eventLoopUtilization())
       const cell = { value: 0 }
       const sample = Effect.sync(() => {
-        Signals.pushElu(ring, performance.eventLoopUtilization())
+        Signals.pushElu(ring, eventLoopUtilization())
         cell.value = Signals.eluOf(ring)
         Metrics.eventLoopUtilization.unsafeUpdate(cell.value, [])
       })
