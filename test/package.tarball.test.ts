@@ -140,6 +140,15 @@ describe("the packed tarball in a fresh project", () => {
     expect(fromPackage(metrics.modules, "redis").length).toBeGreaterThan(0)
   }, SLOW)
 
+  it("the root import leaves the server's request path for the first server built", async () => {
+    const serverOnly = /\/node_modules\/@effect\/platform\/dist\/esm\/(HttpApp|HttpServerRequest|Multipart)\.js$/
+    const root = await probe([pkg.name])
+    expect(root.modules.filter((m) => serverOnly.test(m))).toEqual([])
+    // the check can fail: the probe sees them once they are imported
+    const server = await probe([pkg.name, "@effect/platform/HttpServerRequest", "@effect/platform/HttpApp"])
+    expect(server.modules.filter((m) => serverOnly.test(m)).length).toBe(3)
+  }, SLOW)
+
   it("the root and every subpath share one instance of each module", async () => {
     // the build bundles the entries with shared chunks: a class reached through two subpaths must
     // still be one class, or \`instanceof\` and Tags would differ silently
