@@ -19,7 +19,8 @@ import { RateLimiterStore } from "../../src/RateLimiterStore.js"
 import * as RateLimiterStoreModule from "../../src/RateLimiterStore.js"
 import * as RedisStore from "../../src/RedisStore.js"
 import { runScoped, seededRandom } from "../support.js"
-import { redisServerMissing, useRedisServer } from "./redisServer.js"
+import { useRedisServer } from "./redisFixture.js"
+import { redisServerMissing } from "./redisServer.js"
 
 const missing = redisServerMissing()
 if (missing !== undefined) console.log(`skipping Redis integration tests: ${missing}`)

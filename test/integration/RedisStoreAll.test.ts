@@ -7,7 +7,8 @@ import * as Layer from "effect/Layer"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as RedisStore from "../../src/RedisStore.js"
 import { runScoped, seededRandom } from "../support.js"
-import { redisServerMissing, startRedis, useRedisServer } from "./redisServer.js"
+import { useRedisServer } from "./redisFixture.js"
+import { redisServerMissing, startRedis } from "./redisServer.js"
 
 const missing = redisServerMissing()
 

@@ -10,7 +10,8 @@ import { createClient } from "redis"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as RedisStore from "../../src/RedisStore.js"
 import { runScoped } from "../support.js"
-import { redisServerMissing, useRedisServer } from "./redisServer.js"
+import { useRedisServer } from "./redisFixture.js"
+import { redisServerMissing } from "./redisServer.js"
 
 const missing = redisServerMissing()
 

@@ -11,7 +11,8 @@ import { num } from "../../src/internal/ratelimit/core.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as RedisStore from "../../src/RedisStore.js"
 import { algorithmsFor, definitionOf, type Driver, play, scenarios } from "../reservationScenarios.js"
-import { redisServerMissing, useRedisServer } from "./redisServer.js"
+import { useRedisServer } from "./redisFixture.js"
+import { redisServerMissing } from "./redisServer.js"
 
 const missing = redisServerMissing()
 
