@@ -6,9 +6,10 @@
  * cockatiel has no rate limiter or load shedder).
  *
  * The servers run in this process; the load comes from autocannon in a child process, so this
- * process's CPU time during a run is the server's. Rounds are interleaved across cases and the
- * median round is reported. `BENCH_HTTP_SECONDS` (default 4, 2 with `--quick`),
- * `BENCH_HTTP_CONNECTIONS` (default 32) and `BENCH_HTTP_ROUNDS` (default 3, 1 with `--quick`) tune
+ * process's CPU time during a run is the server's. Rounds are interleaved across cases; the
+ * median round is reported with the range over rounds. `BENCH_HTTP_SECONDS` (default 4, 2 with `--quick`),
+ * `BENCH_HTTP_CONNECTIONS` (default 32), `BENCH_HTTP_ROUNDS` (default 3, 1 with `--quick`) and
+ * `BENCH_HTTP_CASES` (comma-separated parts of case names; the bare server always runs) tune
  * the run. Goals: all stages ≥ 0.85× the bare req/s, p99 ≤ bare + 1 ms, CPU ≤ bare + 25 µs per request.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -173,6 +174,10 @@ try {
       p50: mid.p50,
       p99: median(samples[i].map((x) => x.p99)),
       cpuUs: median(samples[i].map((x) => x.cpuUs)),
+      cpuMin: Math.min(...samples[i].map((x) => x.cpuUs)),
+      cpuMax: Math.max(...samples[i].map((x) => x.cpuUs)),
+      rpsMin: Math.min(...samples[i].map((x) => x.rps)),
+      rpsMax: Math.max(...samples[i].map((x) => x.rps)),
       non2xx: samples[i].reduce((n, x) => n + x.non2xx, 0),
       errors: samples[i].reduce((n, x) => n + x.errors, 0)
     }
@@ -181,20 +186,35 @@ try {
   const bareP99 = summary[0].p99
   const bareCpu = summary[0].cpuUs
   console.log(
-    `\n## http  (autocannon -c ${connections} -d ${seconds}, median of ${rounds} rounds, ratio vs "${
+    `\n## http  (autocannon -c ${connections} -d ${seconds}, median and range of ${rounds} interleaved rounds, ratio vs "${
       summary[0].name
     }")\n`
   )
   printTable(
-    ["case", "req/s", "ratio", "p50 ms", "p99 ms", "p99 − bare", "CPU µs/req", "CPU − bare", "non-2xx", "errors"],
+    [
+      "case",
+      "req/s",
+      "req/s range",
+      "ratio",
+      "p50 ms",
+      "p99 ms",
+      "p99 − bare",
+      "CPU µs/req",
+      "CPU range",
+      "CPU − bare",
+      "non-2xx",
+      "errors"
+    ],
     summary.map((r) => [
       r.name,
       r.rps.toFixed(0),
+      `${r.rpsMin.toFixed(0)}–${r.rpsMax.toFixed(0)}`,
       `${(r.rps / bare).toFixed(2)}x`,
       r.p50.toFixed(1),
       r.p99.toFixed(1),
       (r.p99 - bareP99).toFixed(1),
       r.cpuUs.toFixed(0),
+      `${r.cpuMin.toFixed(0)}–${r.cpuMax.toFixed(0)}`,
       (r.cpuUs - bareCpu).toFixed(0),
       String(r.non2xx),
       String(r.errors)

@@ -13,31 +13,8 @@ import * as LoadShedder from "../../src/LoadShedder.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as ResilientHttpServer from "../../src/ResilientHttpServer.js"
 import { abandon, abortedRequest, portOf } from "./aborts.js"
+import { allOff, eventually, ok, startResilient } from "./resilientServer.js"
 import { get, serve, serveCounting } from "./serve.js"
-
-const ok = HttpServerResponse.text("ok")
-
-const base = {
-  shedding: false,
-  breaker: false,
-  timeout: false,
-  maxConns: false
-} as const satisfies ResilientHttpServer.Options
-
-/**
- * Polls `read` until it gives `expected`, for at most `millis`; returns the last value. The budget
- * is generous because a busy machine may run the server seconds late; a leak never gets there.
- */
-const eventually = <A>(read: Effect.Effect<A>, expected: A, millis = 10_000) =>
-  Effect.gen(function*() {
-    const until = Date.now() + millis
-    let value = yield* read
-    while (value !== expected && Date.now() < until) {
-      yield* Effect.sleep("5 millis")
-      value = yield* read
-    }
-    return value
-  })
 
 describe("ResilientHttpServer under clients that go away (real sockets on 127.0.0.1)", () => {
   it.live(
@@ -88,8 +65,7 @@ describe("ResilientHttpServer under clients that go away (real sockets on 127.0.
     Effect.scoped(Effect.gen(function*() {
       let ran = 0
       const router = HttpRouter.empty.pipe(HttpRouter.get("/", Effect.sync(() => ran++).pipe(Effect.as(ok))))
-      const server = yield* ResilientHttpServer.make({ ...base, router, maxConns: 5, breaker: {} })
-      const url = yield* serve(router, server.middleware)
+      const { server, url } = yield* startResilient(router, { ...allOff, router, maxConns: 5, breaker: {} })
       yield* Effect.forEach(Array.from({ length: 200 }), () => abandon(portOf(url), "/"), { concurrency: 20 })
       if ((yield* eventually(server.inFlight, 0)) !== 0) {
         for (const r of (globalThis as any).__live) {
@@ -144,7 +120,7 @@ describe("ResilientHttpServer under clients that go away (real sockets on 127.0.
         )
       )
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         router,
         maxConns: 10,
         breaker: { policy: (route) => CircuitBreaker.consecutive({ name: route, threshold: 1, openFor: "100 millis" }) }
@@ -170,7 +146,7 @@ describe("ResilientHttpServer under clients that go away (real sockets on 127.0.
       let ran = 0
       const router = HttpRouter.empty.pipe(HttpRouter.get("/", Effect.sync(() => ran++).pipe(Effect.as(ok))))
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         router,
         maxConns: 10,
         rateLimit: {
@@ -209,8 +185,7 @@ describe("ResilientHttpServer under clients that go away (real sockets on 127.0.
         ),
         HttpRouter.get("/queued", bulkhead.protect(Effect.sync(() => queuedRan++)).pipe(Effect.as(ok)))
       )
-      const server = yield* ResilientHttpServer.make({ ...base, router, maxConns: 10 })
-      const url = yield* serve(router, server.middleware)
+      const { server, url } = yield* startResilient(router, { ...allOff, router, maxConns: 10 })
       const holder = yield* Effect.fork(get(`${url}/hold`))
       yield* Deferred.await(holding)
       const waiting = abortedRequest(`${url}/queued`, {
@@ -232,7 +207,7 @@ describe("ResilientHttpServer under clients that go away (real sockets on 127.0.
       )
       const router = HttpRouter.empty.pipe(HttpRouter.get("/stream", Effect.succeed(HttpServerResponse.stream(chunks))))
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         router,
         maxConns: 3,
         breaker: {},
@@ -257,7 +232,7 @@ describe("ResilientHttpServer under clients that go away (real sockets on 127.0.
       const router = HttpRouter.empty.pipe(
         HttpRouter.get("/hang", Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never))
       )
-      const server = yield* ResilientHttpServer.make({ ...base, router, maxConns: 10, breaker: {} }).pipe(
+      const server = yield* ResilientHttpServer.make({ ...allOff, router, maxConns: 10, breaker: {} }).pipe(
         Scope.extend(scope)
       )
       const url = yield* serve(router, server.middleware).pipe(Scope.extend(scope))

@@ -1,5 +1,4 @@
 import * as HttpRouter from "@effect/platform/HttpRouter"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
@@ -19,16 +18,8 @@ import * as RateLimiter from "../../src/RateLimiter.js"
 import * as RateLimiterStore from "../../src/RateLimiterStore.js"
 import * as ResilientHttpServer from "../../src/ResilientHttpServer.js"
 import * as Timeout from "../../src/Timeout.js"
+import { allOff, ok, startResilient } from "./resilientServer.js"
 import { get, serve } from "./serve.js"
-
-const ok = HttpServerResponse.text("ok")
-
-const base = {
-  shedding: false,
-  breaker: false,
-  timeout: false,
-  maxConns: false
-} as const satisfies ResilientHttpServer.Options
 
 const router = HttpRouter.empty.pipe(
   HttpRouter.get("/api/users/me", ok),
@@ -42,8 +33,7 @@ const invalid = (options: unknown) =>
 describe("ResilientHttpServer: route keys", () => {
   it.live("with the router, requests are keyed by the route they reach: one breaker per route", () =>
     Effect.scoped(Effect.gen(function*() {
-      const server = yield* ResilientHttpServer.make({ ...base, router, breaker: {} })
-      const url = yield* serve(router, server.middleware)
+      const { server, url } = yield* startResilient(router, { ...allOff, router, breaker: {} })
       for (let i = 0; i < 20; i++) expect((yield* get(`${url}/api/users/${i}?q=${i}`)).status).toBe(200)
       expect((yield* get(`${url}/api/users/me`)).status).toBe(200)
       expect((yield* get(`${url}/nowhere/${1}`)).status).toBe(404)
@@ -110,7 +100,7 @@ describe("ResilientHttpServer: several limits per route", () => {
       const minute = yield* make("minute", 2, "1 minute")
       const hour = yield* make("hour", 10, "1 hour")
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         router,
         routes: {
           "GET /api/users/:id": { rateLimit: { limiters: [minute, hour], key: () => "client" } },
@@ -137,7 +127,7 @@ describe("ResilientHttpServer: several limits per route", () => {
       expect((yield* get(`${url}/health`)).status).toBe(200)
       expect((yield* get(`${url}/health`)).status).toBe(429)
       const waiting = yield* invalid({
-        ...base,
+        ...allOff,
         rateLimit: { algorithm: [RateLimiter.gcra({ limit: 1, period: "1 second" })], onExceeded: "wait" }
       })
       expect(waiting.option).toMatch(/onExceeded/)
@@ -162,8 +152,7 @@ describe("ResilientHttpServer: rejections escaping a handler", () => {
         HttpRouter.get("/overloaded", Effect.fail(new OverloadedError({ shedder: "db", reason: "concurrency" }))),
         HttpRouter.get("/timeout", Effect.fail(new TimeoutError({ duration: Duration.millis(5), operation: "db" })))
       )
-      const server = yield* ResilientHttpServer.make({ ...base, router: failing })
-      const url = yield* serve(failing, server.middleware)
+      const { url } = yield* startResilient(failing, { ...allOff, router: failing })
       const expected: Record<string, [number, string]> = {
         "/limited": [429, "rate_limited"],
         "/open": [503, "circuit_open"],
@@ -207,8 +196,7 @@ describe("ResilientHttpServer: the caller's time budget", () => {
         ),
         HttpRouter.get("/slow", Effect.sleep("2 seconds").pipe(Effect.as(ok)))
       )
-      const server = yield* ResilientHttpServer.make({ ...base, router: app, timeout: "10 seconds" })
-      const url = yield* serve(app, server.middleware)
+      const { url } = yield* startResilient(app, { ...allOff, router: app, timeout: "10 seconds" })
       expect((yield* get(url, { headers: { "x-request-timeout": "250" } })).status).toBe(200)
       expect((yield* get(url, { headers: { "grpc-timeout": "2S" } })).status).toBe(200)
       expect((yield* get(url)).status).toBe(200)
@@ -233,11 +221,11 @@ describe("ResilientHttpServer: the caller's time budget", () => {
   it.live("the budget header's name is configurable and can be switched off", () =>
     Effect.scoped(Effect.gen(function*() {
       const app = HttpRouter.empty.pipe(HttpRouter.get("/", ok))
-      const named = yield* ResilientHttpServer.make({ ...base, router: app, budgetHeader: "x-budget" })
+      const named = yield* ResilientHttpServer.make({ ...allOff, router: app, budgetHeader: "x-budget" })
       const url = yield* serve(app, named.middleware)
       expect((yield* get(url, { headers: { "x-budget": "0" } })).status).toBe(504)
       expect((yield* get(url, { headers: { "x-request-timeout": "0" } })).status).toBe(200)
-      const off = yield* ResilientHttpServer.make({ ...base, router: app, budgetHeader: false })
+      const off = yield* ResilientHttpServer.make({ ...allOff, router: app, budgetHeader: false })
       const url2 = yield* serve(app, off.middleware)
       expect((yield* get(url2, { headers: { "x-request-timeout": "0" } })).status).toBe(200)
     })))

@@ -11,31 +11,8 @@ import { OverloadedError } from "../../src/Errors.js"
 import type * as LoadShedder from "../../src/LoadShedder.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as ResilientHttpServer from "../../src/ResilientHttpServer.js"
+import { allOff, expectRejection, ok, startResilient } from "./resilientServer.js"
 import { get, serve } from "./serve.js"
-
-const ok = HttpServerResponse.text("ok")
-
-const base = {
-  shedding: false,
-  breaker: false,
-  timeout: false,
-  maxConns: false
-} as const satisfies ResilientHttpServer.Options
-
-const expectRejection = (
-  reply: { readonly status: number; readonly headers: Headers; readonly json: () => any },
-  status: number,
-  code: string
-) => {
-  expect(reply.status).toBe(status)
-  expect(reply.headers.get("content-type")).toMatch(/application\/json/)
-  const body = reply.json()
-  expect(body.error.code).toBe(code)
-  expect(body.error.status).toBe(status)
-  expect(typeof body.error.message).toBe("string")
-  expect(typeof body.error.route).toBe("string")
-  return body
-}
 
 describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
   it.live("max connections: the request over the limit gets 503 max_connections", () =>
@@ -48,8 +25,7 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
           Effect.zipRight(Ref.update(entered, (n) => n + 1), Deferred.await(release)).pipe(Effect.as(ok))
         )
       )
-      const server = yield* ResilientHttpServer.make({ ...base, maxConns: 2 })
-      const url = yield* serve(router, server.middleware)
+      const { server, url } = yield* startResilient(router, { ...allOff, maxConns: 2 })
       const first = yield* Effect.fork(get(`${url}/slow`))
       const second = yield* Effect.fork(get(`${url}/slow`))
       while ((yield* Ref.get(entered)) < 2) yield* Effect.sleep("5 millis")
@@ -78,7 +54,7 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
           HttpRouter.get("/users/:id", ok)
         )
         const server = yield* ResilientHttpServer.make({
-          ...base,
+          ...allOff,
           breaker: {},
           routes: { "GET /users/:id": {} }
         })
@@ -134,8 +110,7 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
         HttpRouter.get("/unavailable", HttpServerResponse.text("down", { status: 503 })),
         HttpRouter.get("/error", HttpServerResponse.text("err", { status: 500 }))
       )
-      const server = yield* ResilientHttpServer.make({ ...base, shedding: { shedder } })
-      const url = yield* serve(router, server.middleware)
+      const { url } = yield* startResilient(router, { ...allOff, shedding: { shedder } })
       expectRejection(yield* get(`${url}/ok`), 503, "overloaded")
       expect(outcomes).toEqual([])
       shed = false
@@ -149,7 +124,7 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
     Effect.scoped(Effect.gen(function*() {
       const router = HttpRouter.empty.pipe(HttpRouter.get("/api", ok), HttpRouter.get("/free", ok))
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         rateLimit: {
           algorithm: RateLimiter.tokenBucket({ rate: 1, burst: 3 }),
           key: (request) => request.headers["x-user"] ?? "anonymous"
@@ -186,7 +161,7 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
   it.live("rate limiting keys by client IP by default", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         rateLimit: { algorithm: RateLimiter.tokenBucket({ rate: 1, burst: 1 }) }
       })
       const url = yield* serve(HttpRouter.empty.pipe(HttpRouter.get("/", ok)), server.middleware)
@@ -210,7 +185,7 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
         HttpRouter.get("/unbounded", Effect.sleep("300 millis").pipe(Effect.as(ok)))
       )
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         timeout: "150 millis",
         routes: { "GET /unbounded": { timeout: false } }
       })
@@ -239,8 +214,7 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
       const router = HttpRouter.empty.pipe(
         HttpRouter.get("/hang", Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never))
       )
-      const server = yield* ResilientHttpServer.make({ ...base, maxConns: 10, shedding: { shedder } })
-      const url = yield* serve(router, server.middleware)
+      const { server, url } = yield* startResilient(router, { ...allOff, maxConns: 10, shedding: { shedder } })
       const controller = new AbortController()
       const pending = fetch(`${url}/hang`, { signal: controller.signal }).catch(() => "aborted")
       yield* Deferred.await(entered)
@@ -259,7 +233,7 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
         HttpRouter.get("/hang", Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never))
       )
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         breaker: { policy: (route) => CircuitBreaker.consecutive({ name: route, threshold: 5, openFor: "1 minute" }) },
         // 1 s: a timer late by a quarter of it would be the process's lag, which is not counted
         timeout: "1 second",
@@ -303,7 +277,7 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
         )
       )
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         breaker: { policy: (route) => CircuitBreaker.consecutive({ name: route, threshold: 5, openFor: "1 minute" }) },
         timeout: "100 millis"
       })
@@ -341,7 +315,7 @@ describe("ResilientHttpServer (real server on 127.0.0.1)", () => {
         return arrived === firstWave ? Deferred.succeed(allIn, undefined) : Deferred.await(allIn)
       })
       const router = HttpRouter.empty.pipe(HttpRouter.get("/work", work.pipe(Effect.as(ok))))
-      const server = yield* ResilientHttpServer.make({ ...base, shedding: { cpuThreshold: 900 } }).pipe(
+      const server = yield* ResilientHttpServer.make({ ...allOff, shedding: { cpuThreshold: 900 } }).pipe(
         Effect.provide(CpuUsage.layerTest(1000))
       )
       expect(server.shedder._tag).toBe("Some")

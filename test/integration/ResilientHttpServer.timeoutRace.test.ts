@@ -9,13 +9,8 @@ import { TimeoutError } from "../../src/Errors.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as ResilientHttpServer from "../../src/ResilientHttpServer.js"
 import * as Timeout from "../../src/Timeout.js"
+import { allOff, startResilient } from "./resilientServer.js"
 import { get, serve } from "./serve.js"
-
-const base = {
-  shedding: false,
-  breaker: false,
-  maxConns: false
-} as const satisfies ResilientHttpServer.Options
 
 describe("ResilientHttpServer: a handler failing with TimeoutError", () => {
   it.live("at the request deadline: always the 503 timeout JSON, never an empty 500", () =>
@@ -29,8 +24,7 @@ describe("ResilientHttpServer: a handler failing with TimeoutError", () => {
         // a per-try timeout that fires just before the request deadline
         HttpRouter.get("/early", Effect.never.pipe(Timeout.within("19 millis"), Effect.as(HttpServerResponse.empty())))
       )
-      const server = yield* ResilientHttpServer.make({ ...base, timeout: "20 millis" })
-      const url = yield* serve(router, server.middleware)
+      const { server, url } = yield* startResilient(router, { ...allOff, timeout: "20 millis" })
       const replies = yield* Effect.forEach(
         Array.from({ length: 400 }, (_, i) => i % 2 === 0 ? "/clamped" : "/early"),
         (path) => Effect.map(get(`${url}${path}`), (reply) => ({ path, reply })),
@@ -63,7 +57,7 @@ describe("ResilientHttpServer: a handler failing with TimeoutError", () => {
         )
       )
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         breaker: { policy: (route) => CircuitBreaker.consecutive({ name: route, threshold: 5, openFor: "1 minute" }) },
         timeout: "5 seconds"
       })
@@ -107,7 +101,7 @@ describe("ResilientHttpServer: a handler failing with TimeoutError", () => {
         HttpRouter.get("/unavailable", HttpServerResponse.text("down", { status: 503 }))
       )
       const server = yield* ResilientHttpServer.make({
-        ...base,
+        ...allOff,
         timeout: "2 seconds",
         rateLimit: { algorithm: RateLimiter.tokenBucket({ rate: 100, burst: 100 }) }
       })
