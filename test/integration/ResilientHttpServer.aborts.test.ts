@@ -129,7 +129,8 @@ describe("ResilientHttpServer under clients that go away (real sockets on 127.0.
       expect((yield* get(`${url}/flaky`)).status).toBe(500)
       const breaker = yield* server.breaker("GET /flaky")
       if (breaker._tag === "None") return expect.fail("no breaker")
-      expect(yield* breaker.value.state).toBe("Open")
+      // tripped: Open, or already HalfOpen when this process ran more than openFor late
+      expect(["Open", "HalfOpen"]).toContain(yield* breaker.value.state)
       yield* Effect.sleep("150 millis")
       mode = "hang"
       const probe = abortedRequest(`${url}/flaky`, { abortWhen: Effect.runPromise(Deferred.await(entered)) })
