@@ -2,7 +2,7 @@
  * Deadline arithmetic: a deadline is an absolute time in Clock millis (`Infinity` = none); a
  * timeout started at `now` is clamped to what is left of it.
  */
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 
@@ -72,3 +72,12 @@ const lookUpScheduler = (clock: Clock.Clock): LiveScheduler | undefined => {
   const effect = scheduler.call(clock) as unknown
   return Exit.isExit(effect) && Exit.isSuccess(effect) ? effect.value as LiveScheduler : undefined
 }
+
+let hostClockClass: (abstract new(...args: Array<any>) => unknown) | undefined = undefined
+
+/**
+ * Whether `clock` is Effect's live clock (an instance of the class `Clock.make` builds), whose
+ * timers are the host's `setTimeout`: not `TestClock`, and not a clock written by hand.
+ */
+export const isHostClock = (clock: Clock.Clock): boolean =>
+  clock instanceof (hostClockClass ??= Object.getPrototypeOf(Clock.make()).constructor as new() => unknown)

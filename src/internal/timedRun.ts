@@ -33,7 +33,8 @@ import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import type * as FiberRefs from "effect/FiberRefs"
 import * as GlobalValue from "effect/GlobalValue"
-import type { LiveScheduler } from "./deadline.js"
+import { isHostClock, type LiveScheduler } from "./deadline.js"
+import * as TimerHeap from "./timerHeap.js"
 
 /** The running fiber as its own code sees it (Effect 3's FiberRuntime). */
 interface OwnFiber extends Fiber.RuntimeFiber<unknown, unknown> {
@@ -159,6 +160,13 @@ class TimedRun<A, E, R> {
     this.withDeadline = fiber._fiberRefs
   }
 
+  /** the timer heap's fields (`timerHeap.ts`), used on the host's own clock */
+  due = 0
+  queued = false
+  fire(): void {
+    this.expire()
+  }
+
   expire(): void {
     if (this.done || this.firedAt >= 0) return
     this.firedAt = this.clock.unsafeCurrentTimeMillis()
@@ -168,7 +176,9 @@ class TimedRun<A, E, R> {
   arm(): void {
     if (this.done) return
     const left = Math.max(0, this.startedAt + this.millis - this.clock.unsafeCurrentTimeMillis())
-    this.cancel = this.scheduler!.unsafeSchedule(expireOf(this), Duration.millis(left))
+    // on the host's own clock one shared timer serves every run; any other clock gets its own
+    if (isHostClock(this.clock)) TimerHeap.schedule(this, left)
+    else this.cancel = this.scheduler!.unsafeSchedule(expireOf(this), Duration.millis(left))
   }
 
   /** Arms the timer (or schedules its arming) and returns the guarded work. */
@@ -189,7 +199,8 @@ class TimedRun<A, E, R> {
   /** Stops the timer; the result once a timer fiber (if any) is gone. */
   private finish<X, Y>(result: Effect.Effect<X, Y>): Effect.Effect<X, Y> {
     this.done = true
-    if (this.cancel !== undefined) this.cancel()
+    if (this.queued) TimerHeap.cancel(this)
+    else if (this.cancel !== undefined) this.cancel()
     return this.timer === undefined ? result : Effect.zipRight(Fiber.interrupt(this.timer), result)
   }
 
