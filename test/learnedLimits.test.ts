@@ -94,11 +94,25 @@ describe("learned host limits: shared between instances", () => {
 
   it("a sync reply sets the share and adopts the freshest figures of the other instances, not its own", () => {
     const limits = new LearnedLimits(10, 1000)
-    const reply = [3, "a", 12, 4000, 30, 50, "other", "b", 0, 1000, -1, 5, "me"]
+    const reply = [3, "a", 12, 4000, 30, 50, "other", 777, "b", 0, 1000, -1, 5, "me", 800]
     expect(applyReply(limits, reply, "me", NOW)).toBe(3)
     expect(limits.share).toBe(3)
-    expect(limits.hosts.get("a")).toEqual({ remaining: 4, resetAt: NOW + 4000, limit: 30, seen: NOW - 50 })
+    expect(limits.hosts.get("a")).toEqual({
+      remaining: 4,
+      resetAt: NOW + 4000,
+      limit: 30,
+      seen: NOW - 50,
+      origin: "other 777"
+    })
     expect(limits.hosts.has("b")).toBe(false)
+    // the same hearing in the next round, its age skewed by the round trip: not taken on again
+    expect(limits.admit("a", NOW)).toBe(0)
+    applyReply(limits, [3, "a", 12, 3990, 30, 45, "other", 777], "me", NOW + 10)
+    expect(limits.hosts.get("a")?.remaining).toBe(3)
+    // a newer hearing is
+    applyReply(limits, [3, "a", 9, 3990, 30, 1, "other", 820], "me", NOW + 10)
+    expect(limits.hosts.get("a")?.remaining).toBe(3)
+    expect(limits.hosts.get("a")?.origin).toBe("other 820")
     // an empty hash (Redis lost its data) counts this instance alone
     applyReply(limits, [0], "me", NOW)
     expect(limits.share).toBe(1)

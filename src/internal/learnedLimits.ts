@@ -20,6 +20,8 @@ export interface HostLimit {
   limit: number
   /** epoch millis when the response that said so arrived */
   seen: number
+  /** for figures another instance heard: which hearing they are (so one is taken on once) */
+  origin?: string | undefined
 }
 
 type Headers = Readonly<Record<string, string | undefined>>
@@ -116,7 +118,12 @@ export class LearnedLimits {
    */
   adopt(host: string, observed: HostLimit, now: number): boolean {
     const h = this.hosts.get(host)
-    if (observed.resetAt <= now || (h !== undefined && h.seen >= observed.seen)) return false
+    if (observed.resetAt <= now) return false
+    // the same hearing comes back every round, its time shifted by the round trip: taking it on
+    // again would give back what this instance has spent of it since
+    if (h !== undefined && (h.seen >= observed.seen || (h.origin !== undefined && h.origin === observed.origin))) {
+      return false
+    }
     this.set(host, { ...observed, remaining: this.shareOf(observed.remaining) })
     return true
   }

@@ -35,8 +35,8 @@ export interface ShareSettings {
  * KEYS[1]: the hash. ARGV: instance, member TTL (ms), then per host five fields: host, remaining,
  * reset in (ms), limit (-1 unknown), heard ago (ms). Fields: "m\n<instance>" → expiry (Redis ms);
  * "h\n<host>\n<instance>" → "remaining resetAt limit seen" (Redis ms). Replies
- * `[members, host, remaining, resetIn, limit, seenAgo, instance, …]`, one group per host with the
- * freshest figures.
+ * `[members, host, remaining, resetIn, limit, seenAgo, instance, seen, …]`, one group per host with
+ * the freshest figures (`seen` on Redis's clock names the hearing).
  */
 export const shareScript = `local key = KEYS[1]
 local me = ARGV[1]
@@ -84,6 +84,7 @@ for _, host in ipairs(order) do
   reply[#reply + 1] = b[3]
   reply[#reply + 1] = now - b[4]
   reply[#reply + 1] = b[5]
+  reply[#reply + 1] = b[4]
 end
 return reply
 `
@@ -121,14 +122,16 @@ const argsOf = (host: string, h: HostLimit, now: number): Array<string> => [
 export const applyReply = (limits: LearnedLimits, reply: ReadonlyArray<unknown>, me: string, now: number): number => {
   const members = Math.max(1, Number(reply[0]))
   limits.share = members
-  for (let i = 1; i + 5 < reply.length; i += 6) {
-    if (String(reply[i + 5]) === me) continue
+  for (let i = 1; i + 6 < reply.length; i += 7) {
+    const instance = String(reply[i + 5])
+    if (instance === me) continue
     const limit = Number(reply[i + 3])
     limits.adopt(String(reply[i]), {
       remaining: Number(reply[i + 1]),
       resetAt: now + Number(reply[i + 2]),
       limit: limit < 0 ? Number.NaN : limit,
-      seen: now - Number(reply[i + 4])
+      seen: now - Number(reply[i + 4]),
+      origin: `${instance} ${reply[i + 6]}`
     }, now)
   }
   return members
