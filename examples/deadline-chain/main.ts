@@ -43,7 +43,7 @@ interface Hop {
   readonly name: string
   readonly budget: number
   readonly forwardedAfter: number
-  readonly downstream: Hop | null
+  readonly downstream?: Hop
 }
 
 const call = async (path: string) => {
@@ -60,7 +60,7 @@ for (let i = 0; i < 3; i++) await fetch(`http://127.0.0.1:${portA}/chain`) // wa
 console.log("A → B → C, 300 ms budget, each hop works 50 ms before calling on:")
 let reply = await call("/chain")
 for (let i = 0; i < 5 && reply.status !== 200; i++) reply = await call("/chain")
-for (let hop: Hop | null = reply.body as Hop; hop !== null; hop = hop.downstream) {
+for (let hop: Hop | undefined = reply.body as Hop; hop !== undefined; hop = hop.downstream) {
   console.log(`  ${hop.name} received a budget of ${hop.budget} ms and called on after ${hop.forwardedAfter} ms`)
 }
 

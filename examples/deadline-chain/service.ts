@@ -3,7 +3,7 @@
  * `WORK_MS` (default 50 ms; `?slow=<NAME>` makes it work 2 seconds instead), then calls `NEXT`
  * through the resilient client, which sends what is left of the request's deadline on. It answers
  * the budget it received, after how many ms it called on (`forwardedAfter`) and how long it spent
- * in all, with its downstream's answer nested; when its
+ * in all, with its downstream's answer nested (a downstream's failure is passed back as it came); when its
  * deadline interrupts the work it prints `<NAME> interrupted after <n> ms (budget <b> ms)`.
  *
  *   NAME=C PORT=0 tsx examples/deadline-chain/service.ts
@@ -32,11 +32,16 @@ const chain = (client: ResilientHttpClient.ResilientHttpClient) =>
       )
     )
     const forwardedAfter = Date.now() - arrived
-    const downstream = next === undefined
-      ? null
-      : yield* Effect.flatMap(client.get(`${next}/chain${query}`), (r) =>
-        r.status === 200 ? r.json : Effect.succeed({ status: r.status }))
-    return HttpServerResponse.unsafeJson({ name, budget, forwardedAfter, spent: Date.now() - arrived, downstream })
+    if (next === undefined) {
+      return HttpServerResponse.unsafeJson({ name, budget, forwardedAfter, spent: Date.now() - arrived })
+    }
+    const reply = yield* client.get(`${next}/chain${query}`)
+    const downstream = yield* reply.json
+    // a failed hop fails the chain: its status and body go back up as they came (a deadline that
+    // ran out below arrives here as the downstream's timeout, just before this hop's own)
+    return reply.status === 200
+      ? HttpServerResponse.unsafeJson({ name, budget, forwardedAfter, spent: Date.now() - arrived, downstream })
+      : HttpServerResponse.unsafeJson(downstream, { status: reply.status })
   })
 
 const App = Layer.unwrapScoped(Effect.gen(function*() {
