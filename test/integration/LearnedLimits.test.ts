@@ -82,7 +82,8 @@ describe("ResilientHttpClient: limits learned from the server (real server on 12
         expect((yield* client.get(`${server.url}/x`)).status).toBe(429)
         const started = Date.now()
         const refused = yield* Effect.flip(client.get(`${server.url}/x`))
-        expect(Date.now() - started).toBeLessThan(50)
+        // refused at once, not after the second Retry-After asked for (margin for a busy machine)
+        expect(Date.now() - started).toBeLessThan(500)
         expect(refused).toBeInstanceOf(RateLimitedError)
         if (refused instanceof RateLimitedError) {
           expect(refused.limiter).toBe("api")
