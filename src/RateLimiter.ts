@@ -29,6 +29,7 @@ import type * as Core from "./internal/ratelimit/core.js"
 import type { Definition, Kind } from "./internal/ratelimit/core.js"
 import { viewOf } from "./internal/ratelimit/keyView.js"
 import { makeLimiter } from "./internal/ratelimit/limiter.js"
+import { makeTiered } from "./internal/ratelimit/tiered.js"
 import * as Shadow from "./internal/shadow.js"
 import { RateLimiterStore } from "./RateLimiterStore.js"
 import * as Timeout from "./Timeout.js"
@@ -507,44 +508,7 @@ export const tiered = <T extends string>(options: {
   readonly onExceeded?: "fail" | "wait" | undefined
   readonly maxWait?: Duration.DurationInput | undefined
   readonly deadline?: Effect.Effect<Option.Option<Duration.Duration>> | undefined
-}): Effect.Effect<Tiered<T>, InvalidOptionsError, RateLimiterStore> =>
-  Effect.gen(function*() {
-    const limiters = {} as { [K in T]: RateLimiter }
-    const groups: { [K in T]?: All } = {}
-    for (const tier of Object.keys(options.tiers) as Array<T>) {
-      const algorithms = options.tiers[tier]
-      const common = { onExceeded: options.onExceeded, maxWait: options.maxWait, deadline: options.deadline }
-      if (!Array.isArray(algorithms)) {
-        limiters[tier] = yield* make({ name: `${options.name}.${tier}`, algorithm: algorithms as Algorithm, ...common })
-        continue
-      }
-      const several = yield* Effect.forEach(
-        algorithms as ReadonlyArray<Algorithm>,
-        (algorithm, i) => make({ name: `${options.name}.${tier}.${i}`, algorithm, ...common })
-      )
-      groups[tier] = yield* all(several, common)
-      limiters[tier] = several[0]
-    }
-    if (!Object.prototype.hasOwnProperty.call(limiters, options.fallback)) {
-      return yield* new InvalidOptionsError({
-        module: "RateLimiter",
-        option: "fallback",
-        value: options.fallback,
-        reason: "expected one of the tiers"
-      })
-    }
-    const limiter = (tier: string): RateLimiter =>
-      Object.prototype.hasOwnProperty.call(limiters, tier) ? limiters[tier as T] : limiters[options.fallback]
-    const tierOf = (tier: string): T =>
-      Object.prototype.hasOwnProperty.call(limiters, tier) ? tier as T : options.fallback
-    return {
-      limiters,
-      groups,
-      limiter,
-      take: (tier, key, cost) => (groups[tierOf(tier)] ?? limiter(tier)).take(key, cost),
-      protect: (tier, key) => (groups[tierOf(tier)] ?? limiter(tier)).protect(key)
-    }
-  })
+}): Effect.Effect<Tiered<T>, InvalidOptionsError, RateLimiterStore> => makeTiered(options, make, all)
 
 /**
  * A `Schedule` that spaces recurrences at `rate` per second (or `limit` per `per`), like a
