@@ -140,6 +140,17 @@ describe("the packed tarball in a fresh project", () => {
     expect(fromPackage(metrics.modules, "redis").length).toBeGreaterThan(0)
   }, SLOW)
 
+  it("the root import reads a few bundles, not a file per module", async () => {
+    // each file the loader reads resolves its `effect/*` imports again: the build bundles the public
+    // modules by group so the root import stays near the cost of `import("effect")`
+    const own = (modules: ReadonlyArray<string>) => modules.filter((m) => m.includes(`/node_modules/${pkg.name}/dist/`))
+    const root = await probe([pkg.name])
+    expect(own(root.modules).length).toBeLessThanOrEqual(25)
+    // the count can fail: every subpath adds its own re-exporting file
+    const all = await probe(subpaths)
+    expect(own(all.modules).length).toBe(own(root.modules).length + subpaths.length - 1)
+  }, SLOW)
+
   it("the root import leaves the server's request path for the first server built", async () => {
     const serverOnly = /\/node_modules\/@effect\/platform\/dist\/esm\/(HttpApp|HttpServerRequest|Multipart)\.js$/
     const root = await probe([pkg.name])
