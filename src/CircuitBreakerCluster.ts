@@ -24,7 +24,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { randomUUID } from "node:crypto"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import { InvalidOptionsError } from "./Errors.js"
 import * as BreakerBuild from "./internal/breaker/build.js"
@@ -158,7 +157,7 @@ export const make = (
       client: options.client,
       mode: o.mode,
       key: `${o.prefix}{${breaker.name}}`,
-      instance: o.instance ?? randomUUID(),
+      instance: o.instance ?? crypto.randomUUID(),
       intervalMillis: interval,
       timeoutMillis: Duration.toMillis(o.timeout),
       reportTtlMillis: o.reportTtl === undefined ? 10 * interval : Duration.toMillis(o.reportTtl),

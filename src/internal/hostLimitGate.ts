@@ -6,7 +6,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { randomUUID } from "node:crypto"
 import { RateLimitedError } from "../Errors.js"
 import type { RedisClient } from "../RedisStore.js"
 import * as Timeout from "../Timeout.js"
@@ -44,7 +43,7 @@ export const shareSettings = (
   return {
     client: o.client as RedisClient,
     prefix: o.prefix,
-    instance: o.instance ?? randomUUID(),
+    instance: o.instance ?? crypto.randomUUID(),
     intervalMillis,
     timeoutMillis: Duration.toMillis(o.timeout),
     memberTtlMillis: 10 * intervalMillis

@@ -16,9 +16,9 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { createHash } from "node:crypto"
 import type { RedisClient } from "../RedisStore.js"
 import type { HostLimit, LearnedLimits } from "./learnedLimits.js"
+import * as NodeCrypto from "./nodeCrypto.js"
 
 export interface ShareSettings {
   readonly client: RedisClient
@@ -95,8 +95,8 @@ return 0
 `
 
 /** Runs `script` by its SHA, sending it whole the first time Redis has not seen it. */
-const evalScript = (script: string) => {
-  const sha = createHash("sha1").update(script).digest("hex")
+const evalScript = (sha1: NodeCrypto.Sha1, script: string) => {
+  const sha = sha1(script)
   return (client: RedisClient, keys: Array<string>, args: Array<string>): Promise<unknown> =>
     client.evalsha(sha, keys, args).catch((error: unknown) => {
       if (!String((error as { message?: unknown })?.message ?? error).includes("NOSCRIPT")) throw error
@@ -105,9 +105,6 @@ const evalScript = (script: string) => {
         : client.scriptLoad(script).then(() => client.evalsha(sha, keys, args))
     })
 }
-
-const evalShare = evalScript(shareScript)
-const evalLeave = evalScript(leaveScript)
 
 /** What one round sends for `host`: the server's own figures as this instance heard them. */
 const argsOf = (host: string, h: HostLimit, now: number): Array<string> => [
@@ -149,6 +146,9 @@ export const start = (
   s: ShareSettings
 ): Effect.Effect<Share, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const sha1 = yield* NodeCrypto.sha1
+    const evalShare = evalScript(sha1, shareScript)
+    const evalLeave = evalScript(sha1, leaveScript)
     // heard since the last round that reached Redis
     let pending = new Map<string, HostLimit>()
     let reachable = true

@@ -5,9 +5,9 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { createHash, randomUUID } from "node:crypto"
 import { StoreError } from "../../Errors.js"
 import type { AllStepper, KeyReader, Limit, Stepper } from "../../RateLimiterStore.js"
+import * as NodeCrypto from "../nodeCrypto.js"
 import { allScript } from "./allScript.js"
 import type { Definition, RawDecision } from "./core.js"
 import { num, toMicros, US, Verdict } from "./core.js"
@@ -34,12 +34,11 @@ export interface EngineOptions {
   readonly deniedCacheMaxKeys: number
 }
 
-const sha1 = (script: string): string => createHash("sha1").update(script).digest("hex")
-
 const noArgs: ReadonlyArray<string> = []
 
 export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
   Effect.gen(function*() {
+    const sha1 = yield* NodeCrypto.sha1
     const deadlines = yield* Effect.acquireRelease(
       Effect.sync(() => makeDeadlines(o.timeoutMs)),
       (d) => Effect.sync(d.close)
@@ -63,7 +62,7 @@ export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
         })
       })
 
-    const instance = randomUUID()
+    const instance = crypto.randomUUID()
     const instancesKey = [`${o.prefix}{instances}`]
     const heartbeatSha = sha1(heartbeatScript)
     const ttlMs = String(Math.ceil(3 * Duration.toMillis(o.heartbeatInterval)))
