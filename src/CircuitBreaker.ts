@@ -616,7 +616,11 @@ export class Registry extends Context.Tag("effect-resilience/CircuitBreakerRegis
 export interface RegistryOptions {
   /** the policy of the breaker for a name; a policy with invalid options makes `get` die */
   readonly policy: (name: string) => Policy
-  /** evict breakers unused for this long (default 10 minutes) */
+  /**
+   * evict breakers unused for this long (default 10 minutes). A breaker taken with `get` and
+   * called directly may be kept up to half this long more: a Closed breaker whose policy does not
+   * depend on time admits such calls without reading the clock, and the next sweep dates them.
+   */
   readonly idleTimeToLive?: Duration.DurationInput
   /** breakers held at most; past it the least recently used idle one is evicted (default 10,000) */
   readonly maxKeys?: number

@@ -20,8 +20,11 @@ export interface Options<A> {
   readonly maxKeys: number
   /** millis of idleness after which a sweep evicts an entry (Infinity: never) */
   readonly ttl: number
-  /** the last use of the instance itself, when it can be used without the cache seeing it */
-  readonly lastUsed?: (a: A) => number
+  /**
+   * the last use of the instance itself, when it can be used without the cache seeing it; `now`
+   * is the sweep's time, which an instance may give for a use it did not date
+   */
+  readonly lastUsed?: (a: A, now: number) => number
   /** the instance is busy (calls running, callers queued, permits out) */
   readonly inUse?: (a: A) => boolean
   /** the instance must stay however idle it is */
@@ -157,7 +160,7 @@ export class KeyedCache<A> {
     for (let budget = this.map.size; entry !== undefined && budget > 0; budget--) {
       if (now - entry.touched < ttl) break
       const next = entry.newer
-      const used = lastUsed === undefined ? entry.touched : Math.max(entry.touched, lastUsed(entry.value))
+      const used = lastUsed === undefined ? entry.touched : Math.max(entry.touched, lastUsed(entry.value, now))
       if (now - used < ttl) {
         this.touch(entry, used) // used without the cache seeing it: it moves to the recent end
       } else if (this.busy(entry)) {

@@ -27,6 +27,12 @@ export interface Core {
   tick(now: number): void
   /** whether a call at `now` may take a half-open probe slot (it must then give it back however it ends) */
   mayProbe(now: number): boolean
+  /**
+   * whether a call may be admitted, and its success recorded, at any time at all: nothing the core
+   * does for them depends on the clock (a Closed state machine with neither an interval nor a
+   * time-based rule)
+   */
+  untimed(): boolean
   /** whether a success must be recorded at its own time (else the time of the latest admission will do) */
   successNeedsTime(): boolean
   /** a token (≥ 0) to hand back with the outcome, `REJECT`, or `NEED_RANDOM` */
@@ -94,6 +100,10 @@ export class SreCore extends Sre.State implements Core {
   mayProbe(): boolean {
     return false
   }
+  // the adaptive breaker's window is in time
+  untimed(): boolean {
+    return false
+  }
   successNeedsTime(): boolean {
     return false
   }
@@ -156,9 +166,12 @@ export class SreCore extends Sre.State implements Core {
 export class MachineCore implements Core {
   readonly machine: Machine.State
   rejections = 0
+  /** neither an interval roll-over nor a time-based rule: Closed, nothing depends on the clock */
+  private readonly clockFree: boolean
 
   constructor(params: Machine.Params, openMillis: number, readonly slowMillis: number, now: number) {
     this.machine = Machine.make(params, openMillis, now)
+    this.clockFree = params.intervalMillis === 0 && !params.rule.timed
   }
 
   get pending(): ReadonlyArray<Transition> {
@@ -178,6 +191,9 @@ export class MachineCore implements Core {
   mayProbe(now: number): boolean {
     const m = this.machine
     return m.state === "HalfOpen" || (m.state === "Open" && now >= m.openUntil)
+  }
+  untimed(): boolean {
+    return this.clockFree && this.machine.state === "Closed"
   }
   successNeedsTime(): boolean {
     // a trip or a close happens at the outcome's time, and so does an interval roll-over

@@ -4,10 +4,12 @@
  * (`shell.ts`), which `Breaker` extends.
  *
  * A breaker is one object with plain fields; its methods live on the prototype. On the hot path a
- * call reads the clock once, decides in one synchronous step on the core, and wraps the effect in
- * one `matchCauseEffect`. A success is recorded at the time of the
- * latest admission unless the core needs its own time (a state machine that is not Closed, an
- * interval roll-over) or the call is timed (slow-call tracking); a failure reads the clock.
+ * call decides in one synchronous step on the core and wraps the effect in one `matchCauseEffect`
+ * (`call.ts`: reused while the core's token stays the same). It reads the clock once, or not at all
+ * when nothing it does depends on the time (`Core.untimed`: a Closed state machine without an
+ * interval or a time window). A success is recorded at the time of the latest admission unless
+ * the core needs its own time (a state machine that is not Closed, an interval roll-over) or the
+ * call is timed (slow-call tracking); a failure reads the clock.
  *
  * An interrupted call counts as neither, so a Closed call records its outcome with that one plain
  * match — no uninterruptible region on the hot path. The runtime skips the match when the caller
@@ -23,30 +25,12 @@ import * as Effect from "effect/Effect"
 import type { CircuitBreaker, Permit, ProtectOptions, State } from "../../CircuitBreaker.js"
 import { CircuitOpenError } from "../../Errors.js"
 import type * as InstanceMetrics from "../instanceMetrics.js"
+import { callHandlers, ProtectedCall } from "./call.js"
 import * as Classify from "./classify.js"
 import * as Core from "./core.js"
 import * as M from "./metrics.js"
 import type { Spec } from "./policy.js"
 import { Shell } from "./shell.js"
-
-// Builds match handlers from two arguments. Passing the closures as arguments keeps them
-// anonymous, which measures cheaper than object-literal methods under loaders that preserve
-// function names (tsx, esbuild's keepNames).
-const handlers = <A, E, B, E2>(
-  onFailure: (cause: Cause.Cause<E>) => Effect.Effect<B, E2>,
-  onSuccess: (a: A) => Effect.Effect<B, E2>
-) => ({ onFailure, onSuccess })
-
-/**
- * The outcome handlers of one call. They are built per call — two closures and an object, about
- * 15 ns measured — rather than cached per breaker, where they would cost about 250 bytes per idle
- * breaker. `start` is NaN unless the call is timed (slow-call tracking).
- */
-const callHandlers = (breaker: Breaker, token: number, start: number, isFailure: (e: any) => boolean) =>
-  handlers(
-    (cause: Cause.Cause<unknown>) => breaker.failed(cause, token, start, isFailure),
-    (a: unknown) => breaker.succeeded(a, token, start)
-  )
 
 const settleWith = (permit: PermitImpl, outcome: Classify.Outcome, reason: unknown): Effect.Effect<void> =>
   Effect.suspend(() => permit.settle(outcome, reason))
@@ -108,15 +92,10 @@ export class Breaker extends Shell implements CircuitBreaker {
   // -------------------------------------------------------------------------------------------
 
   get protect(): CircuitBreaker["protect"] {
-    return this.boundProtect ??= (effect, options) => Effect.suspend(() => this.run(effect, options?.isFailure))
-  }
-
-  /** One call at the current time (the body of `protect`). */
-  run<A, E, R>(
-    effect: Effect.Effect<A, E, R>,
-    isFailure?: ProtectOptions<E>["isFailure"]
-  ): Effect.Effect<A, E | CircuitOpenError, R> {
-    return this.runAt(this.clock.unsafeCurrentTimeMillis(), effect, isFailure)
+    return this.boundProtect ??= (effect, options) => {
+      const call = new ProtectedCall(this, effect, options?.isFailure)
+      return Effect.suspend(() => call.run())
+    }
   }
 
   /** One call at `now`, read from this breaker's clock by the caller (a registry reads it once). */
@@ -126,13 +105,29 @@ export class Breaker extends Shell implements CircuitBreaker {
     isFailure?: ProtectOptions<E>["isFailure"]
   ): Effect.Effect<A, E | CircuitOpenError, R> {
     this.lastUsed = now
+    if (this.special(now)) return this.runSpecial(now, effect, isFailure)
+    return this.decide(effect, now, isFailure)
+  }
+
+  /**
+   * Whether a call at `now` (already recorded in `lastUsed`) must take the general path of `runAt`
+   * instead of a plain admission by the core: isolated, ramping, or a probe slot to take.
+   */
+  special(now: number): boolean {
+    // a ramp that is over is forgotten, so the clock-free admission applies again
+    if (this.rampEnd !== 0 && now >= this.rampEnd) this.rampEnd = 0
+    return this.isolated || now < this.rampEnd || this.core.mayProbe(now)
+  }
+
+  /** The rest of `runAt` past `lastUsed` (a `ProtectedCall` that cannot take its fast path). */
+  runSpecial<A, E, R>(
+    now: number,
+    effect: Effect.Effect<A, E, R>,
+    isFailure?: ProtectOptions<E>["isFailure"]
+  ): Effect.Effect<A, E | CircuitOpenError, R> {
     if (this.isolated) return this.rejectIsolated(now)
     if (now < this.rampEnd) return this.ramped(now, () => this.decide(effect, now, isFailure))
-    const core = this.core
-    if (core.mayProbe(now)) {
-      return Effect.uninterruptibleMask((restore) => this.decide(restore(effect), now, isFailure))
-    }
-    return this.decide(effect, now, isFailure)
+    return Effect.uninterruptibleMask((restore) => this.decide(restore(effect), now, isFailure))
   }
 
   private decide<A, E, R>(
@@ -140,7 +135,16 @@ export class Breaker extends Shell implements CircuitBreaker {
     now: number,
     isFailure: ProtectOptions<E>["isFailure"]
   ): Effect.Effect<A, E | CircuitOpenError, R> {
-    const token = this.core.acquire(now)
+    return this.decided(this.core.acquire(now), effect, now, isFailure)
+  }
+
+  /** A call the core answered with `token` (a token, `NEED_RANDOM` or `REJECT`). */
+  decided<A, E, R>(
+    token: number,
+    effect: Effect.Effect<A, E, R>,
+    now: number,
+    isFailure: ProtectOptions<E>["isFailure"]
+  ): Effect.Effect<A, E | CircuitOpenError, R> {
     if (token >= 0) return this.admitted(effect, token, now, isFailure)
     if (token === Core.NEED_RANDOM) {
       return Effect.randomWith((random) =>
@@ -153,7 +157,7 @@ export class Breaker extends Shell implements CircuitBreaker {
     return this.reject(now)
   }
 
-  private admitted<A, E, R>(
+  admitted<A, E, R>(
     effect: Effect.Effect<A, E, R>,
     token: number,
     now: number,

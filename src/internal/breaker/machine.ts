@@ -32,6 +32,8 @@ export interface Counts {
 
 /** A trip rule: its own window over outcomes, and the decision. */
 export interface Rule {
+  /** whether outcomes are recorded in time (a window of time buckets) rather than in order */
+  readonly timed: boolean
   /** records an outcome; `slow` when the call took longer than the slow-call threshold */
   readonly record: (now: number, failure: boolean, slow: boolean) => void
   readonly shouldTrip: (counts: Counts, now: number) => boolean
@@ -257,6 +259,9 @@ const failureRateOfCounts = (c: Counts): number => {
 // must not carry a set of closures each.
 
 class ConsecutiveRule implements Rule {
+  get timed(): boolean {
+    return false
+  }
   constructor(readonly threshold: number) {}
   record(): void {}
   shouldTrip(c: Counts): boolean {
@@ -272,6 +277,9 @@ class ConsecutiveRule implements Rule {
 export const consecutiveRule = (threshold: number): Rule => new ConsecutiveRule(threshold)
 
 class CustomRule implements Rule {
+  get timed(): boolean {
+    return false
+  }
   constructor(readonly readyToTrip: (counts: Counts) => boolean) {}
   record(): void {}
   shouldTrip(c: Counts): boolean {
@@ -296,6 +304,9 @@ const FAILED = 1
 const SLOW = 2
 
 class CountWindowRule implements Rule {
+  get timed(): boolean {
+    return false
+  }
   /** outcome flags of the last `size` calls; allocated with the first outcome */
   ring: Uint8Array | undefined = undefined
   next = 0
@@ -342,6 +353,9 @@ const FAILURES = 1
 const SLOWS = 2
 
 class TimeWindowRule implements Rule {
+  get timed(): boolean {
+    return true
+  }
   readonly window: Buckets.Buckets
   constructor(windowMillis: number, buckets: number, readonly p: RateParams) {
     this.window = Buckets.make(buckets, windowMillis / buckets, 3)

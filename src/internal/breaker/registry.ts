@@ -41,7 +41,7 @@ export const make = (
     const cache = new IdleCache.KeyedCache<Breaker>({
       maxKeys: settings.maxKeys,
       ttl: settings.ttl,
-      lastUsed: (breaker) => breaker.lastUsed,
+      lastUsed: (breaker, now) => breaker.lastUseAt(now),
       inUse: (breaker) => breaker.inUse(),
       keep: (breaker) => breaker.isolated
     })

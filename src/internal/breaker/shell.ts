@@ -28,8 +28,10 @@ const formatReason = (reason: unknown): string => {
 /** The fields of a breaker and everything but its calls; `Breaker` is the one subclass. */
 export abstract class Shell {
   readonly core: Core.Core
-  /** epoch millis of the latest call (admitted or rejected) */
+  /** epoch millis of the latest call (admitted or rejected) that read the clock */
   lastUsed: number
+  /** a call since `lastUsed` was admitted without reading the clock (see `Core.untimed`) */
+  undatedUse = false
   isolated = false
   disposed = false
   /** permits handed out by `allow` and not yet settled */
@@ -62,13 +64,34 @@ export abstract class Shell {
     return this.isolated ? "Isolated" : this.core.state()
   }
 
+  /**
+   * The latest use as a registry's idle sweep at `now` sees it: a call admitted without reading
+   * the clock since the last sweep counts as a use at `now`, so a breaker in constant use by calls
+   * that never read the clock is kept (at most one sweep interval longer than its last call).
+   */
+  lastUseAt(now: number): number {
+    if (this.undatedUse) {
+      this.undatedUse = false
+      this.lastUsed = now
+    }
+    return this.lastUsed
+  }
+
   /** In use: a permit of `allow` is outstanding. */
   inUse(): boolean {
     return this.permits > 0
   }
 
-  /** Records an outcome; `reason` is what a failure is remembered by in `stats.lastErrors`. */
+  /**
+   * Records an outcome at `end`, read from the clock; `reason` is what a failure is remembered by
+   * in `stats.lastErrors`.
+   */
   record(outcome: Classify.Outcome, token: number, start: number, end: number, reason: unknown): void {
+    // `end` was read from the clock after every use so far, undated ones included
+    if (end >= this.lastUsed) {
+      this.lastUsed = end
+      this.undatedUse = false
+    }
     const elapsed = Number.isNaN(start) ? 0 : end - start
     if (outcome === Classify.SUCCESS) {
       this.values[M.SUCCESS]++
