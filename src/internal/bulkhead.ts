@@ -16,7 +16,7 @@ import type * as Fiber from "effect/Fiber"
 import type { Bulkhead, Stats } from "../Bulkhead.js"
 import { BulkheadFullError, InvalidOptionsError } from "../Errors.js"
 import * as InstanceMetrics from "./instanceMetrics.js"
-import { Leases } from "./lease.js"
+import { Guarded, Leases } from "./lease.js"
 import { Publisher } from "./stateView.js"
 import * as Q from "./waitQueue.js"
 
@@ -113,11 +113,15 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
 
   /** `protect` without the bound function (registries call it directly). */
   run<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> {
-    return Effect.withFiberRuntime((fiber) => this.enter(fiber, effect, true))
+    const guarded = new Guarded(effect)
+    return Effect.withFiberRuntime((fiber) => this.enter(fiber, guarded, true))
   }
 
   get tryProtect(): Bulkhead["tryProtect"] {
-    return (effect) => Effect.withFiberRuntime((fiber) => this.enter(fiber, effect, false))
+    return (effect) => {
+      const guarded = new Guarded(effect)
+      return Effect.withFiberRuntime((fiber) => this.enter(fiber, guarded, false))
+    }
   }
 
   get protectWeighted(): Bulkhead["protectWeighted"] {
@@ -187,7 +191,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
 
   private enter<A, E, R>(
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    effect: Effect.Effect<A, E, R>,
+    guarded: Guarded<A, E, R>,
     mayQueue: boolean
   ): Effect.Effect<A, E | BulkheadFullError, R> {
     // a newcomer never overtakes a queued caller
@@ -195,10 +199,10 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
       this.active++
       this.values[ACTIVE]++
       this.publisher?.notify()
-      return (this.leases ??= makeLeases()).hold(fiber, this, effect)
+      return (this.leases ??= makeLeases()).holdGuarded(fiber, this, guarded)
     }
     if (this.closed || !mayQueue || this.queue.length >= this.maxQueue) return this.reject()
-    return this.enqueue(effect)
+    return this.enqueue(guarded.work)
   }
 
   /** A permit came back: it goes to the oldest waiter, or becomes free. */

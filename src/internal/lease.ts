@@ -12,7 +12,9 @@
  * never given back while the work could still be running.
  *
  * Compared with `Effect.uninterruptibleMask` + `restore` around each call, this costs no runtime
- * flag changes and no per-call closures: the handlers of a slot are built once and reused.
+ * flag changes and no per-call closures: the handlers of a slot are built once and reused, and a
+ * `Guarded` effect (what a bulkhead's `protect(effect)` runs) keeps the matched run of its last
+ * slot, so a caller calling it in a loop allocates nothing for the lease.
  */
 import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -45,6 +47,14 @@ const slotHandlers = (leases: Leases<any>, slot: number): Handlers =>
 
 const exitObserver = (leases: Leases<any>, fiber: AnyFiber) => () => leases.fiberExited(fiber)
 
+/** An effect that is run holding a lease again and again, with the matched run of its last slot. */
+export class Guarded<A, E, R> {
+  slot = -1
+  leases: Leases<any> | undefined = undefined
+  matched: Effect.Effect<A, E, R> | undefined = undefined
+  constructor(readonly work: Effect.Effect<A, E, R>) {}
+}
+
 export class Leases<T> {
   /** the fiber holding each slot (undefined: free) */
   private readonly holders: Array<AnyFiber | undefined> = []
@@ -62,6 +72,30 @@ export class Leases<T> {
 
   /** Runs `work` holding a slot for `tag` on `fiber` (the fiber that runs this effect). */
   hold<A, E, R>(fiber: Fiber.RuntimeFiber<any, any>, tag: T, work: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return this.around(this.take(fiber, tag), work)
+  }
+
+  /**
+   * `hold` for a guarded effect run again and again: the matched run of its last slot is reused
+   * when the slot taken is the same (a caller calling in a loop always takes the same one).
+   */
+  holdGuarded<A, E, R>(fiber: Fiber.RuntimeFiber<any, any>, tag: T, guarded: Guarded<A, E, R>): Effect.Effect<A, E, R> {
+    const slot = this.take(fiber, tag)
+    if (slot !== guarded.slot || guarded.leases !== this) {
+      guarded.matched = this.around(slot, guarded.work)
+      guarded.slot = slot
+      guarded.leases = this
+    }
+    return guarded.matched!
+  }
+
+  /** `work` giving `slot` back when it ends. */
+  private around<A, E, R>(slot: number, work: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.matchCauseEffect(work, this.handlers[slot]) as Effect.Effect<A, E, R>
+  }
+
+  /** Takes a slot for `tag` on `fiber`. */
+  private take(fiber: Fiber.RuntimeFiber<any, any>, tag: T): number {
     let slot = this.free.pop()
     if (slot === undefined) {
       slot = this.holders.length
@@ -80,7 +114,7 @@ export class Leases<T> {
       }
       this.lastWatched = fiber
     }
-    return Effect.matchCauseEffect(work, this.handlers[slot]) as Effect.Effect<A, E, R>
+    return slot
   }
 
   release(slot: number): void {
