@@ -8,7 +8,8 @@
  * tag) and keeps that key's expiry in the same script. The limiter's parameters are part of the
  * script, so a plain take sends only the key. Scripts are loaded once and called by SHA; after a
  * `SCRIPT FLUSH`, a restart or on a new Cluster node the `NOSCRIPT` reply makes the store send the
- * script whole, once.
+ * script whole, once. On a single server, the plain takes of one limiter issued while another of
+ * its calls is in flight go together as one script call over all their keys (see `batchMaxKeys`).
  *
  * Every call has a timeout (default 100 ms) that counts only Redis's lateness, not a busy Node
  * process's: see `timeout`. After `failureThreshold` consecutive failures, or a failed health
@@ -56,6 +57,14 @@ export interface RedisClient {
   readonly eval?:
     | ((script: string, keys: ReadonlyArray<string>, args: ReadonlyArray<string>) => Promise<unknown>)
     | undefined
+  /**
+   * true when the client talks to one server (not a Cluster): the store may then send the takes
+   * issued together as one script call over all their keys (see `batchMaxKeys`). Unset: no
+   * batches, which is right for any client.
+   *
+   * @since 0.4.0
+   */
+  readonly singleNode?: boolean | undefined
 }
 
 /**
@@ -74,8 +83,9 @@ export interface NodeRedisLike {
 }
 
 /**
- * Adapts a connected node-redis client (`createClient` from `redis`). Concurrent calls issued in
- * the same tick are written to the socket together (node-redis pipelines them). Create it with
+ * Adapts a connected node-redis client (`createClient` from `redis`), a single server: takes may
+ * be batched. Concurrent calls issued in the same tick are written to the socket together
+ * (node-redis pipelines them). Create it with
  * `disableOfflineQueue: true` so that calls fail at once while it is disconnected instead of
  * queueing until the timeout, and with `commandOptions: { timeout: 0 }`: node-redis v6 otherwise
  * arms a 5 s timer per command, which the store does not need (it has its own) and which costs
@@ -103,7 +113,8 @@ export const fromNodeRedis = (client: NodeRedisLike): RedisClient => {
       {}),
     scriptLoad: (script) => client.scriptLoad(script),
     ping: () => client.ping(),
-    quit: () => client.close()
+    quit: () => client.close(),
+    singleNode: true
   }
 }
 
@@ -144,6 +155,8 @@ export const fromNodeRedisCluster = (cluster: NodeRedisClusterLike): RedisClient
  * @category models
  */
 export interface IoredisLike {
+  /** false on a `Redis` client, true on a `Cluster` */
+  readonly isCluster?: boolean | undefined
   evalsha(sha: string, numKeys: number, ...keysAndArgs: Array<string>): Promise<unknown>
   script(subcommand: "LOAD", script: string): Promise<unknown>
   ping(): Promise<unknown>
@@ -151,7 +164,8 @@ export interface IoredisLike {
 }
 
 /**
- * Adapts an ioredis client (`new Redis(...)`). Consider `enableOfflineQueue: false` and
+ * Adapts an ioredis client (`new Redis(...)`, or a `Cluster`: its `isCluster` keeps takes out of
+ * batches). Consider `enableOfflineQueue: false` and
  * `enableAutoPipelining: true` for the same behaviour as the node-redis adapter.
  *
  * @since 0.1.0
@@ -161,7 +175,8 @@ export const fromIoredis = (client: IoredisLike): RedisClient => ({
   evalsha: (sha, keys, args) => client.evalsha(sha, keys.length, ...keys, ...args),
   scriptLoad: (script) => client.script("LOAD", script),
   ping: () => client.ping(),
-  quit: () => client.quit()
+  quit: () => client.quit(),
+  singleNode: client.isCluster === false
 })
 
 /**
@@ -218,6 +233,16 @@ export interface Options {
    * @since 0.2.0
    */
   readonly deniedCacheMaxKeys?: number | undefined
+  /**
+   * On a single-node client (`RedisClient.singleNode`), the plain takes of one limiter issued in
+   * the same tick go to Redis as one script call over all their keys, at most this many (default
+   * 32; 1: each take is its own call). The batch decides as the same takes one after another at
+   * one instant would, each take keeps its own timeout, and a failed batch fails each of its
+   * takes. Reservations and waits are never batched.
+   *
+   * @since 0.4.0
+   */
+  readonly batchMaxKeys?: number | undefined
 }
 
 const OptionsSchema = Schema.Struct({
@@ -230,7 +255,8 @@ const OptionsSchema = Schema.Struct({
   healthCheckInterval: Schema.optionalWith(PositiveDuration, { default: () => Duration.millis(100) }),
   heartbeatInterval: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(1) }),
   failureThreshold: Schema.optionalWith(PositiveInt, { default: () => 3 }),
-  deniedCacheMaxKeys: Schema.optionalWith(NonNegativeInt, { default: () => 0 })
+  deniedCacheMaxKeys: Schema.optionalWith(NonNegativeInt, { default: () => 0 }),
+  batchMaxKeys: Schema.optionalWith(PositiveInt, { default: () => 32 })
 })
 
 /**
@@ -254,7 +280,8 @@ export const make = (
       healthCheckInterval: o.healthCheckInterval,
       heartbeatInterval: o.heartbeatInterval,
       failureThreshold: o.failureThreshold,
-      deniedCacheMaxKeys: o.deniedCacheMaxKeys
+      deniedCacheMaxKeys: o.deniedCacheMaxKeys,
+      batchMaxKeys: o.batchMaxKeys
     })
     return RateLimiterStore.of({
       name: "redis",

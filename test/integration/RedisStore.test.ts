@@ -14,6 +14,7 @@ import { spawnSync } from "node:child_process"
 import type { Definition, RawDecision } from "../../src/internal/ratelimit/core.js"
 import { num } from "../../src/internal/ratelimit/core.js"
 import { makeTable } from "../../src/internal/ratelimit/memory.js"
+import { batchScript } from "../../src/internal/ratelimit/redisBatch.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import { RateLimiterStore } from "../../src/RateLimiterStore.js"
 import * as RateLimiterStoreModule from "../../src/RateLimiterStore.js"
@@ -96,6 +97,64 @@ describe.skipIf(missing !== undefined)("RedisStore (real redis-server)", () => {
       })
     }
   })
+
+  describe("a batch of takes steps exactly like the TypeScript, key after key at one instant", () => {
+    for (const [label, algorithm] of algorithms) {
+      it(label, async () => {
+        const def: Definition = Effect.runSync(RateLimiter.definition(algorithm))
+        const sha = String(await redis.raw.scriptLoad(batchScript(def)))
+        const table = makeTable(def, { maxKeys: 10, idleTimeToLive: Infinity })
+        const next = seededRandom(label.length * 104_729)
+        const [sec, usec] = (await redis.raw.sendCommand(["TIME"])) as [string, string]
+        let now = Number(sec) * 1e6 + Number(usec) + 60e6
+        const names = ["a", "b", "c"].map((k) => `batch:${label}:{${k}}`)
+        await redis.raw.del(names)
+        for (let i = 0; i < 150; i++) {
+          const r = next()
+          now += Math.floor(r < 0.6 ? next() * 40_000 : r < 0.9 ? next() * 150_000 : next() * 1_500_000)
+          // the same key may come several times in one batch
+          const keys = Array.from({ length: 1 + Math.floor(next() * 6) }, () => names[Math.floor(next() * 3)])
+          const costs = keys.map(() => (next() < 0.1 ? def.capacity + 1 : Math.floor(next() * 3)))
+          const want = keys.map((key, j) => table.run(key, now, costs[j], 0))
+          const replies = (await redis.raw.evalSha(sha, {
+            keys,
+            arguments: [...costs.map(num), num(now)]
+          })) as Array<unknown>
+          expect({ i, got: replies.map((reply, j) => def.decode(reply as never, costs[j])) }).toEqual({ i, got: want })
+        }
+        // the hot path (no arguments: one unit each, Redis's clock) reads the same stored state
+        const plain = (await redis.raw.evalSha(sha, { keys: names, arguments: [] })) as Array<unknown>
+        expect(plain).toHaveLength(3)
+      })
+    }
+  })
+
+  it("concurrent takes go to Redis in batches and admit exactly the quota", () =>
+    runScoped(Effect.gen(function*() {
+      const limiter = yield* limiterOn(
+        RedisStore.layer({ url: redis.server.url, prefix: "batched:", timeout: "10 seconds", batchMaxKeys: 16 }),
+        "b",
+        RateLimiter.tokenBucket({ rate: 0.001, burst: 40 })
+      )
+      const before = evalshaCalls(redis.server.port)
+      const keys = Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? "even" : `odd-${i % 10}`))
+      const ds = yield* Effect.forEach(keys, (key) => limiter.take(key), { concurrency: "unbounded" })
+      const calls = evalshaCalls(redis.server.port) - before
+      expect(calls).toBeGreaterThan(0)
+      // the first take goes alone (nothing was in flight), the rest in batches of 16
+      expect(calls).toBeLessThanOrEqual(1 + Math.ceil(99 / 16))
+      // 50 takes of "even" against a burst of 40, five keys with 10 takes each
+      expect(ds.filter((d, i) => keys[i] === "even" && d.allowed)).toHaveLength(40)
+      expect(ds.filter((d, i) => keys[i] !== "even" && d.allowed)).toHaveLength(50)
+      // in the order they were issued: the first 40 takes of "even" got the tokens
+      const remaining = ds.filter((_, i) => keys[i] === "even").map((d) => d.remaining)
+      expect(remaining.slice(0, 40)).toEqual(Array.from({ length: 40 }, (_, i) => 39 - i))
+      // a take of another cost goes in a batch too and decides as a lone take would
+      const mixed = yield* Effect.all([limiter.take("mixed"), limiter.take("mixed", 2), limiter.take("mixed")], {
+        concurrency: "unbounded"
+      })
+      expect(mixed.map((d) => d.remaining)).toEqual([39, 37, 36])
+    })))
 
   it("every algorithm takes the same decisions through the public API as the memory store", () =>
     runScoped(Effect.gen(function*() {

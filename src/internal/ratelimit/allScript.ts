@@ -14,7 +14,8 @@ import { scriptHead } from "./core.js"
 /** The Lua test of "admitted" on a plain take's reply (`r`), per kind (see the decoders in core.ts). */
 const admits = (kind: Kind): string => kind === "TokenBucket" || kind === "Gcra" ? "r >= 0" : "r[3] == 0"
 
-const bodyOf = (def: Definition): string => {
+/** A limiter's script without the shared head: its step over `key`, `cost`, `maxDelay` and `now`. */
+export const bodyOf = (def: Definition): string => {
   if (!def.script.startsWith(scriptHead)) throw new Error(`${def.kind}: script without the shared head`)
   return def.script.slice(scriptHead.length)
 }

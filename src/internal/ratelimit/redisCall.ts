@@ -122,6 +122,8 @@ export interface ScriptClient {
   readonly eval?:
     | ((script: string, keys: ReadonlyArray<string>, args: ReadonlyArray<string>) => Promise<unknown>)
     | undefined
+  /** every key on one server: takes may be batched (see `redisBatch.ts`) */
+  readonly singleNode?: boolean | undefined
 }
 
 /** What a limiter's calls share. */
@@ -146,7 +148,7 @@ export const errorMessage = (e: unknown): string => (e instanceof Error ? e.mess
 const isNoScript = (e: unknown): boolean => errorMessage(e).includes("NOSCRIPT")
 
 /** Sends `script` whole: EVAL is routed by key (the right Cluster node) and caches the script there. */
-const evalWhole = (
+export const evalWhole = (
   client: ScriptClient,
   sha: string,
   script: string,
@@ -183,7 +185,8 @@ export class EvalCall implements Pending {
   constructor(
     readonly context: CallContext,
     readonly key: string,
-    readonly keys: ReadonlyArray<string>,
+    /** the key in Redis */
+    readonly redisKey: string,
     readonly args: ReadonlyArray<string>,
     readonly cost: number,
     readonly maxDelay: number,
@@ -191,18 +194,32 @@ export class EvalCall implements Pending {
     readonly then: ((raw: RawDecision) => Effect.Effect<any, any>) | undefined,
     readonly resume: (effect: Effect.Effect<any, any>) => void
   ) {}
-  start(): void {
-    const { client, deadlines, sha } = this.context
-    deadlines.start(this)
-    client.evalsha(sha, this.keys, this.args).then(
-      (reply) => this.reply(reply),
-      (cause) => this.retryOrFail(cause)
+  /** starts the call's deadline */
+  track(): void {
+    this.context.deadlines.start(this)
+  }
+  /** sends the call alone; `landed` runs when Redis answered or the command failed */
+  send(landed?: () => void): void {
+    const { client, sha } = this.context
+    client.evalsha(sha, [this.redisKey], this.args).then(
+      (reply) => {
+        if (landed !== undefined) landed()
+        this.reply(reply)
+      },
+      (cause) => {
+        if (landed !== undefined) landed()
+        this.retryOrFail(cause)
+      }
     )
+  }
+  start(): void {
+    this.track()
+    this.send()
   }
   retryOrFail(cause: unknown): void {
     if (this.done || !isNoScript(cause)) return this.error(cause)
     const { client, script, sha } = this.context
-    evalWhole(client, sha, script, this.keys, this.args).then(
+    evalWhole(client, sha, script, [this.redisKey], this.args).then(
       (reply) => this.reply(reply),
       (e) => this.error(e)
     )

@@ -16,6 +16,8 @@ import { makeDeniedCache } from "./deniedCache.js"
 import { KeyWatchers, peekScript } from "./keyView.js"
 import type { Table } from "./memory.js"
 import { makeTable, runAll } from "./memory.js"
+import type { BatchScript } from "./redisBatch.js"
+import { Batcher, batchScript } from "./redisBatch.js"
 import type { CallContext, Deadlines, ScriptClient } from "./redisCall.js"
 import { errorMessage, EvalCall, evalScript, makeDeadlines } from "./redisCall.js"
 import type { Health } from "./redisHealth.js"
@@ -32,6 +34,8 @@ export interface EngineOptions {
   readonly heartbeatInterval: Duration.Duration
   readonly failureThreshold: number
   readonly deniedCacheMaxKeys: number
+  /** most takes in one batch; 1: no batches (see `redisBatch.ts`) */
+  readonly batchMaxKeys: number
 }
 
 const noArgs: ReadonlyArray<string> = []
@@ -110,12 +114,30 @@ export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
       }
       return w
     }
+    const batching = client.singleNode === true && o.batchMaxKeys > 1
+    const batchOf = (def: Definition): Effect.Effect<BatchScript | undefined> => {
+      if (!batching) return Effect.succeed(undefined)
+      const script = batchScript(def)
+      return Effect.map(load(script), (sha) => ({ script, sha, maxKeys: o.batchMaxKeys }))
+    }
     const prepare = (limiter: string, def: Definition): Effect.Effect<Stepper> =>
-      Effect.map(
+      Effect.zipWith(
         load(def.script),
-        (sha) =>
+        batchOf(def),
+        (sha, batch) =>
           watched(
-            stepperFor(client, o, deadlines, health, call, `${o.prefix}${limiter}:{`, def, sha, fallback(limiter, def)),
+            stepperFor(
+              client,
+              o,
+              deadlines,
+              health,
+              call,
+              `${o.prefix}${limiter}:{`,
+              def,
+              sha,
+              fallback(limiter, def),
+              batch
+            ),
             watchersFor(limiter, def)
           )
       )
@@ -157,9 +179,13 @@ export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
     return { prepare, prepareAll, prepareView, health }
   })
 
-/** Tells the key's watchers after each admitted take or reservation, and each cancel. */
-const watched = (step: Stepper, w: KeyWatchers): Stepper =>
-  Object.assign(
+/**
+ * Tells the key's watchers after each admitted take or reservation, and each cancel. Keeps the
+ * step's `stepThen` (unwatched, it is the whole hot path: one effect per decision).
+ */
+const watched = (step: Stepper, w: KeyWatchers): Stepper => {
+  const then = step.stepThen
+  return Object.assign(
     (key: string, cost: number, maxDelayMs: number) =>
       w.count === 0 ? step(key, cost, maxDelayMs) : Effect.tap(step(key, cost, maxDelayMs), (d) => {
         if (d.allowed) w.changed(key)
@@ -168,9 +194,20 @@ const watched = (step: Stepper, w: KeyWatchers): Stepper =>
       cancel: (key: string, cost: number, timeToAct: number) =>
         w.count === 0
           ? step.cancel(key, cost, timeToAct)
-          : Effect.ensuring(step.cancel(key, cost, timeToAct), Effect.sync(() => w.changed(key)))
+          : Effect.ensuring(step.cancel(key, cost, timeToAct), Effect.sync(() => w.changed(key))),
+      stepThen: then === undefined ? undefined : <A, E>(
+        key: string,
+        cost: number,
+        maxDelayMs: number,
+        f: (raw: RawDecision) => Effect.Effect<A, E>
+      ): Effect.Effect<A, E | StoreError> =>
+        w.count === 0 ? then(key, cost, maxDelayMs, f) : then(key, cost, maxDelayMs, (d) => {
+          if (d.allowed) w.changed(key)
+          return f(d)
+        })
     }
   )
+}
 
 const watchedAll = (step: AllStepper, ws: ReadonlyArray<KeyWatchers>): AllStepper => (keys, cost) => {
   let watching = false
@@ -269,7 +306,8 @@ const stepperFor = (
   keyPrefix: string,
   def: Definition,
   sha: string,
-  local: () => Table
+  local: () => Table,
+  batch: BatchScript | undefined
 ): Stepper => {
   const limit = def.limit
   const localStep = (key: string, cost: number, maxDelay: number) =>
@@ -295,6 +333,7 @@ const stepperFor = (
     succeeded: health.succeeded,
     failed: (key, cost, maxDelay, error) => Effect.zipRight(health.failed(error), degraded(key, cost, maxDelay, error))
   }
+  const batcher = batch === undefined ? undefined : new Batcher(batch)
   const denied: DeniedCache | undefined = o.deniedCacheMaxKeys > 0 ? makeDeniedCache(o.deniedCacheMaxKeys) : undefined
   const remote = <A = RawDecision, E = never>(
     key: string,
@@ -302,10 +341,15 @@ const stepperFor = (
     maxDelay: number,
     then?: (raw: RawDecision) => Effect.Effect<A, E>
   ): Effect.Effect<A, E | StoreError> => {
-    const keys = [keyPrefix + key + "}"]
+    const redisKey = keyPrefix + key + "}"
     const args = cost === 1 && maxDelay === 0 ? noArgs : [String(cost), num(maxDelay)]
+    if (batcher !== undefined && maxDelay === 0) {
+      return Effect.async<A, E | StoreError>((resume) => {
+        batcher.add(new EvalCall(context, key, redisKey, args, cost, maxDelay, then, resume))
+      })
+    }
     return Effect.async<A, E | StoreError>((resume) => {
-      new EvalCall(context, key, keys, args, cost, maxDelay, then, resume).start()
+      new EvalCall(context, key, redisKey, args, cost, maxDelay, then, resume).start()
     })
   }
   const cached = (key: string, cost: number, cache: DeniedCache): Effect.Effect<RawDecision, StoreError> => {
