@@ -164,7 +164,7 @@ const startWork = <A, E, R>(runtime: Runtime.Runtime<R>, self: Effect.Effect<A, 
  */
 const run = <A, E, R>(self: Effect.Effect<A, E, R>, prepared: Prepared): Effect.Effect<A, E | TimeoutError, R> => {
   // built once per guarded effect: the part of the timed run that is the same every time
-  const guarded = Effect.interruptible(self)
+  const guarded = new Timed.Guarded(self)
   return Effect.withFiberRuntime<A, E | TimeoutError, R>((parent, status) => {
     const clock = Context.get(parent.currentDefaultServices, ClockTag)
     const now = clock.unsafeCurrentTimeMillis()

@@ -10,15 +10,19 @@
  * takes effect as usual), and answers with the timeout. The clean-up is one step after the handler,
  * so the fiber has taken in every interruption sent to it before the clean-up looks.
  *
- * The timer is armed only once the current synchronous stretch is over (a microtask after the
- * start), with what is left of the budget then: synchronous work never touches a timer.
+ * On the host's clock the timer is a push on the shared timer heap at the start (`timerHeap.ts`),
+ * taken off when the work ends first. On another live clock it is armed only once the current
+ * synchronous stretch is over (a microtask after the start), with what is left of the budget then,
+ * so synchronous work never arms a host timer of its own.
  *
  * Fiber refs: the work runs with the tighter deadline, which is always undone afterwards. Other
  * changes the work makes stay on success and are undone on failure, as when a forked fiber is
  * joined only on success.
  *
  * Beyond the public `RuntimeFiber` interface this reads, from the running fiber itself (as Effect's
- * own operators do): `setFiberRef` / `setFiberRefs`, its children (an interruption reaches every
+ * own operators do): `setFiberRef` / `setFiberRefs`, its refs (`_fiberRefs`, swapped in place
+ * between two values that differ in the deadline alone, which the fiber's caches do not derive
+ * from), its children (an interruption reaches every
  * child, so a caller with children of its own is not run this way) and its request-batching steps
  * (a batched request moves the rest of the fiber's stack to another fiber). `usable` says whether
  * all of them are there; when it says no, the caller runs the work on a forked fiber instead.
@@ -42,7 +46,7 @@ interface OwnFiber extends Fiber.RuntimeFiber<unknown, unknown> {
   setFiberRefs(fiberRefs: FiberRefs.FiberRefs): void
   readonly _children: ReadonlySet<unknown> | null
   readonly _steps: ReadonlyArray<unknown>
-  readonly _fiberRefs: FiberRefs.FiberRefs
+  _fiberRefs: FiberRefs.FiberRefs
 }
 
 /**
@@ -126,6 +130,24 @@ const armPending = (): void => {
  */
 export type OnTimeout = (tag: any, millis: number, startedAt: number, firedAt: number) => Effect.Effect<never, any>
 
+/**
+ * An effect timed again and again (built once per guarded effect): the work wrapped in
+ * `Effect.interruptible`, and the fiber refs its last run started with, before and after its
+ * deadline was set. A run on the same fiber, from the same refs, with the same deadline (a caller
+ * in a loop, within the same millisecond) takes those refs again instead of copying the fiber's
+ * refs to set the deadline. Fiber refs are immutable values: sharing them is safe.
+ */
+export class Guarded<A, E, R> {
+  readonly interruptibleSelf: Effect.Effect<A, E, R>
+  fiber: OwnFiber | undefined = undefined
+  before: FiberRefs.FiberRefs | undefined = undefined
+  inner = Number.NaN
+  withDeadline: FiberRefs.FiberRefs | undefined = undefined
+  constructor(self: Effect.Effect<A, E, R>) {
+    this.interruptibleSelf = Effect.interruptible(self)
+  }
+}
+
 /** One timed run, with the state its timer and its outcome handlers share. */
 class TimedRun<A, E, R> {
   /** this run's interruptor, made when time is up: compared by identity, never shared */
@@ -141,6 +163,7 @@ class TimedRun<A, E, R> {
   readonly withDeadline: FiberRefs.FiberRefs
 
   constructor(
+    guarded: Guarded<A, E, R>,
     readonly fiber: OwnFiber,
     readonly deadlineRef: FiberRef.FiberRef<number>,
     readonly outerDeadline: number,
@@ -155,8 +178,20 @@ class TimedRun<A, E, R> {
     readonly onTimeout: OnTimeout
   ) {
     // the fiber's own refs, read without `getFiberRefs()`, which copies them on every call
-    this.before = fiber._fiberRefs
-    if (innerDeadline !== outerDeadline) fiber.setFiberRef(deadlineRef, innerDeadline)
+    const before = this.before = fiber._fiberRefs
+    if (innerDeadline !== outerDeadline) {
+      if (guarded.fiber === fiber && guarded.before === before && guarded.inner === innerDeadline) {
+        // refs that differ from the current ones in the deadline alone: the fiber's caches of its
+        // services, scheduler and context stay valid, so they are not refreshed
+        fiber._fiberRefs = guarded.withDeadline!
+      } else {
+        fiber.setFiberRef(deadlineRef, innerDeadline)
+        guarded.fiber = fiber
+        guarded.before = before
+        guarded.inner = innerDeadline
+        guarded.withDeadline = fiber._fiberRefs
+      }
+    }
     this.withDeadline = fiber._fiberRefs
   }
 
@@ -185,7 +220,10 @@ class TimedRun<A, E, R> {
   start(interruptibleSelf: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     const work = Effect.uninterruptible(Effect.matchCauseEffect(interruptibleSelf, handlersOf(this)))
     if (this.scheduler !== undefined) {
-      if (toArm.push(this) === 1) queueMicrotask(armPending)
+      // the host's clock: a push on the shared timer heap now costs less than a microtask to
+      // defer it, and the whole budget is left (the clock was read just now)
+      if (isHostClock(this.clock)) TimerHeap.schedule(this, this.millis)
+      else if (toArm.push(this) === 1) queueMicrotask(armPending)
       return work
     }
     // any other clock (TestClock): the timer is a fiber sleeping on the clock
@@ -221,7 +259,8 @@ class TimedRun<A, E, R> {
     const fiber = this.fiber
     // a pointer swap when the work changed nothing else
     if (fiber._fiberRefs === this.withDeadline) {
-      if (this.withDeadline !== this.before) fiber.setFiberRefs(this.before)
+      // the refs differ from those before in the deadline alone (see the constructor)
+      if (this.withDeadline !== this.before) fiber._fiberRefs = this.before
     } else if (fiber.getFiberRef(this.deadlineRef) !== this.outerDeadline) {
       fiber.setFiberRef(this.deadlineRef, this.outerDeadline)
     }
@@ -261,13 +300,13 @@ class TimedRun<A, E, R> {
 
 /**
  * Runs the work on the current fiber, which `usable` accepted and which is interruptible; must be
- * called by the fiber itself, from `Effect.withFiberRuntime`. `interruptibleSelf` is the work
- * wrapped in `Effect.interruptible` (built once per guarded effect, not per run). The work runs
- * under `innerDeadline`; `onTimeout(tag, …)` is the failure when time is up.
+ * called by the fiber itself, from `Effect.withFiberRuntime`. `guarded` is the work (built once per
+ * guarded effect, not per run). The work runs under `innerDeadline`; `onTimeout(tag, …)` is the
+ * failure when time is up.
  */
 export const runTimed = <A, E, R>(
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
-  interruptibleSelf: Effect.Effect<A, E, R>,
+  guarded: Guarded<A, E, R>,
   deadlineRef: FiberRef.FiberRef<number>,
   outerDeadline: number,
   innerDeadline: number,
@@ -279,6 +318,7 @@ export const runTimed = <A, E, R>(
   onTimeout: OnTimeout
 ): Effect.Effect<A, E, R> =>
   new TimedRun<A, E, R>(
+    guarded,
     fiber as OwnFiber,
     deadlineRef,
     outerDeadline,
@@ -289,4 +329,4 @@ export const runTimed = <A, E, R>(
     scheduler,
     tag,
     onTimeout
-  ).start(interruptibleSelf)
+  ).start(guarded.interruptibleSelf)
