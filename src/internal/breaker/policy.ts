@@ -28,113 +28,125 @@ import * as Machine from "./machine.js"
 /** Marks a `Policy` value. */
 export const PolicyTypeId: unique symbol = Symbol.for("effect-resilience/CircuitBreaker/Policy")
 
-const Fn = Schema.declare(
-  (u: unknown): u is (...args: ReadonlyArray<any>) => any => typeof u === "function",
-  { identifier: "Function", message: () => "expected a function" }
-)
-
 const isPositiveDurationInput = (u: unknown): boolean => {
   const parsed = parseDurationInput(u)
   return Either.isRight(parsed) && Duration.isFinite(parsed.right) && Duration.toMillis(parsed.right) > 0
-}
-
-const OpenForSchema = Schema.declare(
-  (u: unknown): u is OpenFor => Schedule.isSchedule(u) || isPositiveDurationInput(u),
-  { identifier: "OpenFor", message: () => "expected a positive duration or a Schedule" }
-)
-
-const EffectSchema = Schema.declare(
-  (u: unknown): u is Effect.Effect<unknown, unknown> => Effect.isEffect(u),
-  { identifier: "Effect", message: () => "expected an Effect" }
-)
-
-const ProbeSchema = Schema.Struct({ effect: EffectSchema, every: PositiveDuration })
-
-const RampSchema = Schema.Struct({
-  from: Probability.pipe(Schema.filter((n) => n > 0 || "expected a share above 0")),
-  over: PositiveDuration
-})
-
-const common = {
-  name: Name,
-  isFailure: Schema.optional(Fn),
-  isExcluded: Schema.optional(Fn),
-  probe: Schema.optional(ProbeSchema),
-  ramp: Schema.optional(RampSchema)
-}
-
-const machineFields = {
-  ...common,
-  openFor: Schema.optionalWith(OpenForSchema, { default: () => "60 seconds" as OpenFor }),
-  halfOpenMaxCalls: Schema.optionalWith(PositiveInt, { default: () => 1 })
-}
-
-const slowFields = {
-  slowCallDuration: Schema.optional(PositiveDuration),
-  slowCallRateThreshold: Schema.optionalWith(Probability, { default: () => 1 })
 }
 
 const windowCheck = <A extends { readonly window: Duration.Duration; readonly buckets: number }>(o: A) =>
   Duration.toMillis(o.window) / o.buckets >= 1 ||
   { path: ["window"], message: `window must give each of the ${o.buckets} buckets at least 1 millisecond` }
 
-const SreSchema = Schema.Struct({
-  ...common,
-  k: Schema.optionalWith(PositiveNumber, { default: () => 1.5 }),
-  minK: Schema.optionalWith(PositiveNumber, { default: () => 1.1 }),
-  protection: Schema.optionalWith(NonNegativeNumber, { default: () => 5 }),
-  window: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(10) }),
-  buckets: Schema.optionalWith(PositiveInt, { default: () => 40 }),
-  forcePassAfter: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(1) })
-}).pipe(
-  // below 1 the formula drops calls while every call succeeds: (1 − k) · accepts > protection
-  Schema.filter((o) => o.k >= 1 || { path: ["k"], message: "k must be at least 1" }),
-  Schema.filter((o) => o.minK <= o.k || { path: ["minK"], message: "minK must not exceed k" }),
-  Schema.filter(windowCheck)
-)
-
-const ConsecutiveSchema = Schema.Struct({
-  ...machineFields,
-  threshold: Schema.optionalWith(PositiveInt, { default: () => 5 })
-})
-
-const CountWindowSchema = Schema.Struct({
-  ...machineFields,
-  ...slowFields,
-  size: Schema.optionalWith(PositiveInt, { default: () => 100 }),
-  minimumCalls: Schema.optional(PositiveInt),
-  failureRateThreshold: Schema.optionalWith(Probability, { default: () => 0.5 })
-}).pipe(
-  Schema.filter((o) =>
-    o.minimumCalls === undefined || o.minimumCalls <= o.size ||
-    { path: ["minimumCalls"], message: "minimumCalls must not exceed size" }
+/** The schemas and fields the policies share. */
+const sharedFields = () => {
+  const Fn = Schema.declare(
+    (u: unknown): u is (...args: ReadonlyArray<any>) => any => typeof u === "function",
+    { identifier: "Function", message: () => "expected a function" }
   )
-)
 
-const TimeWindowSchema = Schema.Struct({
-  ...machineFields,
-  ...slowFields,
-  window: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(10) }),
-  buckets: Schema.optionalWith(PositiveInt, { default: () => 10 }),
-  minimumCalls: Schema.optionalWith(PositiveInt, { default: () => 20 }),
-  failureRateThreshold: Schema.optionalWith(Probability, { default: () => 0.5 })
-}).pipe(Schema.filter(windowCheck))
+  const OpenForSchema = Schema.declare(
+    (u: unknown): u is OpenFor => Schedule.isSchedule(u) || isPositiveDurationInput(u),
+    { identifier: "OpenFor", message: () => "expected a positive duration or a Schedule" }
+  )
 
-const CustomSchema = Schema.Struct({
-  ...machineFields,
-  readyToTrip: Schema.optional(Fn),
-  interval: Schema.optionalWith(NonNegativeDuration, { default: () => Duration.zero })
-})
+  const EffectSchema = Schema.declare(
+    (u: unknown): u is Effect.Effect<unknown, unknown> => Effect.isEffect(u),
+    { identifier: "Effect", message: () => "expected an Effect" }
+  )
+
+  const ProbeSchema = Schema.Struct({ effect: EffectSchema, every: PositiveDuration })
+
+  const RampSchema = Schema.Struct({
+    from: Probability.pipe(Schema.filter((n) => n > 0 || "expected a share above 0")),
+    over: PositiveDuration
+  })
+
+  const common = {
+    name: Name,
+    isFailure: Schema.optional(Fn),
+    isExcluded: Schema.optional(Fn),
+    probe: Schema.optional(ProbeSchema),
+    ramp: Schema.optional(RampSchema)
+  }
+
+  const machineFields = {
+    ...common,
+    openFor: Schema.optionalWith(OpenForSchema, { default: () => "60 seconds" as OpenFor }),
+    halfOpenMaxCalls: Schema.optionalWith(PositiveInt, { default: () => 1 })
+  }
+
+  const slowFields = {
+    slowCallDuration: Schema.optional(PositiveDuration),
+    slowCallRateThreshold: Schema.optionalWith(Probability, { default: () => 1 })
+  }
+  return { Fn, common, machineFields, slowFields }
+}
 
 // every option is checked, and an option no policy knows (a typo, another policy's option) is an error
 const exact = { exact: true }
-const decoders = {
-  Sre: decodeOptionsEither("CircuitBreaker.sre", SreSchema, exact),
-  Consecutive: decodeOptionsEither("CircuitBreaker.consecutive", ConsecutiveSchema, exact),
-  CountWindow: decodeOptionsEither("CircuitBreaker.countWindow", CountWindowSchema, exact),
-  TimeWindow: decodeOptionsEither("CircuitBreaker.timeWindow", TimeWindowSchema, exact),
-  Custom: decodeOptionsEither("CircuitBreaker.custom", CustomSchema, exact)
+const makeDecoders = () => {
+  const { Fn, common, machineFields, slowFields } = sharedFields()
+  const SreSchema = Schema.Struct({
+    ...common,
+    k: Schema.optionalWith(PositiveNumber, { default: () => 1.5 }),
+    minK: Schema.optionalWith(PositiveNumber, { default: () => 1.1 }),
+    protection: Schema.optionalWith(NonNegativeNumber, { default: () => 5 }),
+    window: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(10) }),
+    buckets: Schema.optionalWith(PositiveInt, { default: () => 40 }),
+    forcePassAfter: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(1) })
+  }).pipe(
+    // below 1 the formula drops calls while every call succeeds: (1 − k) · accepts > protection
+    Schema.filter((o) => o.k >= 1 || { path: ["k"], message: "k must be at least 1" }),
+    Schema.filter((o) => o.minK <= o.k || { path: ["minK"], message: "minK must not exceed k" }),
+    Schema.filter(windowCheck)
+  )
+
+  const ConsecutiveSchema = Schema.Struct({
+    ...machineFields,
+    threshold: Schema.optionalWith(PositiveInt, { default: () => 5 })
+  })
+
+  const CountWindowSchema = Schema.Struct({
+    ...machineFields,
+    ...slowFields,
+    size: Schema.optionalWith(PositiveInt, { default: () => 100 }),
+    minimumCalls: Schema.optional(PositiveInt),
+    failureRateThreshold: Schema.optionalWith(Probability, { default: () => 0.5 })
+  }).pipe(
+    Schema.filter((o) =>
+      o.minimumCalls === undefined || o.minimumCalls <= o.size ||
+      { path: ["minimumCalls"], message: "minimumCalls must not exceed size" }
+    )
+  )
+
+  const TimeWindowSchema = Schema.Struct({
+    ...machineFields,
+    ...slowFields,
+    window: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(10) }),
+    buckets: Schema.optionalWith(PositiveInt, { default: () => 10 }),
+    minimumCalls: Schema.optionalWith(PositiveInt, { default: () => 20 }),
+    failureRateThreshold: Schema.optionalWith(Probability, { default: () => 0.5 })
+  }).pipe(Schema.filter(windowCheck))
+
+  const CustomSchema = Schema.Struct({
+    ...machineFields,
+    readyToTrip: Schema.optional(Fn),
+    interval: Schema.optionalWith(NonNegativeDuration, { default: () => Duration.zero })
+  })
+
+  return {
+    Sre: decodeOptionsEither("CircuitBreaker.sre", SreSchema, exact),
+    Consecutive: decodeOptionsEither("CircuitBreaker.consecutive", ConsecutiveSchema, exact),
+    CountWindow: decodeOptionsEither("CircuitBreaker.countWindow", CountWindowSchema, exact),
+    TimeWindow: decodeOptionsEither("CircuitBreaker.timeWindow", TimeWindowSchema, exact),
+    Custom: decodeOptionsEither("CircuitBreaker.custom", CustomSchema, exact)
+  }
 }
+
+// the option schemas are built when the first policy is decoded rather than when the toolkit is
+// imported, which every importer would pay whether it builds a breaker or not
+let decodersBuilt: ReturnType<typeof makeDecoders> | undefined
+const decoders = () => decodersBuilt ??= makeDecoders()
 
 /** What breakers of one policy share; each breaker adds its name and its own core. */
 export interface Spec {
@@ -219,7 +231,7 @@ const machineSpec = (
 const specOf = (policy: Policy): Either.Either<{ readonly name: string; readonly spec: Spec }, InvalidOptionsError> => {
   switch (policy._tag) {
     case "Sre":
-      return Either.map(decoders.Sre(policy.options), (o) => {
+      return Either.map(decoders().Sre(policy.options), (o) => {
         const params = {
           k: o.k,
           minK: o.minK,
@@ -239,12 +251,12 @@ const specOf = (policy: Policy): Either.Either<{ readonly name: string; readonly
         return { name: o.name, spec }
       })
     case "Consecutive":
-      return Either.map(decoders.Consecutive(policy.options), (o) => ({
+      return Either.map(decoders().Consecutive(policy.options), (o) => ({
         name: o.name,
         spec: machineSpec(o, () => Machine.consecutiveRule(o.threshold), 0, Number.POSITIVE_INFINITY)
       }))
     case "CountWindow":
-      return Either.map(decoders.CountWindow(policy.options), (o) => ({
+      return Either.map(decoders().CountWindow(policy.options), (o) => ({
         name: o.name,
         spec: machineSpec(
           o,
@@ -259,7 +271,7 @@ const specOf = (policy: Policy): Either.Either<{ readonly name: string; readonly
         )
       }))
     case "TimeWindow":
-      return Either.map(decoders.TimeWindow(policy.options), (o) => ({
+      return Either.map(decoders().TimeWindow(policy.options), (o) => ({
         name: o.name,
         spec: machineSpec(
           o,
@@ -274,7 +286,7 @@ const specOf = (policy: Policy): Either.Either<{ readonly name: string; readonly
         )
       }))
     case "Custom":
-      return Either.map(decoders.Custom(policy.options), (o) => ({
+      return Either.map(decoders().Custom(policy.options), (o) => ({
         name: o.name,
         spec: machineSpec(
           o,
