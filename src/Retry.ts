@@ -415,19 +415,20 @@ export const retry: {
   ): Effect.Effect<A, E, R | R2 | R3> => {
     const given = options.budget
     if (given !== undefined) return withBudget(self, given, policy(options))
-    const plain = policy(options)
+    // built once per retried effect: the run without a budget in the context, and the one drawing
+    // on the last budget seen (a caller's budget rarely changes between calls)
+    const plain = retryAfterFailure(self, policy(options))
     let lastBudget: RetryBudget | undefined
-    let lastPolicy: Schedule.Schedule<Out, E, R | R2> | undefined
-    return Effect.contextWithEffect((context: Context.Context<never>) => {
-      const found = Context.getOption(context, Budget)
-      if (found._tag === "None") return retryAfterFailure(self, plain)
+    let lastRun: Effect.Effect<A, E, R | R2 | R3> | undefined
+    return Effect.withFiberRuntime((fiber) => {
+      const found = Context.getOption(fiber.currentContext as Context.Context<never>, Budget)
+      if (found._tag === "None") return plain
       const budget = found.value
-      // the policy drawing on this budget is built once per budget seen, not once per call
       if (budget !== lastBudget) {
-        lastPolicy = policy({ ...options, budget })
+        lastRun = withBudget(self, budget, policy({ ...options, budget }))
         lastBudget = budget
       }
-      return withBudget(self, budget, lastPolicy!)
+      return lastRun!
     })
   }
 )
@@ -436,21 +437,25 @@ const withBudget = <A, E, R, Out, R2>(
   self: Effect.Effect<A, E, R>,
   budget: RetryBudget,
   schedule: Schedule.Schedule<Out, E, R2>
-): Effect.Effect<A, E, R | R2> =>
-  Effect.clockWith((clock) => {
+): Effect.Effect<A, E, R | R2> => {
+  const run = retryAfterFailure(self, schedule)
+  return Effect.clockWith((clock) => {
     budget.unsafeRecordRequest(clock.unsafeCurrentTimeMillis())
-    return retryAfterFailure(self, schedule)
+    return run
   })
+}
 
 /**
- * `Effect.retry` that builds the schedule driver only after a first failure, so the success
- * path costs one `catchAll`.
+ * `Effect.retry` that builds the schedule driver only after a first failure. The success path
+ * costs one failure-only frame, which a success passes without a step: the first failure is
+ * handed to `Effect.catchAll` only once it has happened (the same treatment of defects and
+ * interruptions as `Effect.catchAll` around the whole).
  */
 const retryAfterFailure = <A, E, R, Out, R2>(
   self: Effect.Effect<A, E, R>,
   schedule: Schedule.Schedule<Out, E, R2>
-): Effect.Effect<A, E, R | R2> =>
-  Effect.catchAll(self, (first) =>
+): Effect.Effect<A, E, R | R2> => {
+  const afterFirst = (first: E): Effect.Effect<A, E, R | R2> =>
     Effect.flatMap(Schedule.driver(schedule), (driver) => {
       const loop = (error: E): Effect.Effect<A, E, R | R2> =>
         Effect.matchEffect(driver.next(error), {
@@ -458,4 +463,6 @@ const retryAfterFailure = <A, E, R, Out, R2>(
           onSuccess: () => Effect.catchAll(self, loop)
         })
       return loop(first)
-    }))
+    })
+  return Effect.catchAllCause(self, (cause) => Effect.catchAll(Effect.failCause(cause), afterFirst))
+}

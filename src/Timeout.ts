@@ -5,11 +5,11 @@
  *
  * The budget travels in a `FiberRef`, so fibers forked by the work inherit it. The work runs on
  * the caller's own fiber (no fiber or `Runtime` per call); fiber-ref changes it makes stay on
- * success and are undone on failure. Work that completes synchronously is done before any timer
- * is armed. Otherwise each level arms exactly one timer and removes it when the work ends first;
- * when time is up the work is interrupted — by an interruptor of this call's own, which the call
- * takes back once the work has stopped — and its finalizers have run before the `TimeoutError` is
- * returned; the caller carries on. A caller with live child fibers of its own (which an
+ * success and are undone on failure. Each level arms exactly one timer and removes it when the
+ * work ends first (on the host's clock a push on one shared timer heap, so work that completes
+ * synchronously never touches a host timer); when time is up the work is interrupted — by an
+ * interruptor of this call's own, which the call takes back once the work has stopped — and its
+ * finalizers have run before the `TimeoutError` is returned; the caller carries on. A caller with live child fibers of its own (which an
  * interruption of the caller would reach) runs the work on a forked fiber instead.
  *
  * Time comes from the `Clock` service: with the live clock the timer is a callback on the
