@@ -2,7 +2,8 @@
  * The demo's downstream in its own process: the flaky server of the examples on a free port of
  * 127.0.0.1. The demo (the parent process) switches its behaviour at each phase with a
  * `{ type: "set", id, behaviour }` message, answered by `{ type: "ack", id }`; it reports
- * `{ type: "ready", url }` once it listens, then `{ type: "sample", cpuMs }` every 100 ms.
+ * `{ type: "ready", url }` once it listens, then `{ type: "sample", cpuMs, served }` every 100 ms
+ * (`served`: the calls it has answered so far).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Logger, LogLevel, Runtime, Schedule } from "effect"
@@ -22,7 +23,13 @@ const program = Effect.gen(function*() {
     ))
   })
   toParent({ type: "ready", url: server.url })
-  const sample = Effect.sync(() => toParent({ type: "sample", cpuMs: cpuMs() }))
+  const sample = Effect.flatMap(
+    server.served,
+    (byStatus) =>
+      Effect.sync(() =>
+        toParent({ type: "sample", cpuMs: cpuMs(), served: Object.values(byStatus).reduce((a, b) => a + b, 0) })
+      )
+  )
   return yield* Effect.repeat(sample, Schedule.spaced("100 millis")).pipe(Effect.zipRight(Effect.never))
 }).pipe(
   Effect.scoped,

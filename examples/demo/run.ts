@@ -50,7 +50,14 @@ export interface RunOptions {
 export interface RunResult {
   readonly report: ReportData
   readonly records: ReadonlyArray<RequestRecord>
+  /** how long the warm-up's requests took, then the wait for the API's shedder to cool off, ms */
+  readonly warmup?: { readonly sendingMs: number; readonly settlingMs: number }
 }
+
+/** After the warm-up, the API's shedder must drop nothing for this long before the first phase. */
+const SETTLE_MS = 1000
+/** … but the first phase starts after this long whatever the shedder does. */
+const SETTLE_MAX_MS = 5000
 
 const cpuSince = (start: Readonly<Record<string, number>>, end: Readonly<Record<string, number>>) =>
   Object.fromEntries(Object.entries(end).map(([k, v]) => [k, Math.round(v - (start[k] ?? 0))]))
@@ -167,10 +174,30 @@ export const run = (
           })),
           ...(interrupted ? { interrupted } : {})
         }
-        return { report, records } satisfies RunResult
+        return (warmupTimes === undefined
+          ? { report, records }
+          : { report, records, warmup: warmupTimes }) satisfies RunResult
       })
 
     let warmedUp: string | undefined
+    let warmupTimes: RunResult["warmup"]
+    // a cold process reads busy and sheds much of the warm-up: the phases start once that is over
+    const settle = Effect.gen(function*() {
+      if (sut.overload === undefined) return
+      const start = yield* Clock.currentTimeMillis
+      let dropped = (yield* sut.overload)?.dropped
+      let calmSince = start
+      for (;;) {
+        const t = yield* Clock.currentTimeMillis
+        if (t - calmSince >= SETTLE_MS || t - start >= SETTLE_MAX_MS) return
+        yield* Effect.sleep("50 millis")
+        const now = (yield* sut.overload)?.dropped
+        if (now !== dropped) {
+          dropped = now
+          calmSince = yield* Clock.currentTimeMillis
+        }
+      }
+    })
     const warmup = options.warmup === undefined ? Effect.void : Effect.gen(function*() {
       const w = options.warmup!
       const start = yield* Clock.currentTimeMillis
@@ -189,11 +216,16 @@ export const run = (
           }
         }
       })
-      const took = ((yield* Clock.currentTimeMillis) - start) / 1000
+      const sent = yield* Clock.currentTimeMillis
+      yield* settle
+      const settled = yield* Clock.currentTimeMillis
+      warmupTimes = { sendingMs: sent - start, settlingMs: settled - sent }
       warmedUp =
         `${answered} of ${w.requests} requests answered, ${w.concurrency} at a time, from users of their own, in ${
-          took.toFixed(1)
-        } s before the first phase; not recorded`
+          ((sent - start) / 1000).toFixed(1)
+        } s before the first phase, then ${
+          ((settled - sent) / 1000).toFixed(1)
+        } s until the API's shedder had dropped nothing for a second; not recorded`
       options.view.log(`warm-up     ${warmedUp}\n`)
     })
 

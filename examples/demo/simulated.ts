@@ -17,8 +17,15 @@ export interface Service {
   readonly cpuMsPerRequest: number
   /** CPU time of a rejection, ms */
   readonly cpuMsPerRejection: number
-  /** the share of one core the API process gets, (0, 1] */
-  readonly cpuShare: number
+  /** CPU time of the client's handling of one downstream try, ms */
+  readonly cpuMsPerTry?: number
+  /** the share of one core the API process gets while it has work, (0, 1]: one, or one per step of `everyMs` */
+  readonly cpuShare: number | { readonly everyMs: number; readonly shares: ReadonlyArray<number> }
+}
+
+/** A phase of the simulation: one of the demo's, or one with users of its own (the warm-up). */
+export interface SimulatedPhase extends Phase {
+  readonly users?: ReadonlyArray<User>
 }
 
 /** The flaky downstream's behaviour as the simulator models it. */
@@ -36,7 +43,7 @@ export const downstreamOf = (patch: Partial<Behaviour>) => {
 
 /** The demo's run as a simulator scenario (input to `Simulator.run`). */
 export const scenario = (
-  phases: ReadonlyArray<Phase>,
+  phases: ReadonlyArray<SimulatedPhase>,
   users: ReadonlyArray<User>,
   service: Service,
   seed = 1
@@ -63,6 +70,7 @@ export const scenario = (
     name: p.name,
     durationSeconds: p.durationMs / 1000,
     rps: p.rps,
-    downstream: downstreamOf(Object.assign({}, ...phases.slice(0, i + 1).map((q) => q.downstream)))
+    downstream: downstreamOf(Object.assign({}, ...phases.slice(0, i + 1).map((q) => q.downstream))),
+    ...(p.users === undefined ? {} : { users: p.users.map((u) => ({ id: u.id, weight: u.weight, tier: u.tier })) })
   }))
 })

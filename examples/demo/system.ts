@@ -37,6 +37,8 @@ export interface System {
   readonly overload: Effect.Effect<Omit<OverloadSample, "t"> | undefined>
   /** CPU time used so far by each process (`driver`, `api`, `downstream`), in milliseconds. */
   readonly cpu: Effect.Effect<Readonly<Record<string, number>>>
+  /** Calls the downstream has answered so far (every try of the API's client that reached it). */
+  readonly served: Effect.Effect<number>
   readonly pids: { readonly downstream: number | undefined; readonly api: number | undefined }
   /** Which process runs at which priority, in words. */
   readonly priority: string
@@ -81,10 +83,12 @@ export const start = (
     let breakers: ReadonlyArray<Breaker> = []
     let overload: Omit<OverloadSample, "t"> | undefined
     const cpu = { driver: 0, api: 0, downstream: 0 }
+    let served = 0
     for (const [name, child] of [["downstream", downstream], ["api", api]] as const) {
       child.onMessage((m) => {
         if (m.type === "log") options.onLog(m as unknown as LogLine)
         if (m.type === "sample" && typeof m.cpuMs === "number") cpu[name] = m.cpuMs
+        if (m.type === "sample" && typeof m.served === "number") served = m.served
       })
     }
     api.onMessage((m) => {
@@ -107,6 +111,7 @@ export const start = (
       breakers: Effect.sync(() => breakers),
       overload: Effect.sync(() => overload),
       cpu: Effect.sync(() => ({ ...cpu, driver: cpuMs() })),
+      served: Effect.sync(() => served),
       pids: { downstream: downstream.pid, api: api.pid },
       priority
     } satisfies System

@@ -121,7 +121,9 @@ export class Calls {
     normals: () => number,
     /** the call of `request` is over: the handler answers with `outcome` */
     private readonly done: (request: Request, outcome: number, now: number) => void,
-    private readonly onTransition: () => void
+    private readonly onTransition: () => void,
+    /** a try's answer (or its timeout) reached the client at `now` */
+    private readonly onTry: (now: number) => void = () => {}
   ) {
     this.samplers = downstreams.map((d) => latencySampler(d.latency, rng, normals))
   }
@@ -197,6 +199,7 @@ export class Calls {
   /** A try ended at `now` with `result` (OK, FAILED or TIMEOUT). */
   private settle(t: Try, result: number, now: number): void {
     t.settled = true
+    this.onTry(now)
     const request = t.request
     this.release(t, now)
     const breaker = this.client.breaker

@@ -3,18 +3,20 @@
  * signal's timer are events on a virtual clock (milliseconds from the start). The service itself
  * is one event loop: every step of a request — reading it and deciding, handling the answer, a
  * deadline firing, a rejection — is work on it, run in order, so an overloaded service answers
- * late and its overload signals rise as a real one's do. Each request passes the stack's
- * protections when the loop reaches it and reports its outcome to them when it ends, exactly as
- * the middleware would. No timers, no fibers: an hour of traffic is a loop over a heap.
+ * late and its overload signals rise as a real one's do. Timers that fall due while it works (the
+ * signal's sampler, a request's deadline) run between rounds of I/O callbacks, as in Node. Each
+ * request passes the stack's protections when the loop reaches it and reports its outcome to them
+ * when it ends, exactly as the middleware would. No timers, no fibers: an hour of traffic is a loop over a heap.
  */
 import * as BreakerCore from "../breaker/core.js"
 import * as Shedder from "../shedder.js"
 import * as Calls from "./calls.js"
 import type { Request } from "./calls.js"
 import { Heap } from "./heap.js"
+import * as Host from "./host.js"
 import * as Random from "./random.js"
 import * as Rec from "./recording.js"
-import { BREAKER_OPEN, FAILED, OK, RATE_LIMITED, SHED } from "./recording.js"
+import { BREAKER_OPEN, FAILED, OK, RATE_LIMITED, SHED, TIMEOUT } from "./recording.js"
 import type * as Scenario from "./scenario.js"
 import * as Signals from "./signals.js"
 import { type Stack, type Stage, usersOf } from "./stack.js"
@@ -28,9 +30,9 @@ const BREAKER_CODE = { Closed: 0, HalfOpen: 1, Open: 2 } as const
 const STANDARD = Shedder.tierIndex.standard
 
 /** Heap events (the calls' own are 10 and up). */
-const ARRIVAL = 0, WAKE = 3, TICK = 4
+const ARRIVAL = 0, WAKE = 3, TICK = 4, DEADLINE = 5
 /** Work on the service's loop. */
-const READ = 0, RESPOND = 1, TIMER = 3
+const READ = 0, RESPOND = 1, TIMER = 3, TRY = 4, EXPIRE = 5
 
 interface Event {
   time: number
@@ -38,17 +40,29 @@ interface Event {
   readonly kind: number
   readonly request: Request | undefined
 }
-type Scheduled = Event | Calls.Event
+/** A request's deadline: a heap event, then the timer's callback on the loop. */
+interface Expiry {
+  time: number
+  seq: number
+  readonly kind: number
+  readonly step: number
+  readonly request: Request
+}
+type Scheduled = Event | Calls.Event | Expiry
 
 interface Job {
   readonly step: number
 }
 
-/** Picks users by weight (cumulative table, binary search): the index of one. */
-const userPicker = (users: Scenario.Scenario["traffic"]["users"], rng: Random.Rng): () => number => {
+/** Picks users by weight (cumulative table, binary search): the index of one, plus `offset`. */
+const userPicker = (
+  users: ReadonlyArray<{ readonly weight: number }>,
+  rng: Random.Rng,
+  offset: number
+): () => number => {
   const cumulative: Array<number> = []
   let sum = 0
-  for (const u of usersOf(users)) cumulative.push(sum += u.weight)
+  for (const u of users) cumulative.push(sum += u.weight)
   return () => {
     const x = rng.next() * sum
     let lo = 0, hi = cumulative.length - 1
@@ -57,16 +71,28 @@ const userPicker = (users: Scenario.Scenario["traffic"]["users"], rng: Random.Rn
       if (cumulative[mid] > x) hi = mid
       else lo = mid + 1
     }
-    return lo
+    return lo + offset
   }
 }
 
+/** Per phase, a picker of its users (indices into `allUsers`): its own, or `traffic.users`. */
+const phasePickers = (scenario: Scenario.Scenario, rng: Random.Rng): ReadonlyArray<() => number> => {
+  const traffic = userPicker(usersOf(scenario.traffic.users), rng, 0)
+  let offset = usersOf(scenario.traffic.users).length
+  return scenario.phases.map((p) => {
+    if (p.users === undefined || p.users.length === 0) return traffic
+    const picker = userPicker(p.users, rng, offset)
+    offset += p.users.length
+    return picker
+  })
+}
+
 /**
- * The service's event loop: a FIFO of work, one piece at a time. On a host it shares, the process
- * runs in time slices of `sliceMs` within periods of `sliceMs / share`: work that arrives while
- * it is off the CPU waits (the loop is idle, waiting for the CPU), and work that outlasts its slice
- * is preempted mid-callback and resumes in the next one (the loop is busy all along) — which is
- * how a descheduled process reads a high event-loop utilization for little CPU.
+ * The service's event loop: a FIFO of work, one piece at a time. On a host it shares (`Host`),
+ * work that arrives while the process is off the CPU waits (the loop is idle, waiting for the
+ * CPU), and work that outlasts its slice is preempted mid-callback and resumes in the next one
+ * (the loop is busy all along) — which is how a descheduled process reads a high event-loop
+ * utilization for little CPU.
  */
 class Loop {
   /** when the work started last ends, or when the loop next gets the CPU */
@@ -77,59 +103,63 @@ class Loop {
   private head = 0
   readonly wake: Event = { time: 0, seq: 0, kind: WAKE, request: undefined }
   wakePending = false
-  private readonly period: number
   constructor(
-    private readonly share: number,
-    private readonly slice: number,
+    private readonly host: Host.Host,
     private readonly probe: Signals.Probe | undefined
-  ) {
-    this.period = slice / share
-  }
+  ) {}
+
+  /** the jobs before this index make up the batch the loop is working through */
+  private batchEnd = 0
+  /** timers that fell due while the loop was working: they run when the batch is done */
+  private readonly due: Array<Job> = []
+  private dueHead = 0
 
   idle(now: number): boolean {
-    return this.head === this.jobs.length && now >= this.busyUntil
+    return !this.waiting && now >= this.busyUntil
   }
   get waiting(): boolean {
-    return this.head < this.jobs.length
+    return this.head < this.jobs.length || this.dueHead < this.due.length
+  }
+  /** a timer's callback, due now while the loop works: it runs before the next round */
+  pushTimer(job: Job): void {
+    this.due.push(job)
   }
   push(job: Job): void {
     this.jobs.push(job)
   }
+  /**
+   * The next job. Node runs its due timers between two rounds of I/O callbacks, not behind every
+   * callback that is waiting: a round handles what was ready when it began, then the timers run,
+   * then the next round — so the utilization sampler keeps time however far behind the loop is.
+   */
   shift(): Job {
+    if (this.head >= this.batchEnd) {
+      if (this.dueHead < this.due.length) {
+        const timer = this.due[this.dueHead++]
+        if (this.dueHead === this.due.length) {
+          this.due.length = 0
+          this.dueHead = 0
+        }
+        return timer
+      }
+      this.batchEnd = this.jobs.length
+    }
     const job = this.jobs[this.head++]
     if (this.head > 1024 && this.head * 2 > this.jobs.length) {
       this.jobs.splice(0, this.head)
+      this.batchEnd -= this.head
       this.head = 0
     }
     return job
   }
-  /** the period `t` falls in (robust to rounding: `(k + 1) · period` is in period k + 1) */
-  private periodOf(t: number): number {
-    const k = Math.floor(t / this.period)
-    return (k + 1) * this.period <= t ? k + 1 : k
-  }
   /** the first time ≥ `t` the process is on the CPU */
   onAt(t: number): number {
-    if (this.share >= 1) return t
-    const k = this.periodOf(t)
-    return t - k * this.period < this.slice ? t : (k + 1) * this.period
+    return this.host.onAt(t)
   }
   /** `cpuMs` of work starting at `start`; returns when it ends */
   work(start: number, cpuMs: number): number {
     if (cpuMs <= 0) return start
-    let end = start + cpuMs
-    if (this.share < 1) {
-      let t = start
-      let left = cpuMs
-      for (;;) {
-        const k = this.periodOf(t)
-        const available = k * this.period + this.slice - t
-        if (left <= available) break
-        if (available > 0) left -= available
-        t = (k + 1) * this.period
-      }
-      end = t + left
-    }
+    const end = this.host.finish(start, cpuMs)
     this.active += end - start
     this.busyUntil = end
     this.probe?.work(start, cpuMs)
@@ -151,19 +181,26 @@ export const run = (
   const arrivalsRng = Random.make(scenario.seed, 1)
   const downstreamRng = Random.make(scenario.seed, 2)
   const breakerRng = Random.make(scenario.seed, 3)
-  const pickUser = userPicker(scenario.traffic.users, Random.make(scenario.seed, 4))
+  const pickers = phasePickers(scenario, Random.make(scenario.seed, 4))
   const poisson = scenario.traffic.arrivals === "poisson"
   const shadow = scenario.shadow
   const { breaker, limiters, maxConns, shedder, timeoutMs, users } = stack
   const service = scenario.service
   const halfMs = service.cpuMsPerRequest / 2
   const rejectMs = service.cpuMsPerRejection ?? service.cpuMsPerRequest / 4
+  const tryMs = service.cpuMsPerTry
   const probe = stack.signal === undefined ? undefined : Signals.make(stack.signal.kind, service.cores)
-  const loop = new Loop(service.cpuShare, service.sliceMs, probe)
+  const loop = new Loop(
+    typeof service.cpuShare === "number"
+      ? Host.constant(service.cpuShare, service.sliceMs)
+      : Host.trace(service.cpuShare.shares, service.cpuShare.everyMs, service.sliceMs),
+    probe
+  )
   // a loop with no work is always idle: its timers would read nothing
-  const tickMillis = probe !== undefined && (halfMs > 0 || rejectMs > 0) ? probe.tickMillis : 0
+  const tickMillis = probe !== undefined && (halfMs > 0 || rejectMs > 0 || tryMs > 0) ? probe.tickMillis : 0
   const tick: Event = { time: tickMillis, seq: 0, kind: TICK, request: undefined }
   const timer: Job = { step: TIMER }
+  const tryJob: Job = { step: TRY }
 
   const heap = new Heap<Scheduled>()
   let inFlight = 0
@@ -246,7 +283,7 @@ export const run = (
       else if (!shadow) return rejectedInside(request, token, false, "shedding", SHED, now)
       else wouldReject(request, "shedding")
     }
-    const user = pickUser()
+    const user = pickers[request.phase]()
     const limiter = limiters[user]
     if (limiter !== undefined && !limiter.run(users[user], now * 1000, 1, 0).allowed) {
       if (!shadow) return rejectedInside(request, token, ticket, "rate-limit", RATE_LIMITED, now)
@@ -257,6 +294,8 @@ export const run = (
     request.ticket = ticket
     request.admittedAt = now
     request.deadline = now + timeoutMs
+    // the server's deadline is a timer on the loop: it answers 503 if the response is not out by then
+    if (timeoutMs !== Infinity) heap.push({ time: request.deadline, seq: 0, kind: DEADLINE, step: EXPIRE, request })
     request.step = RESPOND
     calls.start(request, loop.work(now, halfMs))
   }
@@ -271,6 +310,14 @@ export const run = (
         // the handler's answer: an admitted request's other half, a rejection's cost for a 503
         const cost = request.result === OK || request.result === FAILED ? halfMs : rejectMs
         if (!request.answered) answer(request, request.result, start, loop.work(start, cost))
+        return
+      }
+      case TRY:
+        loop.work(start, tryMs)
+        return
+      case EXPIRE: {
+        const request = (job as Expiry).request
+        if (!request.answered) answer(request, TIMEOUT, start, loop.work(start, rejectMs))
         return
       }
       case TIMER: {
@@ -299,6 +346,13 @@ export const run = (
       loop.busyUntil = at
     }
     loop.push(job)
+    wakeAt(loop.busyUntil)
+  }
+
+  /** A timer fires at `now`: its callback runs at once on an idle loop, else before the next round. */
+  const fire = (job: Job, now: number) => {
+    if (loop.idle(now)) return submit(job, now)
+    loop.pushTimer(job)
     wakeAt(loop.busyUntil)
   }
 
@@ -350,7 +404,9 @@ export const run = (
       submit(request, now)
     },
     // the client's breaker changes state unrecorded: the report follows the route's
-    () => void (clientBreaker !== undefined && clientBreaker.pending.length > 0 && clientBreaker.takePending())
+    () => void (clientBreaker !== undefined && clientBreaker.pending.length > 0 && clientBreaker.takePending()),
+    // the client's handling of each try's answer is work on the loop, before the handler's own
+    tryMs > 0 ? (now) => submit(tryJob, now) : undefined
   )
 
   // one arrival event, rescheduled after each arrival
@@ -392,8 +448,13 @@ export const run = (
         wakeUp(now)
         break
       case TICK:
-        submit(timer, now)
+        fire(timer, now)
         break
+      case DEADLINE: {
+        const expiry = event as Expiry
+        if (!expiry.request.answered) fire(expiry, now)
+        break
+      }
       default:
         calls.handle(event as Calls.Event, now)
     }

@@ -10,6 +10,7 @@ import { InvalidOptionsError } from "../../Errors.js"
 
 const NonNegative = Schema.Number.pipe(Schema.filter((n) => (Number.isFinite(n) && n >= 0) || "expected a number ≥ 0"))
 const Positive = Schema.Number.pipe(Schema.filter((n) => (Number.isFinite(n) && n > 0) || "expected a number > 0"))
+const Share = Schema.Number.pipe(Schema.filter((n) => (n > 0 && n <= 1) || "expected a number in (0, 1]"))
 const Probability = Schema.Number.pipe(Schema.filter((n) => (n >= 0 && n <= 1) || "expected a number in [0, 1]"))
 
 /** How long the downstream takes to answer, in milliseconds. */
@@ -41,6 +42,13 @@ export type Downstream = typeof Downstream.Type
 
 const DownstreamPatch = Schema.partial(Schema.Struct(Downstream.fields).pipe(Schema.typeSchema))
 
+export const User = Schema.Struct({
+  id: Schema.String,
+  weight: Positive,
+  /** the rate-limit tier (a key of `tiers`); without one, the stack's `RateLimit` */
+  tier: Schema.optional(Schema.String)
+})
+
 export const Phase = Schema.Struct({
   name: Schema.String,
   durationSeconds: Positive,
@@ -48,7 +56,9 @@ export const Phase = Schema.Struct({
   rps: NonNegative,
   /** when set, the rate moves linearly from `rps` to this over the phase */
   rampToRps: Schema.optional(NonNegative),
-  downstream: Schema.optional(DownstreamPatch)
+  downstream: Schema.optional(DownstreamPatch),
+  /** the users who send this phase's requests, instead of `traffic.users` (e.g. a warm-up's own) */
+  users: Schema.optional(Schema.NonEmptyArray(User))
 })
 export type Phase = typeof Phase.Type
 
@@ -61,11 +71,20 @@ export const Service = Schema.Struct({
   cpuMsPerRequest: Schema.optionalWith(NonNegative, { default: () => 0 }),
   /** CPU time a rejection takes (parse, decide, answer 503 or 429), ms; default a quarter of `cpuMsPerRequest` */
   cpuMsPerRejection: Schema.optional(NonNegative),
+  /** CPU time the client's handling of one try's answer (or its timeout) takes, ms */
+  cpuMsPerTry: Schema.optionalWith(NonNegative, { default: () => 0 }),
   /** the CPU quota the CPU signal divides by */
   cores: Schema.optionalWith(Positive, { default: () => 1 }),
-  /** the share of one core the process gets (busy neighbours): work takes `cpuMs / cpuShare` of wall time */
+  /**
+   * the share of one core the process gets while it has work (busy neighbours): one share, or
+   * one per step of `everyMs` from the start (a trace of what a real process got; past its end,
+   * the last share)
+   */
   cpuShare: Schema.optionalWith(
-    Schema.Number.pipe(Schema.filter((n) => (n > 0 && n <= 1) || "expected a number in (0, 1]")),
+    Schema.Union(
+      Share,
+      Schema.Struct({ everyMs: Positive, shares: Schema.NonEmptyArray(Share) })
+    ),
     { default: () => 1 }
   ),
   /** with a `cpuShare` under 1: the time slice the host's scheduler gives the process, ms */
@@ -82,13 +101,6 @@ export const Shedder = Schema.Struct({
   allowanceMs: Schema.optional(NonNegative)
 })
 export type Shedder = typeof Shedder.Type
-
-export const User = Schema.Struct({
-  id: Schema.String,
-  weight: Positive,
-  /** the rate-limit tier (a key of `tiers`); without one, the stack's `RateLimit` */
-  tier: Schema.optional(Schema.String)
-})
 
 const RateLimitTier = Schema.Struct({ rate: Positive, burst: Schema.Int.pipe(Schema.positive()) })
 

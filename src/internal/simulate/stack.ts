@@ -122,7 +122,7 @@ export const build = (
     for (const [tier, { burst, rate }] of on ? Object.entries(scenario.tiers) : []) {
       tiers[tier] = yield* tokenBucket(rate, burst)
     }
-    const users = usersOf(scenario.traffic.users)
+    const users = allUsers(scenario)
     const limiters: Array<Memory.Table | undefined> = []
     for (const u of users) {
       if (u.tier !== undefined && on && !(u.tier in tiers)) return yield* invalid(`user ${u.id}: no tier ${u.tier}`)
@@ -169,6 +169,14 @@ const tokenBucket = (rate: number, burst: number) =>
     Algorithms.definition(RateLimiter.tokenBucket({ rate, burst })),
     (definition) => Memory.makeTable(definition, { maxKeys: RATE_LIMIT_MAX_KEYS, idleTimeToLive: Infinity })
   )
+
+/** Every user of the scenario: `traffic.users`, then each phase's own, in order (an index is a user). */
+export const allUsers = (
+  scenario: Scenario.Scenario
+): ReadonlyArray<{ readonly id: string; readonly weight: number; readonly tier?: string | undefined }> => [
+  ...usersOf(scenario.traffic.users),
+  ...scenario.phases.flatMap((p) => p.users ?? [])
+]
 
 /** The scenario's users: a number of equally busy ones, or the list. */
 export const usersOf = (
