@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Bulkhead from "../src/Bulkhead.js"
 import * as MapReduce from "../src/MapReduce.js"
 import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
+import { runtimeSteps } from "./steps.js"
 
 const work = Effect.succeed(1)
 const resolved = () => Promise.resolve(1)
@@ -46,6 +47,7 @@ await runSuite({
       "Effect.makeSemaphore(10).withPermits(1)(tryPromise)",
       Effect.runSync(Effect.map(Effect.makeSemaphore(10), (semaphore) => semaphore.withPermits(1)(viaPromise)))
     ),
+    effectCase("floor: withFiberRuntime + matchCauseEffect, no bulkhead", runtimeSteps(viaPromise)),
     effectCase(
       "cockatiel bulkhead(10) in tryPromise",
       (() => {
@@ -54,7 +56,8 @@ await runSuite({
       })()
     )
   ],
-  note: "The same promise on both sides: cockatiel runs it inside its bulkhead, called through Effect.tryPromise.",
+  note: "The same promise on both sides: cockatiel runs it inside its bulkhead, called through Effect.tryPromise.\n" +
+    "The floor row runs the runtime steps a bulkhead's happy path takes with nothing in them.",
   peers: ["cockatiel"]
 })
 
