@@ -104,15 +104,23 @@ export const rateLimitHeaders = (
 ): Record<string, string> =>
   rateLimitHeadersOf(decision.limit, decision.remaining, Duration.toMillis(decision.resetAfter))
 
+const smallInts: Array<string> = []
+
+/** The decimal text of a whole number; small ones (header values, mostly) are made once. */
+export const intText = (n: number): string => {
+  if (n >= 0 && n < 1024 && Number.isInteger(n)) return smallInts[n] ??= String(n)
+  return String(n)
+}
+
 /** `RateLimit-*` headers from a decision's numbers (`resetAfterMillis` until the key is full again). */
 export const rateLimitHeadersOf = (
   limit: number,
   remaining: number,
   resetAfterMillis: number
 ): Record<string, string> => ({
-  "ratelimit-limit": String(limit),
-  "ratelimit-remaining": String(Math.max(0, Math.floor(remaining))),
-  "ratelimit-reset": String(Math.max(0, Math.ceil(resetAfterMillis / 1000)))
+  "ratelimit-limit": intText(limit),
+  "ratelimit-remaining": intText(Math.max(0, Math.floor(remaining))),
+  "ratelimit-reset": intText(Math.max(0, Math.ceil(resetAfterMillis / 1000)))
 })
 
 /**

@@ -14,6 +14,7 @@ import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -21,8 +22,9 @@ import type { InvalidOptionsError } from "../Errors.js"
 import * as deadline_ from "../internal/deadline.js"
 import * as http from "../internal/http.js"
 import * as options_ from "../internal/options.js"
-import type { RequestRecord, Stage } from "../internal/server/record.js"
+import type { DeadlineTimer, RequestRecord, Stage } from "../internal/server/record.js"
 import * as reject from "../internal/server/reject.js"
+import * as TimerHeap from "../internal/timerHeap.js"
 import * as Timeout from "../Timeout.js"
 
 /**
@@ -107,6 +109,20 @@ export const make = (options: Options = {}): Effect.Effect<Deadline, InvalidOpti
       return lastScheduler
     }
 
+    // The request is marked timed out before its fiber is interrupted, so the response hook knows
+    // for certain that the platform's empty 503 is this deadline's.
+    const fire = (record: RequestRecord): void => {
+      record.timer = undefined
+      // released already (a timer fiber woke as it was being interrupted)
+      if (record.deadlineAt === Infinity) return
+      record.timedOut = true
+      // a timer this late says the process, not the route, was slow (see Timeout's "lag")
+      record.timedOutLate = record.clock.unsafeCurrentTimeMillis() - record.deadlineAt >
+        deadline_.lagAllowance(record.deadlineMillis)
+      timeouts.unsafeUpdate(1, noTags)
+      record.fiber.unsafeInterruptAsFork(record.fiber.id())
+    }
+
     const budgetOf = (record: RequestRecord): number => {
       if (budgetHeader === undefined) return Infinity
       const headers = record.request.headers
@@ -142,39 +158,41 @@ export const make = (options: Options = {}): Effect.Effect<Deadline, InvalidOpti
         }
         record.deadlineAt = deadlineAt
         record.deadlineMillis = left
-        // The request is marked timed out before its fiber is interrupted, so the response hook
-        // knows for certain that the platform's empty 503 is this deadline's.
-        const fire = () => {
-          record.timedOut = true
-          // a timer this late says the process, not the route, was slow (see Timeout's "lag")
-          record.timedOutLate = clock.unsafeCurrentTimeMillis() - deadlineAt > deadline_.lagAllowance(left)
-          record.cancelTimer = undefined
-          timeouts.unsafeUpdate(1, noTags)
-          fiber.unsafeInterruptAsFork(fiber.id())
+        // the request's fiber gets the deadline (`Timeout.currentDeadline`) when its handler starts
+        const timer = new Timer(record, fire)
+        record.timer = timer
+        if (deadline_.isHostClock(clock)) {
+          // one host timer for every request: a heap push now, a mark when the request ends
+          TimerHeap.schedule(timer, left)
+          return undefined
         }
-        fiber.setFiberRef(Timeout.currentDeadline, deadlineAt)
         const scheduler = schedulerOf(clock)
         if (scheduler !== undefined) {
-          record.cancelTimer = scheduler.unsafeSchedule(fire, Duration.millis(left))
+          timer.cancelScheduled = scheduler.unsafeSchedule(() => timer.fire(), Duration.millis(left))
           return undefined
         }
         // not the live clock (tests): a fiber sleeping on that clock
-        return Effect.map(Effect.forkDaemon(Effect.zipRight(Effect.sleep(left), Effect.sync(fire))), (timer) => {
-          record.cancelTimer = () => timer.unsafeInterruptAsFork(fiber.id())
-        })
+        return Effect.map(
+          Effect.forkDaemon(Effect.zipRight(Effect.sleep(left), Effect.sync(() => timer.fire()))),
+          (f) => {
+            timer.sleeper = f
+          }
+        )
       },
       release: (record: RequestRecord) => {
         if (record.deadlineAt === Infinity) return undefined
         record.deadlineAt = Infinity
-        const cancel = record.cancelTimer
-        record.cancelTimer = undefined
-        if (cancel !== undefined) cancel()
+        const timer = record.timer
+        record.timer = undefined
+        if (timer !== undefined) timer.cancel()
         // the request fiber's deadline is not restored: the request is over, and one FiberRef
         // write fewer per request is measurable
         return undefined
       },
       respond: (record, response, now) => {
-        if (record.deadlineMillis === 0) return response
+        // only an empty 503 (the platform's answer to the interrupted handler) or a 504 (a
+        // handler's own timeout) can be the deadline's
+        if (record.deadlineMillis === 0 || (response.status !== 503 && response.status !== 504)) return response
         const spent = record.timedOut || now >= record.deadlineAt - slackMillis
         const upstream = http.upstreamTimeoutMessage(response)
         if (upstream !== undefined) {
@@ -192,5 +210,25 @@ export const make = (options: Options = {}): Effect.Effect<Deadline, InvalidOpti
   })
 
 const noTags: ReadonlyArray<never> = []
+
+/**
+ * The deadline timer of one request: an entry of the shared timer heap on the host's clock, a
+ * scheduled callback on another live clock, or a fiber sleeping on a test clock.
+ */
+class Timer implements TimerHeap.Entry, DeadlineTimer {
+  due = 0
+  queued = false
+  cancelScheduled: (() => void) | undefined = undefined
+  sleeper: Fiber.RuntimeFiber<void> | undefined = undefined
+  constructor(readonly record: RequestRecord, readonly onFire: (record: RequestRecord) => void) {}
+  fire(): void {
+    this.onFire(this.record)
+  }
+  cancel(): void {
+    if (this.queued) TimerHeap.cancel(this)
+    else if (this.cancelScheduled !== undefined) this.cancelScheduled()
+    else if (this.sleeper !== undefined) this.sleeper.unsafeInterruptAsFork(this.record.fiber.id())
+  }
+}
 
 const isEmpty = (response: HttpServerResponse.HttpServerResponse): boolean => response.body._tag === "Empty"

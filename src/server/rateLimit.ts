@@ -126,6 +126,20 @@ interface Limit {
   readonly sync: SyncAdmission.Limiter | undefined
 }
 
+/**
+ * The `RateLimit-*` headers of an admitted request: written on its Node response at once (the
+ * platform's `writeHead` merges them; rebuilding the response per request costs far more), or kept
+ * for `respond` where there is no Node response.
+ */
+const keepHeaders = (record: RequestRecord, headers: Record<string, string>): void => {
+  const response = record.response
+  if (response === undefined || response.headersSent) {
+    record.headers = headers
+    return
+  }
+  for (const name in headers) response.setHeader(name, headers[name])
+}
+
 const clientIp = (trustProxy: boolean) => (request: HttpServerRequest.HttpServerRequest): string => {
   if (trustProxy) {
     const forwarded = request.headers["x-forwarded-for"]
@@ -307,7 +321,7 @@ export const make = (options: Options): Effect.Effect<RateLimit, InvalidOptionsE
               )
             )
           }
-          record.headers = headers
+          keepHeaders(record, headers)
           return Effect.void
         }
       })
@@ -318,7 +332,7 @@ export const make = (options: Options): Effect.Effect<RateLimit, InvalidOptionsE
         onFailure: (e) =>
           e._tag === "RateLimitedError" ? Effect.fail(limited(record, e)) : storeFailed(record, limit, e),
         onSuccess: (reservation) => {
-          record.headers = http.rateLimitHeaders(reservation.decision)
+          keepHeaders(record, http.rateLimitHeaders(reservation.decision))
           if (Duration.toMillis(reservation.delay) <= 0) return Effect.void
           record.reservation = reservation
           return Effect.zipRight(
@@ -330,11 +344,29 @@ export const make = (options: Options): Effect.Effect<RateLimit, InvalidOptionsE
         }
       })
 
-    // one synchronous step: the decision is kept on the record, its headers built when answering
+    // a limit is the same request after request: its text is made when it changes
+    let lastLimit = NaN
+    let lastLimitText = ""
+    const limitText = (limit: number): string => {
+      if (limit !== lastLimit) {
+        lastLimit = limit
+        lastLimitText = http.intText(limit)
+      }
+      return lastLimitText
+    }
+
+    // one synchronous step; the headers go on the Node response, or the decision is kept for `respond`
     const takeNow = (record: RequestRecord, sync: SyncAdmission.Limiter, key: string) => {
       const raw = sync.take(key)
       if (raw.allowed) {
-        record.limitDecision = raw
+        const response = record.response
+        if (response !== undefined && !response.headersSent) {
+          response.setHeader("ratelimit-limit", limitText(raw.limit))
+          response.setHeader("ratelimit-remaining", http.intText(Math.max(0, Math.floor(raw.remaining))))
+          response.setHeader("ratelimit-reset", http.intText(Math.max(0, Math.ceil(raw.resetAfterMs / 1000))))
+        } else {
+          record.limitDecision = raw
+        }
         return undefined
       }
       const headers = http.rateLimitHeadersOf(raw.limit, raw.remaining, raw.resetAfterMs)
@@ -364,6 +396,7 @@ export const make = (options: Options): Effect.Effect<RateLimit, InvalidOptionsE
           limit.maxWait === undefined ? take(record, limit, key) : wait(record, limit, key, limit.maxWait)
         return typeof k === "string" ? run(k) : Effect.flatMap(k, run)
       },
+      // only where the headers could not be written on the Node response at admission
       respond: (record, response) => {
         const raw = record.limitDecision
         const headers = raw === undefined

@@ -11,9 +11,11 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
+import * as Timeout from "../../Timeout.js"
 import * as http from "../http.js"
 import type { NodeResponseLike, Outcome, RuntimeFiber, Stage } from "./record.js"
 import { abandoned, nodeResponseOf, RequestRecord } from "./record.js"
@@ -22,6 +24,13 @@ import type { Resolved } from "./routes.js"
 
 /** The status the platform gives the response of a request whose client went away. */
 const clientClosed = 499
+
+/** `Effect.matchCauseEffect` with its handlers as arguments. */
+const matchCause = <A, E, R, A2, E2, R2, A3, E3, R3>(
+  self: Effect.Effect<A, E, R>,
+  onFailure: (cause: Cause.Cause<E>) => Effect.Effect<A2, E2, R2>,
+  onSuccess: (a: A) => Effect.Effect<A3, E3, R3>
+): Effect.Effect<A2 | A3, E2 | E3, R | R2 | R3> => Effect.matchCauseEffect(self, { onFailure, onSuccess })
 
 /** What the pipeline reports to the server around each request (metrics). */
 export interface Observer {
@@ -103,22 +112,34 @@ export const make = (options: {
     return settle(record, outcome) ?? Effect.void
   }
 
+  const onSuccess = (record: RequestRecord, response: HttpServerResponse.HttpServerResponse) => {
+    const released = record.settled ? undefined : settle(record, outcomeOfResponse(record, response))
+    return released === undefined ? Effect.succeed(response) : Effect.as(released, response)
+  }
+
   /** Settles the record when the app ends; the app's exit passes through unchanged. */
   const settleOnEnd = <E, R>(
     record: RequestRecord,
     app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
   ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> => {
-    const onFailure = (cause: Cause.Cause<E>) => Effect.zipRight(settleFailure(record, cause), Effect.failCause(cause))
-    const onSuccess = (response: HttpServerResponse.HttpServerResponse) => {
-      const released = record.settled ? undefined : settle(record, outcomeOfResponse(record, response))
-      return released === undefined ? Effect.succeed(response) : Effect.as(released, response)
-    }
     // Already uninterruptible (the platform runs its handler so): a plain match runs its handlers
     // however the app ends, interruption included. Otherwise the region is made uninterruptible.
+    // (The handlers are passed as arguments: a closure named by a binding costs a `name` write per
+    // request under transpilers that keep names.)
     if (!RuntimeFlags.interruptible(record.fiber.currentRuntimeFlags)) {
-      return Effect.matchCauseEffect(app, { onFailure, onSuccess })
+      return matchCause(
+        app,
+        (cause) => Effect.zipRight(settleFailure(record, cause), Effect.failCause(cause)),
+        (response) => onSuccess(record, response)
+      )
     }
-    return Effect.uninterruptibleMask((restore) => Effect.matchCauseEffect(restore(app), { onFailure, onSuccess }))
+    return Effect.uninterruptibleMask((restore) =>
+      matchCause(
+        restore(app),
+        (cause) => Effect.zipRight(settleFailure(record, cause), Effect.failCause(cause)),
+        (response) => onSuccess(record, response)
+      )
+    )
   }
 
   const responders = stages.filter((stage) => stage.respond !== undefined).reverse()
@@ -127,7 +148,8 @@ export const make = (options: {
       const now = record.clock.unsafeCurrentTimeMillis()
       for (const stage of responders) response = stage.respond!(record, response, now)
     }
-    const spec = http.errorResponseSpec(response)
+    // only the toolkit's rejection errors map to a response of their own, all 4xx or 5xx
+    const spec = response.status < 400 ? undefined : http.errorResponseSpec(response)
     return spec === undefined
       ? response
       : reject.response(spec.code, spec.status, spec.message, record.route, spec.retryAfter, spec.headers)
@@ -138,16 +160,30 @@ export const make = (options: {
   }
   const sharedHookOption = Option.some(sharedHook)
 
-  const installHook = (fiber: RuntimeFiber): void => {
+  /**
+   * Gives the request fiber the response hook and, when a deadline stage set one, the request's
+   * deadline as `Timeout.currentDeadline` (what nested timeouts in the handler are clamped to):
+   * both in one copy of the fiber's refs, where a `FiberRef` write copies them each time.
+   */
+  const installLocals = (record: RequestRecord): void => {
+    const fiber = record.fiber
     const previous = fiber.getFiberRef(HttpApp.currentPreResponseHandlers)
-    fiber.setFiberRef(
-      HttpApp.currentPreResponseHandlers,
-      previous._tag === "None"
-        ? sharedHookOption
-        : Option.some((request, response) =>
-          Effect.flatMap(previous.value(request, response), (r) => sharedHook(request, r))
-        )
-    )
+    const hook = previous._tag === "None"
+      ? sharedHookOption
+      : Option.some<HttpApp.PreResponseHandler>((request, response) =>
+        Effect.flatMap(previous.value(request, response), (r) => sharedHook(request, r))
+      )
+    if (record.deadlineAt === Infinity) {
+      fiber.setFiberRef(HttpApp.currentPreResponseHandlers, hook)
+      return
+    }
+    const id = fiber.id()
+    fiber.setFiberRefs(FiberRefs.updateManyAs(fiber._fiberRefs ?? fiber.getFiberRefs(), {
+      entries: [
+        [HttpApp.currentPreResponseHandlers, [[id, hook]]],
+        [Timeout.currentDeadline, [[id, record.deadlineAt]]]
+      ]
+    }))
   }
 
   // Releases on close unless the response was fully written (then the request's end settles it):
@@ -172,7 +208,7 @@ export const make = (options: {
   ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> => {
     // the client went away while the request waited: its handler never runs
     if (record.settled) return Effect.interrupt
-    installHook(record.fiber)
+    installLocals(record)
     return settleOnEnd(record, app)
   }
 

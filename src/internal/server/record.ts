@@ -11,6 +11,7 @@ import type * as Clock from "effect/Clock"
 import type * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type * as FiberRef from "effect/FiberRef"
+import type * as FiberRefs from "effect/FiberRefs"
 import type * as RuntimeFlags from "effect/RuntimeFlags"
 import type { Permit } from "../../CircuitBreaker.js"
 import type { Priority, Ticket } from "../../LoadShedder.js"
@@ -60,14 +61,25 @@ export interface RuntimeFiber extends Fiber.RuntimeFiber<unknown, unknown> {
   setFiberRef<A>(fiberRef: FiberRef.FiberRef<A>, value: A): void
   /** the fiber's runtime flags as it runs (interruptible or not) */
   readonly currentRuntimeFlags: RuntimeFlags.RuntimeFlags
+  setFiberRefs(fiberRefs: FiberRefs.FiberRefs): void
+  /** the fiber's own refs (`getFiberRefs()` copies them on every call) */
+  readonly _fiberRefs?: FiberRefs.FiberRefs
 }
 
-/** The part of a Node `ServerResponse` the record listens to. */
+/** The deadline stage's timer of a request: `cancel` stops it from firing. */
+export interface DeadlineTimer {
+  cancel(): void
+}
+
+/** The part of a Node `ServerResponse` the record listens to and writes headers on. */
 export interface NodeResponseLike {
   readonly writableFinished: boolean
   /** set once the response or its socket closed (its `close` event does not fire again) */
   readonly destroyed: boolean
+  readonly headersSent: boolean
   on(event: "close", listener: () => void): unknown
+  /** a header the platform's `writeHead` merges with the response's own (which win) */
+  setHeader(name: string, value: string): unknown
 }
 
 /**
@@ -95,8 +107,11 @@ export class RequestRecord {
   limitDecision: RawDecision | undefined = undefined
   headers: Record<string, string> | undefined = undefined
   reservation: Reservation | undefined = undefined
-  /** deadline: the timer, the deadline it armed, its length, and whether it fired */
-  cancelTimer: (() => void) | undefined = undefined
+  /**
+   * deadline: the timer, the deadline it armed (the handler's `Timeout.currentDeadline`, written by
+   * the pipeline as the handler starts), its length, and whether it fired
+   */
+  timer: DeadlineTimer | undefined = undefined
   deadlineAt = Infinity
   deadlineMillis = 0
   timedOut = false
@@ -127,7 +142,8 @@ export class RequestRecord {
 export const nodeResponseOf = (request: HttpServerRequest.HttpServerRequest): NodeResponseLike | undefined => {
   const response = (request as unknown as { readonly response?: unknown }).response
   return typeof response === "object" && response !== null &&
-      typeof (response as NodeResponseLike).on === "function"
+      typeof (response as NodeResponseLike).on === "function" &&
+      typeof (response as NodeResponseLike).setHeader === "function"
     ? response as NodeResponseLike
     : undefined
 }
