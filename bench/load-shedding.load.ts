@@ -2,13 +2,15 @@
  * The load generator of the load-shedding experiment: starting the server processes
  * (`load-shedding.server.ts`), measuring capacity closed-loop, and offering a rate open-loop.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
 import * as http from "node:http"
 import { setPriority, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
+import { bundledArgs } from "../test/integration/bundle.js"
+import { closedLoop, getStatus, openLoop } from "../test/integration/httpLoad.js"
 
 export type Tier = "critical" | "standard" | "sheddable"
 
@@ -36,31 +38,11 @@ export interface Server {
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const serverPath = join(benchDir, "load-shedding.server.ts")
 
-/**
- * How to start a server: the server and every package it imports bundled once with esbuild (which
- * tsx brings) into one file in a temporary directory, so that each of the ~17 server processes
- * neither compiles TypeScript nor resolves and loads hundreds of package modules at start-up
- * (about 0.2 s of CPU each instead of 0.7 s); tsx when esbuild is not there.
- */
+/** How to start a server: bundled once with its packages, so each of the ~17 starts quickly. */
 const serverArgs = ((): ReadonlyArray<string> => {
-  const esbuild = join(benchDir, "..", "node_modules", ".bin", "esbuild")
-  if (existsSync(esbuild)) {
-    const dir = mkdtempSync(join(tmpdir(), "effect-resilience-bench-"))
-    process.once("exit", () => rmSync(dir, { recursive: true, force: true }))
-    const bundle = join(dir, "load-shedding.server.mjs")
-    const built = spawnSync(esbuild, [
-      serverPath,
-      "--bundle",
-      "--platform=node",
-      "--format=esm",
-      `--outfile=${bundle}`,
-      "--log-level=warning",
-      // CommonJS packages inside an ES module bundle still call require for Node's own modules
-      "--banner:js=import { createRequire as __createRequire } from \"node:module\"; const require = __createRequire(import.meta.url);"
-    ], { stdio: "inherit" })
-    if (built.status === 0) return [bundle]
-  }
-  return ["--import", "tsx", serverPath]
+  const dir = mkdtempSync(join(tmpdir(), "effect-resilience-bench-"))
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }))
+  return bundledArgs(serverPath, dir)
 })()
 /** a start-up far slower than this on a busy machine is still a start-up, not a hang */
 const startBudgetMs = 120_000
@@ -165,44 +147,8 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 1024 })
 
 export const closeAgent = () => agent.destroy()
 
-/** One `GET /work`: its status, 0 for an error or a timeout. */
 const request = (port: number, timeoutMs: number, tier?: Tier): Promise<number> =>
-  new Promise((resolve) => {
-    let done = false
-    const finish = (status: number) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      resolve(status)
-    }
-    const headers = tier === undefined ? undefined : { "x-priority": tier }
-    const req = http.get({ host: "127.0.0.1", port, path: "/work", agent, headers }, (res) => {
-      res.resume()
-      res.on("end", () => finish(res.statusCode ?? 0))
-      res.on("error", () => finish(0))
-    })
-    req.on("error", () => finish(0))
-    // A request still waiting for a socket is withdrawn; one already sent is left to finish, so a
-    // timeout never closes a pooled connection (reconnect storms would overflow the listen queue).
-    let sent = false
-    req.on("socket", () => (sent = true))
-    const timer = setTimeout(() => {
-      finish(0)
-      if (!sent) req.destroy()
-    }, timeoutMs)
-  })
-
-/** 2xx per second with `concurrency` requests always outstanding for `seconds`. */
-const closedLoop = async (port: number, concurrency: number, seconds: number, timeoutMs: number) => {
-  let ok = 0
-  const end = performance.now() + seconds * 1000
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < end) {
-      if ((await request(port, timeoutMs)) === 200) ok++
-    }
-  }))
-  return ok / seconds
-}
+  getStatus(agent, port, timeoutMs, tier === undefined ? undefined : { "x-priority": tier })
 
 /**
  * Capacity of an unprotected server: completed requests per second with 16 connections
@@ -211,8 +157,9 @@ const closedLoop = async (port: number, concurrency: number, seconds: number, ti
 export const measureCapacity = async (settings: Settings, seconds: number): Promise<number> => {
   const server = await startServer("none", settings)
   try {
-    await closedLoop(server.port, capacityConnections, 0.5, capacityTimeoutMs)
-    return await closedLoop(server.port, capacityConnections, seconds, capacityTimeoutMs)
+    const send = () => request(server.port, capacityTimeoutMs)
+    await closedLoop(send, capacityConnections, 0.5)
+    return await closedLoop(send, capacityConnections, seconds)
   } finally {
     await server.stop()
   }
@@ -225,7 +172,7 @@ interface Sample {
 }
 
 /** Open loop: `rate` requests per second for `seconds`, each sent on schedule. */
-const openLoop = async (
+const openLoopSamples = async (
   port: number,
   rate: number,
   seconds: number,
@@ -233,28 +180,12 @@ const openLoop = async (
   mix: ReadonlyArray<Tier> | undefined
 ): Promise<ReadonlyArray<Sample>> => {
   const samples: Array<Sample> = []
-  const pending: Array<Promise<void>> = []
-  const total = Math.round(rate * seconds)
-  const start = performance.now()
-  let sent = 0
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000))
-      for (; sent < due; sent++) {
-        const intended = start + (sent * 1000) / rate
-        const tier = mix === undefined ? undefined : mix[sent % mix.length]
-        pending.push(
-          request(port, timeoutMs, tier).then((status) => {
-            samples.push({ tier, status, latency: performance.now() - intended })
-          })
-        )
-      }
-      if (sent >= total) resolve()
-      else setTimeout(tick, 1)
-    }
-    tick()
+  await openLoop(rate, seconds, (index, dueAt) => {
+    const tier = mix === undefined ? undefined : mix[index % mix.length]
+    return request(port, timeoutMs, tier).then((status) => {
+      samples.push({ tier, status, latency: performance.now() - dueAt })
+    })
   })
-  await Promise.all(pending)
   return samples
 }
 
@@ -311,9 +242,9 @@ export interface Phase {
 /** A quarter second of light closed-loop traffic (JIT), then the open-loop phase; stops the server. */
 export const runPhase = async (server: Server, settings: Settings, phase: Phase): Promise<PhaseResult> => {
   try {
-    await closedLoop(server.port, 4, 0.25, settings.requestTimeoutMs)
+    await closedLoop(() => request(server.port, settings.requestTimeoutMs), 4, 0.25)
     const offered = Math.round(phase.capacity * phase.multiple)
-    const samples = await openLoop(server.port, offered, settings.phaseS, settings.requestTimeoutMs, phase.mix)
+    const samples = await openLoopSamples(server.port, offered, settings.phaseS, settings.requestTimeoutMs, phase.mix)
     const stats: unknown = settings.stats ? JSON.parse(await server.get("/stats")) : undefined
     const all = summarize(samples, settings.phaseS, settings.sloMs)
     const tiers = phase.mix === undefined ? undefined : (["critical", "standard", "sheddable"] as const).map((

@@ -23,35 +23,13 @@ import * as AdaptiveLimiter from "../src/AdaptiveLimiter.js"
 import * as CpuUsage from "../src/CpuUsage.js"
 import type { OverloadedError } from "../src/Errors.js"
 import * as LoadShedder from "../src/LoadShedder.js"
+import { slicedWork } from "../test/integration/cpuHandler.js"
 
 const protection = process.env.PROTECTION ?? "none"
 const costMs = Number(process.env.COST_MS ?? 2)
 const slices = Number(process.env.SLICES ?? 4)
 
-/** Burns `ms` of CPU time (not wall time: a descheduled process must not finish its work early). */
-const spin = (ms: number) => {
-  const start = process.cpuUsage()
-  const micros = ms * 1000
-  for (;;) {
-    for (let i = 0; i < 2000; i++) sink = (sink * 31 + i) | 0
-    const used = process.cpuUsage(start)
-    if (used.user + used.system >= micros) return
-  }
-}
-let sink = 0
-
-const yieldToEventLoop = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
-})
-
-const work = Effect.gen(function*() {
-  for (let i = 0; i < slices; i++) {
-    spin(costMs / slices)
-    yield* yieldToEventLoop
-  }
-  return HttpServerResponse.text("ok")
-})
+const work = slicedWork(costMs, slices)
 
 const unavailable = HttpServerResponse.empty({ status: 503 })
 

@@ -9,10 +9,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
+import { bundledArgs } from "./bundle.js"
 import type { Closed, Open, Sample } from "./overload.load.js"
 import { root, START_BUDGET_MS } from "./spawn.js"
 
@@ -28,28 +29,11 @@ const phaseSeconds = Number(process.env.OVERLOAD_PHASE_S ?? 5)
  */
 const sloFor = (capacity: number) => Math.max(500, (10 * 1000) / capacity)
 
-/**
- * The server bundled with its packages by esbuild (which tsx brings), so that it starts in a
- * fraction of a second on a busy machine instead of compiling TypeScript; tsx when esbuild is not
- * there.
- */
+/** The server bundled with its packages, so that it starts quickly on a busy machine. */
 const serverCommand = Effect.acquireRelease(
   Effect.sync(() => {
-    const source = Path.join(import.meta.dirname, "overload.server.ts")
-    const esbuild = Path.join(root, "node_modules", ".bin", "esbuild")
     const dir = mkdtempSync(Path.join(tmpdir(), "overload-test-"))
-    const bundle = Path.join(dir, "overload.server.mjs")
-    const options = [
-      "--bundle",
-      "--platform=node",
-      "--format=esm",
-      `--outfile=${bundle}`,
-      "--log-level=warning",
-      // CommonJS packages inside an ES module bundle still call require for Node's own modules
-      "--banner:js=import { createRequire as __createRequire } from \"node:module\"; const require = __createRequire(import.meta.url);"
-    ]
-    const built = existsSync(esbuild) && spawnSync(esbuild, [source, ...options], { stdio: "inherit" }).status === 0
-    return { dir, args: built ? [bundle] : ["--import", "tsx", source] }
+    return { dir, args: bundledArgs(Path.join(import.meta.dirname, "overload.server.ts"), dir) }
   }),
   ({ dir }) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
 )

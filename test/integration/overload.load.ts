@@ -15,6 +15,7 @@
 import * as http from "node:http"
 import { setPriority } from "node:os"
 import { performance } from "node:perf_hooks"
+import { closedLoop, getStatus, openLoop } from "./httpLoad.js"
 
 export interface Closed {
   readonly kind: "closed"
@@ -38,69 +39,20 @@ export interface Sample {
 
 let agent = new http.Agent({ keepAlive: true, maxSockets: 1024 })
 
-const request = (port: number, timeoutMs: number): Promise<number> =>
-  new Promise((resolve) => {
-    let done = false
-    const finish = (status: number) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      resolve(status)
-    }
-    const req = http.get({ host: "127.0.0.1", port, path: "/work", agent }, (res) => {
-      res.resume()
-      res.on("end", () => finish(res.statusCode ?? 0))
-      res.on("error", () => finish(0))
-    })
-    req.on("error", () => finish(0))
-    // a request already sent is left to finish: closing its connection would make the generator
-    // open new ones in a storm
-    let sent = false
-    req.on("socket", () => (sent = true))
-    const timer = setTimeout(() => {
-      finish(0)
-      if (!sent) req.destroy()
-    }, timeoutMs)
-  })
+const closed = async ({ concurrency, port, seconds }: Closed) => ({
+  perSecond: await closedLoop(() => getStatus(agent, port, 10_000), concurrency, seconds)
+})
 
-const closedLoop = async ({ concurrency, port, seconds }: Closed) => {
-  let ok = 0
-  const end = performance.now() + seconds * 1000
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < end) {
-      if ((await request(port, 10_000)) === 200) ok++
-    }
-  }))
-  return { perSecond: ok / seconds }
-}
-
-const openLoop = async ({ ports, rate, seconds, timeoutMs }: Open) => {
+const open = async ({ ports, rate, seconds, timeoutMs }: Open) => {
   const samples: Array<Array<Sample>> = ports.map(() => [])
-  const pending: Array<Promise<void>> = []
-  const total = Math.round(rate * seconds)
-  const start = performance.now()
-  let sent = 0
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000))
-      for (; sent < due; sent++) {
-        const intended = start + (sent * 1000) / rate
-        // the ports take turns going first
-        for (let k = 0; k < ports.length; k++) {
-          const i = (k + sent) % ports.length
-          pending.push(
-            request(ports[i], timeoutMs).then((status) => {
-              samples[i].push({ status, latencyMs: performance.now() - intended })
-            })
-          )
-        }
-      }
-      if (sent >= total) resolve()
-      else setTimeout(tick, 1)
-    }
-    tick()
-  })
-  await Promise.all(pending)
+  await openLoop(rate, seconds, (index, dueAt) =>
+    // the ports take turns going first
+    Promise.all(ports.map((_, k) => {
+      const i = (k + index) % ports.length
+      return getStatus(agent, ports[i], timeoutMs).then((status) => {
+        samples[i].push({ status, latencyMs: performance.now() - dueAt })
+      })
+    })).then(() => undefined))
   return { samples }
 }
 
@@ -112,7 +64,7 @@ try {
 }
 
 process.on("message", async (command: Closed | Open) => {
-  const reply = command.kind === "closed" ? await closedLoop(command) : await openLoop(command)
+  const reply = command.kind === "closed" ? await closed(command) : await open(command)
   agent.destroy()
   agent = new http.Agent({ keepAlive: true, maxSockets: 1024 })
   process.send!(reply)

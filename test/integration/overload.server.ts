@@ -9,39 +9,17 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import * as ResilientHttpServer from "../../src/ResilientHttpServer.js"
+import { slicedWork } from "./cpuHandler.js"
 
 const costMs = Number(process.env.COST_MS ?? 20)
 const shedding = process.env.SHEDDING !== "off"
 const slices = 4
 
-/** Burns `ms` of CPU time, not wall time: a descheduled server must not finish its work early. */
-const spin = (ms: number) => {
-  const start = process.cpuUsage()
-  for (;;) {
-    for (let i = 0; i < 2000; i++) sink = (sink * 31 + i) | 0
-    const used = process.cpuUsage(start)
-    if (used.user + used.system >= ms * 1000) return
-  }
-}
-let sink = 0
-
-const yieldToEventLoop = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
-})
-
-const work = Effect.gen(function*() {
-  for (let i = 0; i < slices; i++) {
-    spin(costMs / slices)
-    yield* yieldToEventLoop
-  }
-  return HttpServerResponse.text("ok")
-})
+const work = slicedWork(costMs, slices)
 
 const router = HttpRouter.empty.pipe(HttpRouter.get("/work", work))
 
