@@ -64,6 +64,26 @@ describe("shedder algorithm (go-zero's suite)", () => {
     expect(Shedder.maxFlightOf(1, 1, 100)).toBe(1)
   })
 
+  it("maxFlight, kept from one window step to the next, equals a fresh reading", () => {
+    // passes land in the current bucket between readings, the window moves by one bucket, by
+    // several, and past its whole length; each reading must match maxPass and minRt computed anew
+    const state = Shedder.make({ ...params, passSpan: 3 }, 0)
+    const fresh = (now: number) =>
+      Shedder.maxFlightOf(Shedder.maxPass(state, now), Shedder.minRt(state, now), params.bucketMillis)
+    let now = 0
+    for (const step of [0, 10, 30, 60, 100, 250, 5, 5, 400, 7_000, 40, 100]) {
+      now += step
+      const before = Shedder.maxFlight(state, now)
+      expect(before).toBe(fresh(now))
+      complete(state, now, 3 + (now % 7), 1 + (now % 5))
+      // what the current bucket took does not count until the window moves
+      expect(Shedder.maxFlight(state, now)).toBe(before)
+      expect(Shedder.maxFlight(state, now)).toBe(fresh(now))
+    }
+    expect(Shedder.maxFlight(state, now + 100)).toBe(fresh(now + 100))
+    expect(Shedder.maxFlight(state, now + 100)).not.toBe(Shedder.maxFlightOf(1, Shedder.defaultMinRt, 100))
+  })
+
   it("the window forgets passes after 5 s", () => {
     const state = Shedder.make(params, 0)
     complete(state, 50, 900, 6)

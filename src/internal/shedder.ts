@@ -103,6 +103,13 @@ export interface State {
   passed: number
   /** per tier */
   readonly dropped: Array<number>
+  /**
+   * `maxFlight` as last computed, and the window's newest bucket then: it reads completed buckets
+   * only, which change only when the window moves, so under overload (when every admission asks
+   * for it) it is computed once a bucket instead of once a request
+   */
+  flightMax: number
+  flightAt: number
 }
 
 export const make = (params: Params, now: number): State => ({
@@ -114,7 +121,9 @@ export const make = (params: Params, now: number): State => ({
   overloadTime: [-Infinity, -Infinity, -Infinity],
   total: 0,
   passed: 0,
-  dropped: [0, 0, 0]
+  dropped: [0, 0, 0],
+  flightMax: 1,
+  flightAt: NaN
 })
 
 /** go-zero's threshold of a priority shedder: halfway between `threshold` and 1000. */
@@ -160,8 +169,16 @@ export const maxFlightOf = (
   allowanceMillis = 0
 ): number => Math.max(1, (maxPassValue * (minRtValue + allowanceMillis)) / bucketMillis)
 
-export const maxFlight = (state: State, now: number): number =>
-  maxFlightOf(maxPass(state, now), minRt(state, now), state.params.bucketMillis, state.params.allowanceMillis)
+export const maxFlight = (state: State, now: number): number => {
+  const window = state.window
+  RollingWindow.advance(window, now)
+  if (window.current !== state.flightAt) {
+    const { allowanceMillis, bucketMillis } = state.params
+    state.flightMax = maxFlightOf(maxPass(state, now), minRt(state, now), bucketMillis, allowanceMillis)
+    state.flightAt = window.current
+  }
+  return state.flightMax
+}
 
 const clampFactor = (factor: number): number =>
   factor < overloadFactorLowerBound ? overloadFactorLowerBound : factor > 1 ? 1 : factor
