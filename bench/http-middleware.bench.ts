@@ -36,9 +36,10 @@ cases.push(
   )
 )
 for (const [name, options] of Object.entries(variants)) {
-  const r = Effect.runSync(
-    Scope.extend(ResilientHttpServer.make(options).pipe(Effect.provide(CpuUsage.layerTest(0))), scope) as any
-  ) as ResilientHttpServer.ResilientHttpServer
+  // `make` loads the request path on first use (a dynamic import): it cannot run synchronously
+  const r = await Effect.runPromise(
+    Scope.extend(ResilientHttpServer.make(options).pipe(Effect.provide(CpuUsage.layerTest(0))), scope)
+  )
   cases.push(
     effectCase(name, Effect.provideService(r.middleware(app), HttpServerRequest.HttpServerRequest, request) as any)
   )
