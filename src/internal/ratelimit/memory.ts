@@ -12,10 +12,11 @@
  * order makes the front the least recently used end, because an entry that is used again after
  * `touchEvery` is moved to the back (a delete and a set; doing it on every hit would double the
  * cost of the hot path for little gain in precision). The front is read through one long-lived
- * iterator, never a fresh one (see `makeKeys`).
+ * iterator, never a fresh one (see `OrderedMap`).
  */
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { OrderedMap } from "../orderedMap.js"
 import type { Definition, RawDecision, StepResult } from "./core.js"
 
 interface Entry {
@@ -91,40 +92,17 @@ export const makeTable = (definition: Definition, options: TableOptions): Table 
 
 /** The sweeping, capped insertion and recency that both kinds of table share. */
 const makeKeys = <E extends { until: number; touched: number }>(options: TableOptions) => {
-  const map = new Map<string, E>()
+  // the oldest key and the sweep's place are read through long-lived iterators (see OrderedMap)
+  const keys = new OrderedMap<string, E>()
+  const map = keys.map
   const maxKeys = options.maxKeys
   const touchEvery = Math.min(1_000_000, options.idleTimeToLive / 2)
-  // a live Map iterator stays valid across deletions and sees later insertions
-  let cursor = map.entries()
   let nextSweepAt = 0
-  // The least recently used end. A fresh iterator starts at the table's first slot and steps over
-  // every slot deleted since V8 last compacted the table, so asking a new one for the oldest key
-  // costs O(keys deleted) — tens of µs per insertion at 100,000 keys. This one lives as long as
-  // the map and has passed only deleted or moved keys, except `head`, the key it gave last, while
-  // that key stays in place.
-  let front = map.entries()
-  let head: [string, E] | undefined
-  const oldest = (): [string, E] | undefined => {
-    if (head === undefined && map.size > 0) {
-      let next = front.next()
-      // never expected (every key still in place is ahead of it): a fresh walk, at its cost
-      if (next.done === true) next = (front = map.entries()).next()
-      head = next.value
-    }
-    return head
-  }
-  const remove = (key: string): void => {
-    if (head !== undefined && head[0] === key) head = undefined
-    map.delete(key)
-  }
   const sweep = (now: number, budget: number): boolean => {
     for (let i = 0; i < budget; i++) {
-      const next = cursor.next()
-      if (next.done === true) {
-        cursor = map.entries()
-        return true
-      }
-      if (next.value[1].until <= now) remove(next.value[0])
+      const next = keys.walk()
+      if (next === undefined) return true
+      if (next[1].until <= now) keys.delete(next[0])
     }
     return false
   }
@@ -135,21 +113,20 @@ const makeKeys = <E extends { until: number; touched: number }>(options: TableOp
   const insert = (key: string, entry: E, now: number): void => {
     // the front is the least recently used end, where keys usually die first
     for (let swept = 0; swept < SWEEP_ON_INSERT; swept++) {
-      const first = oldest()
+      const first = keys.oldest()
       if (first === undefined || first[1].until > now) break
-      remove(first[0])
+      keys.delete(first[0])
     }
     if (map.size >= maxKeys) {
-      const first = oldest()
-      if (first !== undefined) remove(first[0])
+      const first = keys.oldest()
+      if (first !== undefined) keys.delete(first[0])
     }
-    map.set(key, entry)
+    keys.set(key, entry)
   }
   const touch = (key: string, entry: E, now: number): void => {
     if (now - entry.touched >= touchEvery) {
       entry.touched = now
-      remove(key)
-      map.set(key, entry)
+      keys.moveToBack(key, entry)
     }
   }
   return { map, sweep, sweepIfDue, insert, touch }
