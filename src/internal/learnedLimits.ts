@@ -9,6 +9,7 @@
  * `remaining` is 0 requests wait (or fail) until the reset. Past the reset the host is unknown
  * again, and requests go through until the server says otherwise.
  */
+import { OrderedMap } from "./orderedMap.js"
 import { parseRetryAfterHeader } from "./transient.js"
 
 export interface HostLimit {
@@ -84,7 +85,11 @@ export const read = (status: number, headers: Headers, now: number, blockMillis:
  * them, so together they send no more than the server still accepts.
  */
 export class LearnedLimits {
-  readonly hosts = new Map<string, HostLimit>()
+  // the oldest host is read through a long-lived iterator: a fresh one per eviction would step
+  // over every host deleted since V8 last rebuilt the table
+  private readonly order = new OrderedMap<string, HostLimit>()
+  /** Read only: changes go through `order`. */
+  readonly hosts: ReadonlyMap<string, HostLimit> = this.order.map
   /** instances drawing on each host's quota (1: this one alone) */
   share = 1
   constructor(readonly maxHosts: number, readonly blockMillis: number) {}
@@ -94,7 +99,7 @@ export class LearnedLimits {
     const h = this.hosts.get(host)
     if (h === undefined) return 0
     if (now >= h.resetAt) {
-      this.hosts.delete(host)
+      this.order.delete(host)
       return 0
     }
     if (h.remaining > 0) {
@@ -133,9 +138,7 @@ export class LearnedLimits {
   }
 
   private set(host: string, limit: HostLimit): void {
-    if (!this.hosts.has(host) && this.hosts.size >= this.maxHosts) {
-      this.hosts.delete(this.hosts.keys().next().value!)
-    }
-    this.hosts.set(host, limit)
+    if (!this.hosts.has(host) && this.hosts.size >= this.maxHosts) this.order.delete(this.order.oldest()![0])
+    this.order.set(host, limit)
   }
 }

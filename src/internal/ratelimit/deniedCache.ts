@@ -5,6 +5,7 @@
  * than Redis's (others taking more only makes the real wait longer); it applies to requests that
  * cost at least what the refused one cost. Bounded: beyond `maxKeys` the oldest entry goes first.
  */
+import { OrderedMap } from "../orderedMap.js"
 import type { RawDecision } from "./core.js"
 import { Verdict } from "./core.js"
 
@@ -21,13 +22,15 @@ export interface DeniedCache {
 }
 
 export const makeDeniedCache = (maxKeys: number): DeniedCache => {
-  const map = new Map<string, Denied>()
+  // read oldest first through a long-lived iterator: a fresh one per eviction would step over
+  // every entry deleted since V8 last rebuilt the table
+  const denied = new OrderedMap<string, Denied>()
   return {
     get: (key, cost, now) => {
-      const entry = map.get(key)
+      const entry = denied.map.get(key)
       if (entry === undefined) return undefined
       if (now >= entry.until) {
-        map.delete(key)
+        denied.delete(key)
         return undefined
       }
       if (cost < entry.cost) return undefined
@@ -38,9 +41,9 @@ export const makeDeniedCache = (maxKeys: number): DeniedCache => {
     },
     put: (key, cost, decision, now) => {
       if (decision.allowed || !(decision.retryAfterMs > 0 && decision.retryAfterMs < Infinity)) return
-      map.delete(key)
-      if (map.size >= maxKeys) map.delete(map.keys().next().value!)
-      map.set(key, { until: now + decision.retryAfterMs, cost, decision })
+      denied.delete(key)
+      if (denied.size >= maxKeys) denied.delete(denied.oldest()![0])
+      denied.set(key, { until: now + decision.retryAfterMs, cost, decision })
     }
   }
 }
