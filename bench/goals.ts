@@ -74,5 +74,36 @@ export const goals: ReadonlyArray<Goal> = [
     reference: "import(\"effect\")",
     kind: "ratio",
     limit: 1.2
+  },
+  {
+    label: "memory limiter at 1,000,000 keys ≤ 1 µs per decision",
+    suite: "rate-limiter: memory decisions, 1,000,000 keys",
+    subject: "effect-resilience fixedWindow (1,000,000 keys)",
+    kind: "absolute",
+    limit: 1000
+  },
+  {
+    label: "memory limiter at 1,000 keys ≤ 1.0× rate-limiter-flexible's RateLimiterMemory",
+    suite: "rate-limiter: memory decisions, 1,000 keys",
+    subject: "effect-resilience fixedWindow (1,000 keys)",
+    reference: "rate-limiter-flexible RateLimiterMemory (1,000 keys)",
+    kind: "ratio",
+    limit: 1
+  },
+  {
+    label: "memory limiter at 100,000 keys ≤ 1.0× rate-limiter-flexible's RateLimiterMemory",
+    suite: "rate-limiter: memory decisions, 100,000 keys",
+    subject: "effect-resilience fixedWindow (100,000 keys)",
+    reference: "rate-limiter-flexible RateLimiterMemory (100,000 keys)",
+    kind: "ratio",
+    limit: 1
+  },
+  {
+    label: "memory limiter at 1,000,000 keys ≤ 1.0× rate-limiter-flexible's RateLimiterMemory",
+    suite: "rate-limiter: memory decisions, 1,000,000 keys",
+    subject: "effect-resilience fixedWindow (1,000,000 keys)",
+    reference: "rate-limiter-flexible RateLimiterMemory (1,000,000 keys)",
+    kind: "ratio",
+    limit: 1
   }
 ]
