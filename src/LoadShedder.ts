@@ -51,26 +51,19 @@
  *
  * @since 0.1.0
  */
-import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
-import * as Subscribable from "effect/Subscribable"
-import { InvalidOptionsError, OverloadedError } from "./Errors.js"
-import { decodeOptions, Name, PositiveDuration, PositiveInt } from "./internal/options.js"
-import * as ShadowView from "./internal/shadow.js"
+import type * as Subscribable from "effect/Subscribable"
+import type { InvalidOptionsError, OverloadedError } from "./Errors.js"
+import * as Build from "./internal/loadShedder/build.js"
+import { makeGroup as makeGroupWith } from "./internal/loadShedder/group.js"
+import * as ShedderOptions from "./internal/loadShedder/options.js"
 import * as Shedder from "./internal/shedder.js"
-import * as Signal from "./internal/shedderSignal.js"
-import * as Metrics from "./internal/sheddingMetrics.js"
-import { EventView } from "./internal/stateView.js"
-import * as SyncAdmission from "./internal/syncAdmission.js"
-import * as ResilienceMode from "./ResilienceMode.js"
+import type * as Signal from "./internal/shedderSignal.js"
 
 /**
  * A request's tier: under overload `"sheddable"` requests are shed first and `"critical"` last.
@@ -236,310 +229,17 @@ export interface Options {
   readonly buckets?: number
 }
 
-const OptionsSchema = () =>
-  Schema.Struct({
-    name: Name,
-    signal: Schema.optional(Schema.Unknown),
-    cpuThreshold: Schema.optional(Schema.Unknown),
-    window: Schema.optional(PositiveDuration),
-    buckets: Schema.optional(PositiveInt)
-  })
-
-const decodeSchema = decodeOptions("LoadShedder", OptionsSchema)
-
 /**
  * Defaults of `make`.
  *
  * @since 0.1.0
  * @category constants
  */
-export const defaults = {
-  signal: eventLoopUtilization(),
-  window: Duration.seconds(5),
-  buckets: 50
-} as const
-
-interface Decoded {
-  readonly name: string
-  readonly kind: SignalKind
-  readonly params: Shedder.Params
-}
-
-const invalid = (option: string, value: unknown, reason: string) =>
-  new InvalidOptionsError({ module: "LoadShedder", option, value, reason })
-
-const decodeSignal = (options: Options): Effect.Effect<Signal.Decoded, InvalidOptionsError> => {
-  if (options.cpuThreshold === undefined) return Signal.decode(options.signal ?? defaults.signal)
-  if (options.signal !== undefined) {
-    return Effect.fail(invalid("cpuThreshold", options.cpuThreshold, "cpuThreshold and signal cannot both be set"))
-  }
-  return Effect.mapError(
-    Signal.decode(cpu({ threshold: options.cpuThreshold })),
-    (e) => invalid("cpuThreshold", options.cpuThreshold, e.reason)
-  )
-}
-
-const decode = (options: Options): Effect.Effect<Decoded, InvalidOptionsError> =>
-  Effect.gen(function*() {
-    const decoded = yield* decodeSchema(options)
-    const signal = yield* decodeSignal(options)
-    const window = Duration.toMillis(decoded.window ?? defaults.window)
-    const buckets = decoded.buckets ?? defaults.buckets
-    const bucketMillis = window / buckets
-    if (bucketMillis < 1) {
-      return yield* invalid("window", options.window, `window is shorter than ${buckets} buckets of 1 ms`)
-    }
-    return { name: decoded.name, kind: signal.kind, params: { ...signal.params, buckets, bucketMillis } }
-  })
-
-const noopTicket: Ticket = { pass: Effect.void, fail: Effect.void }
-
-const dropCounts = (dropped: ReadonlyArray<number>): Stats["droppedByPriority"] => ({
-  sheddable: dropped[0],
-  standard: dropped[1],
-  critical: dropped[2]
-})
-
-const disabled = (decoded: Decoded): LoadShedder => {
-  const { kind, name, params } = decoded
-  const stats: Stats = {
-    name,
-    enabled: false,
-    signal: kind,
-    value: 0,
-    threshold: params.threshold,
-    priorityThreshold: params.priorityThreshold,
-    flying: 0,
-    avgFlying: 0,
-    maxPass: 1,
-    minRt: Shedder.defaultMinRt,
-    maxFlight: 1,
-    overloadFactor: 1,
-    hot: false,
-    total: 0,
-    passed: 0,
-    dropped: 0,
-    droppedByPriority: dropCounts([0, 0, 0])
-  }
-  return {
-    name,
-    allow: Effect.succeed(noopTicket),
-    admit: () => Effect.succeed(noopTicket),
-    protect: (effect) => effect,
-    stats: Effect.succeed(stats),
-    view: Subscribable.make({ get: Effect.succeed(stats), changes: Stream.succeed(stats) })
-  }
-}
-
-const statsOf = (decoded: Decoded, state: Shedder.State, value: number, now: number): Stats => {
-  const { kind, name, params } = decoded
-  const maxPass = Shedder.maxPass(state, now)
-  const minRt = Shedder.minRt(state, now)
-  return {
-    name,
-    enabled: true,
-    signal: kind,
-    value,
-    threshold: params.threshold,
-    priorityThreshold: params.priorityThreshold,
-    flying: state.flying,
-    avgFlying: state.avgFlying,
-    maxPass,
-    minRt,
-    maxFlight: Shedder.maxFlightOf(maxPass, minRt, params.bucketMillis, params.allowanceMillis),
-    overloadFactor: Shedder.factorOf(params.factor, value, params.threshold),
-    hot: Shedder.isHot(state, now),
-    total: state.total,
-    passed: state.passed,
-    dropped: Shedder.droppedTotal(state),
-    droppedByPriority: dropCounts(state.dropped)
-  }
-}
-
-type Admitted = <A, E, R>(
-  tier: number,
-  arrivedAt: number | undefined,
-  admitted: (start: number) => Effect.Effect<A, E, R>
-) => Effect.Effect<A, E | OverloadedError, R>
-
-/** Admission in one synchronous step: the start time of an admitted request, or the rejection. */
-type AdmitNow = (tier: number, arrivedAt: number | undefined) => number | Effect.Effect<never, OverloadedError>
-
-/**
- * The admission step: reads the signal and decides in one synchronous step when it can (`now`,
- * present when the signal can be read without an effect).
- */
-const admission = (
-  decoded: Decoded,
-  state: Shedder.State,
-  signal: Signal.Reader,
-  clock: Clock.Clock,
-  onAdmit: () => void,
-  onDropped: (value: number, now: number) => void
-): { readonly run: Admitted; readonly now: AdmitNow | undefined } => {
-  const { name } = decoded
-  const rejected = Effect.fail(new OverloadedError({ shedder: name, reason: decoded.kind }, true))
-  const shed = Shedder.priorities.map((p) => Metrics.shedRequestsOf(name, p))
-  const record = signal.record
-
-  const onDrop = (value: number, now: number, tier: number, wasHot: boolean): Effect.Effect<never, OverloadedError> => {
-    shed[tier].unsafeUpdate(1, [])
-    onDropped(value, now)
-    if (wasHot) return rejected
-    return Effect.zipRight(
-      Effect.logWarning("load shedding started").pipe(
-        Effect.annotateLogs({
-          shedder: name,
-          signal: decoded.kind,
-          value,
-          priority: Shedder.priorities[tier],
-          flying: state.flying,
-          avgFlying: state.avgFlying
-        })
-      ),
-      rejected
-    )
-  }
-
-  // the start time of an admitted request (`now`), or the rejection
-  const step = (value: number, now: number, tier: number): number | Effect.Effect<never, OverloadedError> => {
-    const wasHot = state.droppedRecently[tier]
-    if (!Shedder.allow(state, now, value, tier)) return onDrop(value, now, tier, wasHot)
-    onAdmit()
-    return now
-  }
-
-  const decide = <A, E, R>(
-    value: number,
-    now: number,
-    tier: number,
-    admitted: (start: number) => Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E | OverloadedError, R> => {
-    const decision = step(value, now, tier)
-    return typeof decision === "number" ? admitted(decision) : decision
-  }
-
-  const unsafeRead = signal.unsafeRead
-  if (unsafeRead === undefined) {
-    return {
-      run: (tier, arrivedAt, admitted) =>
-        Effect.flatMap(signal.read, (value) =>
-          Effect.suspend(() => {
-            const now = clock.unsafeCurrentTimeMillis()
-            if (record !== undefined && arrivedAt !== undefined) record(now - arrivedAt, now)
-            return decide(value, now, tier, admitted)
-          })),
-      now: undefined
-    }
-  }
-  const admitNow: AdmitNow = (tier, arrivedAt) => {
-    const now = clock.unsafeCurrentTimeMillis()
-    if (record !== undefined && arrivedAt !== undefined) record(now - arrivedAt, now)
-    return step(unsafeRead(), now, tier)
-  }
-  return {
-    run: (tier, arrivedAt, admitted) =>
-      Effect.suspend(() => {
-        const now = clock.unsafeCurrentTimeMillis()
-        if (record !== undefined && arrivedAt !== undefined) record(now - arrivedAt, now)
-        return decide(unsafeRead(), now, tier, admitted)
-      }),
-    now: admitNow
-  }
-}
-
-const build = (
-  decoded: Decoded,
-  defaultTier: number,
-  signal: Signal.Reader,
-  clock: Clock.Clock
-): { readonly shedder: LoadShedder; readonly report: Effect.Effect<void> } => {
-  const { name } = decoded
-  const state = Shedder.make(decoded.params, clock.unsafeCurrentTimeMillis())
-  const inFlight = Metrics.requestsInFlight(name)
-  const updateGauge = () => inFlight.unsafeUpdate(state.flying, [])
-  // the live view hears every drop, as it was then; `stats` is defined below
-  const events = new EventView<Stats, Stats>(Effect.suspend(() => stats), Effect.succeed)
-  const { now: admitNow, run: withAdmission } = admission(decoded, state, signal, clock, updateGauge, (value, now) => {
-    if (events.subscribers > 0) events.offer(statsOf(decoded, state, value, now))
-  })
-
-  const unsafePass = (start: number): void => {
-    Shedder.pass(state, start, clock.unsafeCurrentTimeMillis())
-    updateGauge()
-  }
-  const unsafeFail = (): void => {
-    Shedder.fail(state)
-    updateGauge()
-  }
-  const failNow: Effect.Effect<void> = Effect.sync(unsafeFail)
-
-  const ticketFrom = (start: number): Effect.Effect<Ticket> => {
-    let done = false
-    const once = (effect: Effect.Effect<void>) =>
-      Effect.suspend(() => {
-        if (done) return Effect.void
-        done = true
-        return effect
-      })
-    return Effect.succeed<Ticket>({ pass: once(Effect.sync(() => unsafePass(start))), fail: once(failNow) })
-  }
-
-  const tierOf = (priority: Priority | undefined) => priority === undefined ? defaultTier : Shedder.tierIndex[priority]
-
-  const admit = (priority?: Priority, arrivedAt?: number): Effect.Effect<Ticket, OverloadedError> =>
-    withAdmission(tierOf(priority), arrivedAt, ticketFrom)
-
-  const protect = <A, E, R>(
-    effect: Effect.Effect<A, E, R>,
-    priority?: Priority
-  ): Effect.Effect<A, E | OverloadedError, R> =>
-    Effect.uninterruptibleMask((restore) =>
-      withAdmission(tierOf(priority), undefined, (start) =>
-        Effect.matchCauseEffect(restore(effect), {
-          onFailure: (cause) => {
-            unsafeFail()
-            return Effect.failCause(cause)
-          },
-          onSuccess: (a) => {
-            unsafePass(start)
-            return Effect.succeed(a)
-          }
-        }))
-    )
-
-  const stats: Effect.Effect<Stats> = Effect.flatMap(
-    signal.read,
-    (value) => Effect.sync(() => statsOf(decoded, state, value, clock.unsafeCurrentTimeMillis()))
-  )
-
-  let last = { total: 0, passed: 0, dropped: 0 }
-  const report = Effect.flatMap(signal.read, (value) =>
-    Effect.suspend(() => {
-      const dropped = Shedder.droppedTotal(state)
-      const total = state.total - last.total
-      const pass = state.passed - last.passed
-      const drop = dropped - last.dropped
-      last = { total: state.total, passed: state.passed, dropped }
-      if (total === 0) return Effect.void
-      return Effect.logInfo("shedding_stat").pipe(
-        Effect.annotateLogs({ shedder: name, signal: decoded.kind, value, total, pass, drop })
-      )
-    }))
-
-  const shedder: LoadShedder = { name, allow: admit(), admit, protect, stats, view: events.view }
-  if (admitNow !== undefined) {
-    SyncAdmission.attach(
-      shedder,
-      {
-        admit: (priority, arrivedAt) => admitNow(tierOf(priority), arrivedAt),
-        pass: unsafePass,
-        fail: unsafeFail
-      } satisfies SyncAdmission.Shedder
-    )
-  }
-  return { shedder, report }
-}
+export const defaults: {
+  readonly signal: OverloadSignal
+  readonly window: Duration.Duration
+  readonly buckets: 50
+} = ShedderOptions.defaults
 
 /**
  * How often the `shedding_stat` line is logged.
@@ -547,22 +247,7 @@ const build = (
  * @since 0.1.0
  * @category constants
  */
-export const statInterval = Duration.minutes(1)
-
-const makeWith = (
-  options: Options,
-  priority: Priority
-): Effect.Effect<LoadShedder, InvalidOptionsError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const decoded = yield* decode(options)
-    const mode = yield* ResilienceMode.current
-    if (!ResilienceMode.isSheddingEnabled(mode)) return disabled(decoded)
-    const signal = yield* Signal.reader(decoded.kind)
-    const clock = yield* Effect.clock
-    const { report, shedder } = build(decoded, Shedder.tierIndex[priority], signal, clock)
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(statInterval), report)))
-    return yield* ShadowView.attach(shedder, ShadowView.loadShedder)
-  })
+export const statInterval: Duration.Duration = ShedderOptions.statInterval
 
 /**
  * Builds a shedder reading its signal from the service in context (`EventLoopUtilization` by
@@ -588,7 +273,7 @@ const makeWith = (
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<LoadShedder, InvalidOptionsError, Scope.Scope> =>
-  makeWith(options, "standard")
+  Build.make(options, "standard")
 
 /**
  * A shedder whose requests are `"critical"` unless `admit` says otherwise: with the CPU signal its
@@ -598,7 +283,7 @@ export const make = (options: Options): Effect.Effect<LoadShedder, InvalidOption
  * @category constructors
  */
 export const makePriority = (options: Options): Effect.Effect<LoadShedder, InvalidOptionsError, Scope.Scope> =>
-  makeWith(options, "critical")
+  Build.make(options, "critical")
 
 /**
  * Runs `effect` through `shedder`: success passes, failure, defect and interruption fail.
@@ -635,39 +320,7 @@ export interface Group {
  */
 export const makeGroup = (
   options: Omit<Options, "name"> & { readonly priority?: boolean } = {}
-): Effect.Effect<Group, InvalidOptionsError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const { priority, ...shedderOptions } = options
-    const decoded = yield* decode({ ...shedderOptions, name: "group" })
-    const mode = yield* ResilienceMode.current
-    // the signal is found (or its live sampler started) once for the whole group
-    const signal = ResilienceMode.isSheddingEnabled(mode) ? yield* Signal.reader(decoded.kind) : undefined
-    const scope = yield* Effect.scope
-    const clock = yield* Effect.clock
-    const tier = Shedder.tierIndex[priority === true ? "critical" : "standard"]
-    const shadow = yield* ShadowView.current
-    const shedders = new Map<string, LoadShedder>()
-    const create = (name: string): Effect.Effect<LoadShedder, InvalidOptionsError> =>
-      Effect.gen(function*() {
-        if (name.length === 0) return yield* invalid("name", name, "expected a non-empty name")
-        const existing = shedders.get(name)
-        if (existing !== undefined) return existing
-        const named = { ...decoded, name }
-        if (signal === undefined) {
-          const off = disabled(named)
-          shedders.set(name, off)
-          return off
-        }
-        const built = build(named, tier, signal, clock)
-        const { report } = built
-        const shedder = Option.isNone(shadow) ? built.shedder : ShadowView.loadShedder(built.shedder, shadow.value)
-        // registered in the same synchronous step as the lookup: concurrent `get`s share it
-        shedders.set(name, shedder)
-        yield* Effect.forkIn(Effect.forever(Effect.zipRight(Effect.sleep(statInterval), report)), scope)
-        return shedder
-      })
-    return { get: create }
-  })
+): Effect.Effect<Group, InvalidOptionsError, Scope.Scope> => makeGroupWith(options)
 
 /**
  * The group as a service.
