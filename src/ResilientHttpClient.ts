@@ -41,33 +41,23 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as MetricBoundaries from "effect/MetricBoundaries"
-import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
-import * as Schedule from "effect/Schedule"
-import * as ScheduleDecision from "effect/ScheduleDecision"
-import * as Schema from "effect/Schema"
-import * as Scope from "effect/Scope"
-import * as Backoff from "./Backoff.js"
-import * as CircuitBreaker from "./CircuitBreaker.js"
-import type { BulkheadFullError, CircuitOpenError, InvalidOptionsError, RateLimitedError } from "./Errors.js"
-import { TimeoutError } from "./Errors.js"
-import * as BulkheadRegistry from "./internal/bulkheadRegistry.js"
-import * as DeadlineBudget from "./internal/deadlineBudget.js"
-import * as HostLimitGate from "./internal/hostLimitGate.js"
-import * as http from "./internal/http.js"
-import * as options_ from "./internal/options.js"
+import type * as Metric from "effect/Metric"
+import type * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type * as CircuitBreaker from "./CircuitBreaker.js"
+import type {
+  BulkheadFullError,
+  CircuitOpenError,
+  InvalidOptionsError,
+  RateLimitedError,
+  TimeoutError
+} from "./Errors.js"
+import * as Client_ from "./internal/httpClient/client.js"
 import type { RedisClient } from "./RedisStore.js"
-import * as Retry from "./Retry.js"
-import * as Timeout from "./Timeout.js"
 
 /**
  * Options of `make`.
@@ -158,17 +148,18 @@ export interface Options {
   }
 }
 
-/**
- * A retryable response (5xx or 429) seen by the retry loop. It never escapes `make`'s client: once
- * retries are exhausted, the response itself is returned.
- *
- * @since 0.1.0
- * @category models
- */
-export class RetryableResponse extends Data.TaggedError("RetryableResponse")<{
-  readonly response: HttpClientResponse.HttpClientResponse
-  readonly retryAfter: Duration.Duration | undefined
-}> {}
+// defined beside the retry loop that raises it; docgen reads the comment on the name
+export {
+  /**
+   * A retryable response (5xx or 429) seen by the retry loop: a `Data.TaggedError` with the
+   * `response` and its `Retry-After` as `retryAfter` (a `Duration`, `undefined` without one). It
+   * never escapes `make`'s client: once retries are exhausted, the response itself is returned.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  RetryableResponse
+} from "./internal/httpClient/retryable.js"
 
 /**
  * The errors a resilient client adds to `HttpClientError`.
@@ -199,62 +190,6 @@ export type ResilientHttpClient = HttpClient.HttpClient.With<Error>
  */
 export class Client extends Context.Tag("effect-resilience/ResilientHttpClient")<Client, ResilientHttpClient>() {}
 
-const OptionsSchema = () =>
-  Schema.Struct({
-    name: Schema.optional(options_.Name),
-    maxHosts: Schema.optional(options_.PositiveInt),
-    timeout: Schema.optional(Schema.Union(options_.PositiveDuration, Schema.Literal(false))),
-    learnLimits: Schema.optional(Schema.Struct({
-      onLimited: Schema.optional(Schema.Literal("wait", "fail")),
-      maxWait: Schema.optional(options_.NonNegativeDuration),
-      blockFor: Schema.optional(options_.PositiveDuration),
-      share: Schema.optional(Schema.Struct({
-        client: Schema.Unknown,
-        interval: Schema.optionalWith(options_.PositiveDuration, { default: () => Duration.millis(500) }),
-        timeout: Schema.optionalWith(options_.PositiveDuration, { default: () => Duration.millis(100) }),
-        prefix: Schema.optionalWith(Schema.String, { default: () => "resilience:learned:" }),
-        instance: Schema.optional(options_.Name)
-      }))
-    })),
-    propagateDeadline: Schema.optional(Schema.Union(
-      Schema.Literal(false),
-      Schema.Struct({
-        header: Schema.optional(options_.Name),
-        format: Schema.optional(Schema.Literal("millis", "grpc")),
-        margin: Schema.optional(options_.NonNegativeDuration)
-      })
-    )),
-    bulkhead: Schema.optional(Schema.Union(
-      Schema.Literal(false),
-      Schema.Struct({
-        maxConcurrent: Schema.optional(options_.PositiveInt),
-        maxQueue: Schema.optional(options_.NonNegativeInt),
-        queueTimeout: Schema.optional(options_.NonNegativeDuration),
-        idleTimeToLive: Schema.optional(options_.PositiveDuration)
-      })
-    )),
-    retry: Schema.optional(Schema.Union(
-      Schema.Literal(false),
-      Schema.Struct({
-        times: Schema.optional(options_.NonNegativeInt),
-        maxRetryAfter: Schema.optional(options_.NonNegativeDuration)
-      })
-    ))
-  })
-
-const decode = options_.decodeOptions("ResilientHttpClient", OptionsSchema)
-
-const defaultIdempotent = (request: HttpClientRequest.HttpClientRequest): boolean =>
-  http.idempotentMethods.has(request.method) || request.headers["idempotency-key"] !== undefined
-
-const isTransportError = (u: unknown): boolean =>
-  Predicate.hasProperty(u, "_tag") && u._tag === "RequestError" &&
-  Predicate.hasProperty(u, "reason") && u.reason === "Transport"
-
-/** Whether a failure of one attempt may be retried. */
-const isRetryable = (u: unknown): boolean =>
-  u instanceof RetryableResponse || u instanceof TimeoutError || isTransportError(u)
-
 /**
  * `resilience_http_client_request_duration_seconds{name}`: how long a request through the client
  * took, retries and backoff included, in seconds.
@@ -262,44 +197,7 @@ const isRetryable = (u: unknown): boolean =>
  * @since 0.2.0
  * @category metrics
  */
-export const requestDuration: Metric.Metric.Histogram<number> = Metric.histogram(
-  "resilience_http_client_request_duration_seconds",
-  MetricBoundaries.fromIterable([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
-  "requests through the resilient HTTP client, retries and backoff included, in seconds"
-)
-
-const hostOf = (url: string): string => {
-  try {
-    return new URL(url).host
-  } catch {
-    return "unknown"
-  }
-}
-
-const describe = (e: unknown): string =>
-  e instanceof RetryableResponse
-    ? `status ${e.response.status}`
-    : Predicate.hasProperty(e, "_tag") && typeof e._tag === "string"
-    ? e._tag
-    : "error"
-
-/**
- * Drains the abandoned 5xx/429 response as soon as `self` decides to retry, before the backoff
- * wait, so its connection goes back to the pool instead of being held through the delay. When
- * the schedule is done the response is left unread: it is returned to the caller.
- */
-const drainBeforeWaiting = <Out, R>(self: Schedule.Schedule<Out, unknown, R>): Schedule.Schedule<Out, unknown, R> =>
-  Schedule.makeWithState(
-    self.initial,
-    (now, input, state) =>
-      Effect.tap(
-        self.step(now, input, state),
-        ([, , decision]) =>
-          ScheduleDecision.isContinue(decision) && input instanceof RetryableResponse
-            ? input.response.text.pipe(Effect.timeout("1 second"), Effect.ignore)
-            : Effect.void
-      )
-  )
+export const requestDuration: Metric.Metric.Histogram<number> = Client_.requestDuration
 
 /**
  * Wraps the `HttpClient` in context. Breakers and bulkheads live in the current scope; each is
@@ -323,187 +221,7 @@ export const wrap = <E, R>(
   client: HttpClient.HttpClient.With<E, R>,
   options: Options = {}
 ): Effect.Effect<HttpClient.HttpClient.With<E | Error, R>, InvalidOptionsError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const decoded = yield* decode(options)
-    const name = decoded.name ?? "http-client"
-    const timeout = decoded.timeout === false
-      ? undefined
-      : Timeout.within({ duration: decoded.timeout ?? Duration.seconds(10), operation: name })
-
-    const budget = decoded.propagateDeadline === false
-      ? undefined
-      : DeadlineBudget.make(client, name, decoded.propagateDeadline ?? {})
-
-    const maxHosts = decoded.maxHosts ?? 10_000
-    const gate = decoded.learnLimits === undefined
-      ? undefined
-      : yield* HostLimitGate.make(name, maxHosts, {
-        ...decoded.learnLimits,
-        share: HostLimitGate.shareSettings(decoded.learnLimits.share)
-      })
-    const breakerOptions = options.breaker === false ? undefined : options.breaker ?? {}
-    const registry = breakerOptions === undefined
-      ? undefined
-      : breakerOptions.registry ?? (yield* CircuitBreaker.makeRegistry({
-        policy: breakerOptions.policy ?? ((n) => CircuitBreaker.sre({ name: n })),
-        idleTimeToLive: "10 minutes",
-        maxKeys: maxHosts
-      }))
-
-    const bulkheadOptions = decoded.bulkhead === false ? undefined : decoded.bulkhead ?? {}
-    // per-host bulkheads, dropped once idle like the per-host breakers (never while in use)
-    const bulkheadOf = bulkheadOptions === undefined ? undefined : yield* BulkheadRegistry.makePerKey({
-      maxKeys: maxHosts,
-      ttl: Duration.toMillis(bulkheadOptions.idleTimeToLive ?? Duration.minutes(10)),
-      settingsOf: (host) => ({
-        name: `${name} ${host}`,
-        maxConcurrent: bulkheadOptions.maxConcurrent ?? 64,
-        maxQueue: bulkheadOptions.maxQueue ?? 0,
-        ...(bulkheadOptions.queueTimeout === undefined ? {} : { queueTimeout: bulkheadOptions.queueTimeout })
-      }),
-      onEvict: (host) => Effect.logDebug("dropped idle bulkhead").pipe(Effect.annotateLogs({ client: name, host }))
-    })
-
-    const retryOptions = decoded.retry === false ? undefined : decoded.retry ?? {}
-    const rawRetry = options.retry === false ? undefined : options.retry
-    const times = retryOptions?.times ?? 3
-    const maxRetryAfter = Duration.toMillis(retryOptions?.maxRetryAfter ?? Duration.seconds(30))
-    const idempotent = rawRetry?.idempotent ?? defaultIdempotent
-    const schedule: Schedule.Schedule<unknown, unknown> = drainBeforeWaiting(Backoff.respectRetryAfter(
-      (rawRetry?.schedule ?? Backoff.exponential({ base: "100 millis", cap: "2 seconds", jitter: "full" })).pipe(
-        Schedule.intersect(Schedule.recurs(times))
-      )
-    ))
-    const retries = Metric.tagged(Retry.retriesTotal, "name", name)
-    const durations = Metric.tagged(requestDuration, "name", name)
-
-    /** Whether a failed attempt is worth another one. */
-    const mayRetry = (e: unknown): Effect.Effect<boolean> => {
-      if (!isRetryable(e)) return Effect.succeed(false)
-      const wait = e instanceof RetryableResponse && e.retryAfter !== undefined ? Duration.toMillis(e.retryAfter) : 0
-      if (wait > maxRetryAfter) return Effect.succeed(false)
-      // never wait past the caller's deadline, nor retry once it is spent: the attempt could not
-      // be sent, and its instant timeout would count against the host's breaker
-      return Effect.map(
-        Timeout.remaining,
-        Option.match({ onNone: () => true, onSome: (left) => Duration.toMillis(left) > wait + (budget?.margin ?? 0) })
-      )
-    }
-
-    /** One attempt: breaker → bulkhead → timeout → send, classifying the response. */
-    const attempt = <E1, R1>(
-      send: Effect.Effect<HttpClientResponse.HttpClientResponse, E1, R1>,
-      request: HttpClientRequest.HttpClientRequest,
-      host: string
-    ): Effect.Effect<HttpClientResponse.HttpClientResponse, E1 | Error | RetryableResponse, R1> => {
-      let call: Effect.Effect<HttpClientResponse.HttpClientResponse, any, R1> = budget === undefined
-        ? send
-        : budget.send(send, request)
-      if (timeout !== undefined) call = timeout(call)
-      if (gate !== undefined) call = Effect.tap(call, (r) => gate.learn(host, r.status, r.headers))
-      call = Effect.flatMap(
-        call,
-        (response) =>
-          response.status >= 500 || response.status === 429
-            ? Effect.clockWith((clock) =>
-              Effect.fail(
-                new RetryableResponse({
-                  response,
-                  retryAfter: Option.getOrUndefined(
-                    http.parseRetryAfter(response.headers["retry-after"], clock.unsafeCurrentTimeMillis())
-                  )
-                })
-              )
-            )
-            : Effect.succeed(response)
-      )
-      if (bulkheadOf !== undefined) {
-        const inner = call
-        call = Effect.flatMap(bulkheadOf(host), (bulkhead) => bulkhead.run(inner))
-      }
-      if (registry !== undefined) {
-        const inner = call
-        call = Effect.flatMap(registry.get(`${name} ${host}`), (breaker) =>
-          Effect.uninterruptibleMask((restore) =>
-            Effect.flatMap(breaker.allow, (permit) =>
-              Effect.flatMap(Effect.exit(restore(inner)), (exit) => {
-                let settle: Effect.Effect<void>
-                if (Exit.isSuccess(exit)) {
-                  settle = permit.success
-                } else {
-                  const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-                  if (failure instanceof RetryableResponse) {
-                    settle = failure.response.status === 429 ? permit.ignore : permit.failure(failure)
-                  } else if (
-                    Predicate.hasProperty(failure, "_tag") && failure._tag === "BulkheadFullError"
-                  ) {
-                    settle = permit.ignore
-                  } else if (failure === undefined && !Exit.isInterrupted(exit)) {
-                    settle = permit.failure(exit.cause)
-                  } else if (failure === undefined) {
-                    settle = permit.ignore
-                  } else {
-                    settle = permit.failure(failure)
-                  }
-                }
-                return Effect.zipRight(settle, exit)
-              }))
-          ))
-      }
-      // a host's spent quota holds the attempt back before the breaker and the bulkhead
-      if (gate !== undefined) {
-        call = Effect.zipRight(gate.enter(host), call)
-      }
-      // a spent budget fails before the breaker and the bulkhead: nothing was sent
-      return budget === undefined ? call : budget.check(call)
-    }
-
-    return HttpClient.transform(client, (send, request) => {
-      const host = hostOf(request.url)
-      const once = attempt(send, request, host)
-      const run = retryOptions === undefined || times === 0 || !idempotent(request)
-        ? once
-        : Effect.flatMap(Schedule.driver(schedule), (driver) => {
-          const loop: Effect.Effect<HttpClientResponse.HttpClientResponse, any, any> = Effect.catchAll(
-            once,
-            (e) =>
-              Effect.flatMap(mayRetry(e), (retry) =>
-                retry
-                  ? Effect.matchEffect(driver.next(e), {
-                    // the schedule is exhausted: surface the last outcome
-                    onFailure: () =>
-                      Effect.fail(e),
-                    onSuccess: () =>
-                      Effect.zipRight(
-                        Effect.zipRight(
-                          Metric.increment(retries),
-                          Effect.logDebug("retrying request").pipe(
-                            Effect.annotateLogs({ client: name, host, error: describe(e) })
-                          )
-                        ),
-                        loop
-                      )
-                  })
-                  : Effect.fail(e))
-          )
-          return loop
-        })
-      const answered = Effect.catchIf(
-        run,
-        (e): e is RetryableResponse =>
-          e instanceof RetryableResponse,
-        (e) => Effect.succeed(e.response)
-      ) as Effect.Effect<HttpClientResponse.HttpClientResponse, any, any>
-      // the duration the caller sees: every attempt and every backoff wait
-      return Effect.clockWith((clock) => {
-        const start = clock.unsafeCurrentTimeNanos()
-        return Effect.ensuring(
-          answered,
-          Effect.sync(() => durations.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, []))
-        )
-      })
-    }) as HttpClient.HttpClient.With<E | Error, R>
-  })
+  Client_.wrap(client, options)
 
 /**
  * Provides `Client` built on the `HttpClient` in context.
