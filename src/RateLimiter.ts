@@ -12,26 +12,23 @@
  * @since 0.1.0
  */
 import type * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
-import * as Schema from "effect/Schema"
+import type * as Schedule from "effect/Schedule"
 import type * as Subscribable from "effect/Subscribable"
-import { InvalidOptionsError } from "./Errors.js"
-import type { RateLimitedError, StoreError } from "./Errors.js"
-import { decodeOptions, Name, NonNegativeDuration } from "./internal/options.js"
+import type { InvalidOptionsError, RateLimitedError, StoreError } from "./Errors.js"
 import * as Algorithms from "./internal/ratelimit/algorithms.js"
-import { attachSource, makeAll } from "./internal/ratelimit/all.js"
+import { makeAll } from "./internal/ratelimit/all.js"
 import type * as Core from "./internal/ratelimit/core.js"
 import type { Definition, Kind } from "./internal/ratelimit/core.js"
 import { viewOf } from "./internal/ratelimit/keyView.js"
-import { makeLimiter } from "./internal/ratelimit/limiter.js"
+import * as Make from "./internal/ratelimit/make.js"
 import { makeTiered } from "./internal/ratelimit/tiered.js"
 import * as Shadow from "./internal/shadow.js"
-import { RateLimiterStore } from "./RateLimiterStore.js"
+import type { RateLimiterStore } from "./RateLimiterStore.js"
 import * as Timeout from "./Timeout.js"
 
 /**
@@ -216,12 +213,6 @@ export interface Options {
   readonly deadline?: Effect.Effect<Option.Option<Duration.Duration>> | undefined
 }
 
-const OptionsSchema = Schema.Struct({
-  name: Name,
-  onExceeded: Schema.optionalWith(Schema.Literal("fail", "wait"), { default: () => "fail" as const }),
-  maxWait: Schema.optional(NonNegativeDuration)
-})
-
 /**
  * Builds a limiter over the `RateLimiterStore` in context. Updates
  * `resilience_rate_limit_allowed_total{name}` and `resilience_rate_limit_exceeded_total{name}`.
@@ -245,20 +236,7 @@ const OptionsSchema = Schema.Struct({
  * ```
  */
 export const make = (options: Options): Effect.Effect<RateLimiter, InvalidOptionsError, RateLimiterStore> =>
-  Effect.gen(function*() {
-    const o = yield* decodeOptions("RateLimiter", OptionsSchema)(options)
-    const def = yield* definition(options.algorithm)
-    const store = yield* RateLimiterStore
-    const run = yield* store.prepare(o.name, def)
-    const clock = yield* Effect.clock
-    const limiter = makeLimiter(o.name, options.algorithm, def, run, {
-      clock,
-      onExceeded: o.onExceeded,
-      maxWaitMs: o.maxWait === undefined ? Infinity : Duration.toMillis(o.maxWait),
-      deadline: options.deadline ?? Timeout.remaining
-    })
-    return attachSource(yield* Shadow.attach(limiter, Shadow.rateLimiter), { store, definition: def, clock })
-  })
+  Make.make(options)
 
 /**
  * Guards `effect` with `limiter` for `key`: `effect.pipe(RateLimiter.protect(limiter, key))` or
@@ -521,17 +499,4 @@ export const tiered = <T extends string>(options: {
  */
 export const pacing = (
   rate: number | { readonly limit: number; readonly per: Duration.DurationInput }
-): Schedule.Schedule<number> => {
-  const interval = typeof rate === "number"
-    ? 1000 / rate
-    : Duration.toMillis(Duration.decode(rate.per)) / rate.limit
-  if (!(interval > 0 && Number.isFinite(interval))) {
-    throw new InvalidOptionsError({
-      module: "RateLimiter",
-      option: "rate",
-      value: rate,
-      reason: "expected a positive rate"
-    })
-  }
-  return Schedule.fixed(Duration.millis(interval))
-}
+): Schedule.Schedule<number> => Make.pacing(rate)
