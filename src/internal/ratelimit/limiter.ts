@@ -57,15 +57,21 @@ export interface Config {
 
 const ms = (d: Duration.Duration): number => Duration.toMillis(d)
 
-export const makeLimiter = (
-  name: string,
-  algorithm: Algorithm,
-  def: Definition,
-  run: Stepper,
-  config: Config
-): RateLimiter => {
+/** How a limiter turns a store's answer into a decision, an admission or a failure, counting each. */
+interface Outcomes {
+  readonly countAllowed: () => void
+  readonly countExceeded: () => void
+  readonly toError: (key: string, raw: RawDecision) => RateLimitedError
+  readonly decided: (raw: RawDecision) => Decision
+  readonly admitted: (key: string, raw: RawDecision) => Effect.Effect<void, RateLimitedError>
+  /** whether `cost` is a whole number ≥ 0 within the capacity */
+  readonly validCost: (cost: number) => boolean
+  /** the failure for a cost `validCost` refused */
+  readonly badCost: (key: string, cost: number) => Effect.Effect<never, RateLimitedError>
+}
+
+const outcomesFor = (name: string, def: Definition): Outcomes => {
   const capacity = def.capacity
-  const reservable = def.cancel !== undefined
   const { allowed: countAllowed, exceeded: countExceeded } = countersFor(name)
 
   const toError = (key: string, raw: RawDecision): RateLimitedError =>
@@ -101,9 +107,6 @@ export const makeLimiter = (
     countExceeded()
     return Exit.fail(toError(key, raw))
   }
-  const unsafeStep = run.unsafeStep
-  const stepThen = run.stepThen
-  const decidedExit = (raw: RawDecision) => Exit.succeed(decided(raw))
 
   // a cost above the capacity can never be admitted: fail at once; a cost that is not a whole number ≥ 0 is a bug
   const badCost = (key: string, cost: number): Effect.Effect<never, RateLimitedError> =>
@@ -118,24 +121,21 @@ export const makeLimiter = (
         })
       )
   const validCost = (cost: number): boolean => cost <= capacity && cost >= 0 && cost % 1 === 0
+  return { countAllowed, countExceeded, toError, decided, admitted, validCost, badCost }
+}
 
-  const take = (key: string, cost: number = 1): Effect.Effect<Decision, StoreError | RateLimitedError> => {
-    if (!validCost(cost)) return badCost(key, cost)
-    if (unsafeStep !== undefined) {
-      const clock = config.clock
-      return Effect.sync(() => decided(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
-    }
-    return stepThen !== undefined ? stepThen(key, cost, 0, decidedExit) : Effect.map(run(key, cost, 0), decided)
-  }
-
-  const acquireFail = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> => {
-    if (unsafeStep !== undefined) {
-      const clock = config.clock
-      return Effect.suspend(() => admitted(key, unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
-    }
-    if (stepThen !== undefined) return stepThen(key, cost, 0, (raw) => admitted(key, raw))
-    return Effect.flatMap(run(key, cost, 0), (raw) => admitted(key, raw))
-  }
+/**
+ * `acquire` in `"wait"` mode: waits for admission as long as the wait fits `maxWait` and the
+ * caller's deadline — by reserving ahead (token bucket, GCRA) or by trying again after each
+ * retry-after (the others).
+ */
+const waitingFor = (
+  run: Stepper,
+  config: Config,
+  reservable: boolean,
+  outcomes: Outcomes
+): (key: string, cost: number) => Effect.Effect<void, StoreError | RateLimitedError> => {
+  const { countAllowed, countExceeded, toError } = outcomes
 
   // what the caller may wait: min(maxWait, deadline left)
   const budget: Effect.Effect<number> = Effect.map(config.deadline, (left) => {
@@ -178,17 +178,21 @@ export const makeLimiter = (
     return attempt(budgetMs)
   }
 
-  const acquire = (key: string, cost: number = 1): Effect.Effect<void, StoreError | RateLimitedError> => {
-    if (!validCost(cost)) return badCost(key, cost)
-    if (config.onExceeded === "fail") return acquireFail(key, cost)
-    return Effect.flatMap(
+  return (key, cost) =>
+    Effect.flatMap(
       budget,
       (budgetMs) => reservable ? waitReserved(key, cost, budgetMs) : waitRetrying(key, cost, budgetMs)
     )
-  }
+}
 
-  const protect = (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.zipRight(acquire(key, 1), effect)
-
+/** `reserve`: capacity taken ahead of time, with a `cancel` that gives it back once. */
+const reserverFor = (
+  run: Stepper,
+  algorithm: Algorithm,
+  reservable: boolean,
+  outcomes: Outcomes
+): RateLimiter["reserve"] => {
+  const { badCost, countAllowed, countExceeded, toError, validCost } = outcomes
   const reserveWithin = (
     key: string,
     cost: number,
@@ -210,11 +214,7 @@ export const makeLimiter = (
       return Effect.succeed<Reservation>({ decision: asDecision(raw), delay: toDuration(raw.delayMs), cancel })
     })
 
-  const reserve = (
-    key: string,
-    cost: number = 1,
-    maxDelay?: Duration.DurationInput
-  ): Effect.Effect<Reservation, StoreError | RateLimitedError | InvalidOptionsError> => {
+  return (key, cost = 1, maxDelay) => {
     if (!reservable) {
       return Effect.fail(
         new InvalidOptionsError({
@@ -229,6 +229,49 @@ export const makeLimiter = (
     if (maxDelay === undefined) return reserveWithin(key, cost, Infinity)
     return Effect.flatMap(decodeMaxDelay({ maxDelay }), (o) => reserveWithin(key, cost, ms(o.maxDelay)))
   }
+}
+
+export const makeLimiter = (
+  name: string,
+  algorithm: Algorithm,
+  def: Definition,
+  run: Stepper,
+  config: Config
+): RateLimiter => {
+  const reservable = def.cancel !== undefined
+  const outcomes = outcomesFor(name, def)
+  const { admitted, badCost, countAllowed, countExceeded, decided, validCost } = outcomes
+  const unsafeStep = run.unsafeStep
+  const stepThen = run.stepThen
+  const decidedExit = (raw: RawDecision) => Exit.succeed(decided(raw))
+
+  const take = (key: string, cost: number = 1): Effect.Effect<Decision, StoreError | RateLimitedError> => {
+    if (!validCost(cost)) return badCost(key, cost)
+    if (unsafeStep !== undefined) {
+      const clock = config.clock
+      return Effect.sync(() => decided(unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
+    }
+    return stepThen !== undefined ? stepThen(key, cost, 0, decidedExit) : Effect.map(run(key, cost, 0), decided)
+  }
+
+  const acquireFail = (key: string, cost: number): Effect.Effect<void, StoreError | RateLimitedError> => {
+    if (unsafeStep !== undefined) {
+      const clock = config.clock
+      return Effect.suspend(() => admitted(key, unsafeStep(key, clock.unsafeCurrentTimeMillis(), cost, 0)))
+    }
+    if (stepThen !== undefined) return stepThen(key, cost, 0, (raw) => admitted(key, raw))
+    return Effect.flatMap(run(key, cost, 0), (raw) => admitted(key, raw))
+  }
+  const acquireWait = waitingFor(run, config, reservable, outcomes)
+
+  const acquire = (key: string, cost: number = 1): Effect.Effect<void, StoreError | RateLimitedError> => {
+    if (!validCost(cost)) return badCost(key, cost)
+    if (config.onExceeded === "fail") return acquireFail(key, cost)
+    return acquireWait(key, cost)
+  }
+
+  const protect = (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.zipRight(acquire(key, 1), effect)
+  const reserve = reserverFor(run, algorithm, reservable, outcomes)
 
   const limiter: RateLimiter = { name, algorithm, take, acquire, protect, reserve }
   if (unsafeStep !== undefined) {
