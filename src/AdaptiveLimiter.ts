@@ -37,10 +37,9 @@ import * as Stream from "effect/Stream"
 import type * as Subscribable from "effect/Subscribable"
 import { InvalidOptionsError, OverloadedError } from "./Errors.js"
 import * as Limit from "./internal/adaptiveLimit.js"
+import * as Shell from "./internal/adaptiveLimiterShell.js"
 import { decodeOptions, Name, PositiveDuration, PositiveInt, PositiveNumber, Probability } from "./internal/options.js"
 import * as Shadow from "./internal/shadow.js"
-import * as Metrics from "./internal/sheddingMetrics.js"
-import { EventView } from "./internal/stateView.js"
 
 /**
  * An algorithm and its parameters; build one with `gradient2`, `vegas` or `aimd`.
@@ -285,18 +284,6 @@ const decodeAlgorithm = (options: Options): Effect.Effect<Limit.Algorithm, Inval
   }
 }
 
-/** A throwing predicate must not leave the request counted in flight: it counts as "not a drop". */
-const dropped = <E>(isDrop: (error: E) => boolean, error: E): boolean => {
-  try {
-    return isDrop(error)
-  } catch {
-    return false
-  }
-}
-
-const isTimeout = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "TimeoutError"
-
 /**
  * Builds a limiter; it reads the time from the `Clock` of the fiber that builds it. The scope ends
  * the `changes` streams.
@@ -319,133 +306,15 @@ export const make = (options: Options): Effect.Effect<AdaptiveLimiter, InvalidOp
   Effect.gen(function*() {
     const base = yield* decodeBase(options)
     const algorithm = yield* decodeAlgorithm(options)
-    if (base.minLimit > base.maxLimit) {
-      return yield* new InvalidOptionsError({
-        module: "AdaptiveLimiter",
-        option: "minLimit",
-        value: base.minLimit,
-        reason: `greater than maxLimit ${base.maxLimit}`
-      })
-    }
-    if (base.initialLimit < base.minLimit || base.initialLimit > base.maxLimit) {
-      return yield* new InvalidOptionsError({
-        module: "AdaptiveLimiter",
-        option: "initialLimit",
-        value: base.initialLimit,
-        reason: `expected a value between minLimit ${base.minLimit} and maxLimit ${base.maxLimit}`
-      })
-    }
+    yield* Shell.checkBounds(base)
     const { name } = base
     const bounds: Limit.Bounds = { min: base.minLimit, max: base.maxLimit }
     const seed = yield* Random.nextIntBetween(1, 2 ** 31 - 1)
     const state = Limit.make(base.initialLimit, seed)
     const clock = yield* Effect.clock
-    const window = Limit.makeWindow(clock.unsafeCurrentTimeMillis())
     const hub = yield* Effect.acquireRelease(PubSub.sliding<number>(1024), PubSub.shutdown)
-    const shed = Metrics.shedRequests(name)
-    const inFlightGauge = Metrics.requestsInFlight(name)
-    const rejected = Effect.fail(new OverloadedError({ shedder: name, reason: "concurrency" }, true))
-    let limit = Limit.limitOf(state, bounds)
-    let inFlight = 0
-    const counts = { admitted: 0, rejected: 0, passed: 0, failed: 0, ignored: 0 }
-
-    const stats: Effect.Effect<Stats> = Effect.sync(() => ({ name, limit, inFlight, ...counts }))
-    // the live view hears every move of the limit, with that move's value
-    const events = new EventView<number, Stats>(
-      stats,
-      (next) => Effect.map(stats, (s) => s.limit === next ? s : { ...s, limit: next })
-    )
-
-    const unsafeSample = (start: bigint, inflight: number, dropped: boolean): void => {
-      inFlight--
-      inFlightGauge.unsafeUpdate(inFlight, [])
-      const now = clock.unsafeCurrentTimeNanos()
-      const rtt = Number(now - start) / 1e6
-      const aggregate = Limit.record(window, { rtt, inflight, dropped }, Number(now / 1_000_000n))
-      if (aggregate !== undefined) Limit.update(algorithm, state, aggregate, bounds)
-      if (dropped) counts.failed++
-      else counts.passed++
-      const next = Limit.limitOf(state, bounds)
-      if (next !== limit) {
-        limit = next
-        hub.unsafeOffer(next)
-        events.offer(next)
-      }
-    }
-
-    const unsafeIgnore = (): void => {
-      inFlight--
-      counts.ignored++
-      inFlightGauge.unsafeUpdate(inFlight, [])
-    }
-
-    const sample = (start: bigint, inflight: number, dropped: boolean) =>
-      Effect.sync(() => unsafeSample(start, inflight, dropped))
-
-    const ignore = Effect.sync(unsafeIgnore)
-
-    const withAdmission = <A, E, R>(
-      admitted: (start: bigint, inflight: number) => Effect.Effect<A, E, R>
-    ): Effect.Effect<A, E | OverloadedError, R> =>
-      Effect.suspend((): Effect.Effect<A, E | OverloadedError, R> => {
-        if (inFlight >= limit) {
-          counts.rejected++
-          shed.unsafeUpdate(1, [])
-          return rejected
-        }
-        inFlight++
-        counts.admitted++
-        inFlightGauge.unsafeUpdate(inFlight, [])
-        return admitted(clock.unsafeCurrentTimeNanos(), inFlight)
-      })
-
-    const allow: Effect.Effect<Ticket, OverloadedError> = withAdmission((start, inflight) => {
-      let done = false
-      const once = (effect: Effect.Effect<void>) =>
-        Effect.suspend(() => {
-          if (done) return Effect.void
-          done = true
-          return effect
-        })
-      return Effect.succeed<Ticket>({
-        pass: once(sample(start, inflight, false)),
-        fail: once(sample(start, inflight, true)),
-        ignore: once(ignore)
-      })
-    })
-
-    const protect = <A, E, R>(
-      effect: Effect.Effect<A, E, R>,
-      options?: ProtectOptions<E>
-    ): Effect.Effect<A, E | OverloadedError, R> => {
-      const isDrop: (error: E) => boolean = options?.isDrop ?? isTimeout
-      return Effect.uninterruptibleMask((restore) =>
-        withAdmission((start, inflight) =>
-          Effect.matchCauseEffect(restore(effect), {
-            onFailure: (cause) => {
-              if (cause._tag === "Fail" && dropped(isDrop, cause.error)) unsafeSample(start, inflight, true)
-              else unsafeIgnore()
-              return Effect.failCause(cause)
-            },
-            onSuccess: (a) => {
-              unsafeSample(start, inflight, false)
-              return Effect.succeed(a)
-            }
-          })
-        )
-      )
-    }
-
-    const limiter: AdaptiveLimiter = {
-      name,
-      allow,
-      protect,
-      limit: Effect.sync(() => limit),
-      changes: Stream.fromPubSub(hub),
-      stats,
-      view: events.view
-    }
-    return yield* Shadow.attach(limiter, Shadow.adaptiveLimiter)
+    const core = Shell.makeCore(name, algorithm, bounds, state, clock, hub)
+    return yield* Shadow.attach(Shell.limiterOf(name, core, hub), Shadow.adaptiveLimiter)
   })
 
 /**
