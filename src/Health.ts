@@ -168,6 +168,83 @@ interface Registered {
   readonly within: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TimeoutError, R>
 }
 
+/** What a checker reads: its checks, and the breakers, bulkheads and limiters registered with it. */
+interface Sources {
+  readonly checks: ReadonlyMap<string, Registered>
+  readonly breakers: ReadonlyMap<string, Stateful>
+  readonly bulkheads: ReadonlyMap<string, WithStats>
+  readonly limiters: ReadonlyMap<string, WithStats>
+  readonly registries: ReadonlySet<CircuitBreaker.RegistryService>
+}
+
+// the breakers a registry holds now, read without marking them used (a health probe must not
+// keep idle breakers alive) nor creating one for a name evicted meanwhile
+const registryStates = (registries: ReadonlySet<CircuitBreaker.RegistryService>) =>
+  Effect.map(
+    Effect.forEach(
+      registries,
+      (registry) =>
+        Effect.flatMap(
+          registry.breakers,
+          (breakers) => Effect.forEach(breakers, (b) => Effect.map(b.state, (state) => [b.name, state] as const))
+        )
+    ),
+    (nested) => nested.flat()
+  )
+
+const runOne = (c: Registered): Effect.Effect<readonly [string, CheckResult]> =>
+  Effect.clockWith((clock) => {
+    const start = clock.unsafeCurrentTimeMillis()
+    const elapsed = () => clock.unsafeCurrentTimeMillis() - start
+    return c.run.pipe(
+      c.within,
+      c.breaker.protect,
+      Effect.match({
+        onSuccess: (): CheckResult => ({ status: "healthy", durationMs: elapsed() }),
+        onFailure: (e): CheckResult =>
+          Predicate.hasProperty(e, "_tag") && e._tag === "CircuitOpenError"
+            ? { status: "circuit_open", durationMs: elapsed(), error: describe(e) }
+            : { status: "unhealthy", durationMs: elapsed(), error: describe(e) }
+      }),
+      Effect.catchAllDefect((defect) =>
+        Effect.succeed<CheckResult>({ status: "unhealthy", durationMs: elapsed(), error: describe(defect) })
+      ),
+      Effect.map((result) => [c.name, result] as const)
+    )
+  })
+
+const readAll = <A>(entries: Iterable<readonly [string, Effect.Effect<A>]>) =>
+  Effect.map(
+    Effect.forEach(entries, ([name, read]) => Effect.map(read, (a) => [name, a] as const)),
+    (pairs) => Object.fromEntries(pairs)
+  )
+
+/** Runs every check and reads every state, as one report. */
+const checkAll = ({ breakers, bulkheads, checks, limiters, registries }: Sources): Effect.Effect<Report> =>
+  Effect.gen(function*() {
+    const [results, breakerStates, fromRegistries, bulkheadStats, limiterStats] = yield* Effect.all([
+      Effect.forEach(checks.values(), runOne, { concurrency: "unbounded" }),
+      readAll([
+        ...[...checks.values()].map((c) => [c.breaker.name, c.breaker.state] as const),
+        ...[...breakers.values()].map((b) => [b.name, b.state] as const)
+      ]),
+      registryStates(registries),
+      readAll([...bulkheads.values()].map((b) => [b.name, b.stats] as const)),
+      readAll([...limiters.values()].map((l) => [l.name, l.stats] as const))
+    ])
+    const checksReport = Object.fromEntries(results)
+    for (const [name, state] of fromRegistries) breakerStates[name] = state
+    const anyFailing = results.some(([, r]) => r.status !== "healthy")
+    const anyOpen = Object.values(breakerStates).some((s) => s !== "Closed")
+    return {
+      status: anyFailing ? "unhealthy" : anyOpen ? "degraded" : "healthy",
+      checks: checksReport,
+      breakers: breakerStates,
+      bulkheads: bulkheadStats,
+      limiters: limiterStats
+    } satisfies Report
+  })
+
 /**
  * The default breaker of a check.
  *
@@ -213,70 +290,7 @@ export const make = (options: Options = {}): Effect.Effect<HealthChecker, Invali
     for (const l of options.limiters ?? []) limiters.set(l.name, l)
     for (const r of options.registries ?? []) registries.add(r)
 
-    // the breakers a registry holds now, read without marking them used (a health probe must not
-    // keep idle breakers alive) nor creating one for a name evicted meanwhile
-    const registryStates = Effect.map(
-      Effect.forEach(
-        registries,
-        (registry) =>
-          Effect.flatMap(
-            registry.breakers,
-            (breakers) => Effect.forEach(breakers, (b) => Effect.map(b.state, (state) => [b.name, state] as const))
-          )
-      ),
-      (nested) => nested.flat()
-    )
-
-    const runOne = (c: Registered): Effect.Effect<readonly [string, CheckResult]> =>
-      Effect.clockWith((clock) => {
-        const start = clock.unsafeCurrentTimeMillis()
-        const elapsed = () => clock.unsafeCurrentTimeMillis() - start
-        return c.run.pipe(
-          c.within,
-          c.breaker.protect,
-          Effect.match({
-            onSuccess: (): CheckResult => ({ status: "healthy", durationMs: elapsed() }),
-            onFailure: (e): CheckResult =>
-              Predicate.hasProperty(e, "_tag") && e._tag === "CircuitOpenError"
-                ? { status: "circuit_open", durationMs: elapsed(), error: describe(e) }
-                : { status: "unhealthy", durationMs: elapsed(), error: describe(e) }
-          }),
-          Effect.catchAllDefect((defect) =>
-            Effect.succeed<CheckResult>({ status: "unhealthy", durationMs: elapsed(), error: describe(defect) })
-          ),
-          Effect.map((result) => [c.name, result] as const)
-        )
-      })
-
-    const readAll = <A>(entries: Iterable<readonly [string, Effect.Effect<A>]>) =>
-      Effect.map(
-        Effect.forEach(entries, ([name, read]) => Effect.map(read, (a) => [name, a] as const)),
-        (pairs) => Object.fromEntries(pairs)
-      )
-
-    const check: Effect.Effect<Report> = Effect.gen(function*() {
-      const [results, breakerStates, fromRegistries, bulkheadStats, limiterStats] = yield* Effect.all([
-        Effect.forEach(checks.values(), runOne, { concurrency: "unbounded" }),
-        readAll([
-          ...[...checks.values()].map((c) => [c.breaker.name, c.breaker.state] as const),
-          ...[...breakers.values()].map((b) => [b.name, b.state] as const)
-        ]),
-        registryStates,
-        readAll([...bulkheads.values()].map((b) => [b.name, b.stats] as const)),
-        readAll([...limiters.values()].map((l) => [l.name, l.stats] as const))
-      ])
-      const checksReport = Object.fromEntries(results)
-      for (const [name, state] of fromRegistries) breakerStates[name] = state
-      const anyFailing = results.some(([, r]) => r.status !== "healthy")
-      const anyOpen = Object.values(breakerStates).some((s) => s !== "Closed")
-      return {
-        status: anyFailing ? "unhealthy" : anyOpen ? "degraded" : "healthy",
-        checks: checksReport,
-        breakers: breakerStates,
-        bulkheads: bulkheadStats,
-        limiters: limiterStats
-      } satisfies Report
-    })
+    const check = checkAll({ checks, breakers, bulkheads, limiters, registries })
 
     const httpApp = Effect.map(check, (report) =>
       HttpServerResponse.unsafeJson(report, {
