@@ -82,6 +82,33 @@ const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
     ? Effect.void
     : Effect.logWarning("task failed", cause).pipe(Effect.annotateLogs({ module: "TaskRunner" }))
 
+/** `wait`: callers waiting until no task is pending, woken by `settled`. */
+const idleWaiters = (permits: Q.Permits) => {
+  let idle: Array<() => void> = []
+
+  // a scheduled task either holds a slot or waits in the queue until it is done or gives up
+  const pending = () => permits.active + permits.queue.length
+
+  // called after a task finished or a waiting caller left: wakes `wait` once nothing is pending
+  const settled = () => {
+    if (pending() === 0 && idle.length > 0) {
+      const wake = idle
+      idle = []
+      for (const f of wake) f()
+    }
+  }
+
+  const wait: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (pending() === 0) return resume(Effect.void)
+    const wake = () => resume(Effect.void)
+    idle.push(wake)
+    return Effect.sync(() => {
+      idle = idle.filter((f) => f !== wake)
+    })
+  })
+  return { pending, settled, wait }
+}
+
 /**
  * A runner with `concurrency` slots whose tasks live in the current scope.
  *
@@ -96,20 +123,8 @@ export const make = (concurrency: number): Effect.Effect<TaskRunner, InvalidOpti
     const tasks = yield* Scope.fork(outer, ExecutionStrategy.sequential)
     const permits = Q.makePermits(concurrency)
     let closed = false
-    let idle: Array<() => void> = []
     const busy = new TaskRunnerBusyError({ concurrency }, true)
-
-    // a scheduled task either holds a slot or waits in the queue until it is done or gives up
-    const pending = () => permits.active + permits.queue.length
-
-    // called after a task finished or a waiting caller left: wakes `wait` once nothing is pending
-    const settled = () => {
-      if (pending() === 0 && idle.length > 0) {
-        const wake = idle
-        idle = []
-        for (const f of wake) f()
-      }
-    }
+    const { pending, settled, wait } = idleWaiters(permits)
     const finished = Effect.sync(() => {
       Q.release(permits)
       settled()
@@ -156,15 +171,6 @@ export const make = (concurrency: number): Effect.Effect<TaskRunner, InvalidOpti
         if (closed || !Q.tryAcquire(permits)) return Effect.fail(busy)
         return start(task)
       }))
-
-    const wait: Effect.Effect<void> = Effect.async<void>((resume) => {
-      if (pending() === 0) return resume(Effect.void)
-      const wake = () => resume(Effect.void)
-      idle.push(wake)
-      return Effect.sync(() => {
-        idle = idle.filter((f) => f !== wake)
-      })
-    })
 
     const stats = Effect.sync((): Stats => ({
       running: permits.active,
@@ -240,6 +246,18 @@ const OrderedSchema = () =>
 const decodeOrdered = decodeOptions("TaskRunner.makeOrdered", OrderedSchema)
 
 const END: unique symbol = Symbol.for("effect-resilience/TaskRunner/end")
+
+/** Every result `take` gives, ending when it gives `None`. */
+const resultsOf = <O, E>(take: Effect.Effect<Option.Option<O>, E>): Stream.Stream<O, E> =>
+  Stream.repeatEffectOption(
+    Effect.flatMap(
+      Effect.mapError(take, Option.some),
+      Option.match({
+        onNone: () => Effect.fail(Option.none()),
+        onSome: Effect.succeed
+      })
+    )
+  )
 
 /**
  * An {@link OrderedRunner} running `handle` on at most `concurrency` inputs at once, with at most
@@ -333,17 +351,8 @@ export const makeOrdered = <I, O, E, R>(
       Queue.unsafeOffer(slots, END)
     })
 
-    const results: Stream.Stream<O, E> = Stream.repeatEffectOption(
-      Effect.flatMap(
-        Effect.mapError(take, Option.some),
-        Option.match({
-          onNone: () =>
-            Effect.fail(Option.none()),
-          onSome: Effect.succeed
-        })
-      )
+    yield* Effect.addFinalizer(() =>
+      close
     )
-
-    yield* Effect.addFinalizer(() => close)
-    return { push, take, results, close } satisfies OrderedRunner<I, O, E>
+    return { push, take, results: resultsOf(take), close } satisfies OrderedRunner<I, O, E>
   })
