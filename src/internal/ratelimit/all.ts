@@ -117,18 +117,21 @@ interface GroupConfig {
   readonly deadline: Effect.Effect<Option.Option<Duration.Duration>>
 }
 
-const group = (
-  limiters: ReadonlyArray<RateLimiter>,
-  sources: ReadonlyArray<Source>,
-  run: AllStepper,
-  config: GroupConfig
-): All => {
+/** How a group turns its limits' answers into one decision or one failure, counting each limit's. */
+interface GroupOutcomes {
+  /** one key per limiter; throws for a list of the wrong length */
+  readonly keysOf: (key: string | ReadonlyArray<string>) => ReadonlyArray<string>
+  readonly decided: (raws: ReadonlyArray<RawDecision>) => GroupDecision
+  /** the binding limit's `RateLimitedError` for a refused decision */
+  readonly refusal: (keys: ReadonlyArray<string>, d: AllDecision) => RateLimitedError
+  /** the failure for a cost above some limit's capacity */
+  readonly tooCostly: (keys: ReadonlyArray<string>, cost: number) => Effect.Effect<never, RateLimitedError>
+}
+
+const groupOutcomes = (limiters: ReadonlyArray<RateLimiter>, sources: ReadonlyArray<Source>): GroupOutcomes => {
   const n = limiters.length
   const names = limiters.map((l) => l.name)
   const counters = names.map(countersFor)
-  const capacity = Math.min(...sources.map((s) => s.definition.capacity))
-  const clock = sources[0].clock
-  const unsafeStep = run.unsafeStep
 
   const keysOf = (key: string | ReadonlyArray<string>): ReadonlyArray<string> => {
     if (typeof key === "string") return Array.from({ length: n }, () => key)
@@ -167,6 +170,19 @@ const group = (
       }, true)
     )
   }
+  return { keysOf, decided, refusal, tooCostly }
+}
+
+const group = (
+  limiters: ReadonlyArray<RateLimiter>,
+  sources: ReadonlyArray<Source>,
+  run: AllStepper,
+  config: GroupConfig
+): All => {
+  const capacity = Math.min(...sources.map((s) => s.definition.capacity))
+  const clock = sources[0].clock
+  const unsafeStep = run.unsafeStep
+  const { decided, keysOf, refusal, tooCostly } = groupOutcomes(limiters, sources)
 
   const take = (
     key: string | ReadonlyArray<string>,
@@ -211,7 +227,7 @@ const group = (
   }
 
   return {
-    name: names.join("+"),
+    name: limiters.map((l) => l.name).join("+"),
     limiters,
     take,
     acquire,
