@@ -23,6 +23,48 @@ export interface State {
   readonly start: number
 }
 
+/** The same step as a Redis script, over the key's `"previous current start"` string. */
+const script = (limit: number, window: number): string =>
+  `${scriptHead}local limit, window = ${limit}, ${window}
+local previous, current, start, stored = 0, 0, nil, nil
+local s = redis.call("GET", key)
+if s then
+  local a = string.find(s, " ", 1, true)
+  local b = string.find(s, " ", a + 1, true)
+  stored = tonumber(string.sub(s, b + 1))
+  if now < stored + window then
+    previous = tonumber(string.sub(s, 1, a - 1))
+    current = tonumber(string.sub(s, a + 1, b - 1))
+    start = stored
+  elseif now < stored + window + window then
+    previous = tonumber(string.sub(s, a + 1, b - 1))
+  end
+end
+if not start then start = math.floor(now / window) * window end
+local elapsed = now - start
+local weighted = previous * (window - elapsed)
+local retry = 0
+if cost > limit then
+  retry = -1
+elseif weighted + (current + cost) * window <= limit * window then
+  current = current + cost
+  local old = nil
+  if stored then old = stored + window + window end
+${scriptPut(`string.format("%d %d %d", previous, current, start)`, "old", "start + window + window")}else
+  local room = limit - cost - current
+  if room >= 0 then
+    retry = window - elapsed - math.floor(room * window / previous)
+  else
+    retry = window - elapsed + window - math.floor((limit - cost) * window / current)
+  end
+end
+local remaining = limit - current - math.ceil(weighted / window)
+if remaining < 0 then remaining = 0 end
+local reset = 0
+if current > 0 then reset = window + window - elapsed elseif previous > 0 then reset = window - elapsed end
+return { remaining, reset, retry }
+`
+
 export const make = (params: Params): Definition<State> => {
   const { limit, window } = params
   const step = (state: State | undefined, now: number, cost: number): StepResult<State> => {
@@ -74,44 +116,6 @@ export const make = (params: Params): Definition<State> => {
     },
     share: (n) => make({ limit: Math.ceil(limit / n), window }),
     decode: windowDecoder(limit, false),
-    script: `${scriptHead}local limit, window = ${limit}, ${window}
-local previous, current, start, stored = 0, 0, nil, nil
-local s = redis.call("GET", key)
-if s then
-  local a = string.find(s, " ", 1, true)
-  local b = string.find(s, " ", a + 1, true)
-  stored = tonumber(string.sub(s, b + 1))
-  if now < stored + window then
-    previous = tonumber(string.sub(s, 1, a - 1))
-    current = tonumber(string.sub(s, a + 1, b - 1))
-    start = stored
-  elseif now < stored + window + window then
-    previous = tonumber(string.sub(s, a + 1, b - 1))
-  end
-end
-if not start then start = math.floor(now / window) * window end
-local elapsed = now - start
-local weighted = previous * (window - elapsed)
-local retry = 0
-if cost > limit then
-  retry = -1
-elseif weighted + (current + cost) * window <= limit * window then
-  current = current + cost
-  local old = nil
-  if stored then old = stored + window + window end
-${scriptPut(`string.format("%d %d %d", previous, current, start)`, "old", "start + window + window")}else
-  local room = limit - cost - current
-  if room >= 0 then
-    retry = window - elapsed - math.floor(room * window / previous)
-  else
-    retry = window - elapsed + window - math.floor((limit - cost) * window / current)
-  end
-end
-local remaining = limit - current - math.ceil(weighted / window)
-if remaining < 0 then remaining = 0 end
-local reset = 0
-if current > 0 then reset = window + window - elapsed elseif previous > 0 then reset = window - elapsed end
-return { remaining, reset, retry }
-`
+    script: script(limit, window)
   }
 }
