@@ -6,9 +6,14 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, FiberId, FiberRef, Option, Ref, TestClock } from "effect"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import { TimeoutError } from "../src/Errors.js"
 import * as Timed from "../src/internal/timedRun.js"
 import * as Timeout from "../src/Timeout.js"
+
+setFlagsFromString("--expose-gc")
+const collect = runInNewContext("gc") as () => void
 
 const isTimeout = (exit: Exit.Exit<unknown, unknown>): boolean =>
   Exit.isFailure(exit) && Option.getOrUndefined(Cause.failureOption(exit.cause)) instanceof TimeoutError
@@ -232,5 +237,23 @@ describe("Timeout.within on the caller's fiber", () => {
       const fast = Effect.async<number>((resume) => void setTimeout(() => resume(Effect.succeed(7)), 1))
       for (let i = 0; i < 20; i++) expect(yield* Timeout.within(fast, "15 millis")).toBe(7)
       expect(yield* Effect.as(Effect.sleep("40 millis"), "slept")).toBe("slept")
+    }))
+
+  it.live("a timed effect kept for later does not keep the fiber it last ran on", () =>
+    Effect.gen(function*() {
+      // built once and kept, as a module-level `call.pipe(Timeout.within(…))` is
+      const timed = Timeout.within(Effect.succeed(1), "1 second")
+      // a fiber of its own runs it twice (the second run takes the refs the first left), then ends
+      let fiber: WeakRef<object> | undefined
+      const twice = Effect.withFiberRuntime<number, TimeoutError>((own) => {
+        fiber = new WeakRef(own)
+        return Effect.zipRight(timed, timed)
+      })
+      expect(yield* Effect.promise(() => Effect.runPromiseExit(twice))).toEqual(Exit.succeed(1))
+      // a macrotask later the weak reference no longer pins its target; then a full collection
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      collect()
+      expect(fiber?.deref()).toBeUndefined()
+      expect(yield* timed).toBe(1)
     }))
 })

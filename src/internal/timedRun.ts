@@ -135,11 +135,13 @@ export type OnTimeout = (tag: any, millis: number, startedAt: number, firedAt: n
  * `Effect.interruptible`, and the fiber refs its last run started with, before and after its
  * deadline was set. A run on the same fiber, from the same refs, with the same deadline (a caller
  * in a loop, within the same millisecond) takes those refs again instead of copying the fiber's
- * refs to set the deadline. Fiber refs are immutable values: sharing them is safe.
+ * refs to set the deadline. Fiber refs are immutable values: sharing them is safe. The fiber is
+ * known by its id alone: a guarded effect kept for later must not keep a fiber that has ended.
  */
 export class Guarded<A, E, R> {
   readonly interruptibleSelf: Effect.Effect<A, E, R>
-  fiber: OwnFiber | undefined = undefined
+  /** the id of the fiber the last run set its deadline on (−1: none yet) */
+  fiberId = -1
   before: FiberRefs.FiberRefs | undefined = undefined
   inner = Number.NaN
   withDeadline: FiberRefs.FiberRefs | undefined = undefined
@@ -180,13 +182,14 @@ class TimedRun<A, E, R> {
     // the fiber's own refs, read without `getFiberRefs()`, which copies them on every call
     const before = this.before = fiber._fiberRefs
     if (innerDeadline !== outerDeadline) {
-      if (guarded.fiber === fiber && guarded.before === before && guarded.inner === innerDeadline) {
+      const fiberId = fiber.id().id
+      if (guarded.fiberId === fiberId && guarded.before === before && guarded.inner === innerDeadline) {
         // refs that differ from the current ones in the deadline alone: the fiber's caches of its
         // services, scheduler and context stay valid, so they are not refreshed
         fiber._fiberRefs = guarded.withDeadline!
       } else {
         fiber.setFiberRef(deadlineRef, innerDeadline)
-        guarded.fiber = fiber
+        guarded.fiberId = fiberId
         guarded.before = before
         guarded.inner = innerDeadline
         guarded.withDeadline = fiber._fiberRefs
