@@ -19,6 +19,7 @@
 import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
+import { enter } from "./frame.js"
 
 type AnyFiber = Fiber.RuntimeFiber<unknown, unknown>
 
@@ -77,7 +78,8 @@ export class Leases<T> {
 
   /**
    * `hold` for a guarded effect run again and again: the matched run of its last slot is reused
-   * when the slot taken is the same (a caller calling in a loop always takes the same one).
+   * when the slot taken is the same (a caller calling in a loop always takes the same one), and
+   * entered in the step that took the slot (`frame.ts`).
    */
   holdGuarded<A, E, R>(fiber: Fiber.RuntimeFiber<any, any>, tag: T, guarded: Guarded<A, E, R>): Effect.Effect<A, E, R> {
     const slot = this.take(fiber, tag)
@@ -86,7 +88,7 @@ export class Leases<T> {
       guarded.slot = slot
       guarded.leases = this
     }
-    return guarded.matched!
+    return enter(fiber, guarded.matched!, guarded.work)
   }
 
   /** `work` giving `slot` back when it ends. */

@@ -3,8 +3,10 @@
  */
 import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type { ProtectOptions } from "../../CircuitBreaker.js"
 import type { CircuitOpenError } from "../../Errors.js"
+import { enter } from "../frame.js"
 import type { Breaker } from "./engine.js"
 
 // Builds match handlers from two arguments. Passing the closures as arguments keeps them
@@ -30,7 +32,8 @@ export const callHandlers = (breaker: Breaker, token: number, start: number, isF
  * One protected effect (what `protect(effect)` returns runs this). A plain admission — Closed, no
  * state change to publish, the call not timed — reuses the matched effect of the previous run
  * while the core hands out the same token (a state machine's generation, the adaptive breaker's
- * constant), so such a run allocates nothing; anything else takes the general path.
+ * constant), so such a run allocates nothing, and enters that match in the step that admitted it
+ * (`frame.ts`); anything else takes the general path.
  */
 export class ProtectedCall<A, E, R> {
   private token = -1
@@ -41,7 +44,8 @@ export class ProtectedCall<A, E, R> {
     readonly isFailure: ProtectOptions<E>["isFailure"]
   ) {}
 
-  run(): Effect.Effect<A, E | CircuitOpenError, R> {
+  /** One run on `fiber`, the fiber running it (called from `Effect.withFiberRuntime`). */
+  run(fiber: Fiber.RuntimeFiber<any, any>): Effect.Effect<A, E | CircuitOpenError, R> {
     const b = this.breaker
     const core = b.core
     let now: number
@@ -63,6 +67,6 @@ export class ProtectedCall<A, E, R> {
       this.matched = Effect.matchCauseEffect(this.effect, h) as Effect.Effect<A, E, R>
       this.token = token
     }
-    return this.matched
+    return enter(fiber, this.matched, this.effect)
   }
 }

@@ -5,11 +5,11 @@
  *
  * A breaker is one object with plain fields; its methods live on the prototype. On the hot path a
  * call decides in one synchronous step on the core and wraps the effect in one `matchCauseEffect`
- * (`call.ts`: reused while the core's token stays the same). It reads the clock once, or not at all
- * when nothing it does depends on the time (`Core.untimed`: a Closed state machine without an
- * interval or a time window). A success is recorded at the time of the latest admission unless
- * the core needs its own time (a state machine that is not Closed, an interval roll-over) or the
- * call is timed (slow-call tracking); a failure reads the clock.
+ * (`call.ts`: reused while the core's token stays the same, and entered in the deciding step). It
+ * reads the clock once, or not at all when nothing it does depends on the time (`Core.untimed`: a
+ * Closed state machine without an interval or a time window). A success is recorded at the time of
+ * the latest admission unless the core needs its own time (a state machine that is not Closed, an
+ * interval roll-over) or the call is timed (slow-call tracking); a failure reads the clock.
  *
  * An interrupted call counts as neither, so a Closed call records its outcome with that one plain
  * match — no uninterruptible region on the hot path. The runtime skips the match when the caller
@@ -94,7 +94,7 @@ export class Breaker extends Shell implements CircuitBreaker {
   get protect(): CircuitBreaker["protect"] {
     return this.boundProtect ??= (effect, options) => {
       const call = new ProtectedCall(this, effect, options?.isFailure)
-      return Effect.suspend(() => call.run())
+      return Effect.withFiberRuntime((fiber) => call.run(fiber))
     }
   }
 
