@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Bulkhead from "../src/Bulkhead.js"
 import * as MapReduce from "../src/MapReduce.js"
 import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
-import { runtimeSteps } from "./steps.js"
+import { enteredSteps } from "./steps.js"
 
 const work = Effect.succeed(1)
 const resolved = () => Promise.resolve(1)
@@ -47,7 +47,7 @@ await runSuite({
       "Effect.makeSemaphore(10).withPermits(1)(tryPromise)",
       Effect.runSync(Effect.map(Effect.makeSemaphore(10), (semaphore) => semaphore.withPermits(1)(viaPromise)))
     ),
-    effectCase("floor: withFiberRuntime + matchCauseEffect, no bulkhead", runtimeSteps(viaPromise)),
+    effectCase("floor: withFiberRuntime entering a matchCauseEffect, no bulkhead", enteredSteps(viaPromise)),
     effectCase(
       "cockatiel bulkhead(10) in tryPromise",
       (() => {

@@ -10,7 +10,7 @@ import * as LogLevel from "effect/LogLevel"
 import OpossumBreaker from "opossum"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { effectCase, runSuite, scopedEffectCase } from "./harness.js"
-import { suspendedSteps } from "./steps.js"
+import { enteredSteps } from "./steps.js"
 
 const resolved = () => Promise.resolve(1)
 const succeed = Effect.succeed(1)
@@ -79,7 +79,7 @@ await runSuite({
     effectCase("bare Effect.tryPromise", viaPromise),
     breakerCase("sre.protect(tryPromise)", policies[0][1], viaPromise),
     breakerCase("consecutive.protect(tryPromise)", policies[1][1], viaPromise),
-    effectCase("floor: suspend + matchCauseEffect, no breaker", suspendedSteps(viaPromise)),
+    effectCase("floor: withFiberRuntime entering a matchCauseEffect, no breaker", enteredSteps(viaPromise)),
     effectCase("cockatiel Consecutive in tryPromise", Effect.tryPromise(() => cockatielConsecutive.execute(resolved))),
     effectCase("cockatiel Sampling in tryPromise", Effect.tryPromise(() => cockatielSampling.execute(resolved))),
     opossumCase("opossum in tryPromise", false)

@@ -4,6 +4,7 @@
  */
 import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import { enter } from "../src/internal/frame.js"
 
 // closures passed as arguments stay anonymous, as in the policies (see the breaker engine)
 const handlers = <A, E>(
@@ -14,14 +15,11 @@ const handlers = <A, E>(
 const passThrough = <A, E>(work: Effect.Effect<A, E>): Effect.Effect<A, E> =>
   Effect.matchCauseEffect(work, handlers<A, E>((cause) => Effect.failCause(cause), (a) => Effect.succeed(a)))
 
-/** A breaker's steps: one `Effect.suspend`, then one `matchCauseEffect` built once. */
-export const suspendedSteps = <A, E>(work: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+/**
+ * A breaker's or a bulkhead's steps: one `Effect.withFiberRuntime` that enters a `matchCauseEffect`
+ * built once (its frame pushed, the work run next; `src/internal/frame.ts`).
+ */
+export const enteredSteps = <A, E>(work: Effect.Effect<A, E>): Effect.Effect<A, E> => {
   const matched = passThrough(work)
-  return Effect.suspend(() => matched)
-}
-
-/** A bulkhead's steps: one `Effect.withFiberRuntime`, then one `matchCauseEffect` built once. */
-export const runtimeSteps = <A, E>(work: Effect.Effect<A, E>): Effect.Effect<A, E> => {
-  const matched = passThrough(work)
-  return Effect.withFiberRuntime(() => matched)
+  return Effect.withFiberRuntime((fiber) => enter(fiber, matched, work))
 }
