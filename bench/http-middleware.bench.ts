@@ -26,22 +26,29 @@ const variants: Record<string, ResilientHttpServer.Options> = {
   timeout: { ...off, timeout: "3 seconds" },
   all: { rateLimit: { algorithm: RateLimiter.tokenBucket({ rate: 1e9, burst: 1e9 }) } }
 }
+/**
+ * One request, as the platform runs it: with the request in context and no deadline of its own.
+ * Every iteration of a case runs on one fiber, where the server leaves the request's deadline in
+ * `Timeout.currentDeadline` (a platform request has a fiber of its own): without the reset, the
+ * requests after the first 3 seconds would be refused as past their deadline.
+ */
+const asRequest = <A, E>(effect: Effect.Effect<A, E, HttpServerRequest.HttpServerRequest>) =>
+  Effect.locally(
+    Effect.provideService(effect, HttpServerRequest.HttpServerRequest, request),
+    Timeout.currentDeadline,
+    Infinity
+  )
 const scope = Effect.runSync(Scope.make())
 const cases: Array<Case> = []
-cases.push(effectCase("bare (handler only)", Effect.provideService(app, HttpServerRequest.HttpServerRequest, request)))
-cases.push(
-  effectCase(
-    "Timeout.deadline bare",
-    Effect.provideService(Timeout.deadline(app, "3 seconds"), HttpServerRequest.HttpServerRequest, request)
-  )
-)
+cases.push(effectCase("bare (handler only)", asRequest(app)))
+cases.push(effectCase("Timeout.deadline bare", asRequest(Timeout.deadline(app, "3 seconds"))))
 for (const [name, options] of Object.entries(variants)) {
   // `make` loads the request path on first use (a dynamic import): it cannot run synchronously
   const r = await Effect.runPromise(
     Scope.extend(ResilientHttpServer.make(options).pipe(Effect.provide(CpuUsage.layerTest(0))), scope)
   )
   cases.push(
-    effectCase(name, Effect.provideService(r.middleware(app), HttpServerRequest.HttpServerRequest, request) as any)
+    effectCase(name, asRequest(r.middleware(app)) as any)
   )
 }
 await runSuite({
