@@ -9,7 +9,7 @@
  * wraps each identity in a hash tag, so limits over the same identity always do).
  */
 import type { Definition, Kind } from "./core.js"
-import { scriptHead } from "./core.js"
+import { costAndNowHead, scriptHead } from "./core.js"
 
 /** The Lua test of "admitted" on a plain take's reply (`r`), per kind (see the decoders in core.ts). */
 const admits = (kind: Kind): string => kind === "TokenBucket" || kind === "Gcra" ? "r >= 0" : "r[3] == 0"
@@ -34,14 +34,7 @@ ${bodyOf(def)}end)(KEYS[${i + 1}], shim)
 end
 `
   ).join("")
-  return `local cost, maxDelay, now = tonumber(ARGV[1]), 0, nil
-local a2 = ARGV[2]
-if a2 and a2 ~= "" then now = tonumber(a2) end
-if not now then
-  local t = redis.call("TIME")
-  now = t[1] * 1000000 + t[2]
-end
-local pending = {}
+  return `${costAndNowHead}local pending = {}
 local shim = { call = function(cmd, ...)
   if cmd == "GET" or cmd == "LRANGE" then return redis.call(cmd, ...) end
   pending[#pending + 1] = { cmd, ... }

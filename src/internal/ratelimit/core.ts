@@ -134,6 +134,22 @@ export const MAX_SPAN = 1e15
  * µs or "" to read Redis `TIME` (the normal case: every instance shares the server's clock),
  * ARGV[4] (token bucket and GCRA) the time to act of a reservation to cancel.
  */
+/** Lua: `now` (µs) from Redis `TIME` when the caller passed no time. */
+export const nowFromRedisTime = `if not now then
+  local t = redis.call("TIME")
+  now = t[1] * 1000000 + t[2]
+end
+`
+
+/**
+ * Lua for the scripts of several limits or a read: the cost in ARGV[1] and the time in µs in
+ * ARGV[2] (empty for Redis `TIME`); no waiting (`maxDelay` 0).
+ */
+export const costAndNowHead = `local cost, maxDelay, now = tonumber(ARGV[1]), 0, nil
+local a2 = ARGV[2]
+if a2 and a2 ~= "" then now = tonumber(a2) end
+${nowFromRedisTime}`
+
 export const scriptHead = `local key = KEYS[1]
 local cost, maxDelay, now = 1, 0, nil
 local a1 = ARGV[1]
@@ -143,11 +159,7 @@ if a1 then
   local a3 = ARGV[3]
   if a3 and a3 ~= "" then now = tonumber(a3) end
 end
-if not now then
-  local t = redis.call("TIME")
-  now = t[1] * 1000000 + t[2]
-end
-`
+${nowFromRedisTime}`
 
 /**
  * Lua that writes the key's value `v` so that it expires no earlier than `new` (µs). Expiries are

@@ -25,7 +25,7 @@ import type { KeyState, RateLimiter } from "../../RateLimiter.js"
 import type { KeyReader } from "../../RateLimiterStore.js"
 import { sourceOf } from "./all.js"
 import type { Definition, RawDecision } from "./core.js"
-import { scriptHead, toDuration } from "./core.js"
+import { costAndNowHead, scriptHead, toDuration } from "./core.js"
 
 /** Who watches which key of one table; `count` is what the hot path reads. */
 export class KeyWatchers {
@@ -158,14 +158,7 @@ const bodyOf = (def: Definition): string => {
  */
 export const peekScript = (def: Definition): string =>
   `#!lua flags=no-writes
-local cost, maxDelay, now = tonumber(ARGV[1]), 0, nil
-local a2 = ARGV[2]
-if a2 and a2 ~= "" then now = tonumber(a2) end
-if not now then
-  local t = redis.call("TIME")
-  now = t[1] * 1000000 + t[2]
-end
-local shim = { call = function(cmd, ...)
+${costAndNowHead}local shim = { call = function(cmd, ...)
   if cmd == "GET" or cmd == "LRANGE" then return redis.call(cmd, ...) end
   return true
 end }

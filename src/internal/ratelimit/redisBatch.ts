@@ -16,6 +16,7 @@
  */
 import { bodyOf } from "./allScript.js"
 import type { Definition } from "./core.js"
+import { nowFromRedisTime } from "./core.js"
 import type { EvalCall } from "./redisCall.js"
 import { errorMessage, evalWhole } from "./redisCall.js"
 
@@ -26,11 +27,7 @@ import { errorMessage, evalWhole } from "./redisCall.js"
  */
 export const batchScript = (def: Definition): string =>
   `local now = tonumber(ARGV[#KEYS + 1])
-if not now then
-  local t = redis.call("TIME")
-  now = t[1] * 1000000 + t[2]
-end
-local maxDelay = 0
+${nowFromRedisTime}local maxDelay = 0
 local none = {}
 local function take(key, cost, ARGV)
 ${bodyOf(def)}end
