@@ -118,52 +118,81 @@ const retryPolicies = (name: string, retry: NonNullable<Settings["retry"]>) => {
 
 type Rejections = CircuitOpenError | TimeoutError
 
+/** The client's own rejections travel as `SqlError`s, the only error its statements declare. */
+const sqlErrorsOf = (modules: SqlModules) =>
+<A, E, R>(
+  effect: Effect.Effect<A, E | Rejections, R>
+): Effect.Effect<A, Exclude<E, Rejections> | SqlError, R> =>
+  Effect.mapError(effect, (error) => {
+    const inner = rejection(error)
+    return Option.isSome(inner) && inner.value === error
+      ? new modules.SqlError({ cause: error, message: inner.value.message })
+      : error as Exclude<E, Rejections>
+  })
+
+/**
+ * The policy after a statement failed: one that may have applied (a lost connection, a timeout)
+ * is sent again only when `idempotent` says so.
+ */
+const statementPolicy = (
+  policies: ReturnType<typeof retryPolicies> | undefined,
+  idempotent: () => boolean
+) =>
+(failure: unknown): Policy | undefined => {
+  if (policies === undefined) return undefined
+  const kind = classification.classify(failure)
+  if (kind !== "connection-lost" && kind !== "timeout") return policies.safe
+  return idempotent() ? policies.idempotent : policies.safe
+}
+
+type Within = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TimeoutError, R>
+
+const isFailure = (e: unknown) => classification.isBreakerFailure(classification.classify(e))
+
+/**
+ * One protected operation: retry(breaker(timeout(effect))). `nested` marks the work as inside
+ * it, for effects that may run protected statements or transactions of their own.
+ */
+const operationFor = (parts: {
+  readonly breaker: Settings["breaker"]
+  readonly timeout: Within | undefined
+  readonly policies: ReturnType<typeof retryPolicies> | undefined
+  readonly counter: ReturnType<typeof counterFor>
+  readonly insideOperation: FiberRef.FiberRef<boolean>
+}) =>
+<A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  type: OperationType,
+  options: { readonly timed: boolean; readonly nested: boolean },
+  policyFor: (failure: E | Rejections) => Policy | undefined
+): Effect.Effect<A, E | Rejections, R> => {
+  const { breaker, counter, insideOperation, policies, timeout } = parts
+  let attempt: Effect.Effect<A, E | Rejections, R> = options.nested
+    ? Effect.locally(effect, insideOperation, true)
+    : effect
+  if (options.timed && timeout !== undefined) attempt = timeout(attempt)
+  if (breaker !== undefined) attempt = breaker.protect(attempt, { isFailure })
+  const retried = policies === undefined ? attempt : retryAfterFailure(attempt, policyFor)
+  return Effect.onExit(retried, (exit) => Metric.increment(counter(type, outcomeOf(exit))))
+}
+
 /** The protection of one database, for `wrapClient` and for the explicit operations. */
 export const make = (modules: SqlModules, settings: Settings) => {
   const { breaker, name } = settings
-  const timeout = settings.timeout === undefined
+  const timeout: Within | undefined = settings.timeout === undefined
     ? undefined
     : Timeout.within({ duration: settings.timeout, operation: name })
   const policies = settings.retry === undefined ? undefined : retryPolicies(name, settings.retry)
   const idempotent = settings.retry?.idempotent ?? classification.isReadOnly
-  const counter = counterFor(name)
-  const isFailure = (e: unknown) => classification.isBreakerFailure(classification.classify(e))
 
   /** Set while a protected operation runs: statements inside it are timed, not counted or retried again. */
   const insideOperation = FiberRef.unsafeMake(false)
-
-  /**
-   * One protected operation: retry(breaker(timeout(effect))). `nested` marks the work as inside
-   * it, for effects that may run protected statements or transactions of their own.
-   */
-  const operation = <A, E, R>(
-    effect: Effect.Effect<A, E, R>,
-    type: OperationType,
-    options: { readonly timed: boolean; readonly nested: boolean },
-    policyFor: (failure: E | Rejections) => Policy | undefined
-  ): Effect.Effect<A, E | Rejections, R> => {
-    let attempt: Effect.Effect<A, E | Rejections, R> = options.nested
-      ? Effect.locally(effect, insideOperation, true)
-      : effect
-    if (options.timed && timeout !== undefined) attempt = timeout(attempt)
-    if (breaker !== undefined) attempt = breaker.protect(attempt, { isFailure })
-    const retried = policies === undefined ? attempt : retryAfterFailure(attempt, policyFor)
-    return Effect.onExit(retried, (exit) => Metric.increment(counter(type, outcomeOf(exit))))
-  }
+  const operation = operationFor({ breaker, timeout, policies, counter: counterFor(name), insideOperation })
 
   const inTransaction = (context: Context.Context<never>) =>
     Option.isSome(Context.getOption(context, modules.SqlClient.TransactionConnection))
 
-  /** The client's own rejections travel as `SqlError`s, the only error its statements declare. */
-  const asSqlErrors = <A, E, R>(
-    effect: Effect.Effect<A, E | Rejections, R>
-  ): Effect.Effect<A, Exclude<E, Rejections> | SqlError, R> =>
-    Effect.mapError(effect, (error) => {
-      const inner = rejection(error)
-      return Option.isSome(inner) && inner.value === error
-        ? new modules.SqlError({ cause: error, message: inner.value.message })
-        : error as Exclude<E, Rejections>
-    })
+  const asSqlErrors = sqlErrorsOf(modules)
 
   const statement: Hooks["statement"] = (effect, inner) =>
     Effect.withFiberRuntime((fiber) => {
@@ -171,12 +200,12 @@ export const make = (modules: SqlModules, settings: Settings) => {
       if (fiber.getFiberRef(insideOperation) || inTransaction(fiber.currentContext)) {
         return timeout === undefined ? effect : asSqlErrors(timeout(effect))
       }
-      const run = operation(effect, "statement", { timed: true, nested: false }, (failure) => {
-        if (policies === undefined) return undefined
-        const kind = classification.classify(failure)
-        if (kind !== "connection-lost" && kind !== "timeout") return policies.safe
-        return idempotent(inner.compile()[0]) ? policies.idempotent : policies.safe
-      })
+      const run = operation(
+        effect,
+        "statement",
+        { timed: true, nested: false },
+        statementPolicy(policies, () => idempotent(inner.compile()[0]))
+      )
       return asSqlErrors(run)
     })
 
