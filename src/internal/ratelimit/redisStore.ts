@@ -5,6 +5,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { StoreError } from "../../Errors.js"
 import type { AllStepper, KeyReader, Limit, Stepper } from "../../RateLimiterStore.js"
 import * as NodeCrypto from "../nodeCrypto.js"
@@ -40,32 +41,54 @@ export interface EngineOptions {
 
 const noArgs: ReadonlyArray<string> = []
 
-export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
-  Effect.gen(function*() {
-    const sha1 = yield* NodeCrypto.sha1
-    const deadlines = yield* Effect.acquireRelease(
-      Effect.sync(() => makeDeadlines(o.timeoutMs)),
-      (d) => Effect.sync(d.close)
-    )
-    const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, StoreError> =>
-      Effect.async<A, StoreError>((resume) => {
-        const pending = deadlines.track((reason) =>
-          resume(Effect.fail(new StoreError({ store: "redis", operation, reason }, true)))
-        )
-        run().then(
-          (value) => {
-            if (deadlines.settle(pending)) resume(Effect.succeed(value))
-          },
-          (cause) => {
-            if (!deadlines.settle(pending)) return
-            resume(Effect.fail(new StoreError({ store: "redis", operation, reason: errorMessage(cause), cause }, true)))
-          }
-        )
-        return Effect.sync(() => {
-          deadlines.settle(pending)
-        })
+/** A Redis call as an effect, failing with `StoreError` when it fails or outlives its deadline. */
+const callWithin =
+  (deadlines: Deadlines) => <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, StoreError> =>
+    Effect.async<A, StoreError>((resume) => {
+      const pending = deadlines.track((reason) =>
+        resume(Effect.fail(new StoreError({ store: "redis", operation, reason }, true)))
+      )
+      run().then(
+        (value) => {
+          if (deadlines.settle(pending)) resume(Effect.succeed(value))
+        },
+        (cause) => {
+          if (!deadlines.settle(pending)) return
+          resume(Effect.fail(new StoreError({ store: "redis", operation, reason: errorMessage(cause), cause }, true)))
+        }
+      )
+      return Effect.sync(() => {
+        deadlines.settle(pending)
       })
+    })
 
+/** One `A` per limiter and algorithm, made on first use. */
+const perLimiter = <A>(make: (def: Definition) => A) => {
+  const made = new Map<string, A>()
+  return (limiter: string, def: Definition): A => {
+    const id = `${limiter}\u0000${def.id}`
+    let a = made.get(id)
+    if (a === undefined) {
+      a = make(def)
+      made.set(id, a)
+    }
+    return a
+  }
+}
+
+type Call = ReturnType<typeof callWithin>
+
+/**
+ * This instance's membership of the store's instances (a heartbeat, and a leave when the scope
+ * closes) and the health it drives.
+ */
+const instanceHealth = (
+  client: ScriptClient,
+  o: EngineOptions,
+  call: Call,
+  sha1: (text: string) => string
+): Effect.Effect<Health, never, Scope.Scope> =>
+  Effect.gen(function*() {
     const instance = crypto.randomUUID()
     const instancesKey = [`${o.prefix}{instances}`]
     const heartbeatSha = sha1(heartbeatScript)
@@ -77,13 +100,59 @@ export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
     yield* Effect.addFinalizer(() =>
       Effect.ignore(call("leave", () => evalScript(client, sha1(leaveScript), leaveScript, instancesKey, [instance])))
     )
-    const health = yield* makeHealth({
+    return yield* makeHealth({
       name: `redis-store ${o.prefix}`,
       failureThreshold: o.failureThreshold,
       probeInterval: o.healthCheckInterval,
       heartbeatInterval: o.heartbeatInterval,
       heartbeat
     })
+  })
+
+/** Reads one key of a limiter without taking from it (`RateLimiter.view`), and who watches it. */
+const keyReader = (
+  client: ScriptClient,
+  o: EngineOptions,
+  health: Health,
+  call: Call,
+  view: {
+    readonly limiter: string
+    readonly def: Definition
+    readonly script: string
+    readonly sha: string
+    readonly local: () => Table
+    readonly watchers: KeyWatchers
+  }
+): KeyReader => {
+  const { def, local, script, sha } = view
+  const keyPrefix = `${o.prefix}${view.limiter}:{`
+  return {
+    peek: (key, cost) => {
+      // while Redis is away, the local fallback is what decides: the view reads it
+      if (!health.healthy() && o.onError === "local-fallback") {
+        return Effect.clockWith((clock) =>
+          Effect.sync(() => local().evaluate(key, clock.unsafeCurrentTimeMillis() * US, cost).decision)
+        )
+      }
+      return Effect.map(
+        call("evalsha", () => evalScript(client, sha, script, [keyPrefix + key + "}"], [String(cost), ""])),
+        (reply) => def.decode(reply as never, cost)
+      )
+    },
+    watch: (key, listener) => view.watchers.watch(key, listener)
+  }
+}
+
+export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
+  Effect.gen(function*() {
+    const sha1 = yield* NodeCrypto.sha1
+    const deadlines = yield* Effect.acquireRelease(
+      Effect.sync(() => makeDeadlines(o.timeoutMs)),
+      (d) => Effect.sync(d.close)
+    )
+    const call = callWithin(deadlines)
+
+    const health = yield* instanceHealth(client, o, call, sha1)
     const loaded = new Set<string>()
     const load = (script: string): Effect.Effect<string> => {
       const sha = sha1(script)
@@ -93,27 +162,9 @@ export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
       return Effect.as(Effect.ignore(call("script load", () => client.scriptLoad(script))), sha)
     }
     // one fallback table per limiter, shared by the limiter alone and the groups it is part of
-    const fallbacks = new Map<string, () => Table>()
-    const fallback = (limiter: string, def: Definition): () => Table => {
-      const id = `${limiter}\u0000${def.id}`
-      let local = fallbacks.get(id)
-      if (local === undefined) {
-        local = fallbackFor(def, health, o.fallbackMaxKeys)
-        fallbacks.set(id, local)
-      }
-      return local
-    }
+    const fallback = perLimiter((def) => fallbackFor(def, health, o.fallbackMaxKeys))
     // who watches which key, per limiter (`RateLimiter.view`)
-    const watchers = new Map<string, KeyWatchers>()
-    const watchersFor = (limiter: string, def: Definition): KeyWatchers => {
-      const id = `${limiter}\u0000${def.id}`
-      let w = watchers.get(id)
-      if (w === undefined) {
-        w = new KeyWatchers()
-        watchers.set(id, w)
-      }
-      return w
-    }
+    const watchersFor = perLimiter(() => new KeyWatchers())
     const batching = client.singleNode === true && o.batchMaxKeys > 1
     const batchOf = (def: Definition): Effect.Effect<BatchScript | undefined> => {
       if (!batching) return Effect.succeed(undefined)
@@ -157,24 +208,12 @@ export const makeEngine = (client: ScriptClient, o: EngineOptions) =>
     }
     const prepareView = (limiter: string, def: Definition): Effect.Effect<KeyReader> => {
       const script = peekScript(def)
-      const keyPrefix = `${o.prefix}${limiter}:{`
       const local = fallback(limiter, def)
-      const w = watchersFor(limiter, def)
-      return Effect.map(load(script), (sha): KeyReader => ({
-        peek: (key, cost) => {
-          // while Redis is away, the local fallback is what decides: the view reads it
-          if (!health.healthy() && o.onError === "local-fallback") {
-            return Effect.clockWith((clock) =>
-              Effect.sync(() => local().evaluate(key, clock.unsafeCurrentTimeMillis() * US, cost).decision)
-            )
-          }
-          return Effect.map(
-            call("evalsha", () => evalScript(client, sha, script, [keyPrefix + key + "}"], [String(cost), ""])),
-            (reply) => def.decode(reply as never, cost)
-          )
-        },
-        watch: (key, listener) => w.watch(key, listener)
-      }))
+      const watchers = watchersFor(limiter, def)
+      return Effect.map(
+        load(script),
+        (sha) => keyReader(client, o, health, call, { limiter, def, script, sha, local, watchers })
+      )
     }
     return { prepare, prepareAll, prepareView, health }
   })
