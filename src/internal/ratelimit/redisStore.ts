@@ -336,6 +336,38 @@ const fallbackFor = (def: Definition, health: Health, maxKeys: number) => {
   }
 }
 
+/** What a take does while Redis is away: admit, refuse, or decide on the local table. */
+const degradedFor = (onError: OnError, def: Definition, local: () => Table) => {
+  const limit = def.limit
+  const localStep = (key: string, cost: number, maxDelay: number) =>
+    Effect.clockWith((clock) => Effect.succeed(local().run(key, clock.unsafeCurrentTimeMillis() * US, cost, maxDelay)))
+  const open: RawDecision = new Verdict(true, limit, limit, 0, 0, 0, undefined, undefined)
+  return (key: string, cost: number, maxDelay: number, error: StoreError) => {
+    switch (onError) {
+      case "fail-open":
+        return Effect.succeed(open)
+      case "fail-closed":
+        return Effect.fail(error)
+      case "local-fallback":
+        return localStep(key, cost, maxDelay)
+    }
+  }
+}
+
+/** A cancel while Redis is away: only the local table, which decided meanwhile, has anything to give back. */
+const cancelLocally = (
+  onError: OnError,
+  local: () => Table,
+  key: string,
+  cost: number,
+  timeToAct: number
+): Effect.Effect<void> => {
+  if (onError !== "local-fallback") return Effect.void
+  return Effect.clockWith((clock) =>
+    Effect.sync(() => local().cancel(key, clock.unsafeCurrentTimeMillis() * US, cost, timeToAct))
+  )
+}
+
 const stepperFor = (
   client: ScriptClient,
   o: EngineOptions,
@@ -348,20 +380,7 @@ const stepperFor = (
   local: () => Table,
   batch: BatchScript | undefined
 ): Stepper => {
-  const limit = def.limit
-  const localStep = (key: string, cost: number, maxDelay: number) =>
-    Effect.clockWith((clock) => Effect.succeed(local().run(key, clock.unsafeCurrentTimeMillis() * US, cost, maxDelay)))
-  const open: RawDecision = new Verdict(true, limit, limit, 0, 0, 0, undefined, undefined)
-  const degraded = (key: string, cost: number, maxDelay: number, error: StoreError) => {
-    switch (o.onError) {
-      case "fail-open":
-        return Effect.succeed(open)
-      case "fail-closed":
-        return Effect.fail(error)
-      case "local-fallback":
-        return localStep(key, cost, maxDelay)
-    }
-  }
+  const degraded = degradedFor(o.onError, def, local)
   const unavailable = new StoreError({ store: "redis", operation: "evalsha", reason: "redis is unavailable" })
   const context: CallContext = {
     client,
@@ -415,12 +434,7 @@ const stepperFor = (
     return Effect.flatMap(step(key, cost, maxDelayMs), f)
   }
   const cancel = (key: string, cost: number, timeToAct: number): Effect.Effect<void, StoreError> => {
-    if (!health.healthy()) {
-      if (o.onError !== "local-fallback") return Effect.void
-      return Effect.clockWith((clock) =>
-        Effect.sync(() => local().cancel(key, clock.unsafeCurrentTimeMillis() * US, cost, timeToAct))
-      )
-    }
+    if (!health.healthy()) return cancelLocally(o.onError, local, key, cost, timeToAct)
     const keys = [keyPrefix + key + "}"]
     // bounded by the timeout like every call: an interrupted waiter never hangs on a dead Redis
     return Effect.asVoid(
