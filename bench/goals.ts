@@ -5,7 +5,7 @@ import type { Goal } from "./report.js"
 
 export const goals: ReadonlyArray<Goal> = [
   {
-    label: "breaker around async work ≤ 1.0× cockatiel's",
+    label: "breaker (consecutive) around async work ≤ 1.0× cockatiel's Consecutive breaker",
     suite: "circuit-breaker happy path (promise)",
     subject: "consecutive.protect(tryPromise)",
     reference: "cockatiel Consecutive in tryPromise",
@@ -13,7 +13,15 @@ export const goals: ReadonlyArray<Goal> = [
     limit: 1
   },
   {
-    label: "adaptive (sre) breaker around async work ≤ 1.0× cockatiel's",
+    label: "adaptive (sre) breaker around async work ≤ 1.0× cockatiel's adaptive (Sampling) breaker",
+    suite: "circuit-breaker happy path (promise)",
+    subject: "sre.protect(tryPromise)",
+    reference: "cockatiel Sampling in tryPromise",
+    kind: "ratio",
+    limit: 1
+  },
+  {
+    label: "adaptive (sre) breaker around async work ≤ 1.0× cockatiel's Consecutive breaker",
     suite: "circuit-breaker happy path (promise)",
     subject: "sre.protect(tryPromise)",
     reference: "cockatiel Consecutive in tryPromise",
