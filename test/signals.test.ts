@@ -73,7 +73,9 @@ describe("EventLoopUtilization", () => {
       const elu = Context.get(context, EventLoopUtilization.EventLoopUtilization)
       expect(yield* elu.current).toBe(0)
       for (let i = 0; i < 5; i++) {
-        spinFor(5)
+        // busy well beyond the idle waits a descheduled process shows between samples under CPU
+        // hogs (5 ms of spinning read 0.499 there)
+        spinFor(25)
         yield* TestClock.adjust(EventLoopUtilization.defaults.interval)
       }
       const busy = yield* elu.current
