@@ -10,6 +10,7 @@ import type * as Subscribable from "effect/Subscribable"
 import type { AdaptiveLimiter, ProtectOptions, Stats, Ticket } from "../AdaptiveLimiter.js"
 import { InvalidOptionsError, OverloadedError } from "../Errors.js"
 import * as Limit from "./adaptiveLimit.js"
+import { onceGuard } from "./onceGuard.js"
 import * as Metrics from "./sheddingMetrics.js"
 import { EventView } from "./stateView.js"
 
@@ -140,13 +141,7 @@ export const limiterOf = (name: string, core: Core, hub: PubSub.PubSub<number>):
   const ignore = Effect.sync(unsafeIgnore)
 
   const allow: Effect.Effect<Ticket, OverloadedError> = withAdmission((start, inflight) => {
-    let done = false
-    const once = (effect: Effect.Effect<void>) =>
-      Effect.suspend(() => {
-        if (done) return Effect.void
-        done = true
-        return effect
-      })
+    const once = onceGuard()
     return Effect.succeed<Ticket>({
       pass: once(sample(start, inflight, false)),
       fail: once(sample(start, inflight, true)),

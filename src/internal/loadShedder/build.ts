@@ -8,6 +8,7 @@ import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError, OverloadedError } from "../../Errors.js"
 import type { LoadShedder, Options, Priority, Stats, Ticket } from "../../LoadShedder.js"
 import * as ResilienceMode from "../../ResilienceMode.js"
+import { onceGuard } from "../onceGuard.js"
 import * as ShadowView from "../shadow.js"
 import * as Shedder from "../shedder.js"
 import * as Signal from "../shedderSignal.js"
@@ -37,13 +38,7 @@ const outcomes = (state: Shedder.State, clock: Clock.Clock, updateGauge: () => v
   const failNow: Effect.Effect<void> = Effect.sync(unsafeFail)
 
   const ticketFrom = (start: number): Effect.Effect<Ticket> => {
-    let done = false
-    const once = (effect: Effect.Effect<void>) =>
-      Effect.suspend(() => {
-        if (done) return Effect.void
-        done = true
-        return effect
-      })
+    const once = onceGuard()
     return Effect.succeed<Ticket>({ pass: once(Effect.sync(() => unsafePass(start))), fail: once(failNow) })
   }
   return { unsafePass, unsafeFail, ticketFrom }
