@@ -43,6 +43,10 @@ await runSuite({
       "Bulkhead.protect(tryPromise)",
       Effect.map(Bulkhead.make({ name: "bench-async", maxConcurrent: 10 }), (b) => b.protect(viaPromise))
     ),
+    scopedEffectCase(
+      "bulkhead.tryPromise(resolved)",
+      Effect.map(Bulkhead.make({ name: "bench-promise", maxConcurrent: 10 }), (b) => b.tryPromise(resolved))
+    ),
     effectCase(
       "Effect.makeSemaphore(10).withPermits(1)(tryPromise)",
       Effect.runSync(Effect.map(Effect.makeSemaphore(10), (semaphore) => semaphore.withPermits(1)(viaPromise)))
@@ -57,7 +61,8 @@ await runSuite({
     )
   ],
   note: "The same promise on both sides: cockatiel runs it inside its bulkhead, called through Effect.tryPromise.\n" +
-    "The floor row runs the runtime steps a bulkhead's happy path takes with nothing in them.",
+    "bulkhead.tryPromise takes the permit in the step that starts the promise and gives it back as the promise settles;\n" +
+    "Bulkhead.protect wraps any effect, which costs two runtime steps: the floor row runs them with nothing in them.",
   peers: ["cockatiel"]
 })
 

@@ -25,6 +25,7 @@
  *
  * @since 0.1.0
  */
+import type { UnknownException } from "effect/Cause"
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -86,6 +87,37 @@ export interface Bulkhead {
   readonly protect: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError, R>
   /** runs `effect` only if a permit is free right now; never queues */
   readonly tryProtect: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError, R>
+  /**
+   * `protect(Effect.tryPromise(evaluate))` with the permit held by the promise itself: taken in the
+   * step that starts the promise, given back when it settles. It queues and rejects like `protect`
+   * and fails like `Effect.tryPromise` (`UnknownException`, or what `catch` makes of the rejection).
+   *
+   * Two things differ from wrapping `Effect.tryPromise`. The call costs the runtime no step beyond
+   * `Effect.tryPromise`'s own (about 100 ns less per call). And an interrupted caller aborts the
+   * signal passed to `evaluate` but does not give the permit back: the promise keeps it until it
+   * settles, since the work the bulkhead bounds is still running — a promise that ignores the signal
+   * holds its permit for as long as it runs.
+   *
+   * @example
+   * ```ts
+   * import { Effect } from "effect"
+   * import { Bulkhead } from "effect-resilience"
+   *
+   * const program = Effect.gen(function*() {
+   *   const bulkhead = yield* Bulkhead.make({ name: "users", maxConcurrent: 10, maxQueue: 50 })
+   *   return yield* bulkhead.tryPromise((signal) => fetch("http://127.0.0.1:8080/users/42", { signal }))
+   * }).pipe(Effect.scoped)
+   * ```
+   *
+   * @since 0.4.0
+   */
+  readonly tryPromise: {
+    <A>(evaluate: (signal: AbortSignal) => PromiseLike<A>): Effect.Effect<A, UnknownException | BulkheadFullError>
+    <A, E>(options: {
+      readonly try: (signal: AbortSignal) => PromiseLike<A>
+      readonly catch: (error: unknown) => E
+    }): Effect.Effect<A, E | BulkheadFullError>
+  }
   /**
    * Runs `effect` holding `weight` permits (a large upload weighs more than a small read), queueing
    * like `protect`. The queue stays FIFO: a waiter that does not fit yet holds back the lighter

@@ -17,6 +17,7 @@ import type { Bulkhead, Stats } from "../Bulkhead.js"
 import { BulkheadFullError, InvalidOptionsError } from "../Errors.js"
 import * as InstanceMetrics from "./instanceMetrics.js"
 import { Guarded, Leases } from "./lease.js"
+import * as PermitPromise from "./permitPromise.js"
 import { Publisher } from "./stateView.js"
 import * as Q from "./waitQueue.js"
 
@@ -59,7 +60,7 @@ class WeightedPermit implements Permit {
   }
 }
 
-export class BulkheadImpl implements Bulkhead, Q.Permits {
+export class BulkheadImpl implements Bulkhead, Q.Permits, PermitPromise.Gate<BulkheadFullError> {
   readonly name: string
   readonly maxConcurrent: number
   readonly maxQueue: number
@@ -122,6 +123,24 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
       const guarded = new Guarded(effect)
       return Effect.withFiberRuntime((fiber) => this.enter(fiber, guarded, false))
     }
+  }
+
+  get tryPromise(): Bulkhead["tryPromise"] {
+    return (evaluate: PermitPromise.Evaluate<any, any>) => PermitPromise.tryPromise(this, evaluate)
+  }
+
+  /** A newcomer's permit, taken now if one is free and nobody waits (a newcomer never overtakes). */
+  admit(): boolean {
+    if (this.closed || this.active >= this.maxConcurrent || this.queue.length !== 0) return false
+    this.active++
+    this.values[ACTIVE]++
+    this.publisher?.notify()
+    return true
+  }
+
+  /** A call `admit` turned away: it queues or is rejected on the calling fiber, as `protect`'s would. */
+  otherwise<A, E>(work: Effect.Effect<A, E>): Effect.Effect<A, E | BulkheadFullError> {
+    return this.run(work)
   }
 
   get protectWeighted(): Bulkhead["protectWeighted"] {
@@ -194,13 +213,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits {
     guarded: Guarded<A, E, R>,
     mayQueue: boolean
   ): Effect.Effect<A, E | BulkheadFullError, R> {
-    // a newcomer never overtakes a queued caller
-    if (!this.closed && this.active < this.maxConcurrent && this.queue.length === 0) {
-      this.active++
-      this.values[ACTIVE]++
-      this.publisher?.notify()
-      return (this.leases ??= makeLeases()).holdGuarded(fiber, this, guarded)
-    }
+    if (this.admit()) return (this.leases ??= makeLeases()).holdGuarded(fiber, this, guarded)
     if (this.closed || !mayQueue || this.queue.length >= this.maxQueue) return this.reject()
     return this.enqueue(guarded.work)
   }

@@ -19,6 +19,7 @@ import type { RateLimitedError, StoreError } from "../Errors.js"
 import type * as LoadShedder from "../LoadShedder.js"
 import type * as RateLimiter from "../RateLimiter.js"
 import * as ResilienceMode from "../ResilienceMode.js"
+import { effectOf, type Evaluate } from "./permitPromise.js"
 
 /** The `policy` label of the would-reject counter. */
 export type PolicyKind = "circuit_breaker" | "rate_limiter" | "load_shedder" | "bulkhead" | "adaptive_limiter"
@@ -270,6 +271,12 @@ export const bulkhead = (bulkhead: Bulkhead.Bulkhead, shadow: ResilienceMode.Sha
       maxQueue: bulkhead.maxQueue,
       protect: (effect) => shadow.enabled ? guard.run(bulkhead.protect, effect) : bulkhead.protect(effect),
       tryProtect: (effect) => shadow.enabled ? guard.run(bulkhead.tryProtect, effect) : bulkhead.tryProtect(effect),
+      tryPromise: ((evaluate: Evaluate<unknown, unknown>) =>
+        shadow.enabled
+          ? guard.run(bulkhead.protect, effectOf(evaluate))
+          : (bulkhead.tryPromise as (evaluate: Evaluate<unknown, unknown>) => Effect.Effect<unknown, unknown>)(
+            evaluate
+          )) as Bulkhead.Bulkhead["tryPromise"],
       protectWeighted: (weight) => {
         const protect = bulkhead.protectWeighted(weight)
         return (effect) => shadow.enabled ? guard.run(protect, effect) : protect(effect)
