@@ -78,6 +78,30 @@ describe("Bulkhead.tryPromise", () => {
       expect(yield* bulkhead.tryPromise(() => Promise.resolve(7))).toBe(7)
     }))
 
+  it.scoped("something other than a promise fails the call, and a thenable calling back twice frees one permit", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ name: "promise-not-thenable", maxConcurrent: 2 })
+      const exit = yield* Effect.exit(bulkhead.tryPromise(() => undefined as unknown as Promise<number>))
+      expect(failureOf(exit)).toBeInstanceOf(Cause.UnknownException)
+      expect((yield* bulkhead.stats).active).toBe(0)
+      const twice: PromiseLike<number> = {
+        then: ((onFulfilled: (n: number) => void, onRejected: (e: unknown) => void) => {
+          onFulfilled(1)
+          onRejected(new Error("again"))
+          throw new Error("and throws")
+        }) as PromiseLike<number>["then"]
+      }
+      const gate = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(bulkhead.protect(Deferred.await(gate)))
+      yield* settle
+      expect(yield* bulkhead.tryPromise(() => twice)).toBe(1)
+      // the holder's permit is still taken, the thenable's came back once
+      expect((yield* bulkhead.stats).active).toBe(1)
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(holder)
+      expect((yield* bulkhead.stats).active).toBe(0)
+    }))
+
   it.scoped("a `catch` that throws is a defect, and the permit still comes back", () =>
     Effect.gen(function*() {
       const bulkhead = yield* Bulkhead.make({ name: "promise-catch-throws", maxConcurrent: 1 })

@@ -37,6 +37,18 @@ type Resume<A, E> = (effect: Effect.Effect<A, E>) => void
 
 const unknown = (error: unknown) => new Cause.UnknownException(error, "An unknown error occurred in a promise")
 
+/** One started promise: its permit comes back and its caller resumes once, whatever a thenable does. */
+class Call<A, E> {
+  private done = false
+  constructor(private readonly gate: Gate<unknown>, private readonly resume: Resume<A, E>) {}
+  settle(outcome: Effect.Effect<A, E>): void {
+    if (this.done) return
+    this.done = true
+    this.gate.released()
+    this.resume(outcome)
+  }
+}
+
 /** `Effect.tryPromise(evaluate)` holding a permit of `gate` while the promise runs. */
 export const tryPromise = <A, E, E2>(gate: Gate<E2>, evaluate: Evaluate<A, E>): Effect.Effect<A, E | E2> => {
   const run = typeof evaluate === "function" ? evaluate : evaluate.try
@@ -45,23 +57,13 @@ export const tryPromise = <A, E, E2>(gate: Gate<E2>, evaluate: Evaluate<A, E>): 
     catcher === undefined ? Effect.fail(unknown(error) as E) : Effect.failSync(() => catcher(error))
   const start = (resume: Resume<A, E | E2>, signal: AbortSignal | undefined): void => {
     if (!gate.admit()) return resume(gate.otherwise(effectOf(evaluate) as Effect.Effect<A, E>))
-    let promise: PromiseLike<A>
+    const call = new Call(gate, resume)
     try {
-      promise = run(signal!)
+      run(signal!).then((a) => call.settle(Effect.succeed(a)), (error) => call.settle(fail(error)))
     } catch (error) {
-      gate.released()
-      return resume(fail(error))
+      // `evaluate` threw, or gave something without a working `then`
+      call.settle(fail(error))
     }
-    promise.then(
-      (a) => {
-        gate.released()
-        resume(Effect.succeed(a))
-      },
-      (error) => {
-        gate.released()
-        resume(fail(error))
-      }
-    )
   }
   // as `Effect.tryPromise`: an abort signal (and its interruption hook) only for a function that takes one
   return run.length >= 1
