@@ -14,12 +14,13 @@ import * as Calls from "./calls.js"
 import type { Request } from "./calls.js"
 import { Heap } from "./heap.js"
 import * as Host from "./host.js"
+import { phasePickers } from "./pickers.js"
 import * as Random from "./random.js"
 import * as Rec from "./recording.js"
 import { BREAKER_OPEN, FAILED, OK, RATE_LIMITED, SHED, TIMEOUT } from "./recording.js"
 import type * as Scenario from "./scenario.js"
 import * as Signals from "./signals.js"
-import { type Stack, type Stage, usersOf } from "./stack.js"
+import type { Stack, Stage } from "./stack.js"
 
 export { outcomes, stagesCount } from "./recording.js"
 export type { Outcome, Recording, Transition } from "./recording.js"
@@ -52,39 +53,6 @@ type Scheduled = Event | Calls.Event | Expiry
 
 interface Job {
   readonly step: number
-}
-
-/** Picks users by weight (cumulative table, binary search): the index of one, plus `offset`. */
-const userPicker = (
-  users: ReadonlyArray<{ readonly weight: number }>,
-  rng: Random.Rng,
-  offset: number
-): () => number => {
-  const cumulative: Array<number> = []
-  let sum = 0
-  for (const u of users) cumulative.push(sum += u.weight)
-  return () => {
-    const x = rng.next() * sum
-    let lo = 0, hi = cumulative.length - 1
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if (cumulative[mid] > x) hi = mid
-      else lo = mid + 1
-    }
-    return lo + offset
-  }
-}
-
-/** Per phase, a picker of its users (indices into `allUsers`): its own, or `traffic.users`. */
-const phasePickers = (scenario: Scenario.Scenario, rng: Random.Rng): ReadonlyArray<() => number> => {
-  const traffic = userPicker(usersOf(scenario.traffic.users), rng, 0)
-  let offset = usersOf(scenario.traffic.users).length
-  return scenario.phases.map((p) => {
-    if (p.users === undefined || p.users.length === 0) return traffic
-    const picker = userPicker(p.users, rng, offset)
-    offset += p.users.length
-    return picker
-  })
 }
 
 /**
@@ -167,196 +135,251 @@ class Loop {
   }
 }
 
-/** Runs `scenario` through `stack` and returns what it recorded. */
-export const run = (
-  scenario: Scenario.Scenario,
-  stack: Stack,
-  downstreams: ReadonlyArray<Scenario.Downstream>
-): Rec.Recording => {
-  const phases = scenario.phases
-  const phaseEnds: Array<number> = []
-  let end = 0
-  for (const p of phases) phaseEnds.push(end += p.durationSeconds * 1000)
-  const rec = Rec.make(Math.ceil(end / 1000), phases.length, stack.breaker !== undefined)
-  const arrivalsRng = Random.make(scenario.seed, 1)
-  const downstreamRng = Random.make(scenario.seed, 2)
-  const breakerRng = Random.make(scenario.seed, 3)
-  const pickers = phasePickers(scenario, Random.make(scenario.seed, 4))
-  const poisson = scenario.traffic.arrivals === "poisson"
-  const shadow = scenario.shadow
-  const { breaker, limiters, maxConns, shedder, timeoutMs, users } = stack
-  const service = scenario.service
-  const halfMs = service.cpuMsPerRequest / 2
-  const rejectMs = service.cpuMsPerRejection ?? service.cpuMsPerRequest / 4
-  const tryMs = service.cpuMsPerTry
-  const probe = stack.signal === undefined ? undefined : Signals.make(stack.signal.kind, service.cores)
-  const loop = new Loop(
-    typeof service.cpuShare === "number"
-      ? Host.constant(service.cpuShare, service.sliceMs)
-      : Host.trace(service.cpuShare.shares, service.cpuShare.everyMs, service.sliceMs),
-    probe
-  )
-  // a loop with no work is always idle: its timers would read nothing
-  const tickMillis = probe !== undefined && (halfMs > 0 || rejectMs > 0 || tryMs > 0) ? probe.tickMillis : 0
-  const tick: Event = { time: tickMillis, seq: 0, kind: TICK, request: undefined }
-  const timer: Job = { step: TIMER }
-  const tryJob: Job = { step: TRY }
+/** One run: the stack's state, the service's loop and the event heap, advanced event by event. */
+class Simulation {
+  readonly rec: Rec.Recording
+  private readonly phases: Scenario.Scenario["phases"]
+  private readonly phaseEnds: Array<number> = []
+  private readonly end: number
+  private readonly arrivalsRng: Random.Rng
+  private readonly breakerRng: Random.Rng
+  private readonly pickers: ReadonlyArray<() => number>
+  private readonly poisson: boolean
+  private readonly shadow: boolean
+  private readonly halfMs: number
+  private readonly rejectMs: number
+  private readonly tryMs: number
+  private readonly probe: Signals.Probe | undefined
+  private readonly loop: Loop
+  private readonly tickMillis: number
+  private readonly tick: Event
+  private readonly timer: Job = { step: TIMER }
+  private readonly tryJob: Job = { step: TRY }
+  private readonly heap = new Heap<Scheduled>()
+  private readonly calls: Calls.Calls
+  private inFlight = 0
+  private phase = 0
 
-  const heap = new Heap<Scheduled>()
-  let inFlight = 0
-  let phase = 0
+  constructor(
+    scenario: Scenario.Scenario,
+    private readonly stack: Stack,
+    downstreams: ReadonlyArray<Scenario.Downstream>
+  ) {
+    this.phases = scenario.phases
+    let end = 0
+    for (const p of this.phases) this.phaseEnds.push(end += p.durationSeconds * 1000)
+    this.end = end
+    this.rec = Rec.make(Math.ceil(end / 1000), this.phases.length, stack.breaker !== undefined)
+    this.arrivalsRng = Random.make(scenario.seed, 1)
+    const downstreamRng = Random.make(scenario.seed, 2)
+    this.breakerRng = Random.make(scenario.seed, 3)
+    this.pickers = phasePickers(scenario, Random.make(scenario.seed, 4))
+    this.poisson = scenario.traffic.arrivals === "poisson"
+    this.shadow = scenario.shadow
+    const service = scenario.service
+    this.halfMs = service.cpuMsPerRequest / 2
+    this.rejectMs = service.cpuMsPerRejection ?? service.cpuMsPerRequest / 4
+    this.tryMs = service.cpuMsPerTry
+    this.probe = stack.signal === undefined ? undefined : Signals.make(stack.signal.kind, service.cores)
+    this.loop = new Loop(
+      typeof service.cpuShare === "number"
+        ? Host.constant(service.cpuShare, service.sliceMs)
+        : Host.trace(service.cpuShare.shares, service.cpuShare.everyMs, service.sliceMs),
+      this.probe
+    )
+    // a loop with no work is always idle: its timers would read nothing
+    const working = this.halfMs > 0 || this.rejectMs > 0 || this.tryMs > 0
+    this.tickMillis = this.probe !== undefined && working ? this.probe.tickMillis : 0
+    this.tick = { time: this.tickMillis, seq: 0, kind: TICK, request: undefined }
+    const clientBreaker = stack.client.breaker
+    this.calls = new Calls.Calls(
+      this.heap,
+      downstreams,
+      stack.client,
+      downstreamRng,
+      Random.normals(downstreamRng),
+      (request, outcome, now) => {
+        request.result = outcome
+        this.submit(request, now)
+      },
+      // the client's breaker changes state unrecorded: the report follows the route's
+      () => void (clientBreaker !== undefined && clientBreaker.pending.length > 0 && clientBreaker.takePending()),
+      // the client's handling of each try's answer is work on the loop, before the handler's own
+      this.tryMs > 0 ? (now) => this.submit(this.tryJob, now) : undefined
+    )
+  }
 
-  const drainTransitions = () => {
+  private drainTransitions(): void {
+    const breaker = this.stack.breaker
     if (breaker === undefined || breaker.pending.length === 0) return
-    for (const t of breaker.takePending()) Rec.transition(rec, { t: t.at, from: t.from, to: t.to })
+    for (const t of breaker.takePending()) Rec.transition(this.rec, { t: t.at, from: t.from, to: t.to })
   }
 
   /** A stage answered the request at `now`: the rejection is work on the loop. */
-  const rejected = (request: Request, stage: Stage, outcome: number, now: number) => {
-    loop.work(now, rejectMs)
-    Rec.count(rec, request.second, request.phase, outcome, -1)
-    rec.byPerPhase[request.phase * Rec.stagesCount + STAGE_INDEX[stage]]++
+  private rejected(request: Request, stage: Stage, outcome: number, now: number): void {
+    this.loop.work(now, this.rejectMs)
+    Rec.count(this.rec, request.second, request.phase, outcome, -1)
+    this.rec.byPerPhase[request.phase * Rec.stagesCount + STAGE_INDEX[stage]]++
   }
 
   /** A stage inside the breaker and the shedder answered: they count the request as neither. */
-  const rejectedInside = (
+  private rejectedInside(
     request: Request,
     token: number,
     ticket: boolean,
     stage: Stage,
     outcome: number,
     now: number
-  ) => {
-    if (token >= 0) breaker!.ignore(token, now)
-    if (ticket) Shedder.fail(shedder!)
-    rejected(request, stage, outcome, now)
+  ): void {
+    if (token >= 0) this.stack.breaker!.ignore(token, now)
+    if (ticket) Shedder.fail(this.stack.shedder!)
+    this.rejected(request, stage, outcome, now)
   }
 
   /** In shadow mode a rejection is counted and the request goes on. */
-  const wouldReject = (request: Request, stage: Stage) => {
-    rec.wouldRejectPerSecond[request.second * Rec.stagesCount + STAGE_INDEX[stage]]++
-    rec.wouldRejectPerPhase[request.phase * Rec.stagesCount + STAGE_INDEX[stage]]++
+  private wouldReject(request: Request, stage: Stage): void {
+    this.rec.wouldRejectPerSecond[request.second * Rec.stagesCount + STAGE_INDEX[stage]]++
+    this.rec.wouldRejectPerPhase[request.phase * Rec.stagesCount + STAGE_INDEX[stage]]++
   }
 
   /** The caller gets its answer at `end`; the protections learn the outcome at `now`. */
-  const answer = (request: Request, outcome: number, now: number, end: number) => {
+  private answer(request: Request, outcome: number, now: number, end: number): void {
     request.answered = true
-    inFlight--
-    Rec.count(rec, request.second, request.phase, outcome, end - request.arrival)
+    this.inFlight--
+    Rec.count(this.rec, request.second, request.phase, outcome, end - request.arrival)
     if (request.token >= 0) {
-      if (outcome === OK) breaker!.success(request.token, now, now - request.admittedAt)
-      else breaker!.failure(request.token, now, now - request.admittedAt)
-      drainTransitions()
+      const breaker = this.stack.breaker!
+      if (outcome === OK) breaker.success(request.token, now, now - request.admittedAt)
+      else breaker.failure(request.token, now, now - request.admittedAt)
+      this.drainTransitions()
     }
     if (request.ticket) {
       // the server's shedding stage: a 503 (the handler's rejections, a timeout) is a failed pass,
       // any other answer a pass
-      if (outcome === OK || outcome === FAILED) Shedder.pass(shedder!, request.admittedAt, now)
-      else Shedder.fail(shedder!)
+      if (outcome === OK || outcome === FAILED) Shedder.pass(this.stack.shedder!, request.admittedAt, now)
+      else Shedder.fail(this.stack.shedder!)
     }
+  }
+
+  /** The breaker's permit for `request` at `now` (-1: none; with the state it was taken in recorded). */
+  private breakerToken(request: Request, now: number): number {
+    const breaker = this.stack.breaker!
+    let token = breaker.acquire(now)
+    if (token === BreakerCore.NEED_RANDOM) token = breaker.acquireRandom(now, this.breakerRng.next())
+    this.drainTransitions()
+    const code = BREAKER_CODE[breaker.state()]
+    if (code > this.rec.breakerPerSecond[request.second]) this.rec.breakerPerSecond[request.second] = code
+    return token
+  }
+
+  /** The shedder's decision for `request` at `now`, with the signal it read recorded. */
+  private shedderAllows(request: Request, now: number): boolean {
+    const probe = this.probe!
+    probe.arrived(now - request.arrival, now)
+    const value = probe.read(now)
+    if (!(value <= this.rec.signalPerSecond[request.second])) this.rec.signalPerSecond[request.second] = value
+    return Shedder.allow(this.stack.shedder!, now, value, STANDARD)
   }
 
   /** The loop reads `request` at `now`: the stages in `ResilientHttpServer`'s order. */
-  const admit = (request: Request, now: number) => {
-    if (inFlight >= maxConns) {
-      if (!shadow) return rejected(request, "connections", SHED, now)
-      wouldReject(request, "connections")
+  private admit(request: Request, now: number): void {
+    const { limiters, users } = this.stack
+    if (this.inFlight >= this.stack.maxConns) {
+      if (!this.shadow) return this.rejected(request, "connections", SHED, now)
+      this.wouldReject(request, "connections")
     }
     let token = -1
-    if (breaker !== undefined) {
-      token = breaker.acquire(now)
-      if (token === BreakerCore.NEED_RANDOM) token = breaker.acquireRandom(now, breakerRng.next())
-      drainTransitions()
-      const code = BREAKER_CODE[breaker.state()]
-      if (code > rec.breakerPerSecond[request.second]) rec.breakerPerSecond[request.second] = code
+    if (this.stack.breaker !== undefined) {
+      token = this.breakerToken(request, now)
       if (token < 0) {
-        if (!shadow) return rejected(request, "breaker", BREAKER_OPEN, now)
-        wouldReject(request, "breaker")
+        if (!this.shadow) return this.rejected(request, "breaker", BREAKER_OPEN, now)
+        this.wouldReject(request, "breaker")
       }
     }
     let ticket = false
-    if (shedder !== undefined) {
-      probe!.arrived(now - request.arrival, now)
-      const value = probe!.read(now)
-      if (!(value <= rec.signalPerSecond[request.second])) rec.signalPerSecond[request.second] = value
-      if (Shedder.allow(shedder, now, value, STANDARD)) ticket = true
-      else if (!shadow) return rejectedInside(request, token, false, "shedding", SHED, now)
-      else wouldReject(request, "shedding")
+    if (this.stack.shedder !== undefined) {
+      if (this.shedderAllows(request, now)) ticket = true
+      else if (!this.shadow) return this.rejectedInside(request, token, false, "shedding", SHED, now)
+      else this.wouldReject(request, "shedding")
     }
-    const user = pickers[request.phase]()
+    const user = this.pickers[request.phase]()
     const limiter = limiters[user]
     if (limiter !== undefined && !limiter.run(users[user], now * 1000, 1, 0).allowed) {
-      if (!shadow) return rejectedInside(request, token, ticket, "rate-limit", RATE_LIMITED, now)
-      wouldReject(request, "rate-limit")
+      if (!this.shadow) return this.rejectedInside(request, token, ticket, "rate-limit", RATE_LIMITED, now)
+      this.wouldReject(request, "rate-limit")
     }
-    inFlight++
+    this.inFlight++
     request.token = token
     request.ticket = ticket
     request.admittedAt = now
-    request.deadline = now + timeoutMs
+    request.deadline = now + this.stack.timeoutMs
     // the server's deadline is a timer on the loop: it answers 503 if the response is not out by then
-    if (timeoutMs !== Infinity) heap.push({ time: request.deadline, seq: 0, kind: DEADLINE, step: EXPIRE, request })
+    if (this.stack.timeoutMs !== Infinity) {
+      this.heap.push({ time: request.deadline, seq: 0, kind: DEADLINE, step: EXPIRE, request })
+    }
     request.step = RESPOND
-    calls.start(request, loop.work(now, halfMs))
+    this.calls.start(request, this.loop.work(now, this.halfMs))
   }
 
   /** Runs one piece of work at `start`. */
-  const runJob = (job: Job, start: number) => {
+  private runJob(job: Job, start: number): void {
     switch (job.step) {
       case READ:
-        return admit(job as Request, start)
+        return this.admit(job as Request, start)
       case RESPOND: {
         const request = job as Request
         // the handler's answer: an admitted request's other half, a rejection's cost for a 503
-        const cost = request.result === OK || request.result === FAILED ? halfMs : rejectMs
-        if (!request.answered) answer(request, request.result, start, loop.work(start, cost))
+        const cost = request.result === OK || request.result === FAILED ? this.halfMs : this.rejectMs
+        if (!request.answered) this.answer(request, request.result, start, this.loop.work(start, cost))
         return
       }
       case TRY:
-        loop.work(start, tryMs)
+        this.loop.work(start, this.tryMs)
         return
       case EXPIRE: {
         const request = (job as Expiry).request
-        if (!request.answered) answer(request, TIMEOUT, start, loop.work(start, rejectMs))
+        if (!request.answered) this.answer(request, TIMEOUT, start, this.loop.work(start, this.rejectMs))
         return
       }
       case TIMER: {
-        probe!.tick(start, tick.time, loop.active)
-        tick.time = start + tickMillis
-        if (tick.time < end) heap.push(tick)
+        this.probe!.tick(start, this.tick.time, this.loop.active)
+        this.tick.time = start + this.tickMillis
+        if (this.tick.time < this.end) this.heap.push(this.tick)
         return
       }
     }
   }
 
-  /** Hands `job` to the loop at `now`: at once when it is idle, else after what it has to do. */
-  const wakeAt = (time: number) => {
-    if (loop.wakePending) return
-    loop.wakePending = true
-    loop.wake.time = time
-    heap.push(loop.wake)
+  /** The loop wants to run again at `time` (one wake event pending at a time). */
+  private wakeAt(time: number): void {
+    if (this.loop.wakePending) return
+    this.loop.wakePending = true
+    this.loop.wake.time = time
+    this.heap.push(this.loop.wake)
   }
 
   /** Hands `job` to the loop at `now`: at once when it is idle and on the CPU, else in turn. */
-  const submit = (job: Job, now: number) => {
+  private submit(job: Job, now: number): void {
+    const loop = this.loop
     if (loop.idle(now)) {
       const at = loop.onAt(now)
-      if (at === now) return runJob(job, now)
+      if (at === now) return this.runJob(job, now)
       // off the CPU with nothing to do: the loop waits for it, idle
       loop.busyUntil = at
     }
     loop.push(job)
-    wakeAt(loop.busyUntil)
+    this.wakeAt(loop.busyUntil)
   }
 
   /** A timer fires at `now`: its callback runs at once on an idle loop, else before the next round. */
-  const fire = (job: Job, now: number) => {
-    if (loop.idle(now)) return submit(job, now)
-    loop.pushTimer(job)
-    wakeAt(loop.busyUntil)
+  private fire(job: Job, now: number): void {
+    if (this.loop.idle(now)) return this.submit(job, now)
+    this.loop.pushTimer(job)
+    this.wakeAt(this.loop.busyUntil)
   }
 
-  const wakeUp = (now: number) => {
+  private wakeUp(now: number): void {
+    const loop = this.loop
     loop.wakePending = false
     while (loop.waiting && loop.busyUntil <= now) {
       const at = loop.onAt(now)
@@ -366,98 +389,96 @@ export const run = (
         loop.busyUntil = at
         break
       }
-      runJob(loop.shift(), now)
+      this.runJob(loop.shift(), now)
     }
-    if (loop.waiting) wakeAt(loop.busyUntil)
+    if (loop.waiting) this.wakeAt(loop.busyUntil)
   }
 
-  const rateAt = (now: number): number => {
-    const p = phases[phase]
+  private rateAt(now: number): number {
+    const p = this.phases[this.phase]
     if (p.rampToRps === undefined) return p.rps
-    const start = phaseEnds[phase] - p.durationSeconds * 1000
+    const start = this.phaseEnds[this.phase] - p.durationSeconds * 1000
     return p.rps + (p.rampToRps - p.rps) * ((now - start) / (p.durationSeconds * 1000))
   }
 
-  const nextArrival = (now: number): number => {
+  private nextArrival(now: number): number {
     // a silent phase: move to the next phase's start
     for (;;) {
-      const rate = rateAt(now)
+      const rate = this.rateAt(now)
       if (rate > 0) {
-        const gap = poisson ? Random.exponential(arrivalsRng, 1000 / rate) : 1000 / rate
+        const gap = this.poisson ? Random.exponential(this.arrivalsRng, 1000 / rate) : 1000 / rate
         return now + gap
       }
-      if (phase >= phases.length - 1) return Infinity
-      now = phaseEnds[phase]
-      phase++
+      if (this.phase >= this.phases.length - 1) return Infinity
+      now = this.phaseEnds[this.phase]
+      this.phase++
     }
   }
 
-  const clientBreaker = stack.client.breaker
-  const calls = new Calls.Calls(
-    heap,
-    downstreams,
-    stack.client,
-    downstreamRng,
-    Random.normals(downstreamRng),
-    (request, outcome, now) => {
-      request.result = outcome
-      submit(request, now)
-    },
-    // the client's breaker changes state unrecorded: the report follows the route's
-    () => void (clientBreaker !== undefined && clientBreaker.pending.length > 0 && clientBreaker.takePending()),
-    // the client's handling of each try's answer is work on the loop, before the handler's own
-    tryMs > 0 ? (now) => submit(tryJob, now) : undefined
-  )
+  /** A request arrives at `now`: the loop will read it. */
+  private arrive(now: number): void {
+    while (now >= this.phaseEnds[this.phase]) this.phase++
+    this.calls.phase = this.phase
+    this.rec.requests++
+    const request: Request = {
+      time: 0,
+      seq: 0,
+      kind: Calls.RETRY,
+      request: undefined,
+      step: READ,
+      arrival: now,
+      second: Math.floor(now / 1000),
+      phase: this.phase,
+      admittedAt: now,
+      deadline: Infinity,
+      token: -1,
+      ticket: false,
+      result: OK,
+      answered: false,
+      tries: 0
+    }
+    this.submit(request, now)
+  }
 
-  // one arrival event, rescheduled after each arrival
-  const arrival: Event = { time: nextArrival(0), seq: 0, kind: ARRIVAL, request: undefined }
-  if (arrival.time < end) heap.push(arrival)
-  if (tickMillis > 0) heap.push(tick)
-  for (;;) {
-    const event = heap.pop()
-    if (event === undefined) break
-    const now = event.time
-    switch (event.kind) {
-      case ARRIVAL: {
-        while (now >= phaseEnds[phase]) phase++
-        calls.phase = phase
-        rec.requests++
-        const request: Request = {
-          time: 0,
-          seq: 0,
-          kind: Calls.RETRY,
-          request: undefined,
-          step: READ,
-          arrival: now,
-          second: Math.floor(now / 1000),
-          phase,
-          admittedAt: now,
-          deadline: Infinity,
-          token: -1,
-          ticket: false,
-          result: OK,
-          answered: false,
-          tries: 0
+  /** Runs every event in time order until none is left. */
+  run(): Rec.Recording {
+    const heap = this.heap
+    // one arrival event, rescheduled after each arrival
+    const arrival: Event = { time: this.nextArrival(0), seq: 0, kind: ARRIVAL, request: undefined }
+    if (arrival.time < this.end) heap.push(arrival)
+    if (this.tickMillis > 0) heap.push(this.tick)
+    for (;;) {
+      const event = heap.pop()
+      if (event === undefined) break
+      const now = event.time
+      switch (event.kind) {
+        case ARRIVAL:
+          this.arrive(now)
+          arrival.time = this.nextArrival(now)
+          if (arrival.time < this.end) heap.push(arrival)
+          break
+        case WAKE:
+          this.wakeUp(now)
+          break
+        case TICK:
+          this.fire(this.timer, now)
+          break
+        case DEADLINE: {
+          const expiry = event as Expiry
+          if (!expiry.request.answered) this.fire(expiry, now)
+          break
         }
-        submit(request, now)
-        arrival.time = nextArrival(now)
-        if (arrival.time < end) heap.push(arrival)
-        break
+        default:
+          this.calls.handle(event as Calls.Event, now)
       }
-      case WAKE:
-        wakeUp(now)
-        break
-      case TICK:
-        fire(timer, now)
-        break
-      case DEADLINE: {
-        const expiry = event as Expiry
-        if (!expiry.request.answered) fire(expiry, now)
-        break
-      }
-      default:
-        calls.handle(event as Calls.Event, now)
     }
+    return this.rec
   }
-  return rec
 }
+
+/** Runs `scenario` through `stack` and returns what it recorded. */
+export const run = (
+  scenario: Scenario.Scenario,
+  stack: Stack,
+  downstreams: ReadonlyArray<Scenario.Downstream>
+): Rec.Recording => new Simulation(scenario, stack, downstreams).run()
