@@ -93,7 +93,7 @@ export interface Bulkhead {
    * and fails like `Effect.tryPromise` (`UnknownException`, or what `catch` makes of the rejection).
    *
    * Two things differ from wrapping `Effect.tryPromise`. The call costs the runtime no step beyond
-   * `Effect.tryPromise`'s own (about 100 ns less per call). And an interrupted caller aborts the
+   * `Effect.tryPromise`'s own (`protect` takes two more). And an interrupted caller aborts the
    * signal passed to `evaluate` but does not give the permit back: the promise keeps it until it
    * settles, since the work the bulkhead bounds is still running — a promise that ignores the signal
    * holds its permit for as long as it runs.

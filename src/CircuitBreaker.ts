@@ -17,6 +17,7 @@
  *
  * @since 0.1.0
  */
+import type { UnknownException } from "effect/Cause"
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -139,6 +140,40 @@ export interface CircuitBreaker {
     effect: Effect.Effect<A, E, R>,
     options?: ProtectOptions<E>
   ) => Effect.Effect<A, E | CircuitOpenError, R>
+  /**
+   * `protect(Effect.tryPromise(evaluate), options)` with the outcome taken from the promise itself:
+   * the call is decided in the step that starts the promise and recorded when it settles, so it
+   * costs the runtime no step beyond `Effect.tryPromise`'s own. It is rejected, probes and counts
+   * as `protect` would, and fails like `Effect.tryPromise` (`UnknownException`, or what `catch`
+   * makes of the rejection, which `isFailure` then judges).
+   *
+   * An interrupted caller aborts the signal passed to `evaluate`, and a rejection after that counts
+   * as neither success nor failure. A promise that takes no signal cannot be told; it is recorded
+   * with the outcome it settles with, as the downstream did answer.
+   *
+   * @example
+   * ```ts
+   * import { Effect } from "effect"
+   * import { CircuitBreaker } from "effect-resilience"
+   *
+   * const program = Effect.gen(function*() {
+   *   const breaker = yield* CircuitBreaker.make(CircuitBreaker.consecutive({ name: "users", threshold: 5 }))
+   *   return yield* breaker.tryPromise((signal) => fetch("http://127.0.0.1:8080/users/42", { signal }))
+   * }).pipe(Effect.scoped)
+   * ```
+   *
+   * @since 0.4.0
+   */
+  readonly tryPromise: {
+    <A>(
+      evaluate: (signal: AbortSignal) => PromiseLike<A>,
+      options?: ProtectOptions<UnknownException>
+    ): Effect.Effect<A, UnknownException | CircuitOpenError>
+    <A, E>(
+      evaluate: { readonly try: (signal: AbortSignal) => PromiseLike<A>; readonly catch: (error: unknown) => E },
+      options?: ProtectOptions<E>
+    ): Effect.Effect<A, E | CircuitOpenError>
+  }
   readonly allow: Effect.Effect<Permit, CircuitOpenError>
   readonly state: Effect.Effect<State>
   readonly stats: Effect.Effect<Stats>

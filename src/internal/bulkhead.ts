@@ -138,9 +138,19 @@ export class BulkheadImpl implements Bulkhead, Q.Permits, PermitPromise.Gate<Bul
     return true
   }
 
-  /** A call `admit` turned away: it queues or is rejected on the calling fiber, as `protect`'s would. */
-  otherwise<A, E>(work: Effect.Effect<A, E>): Effect.Effect<A, E | BulkheadFullError> {
-    return this.run(work)
+  /** A promise's permit, taken now if free (`tryPromise`); otherwise its call queues or is rejected as `protect`'s. */
+  decide<A, E>(general: Effect.Effect<A, E>): number | Effect.Effect<A, E | BulkheadFullError> {
+    return this.admit() ? 0 : this.run(general)
+  }
+
+  succeeded<A>(_ticket: number, a: A): Effect.Effect<A> {
+    this.released()
+    return Effect.succeed(a)
+  }
+
+  failed<E>(_ticket: number, cause: Cause.Cause<E>): Effect.Effect<never, E> {
+    this.released()
+    return Effect.failCause(cause)
   }
 
   get protectWeighted(): Bulkhead["protectWeighted"] {

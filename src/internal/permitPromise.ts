@@ -1,27 +1,34 @@
 /**
- * A promise run under a permit, in the steps `Effect.tryPromise` takes anyway.
+ * A promise run under a policy's permit, in the runtime steps `Effect.tryPromise` takes anyway.
  *
- * `protect(Effect.tryPromise(f))` costs the runtime two steps of its own: one that takes the permit
- * and enters the work, and one, after the work, that gives the permit back and hands the value on.
- * Here the permit is taken in the step that starts the promise (the async registration) and given
- * back in the promise's own settle callback, before the fiber is resumed: no step is added.
+ * `policy.protect(Effect.tryPromise(f))` costs the runtime two steps of its own: one that decides
+ * and enters the work, and one, after the work, that reports the outcome and hands the value on.
+ * Here the policy decides in the step that starts the promise (the async registration) and hears
+ * the outcome in the promise's own settle callback, before the fiber is resumed: no step is added.
  *
- * The permit is the promise's, not the fiber's: it comes back when the promise settles, however the
- * caller ended. An interrupted caller aborts the signal passed to `evaluate`; a promise that ignores
- * it keeps its permit until it settles, because the work it bounds is still running. A caller that
- * finds no permit free goes the gate's other way (queue or rejection) with `Effect.tryPromise(f)`.
+ * The permit is the promise's, not the fiber's: its outcome is reported when the promise settles,
+ * however the caller ended. An interrupted caller aborts the signal passed to `evaluate`; a
+ * rejection after that is reported as aborted. A call the policy does not admit at once (a queue,
+ * a rejection, a state that needs more than a plain admission) runs the way `protect` would run
+ * `Effect.tryPromise(f)`.
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 
-/** What a permit-holding policy offers: a permit now or not, its return, and the way for the rest. */
+/** What a policy offers a promise: a decision now, and the outcome when the promise settles. */
 export interface Gate<E2> {
-  /** takes a free permit now; false when the caller must not (none free, callers queued, closed) */
-  admit(): boolean
-  /** the permit taken by `admit` came back */
-  released(): void
-  /** the call when `admit` said no: queue for a permit or be rejected */
-  otherwise<A, E>(work: Effect.Effect<A, E>): Effect.Effect<A, E | E2>
+  /**
+   * Decides a call now: a ticket (a number, ≥ 0) when it is admitted at once, else the effect that
+   * runs `general` (`Effect.tryPromise` of the same promise) the way `protect` would.
+   */
+  decide<A, E>(general: Effect.Effect<A, E>): number | Effect.Effect<A, E | E2>
+  /** the admitted promise resolved: the effect the caller resumes with */
+  succeeded<A>(ticket: number, a: A): Effect.Effect<A>
+  /**
+   * The admitted promise failed (`cause`: its mapped rejection, or a defect of the mapping);
+   * `aborted` when the caller had been interrupted first. The effect the caller resumes with.
+   */
+  failed<E>(ticket: number, cause: Cause.Cause<E>, aborted: boolean): Effect.Effect<never, E>
 }
 
 /** `Effect.tryPromise`'s argument: the function, or the function with a mapping of its rejection. */
@@ -37,32 +44,54 @@ type Resume<A, E> = (effect: Effect.Effect<A, E>) => void
 
 const unknown = (error: unknown) => new Cause.UnknownException(error, "An unknown error occurred in a promise")
 
-/** One started promise: its permit comes back and its caller resumes once, whatever a thenable does. */
+/**
+ * One started promise: it settles once, whatever a thenable does (a flag in a closure over the
+ * same state measured twice as slow per call as this object).
+ */
 class Call<A, E> {
   private done = false
-  constructor(private readonly gate: Gate<unknown>, private readonly resume: Resume<A, E>) {}
-  settle(outcome: Effect.Effect<A, E>): void {
+  constructor(
+    private readonly gate: Gate<unknown>,
+    private readonly ticket: number,
+    private readonly resume: Resume<A, E>,
+    private readonly signal: AbortSignal | undefined,
+    private readonly catcher: ((error: unknown) => E) | undefined
+  ) {}
+  resolved(a: A): void {
     if (this.done) return
     this.done = true
-    this.gate.released()
-    this.resume(outcome)
+    this.resume(this.gate.succeeded(this.ticket, a))
+  }
+  rejected(error: unknown): void {
+    if (this.done) return
+    this.done = true
+    this.resume(this.gate.failed(this.ticket, this.causeOf(error), this.signal?.aborted === true))
+  }
+  /** as `Effect.tryPromise`: `UnknownException`, or what `catch` makes of it (a defect if it throws) */
+  private causeOf(error: unknown): Cause.Cause<E> {
+    if (this.catcher === undefined) return Cause.fail(unknown(error) as E)
+    try {
+      return Cause.fail(this.catcher(error))
+    } catch (defect) {
+      return Cause.die(defect)
+    }
   }
 }
 
-/** `Effect.tryPromise(evaluate)` holding a permit of `gate` while the promise runs. */
+/** `Effect.tryPromise(evaluate)` under `gate`, decided when the promise starts. */
 export const tryPromise = <A, E, E2>(gate: Gate<E2>, evaluate: Evaluate<A, E>): Effect.Effect<A, E | E2> => {
   const run = typeof evaluate === "function" ? evaluate : evaluate.try
   const catcher = typeof evaluate === "function" ? undefined : evaluate.catch
-  const fail = (error: unknown): Effect.Effect<never, E> =>
-    catcher === undefined ? Effect.fail(unknown(error) as E) : Effect.failSync(() => catcher(error))
+  const general = effectOf(evaluate) as Effect.Effect<A, E>
   const start = (resume: Resume<A, E | E2>, signal: AbortSignal | undefined): void => {
-    if (!gate.admit()) return resume(gate.otherwise(effectOf(evaluate) as Effect.Effect<A, E>))
-    const call = new Call(gate, resume)
+    const ticket = gate.decide(general)
+    if (typeof ticket !== "number") return resume(ticket)
+    const call = new Call<A, E | E2>(gate, ticket, resume, signal, catcher)
     try {
-      run(signal!).then((a) => call.settle(Effect.succeed(a)), (error) => call.settle(fail(error)))
+      run(signal!).then((a) => call.resolved(a), (error) => call.rejected(error))
     } catch (error) {
       // `evaluate` threw, or gave something without a working `then`
-      call.settle(fail(error))
+      call.rejected(error)
     }
   }
   // as `Effect.tryPromise`: an abort signal (and its interruption hook) only for a function that takes one

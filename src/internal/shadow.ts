@@ -21,6 +21,9 @@ import type * as RateLimiter from "../RateLimiter.js"
 import * as ResilienceMode from "../ResilienceMode.js"
 import { effectOf, type Evaluate } from "./permitPromise.js"
 
+/** A policy's `tryPromise` called with either form of its argument. */
+type AnyTryPromise = (evaluate: Evaluate<unknown, unknown>, options?: any) => Effect.Effect<unknown, unknown>
+
 /** The `policy` label of the would-reject counter. */
 export type PolicyKind = "circuit_breaker" | "rate_limiter" | "load_shedder" | "bulkhead" | "adaptive_limiter"
 
@@ -166,6 +169,11 @@ export const circuitBreaker = (
       name: breaker.name,
       protect: (effect, options) =>
         shadow.enabled ? guard.run((e) => breaker.protect(e, options), effect) : breaker.protect(effect, options),
+      tryPromise:
+        ((evaluate: Evaluate<unknown, unknown>, options?: CircuitBreaker.ProtectOptions<unknown>) =>
+          shadow.enabled
+            ? guard.run((e) => breaker.protect(e, options), effectOf(evaluate))
+            : (breaker.tryPromise as AnyTryPromise)(evaluate, options)) as CircuitBreaker.CircuitBreaker["tryPromise"],
       get allow() {
         return shadow.enabled ? guard.admit(breaker.allow, noopPermit) : breaker.allow
       }
@@ -274,9 +282,7 @@ export const bulkhead = (bulkhead: Bulkhead.Bulkhead, shadow: ResilienceMode.Sha
       tryPromise: ((evaluate: Evaluate<unknown, unknown>) =>
         shadow.enabled
           ? guard.run(bulkhead.protect, effectOf(evaluate))
-          : (bulkhead.tryPromise as (evaluate: Evaluate<unknown, unknown>) => Effect.Effect<unknown, unknown>)(
-            evaluate
-          )) as Bulkhead.Bulkhead["tryPromise"],
+          : (bulkhead.tryPromise as AnyTryPromise)(evaluate)) as Bulkhead.Bulkhead["tryPromise"],
       protectWeighted: (weight) => {
         const protect = bulkhead.protectWeighted(weight)
         return (effect) => shadow.enabled ? guard.run(protect, effect) : protect(effect)

@@ -7,6 +7,8 @@ import type * as Fiber from "effect/Fiber"
 import type { ProtectOptions } from "../../CircuitBreaker.js"
 import type { CircuitOpenError } from "../../Errors.js"
 import { enter } from "../frame.js"
+import type * as PermitPromise from "../permitPromise.js"
+import * as Classify from "./classify.js"
 import type { Breaker } from "./engine.js"
 
 // Builds match handlers from two arguments. Passing the closures as arguments keeps them
@@ -47,26 +49,35 @@ export class ProtectedCall<A, E, R> {
   /** One run on `fiber`, the fiber running it (called from `Effect.withFiberRuntime`). */
   run(fiber: Fiber.RuntimeFiber<any, any>): Effect.Effect<A, E | CircuitOpenError, R> {
     const b = this.breaker
-    const core = b.core
-    let now: number
-    if (b.rampEnd === 0 && !b.isolated && core.untimed()) {
-      // nothing this call does depends on the time: the clock is not read (about 35 ns)
-      now = b.lastUsed
-      b.undatedUse = true
-    } else {
-      now = b.clock.unsafeCurrentTimeMillis()
-      b.lastUsed = now
-      if (b.special(now)) return b.runSpecial(now, this.effect, this.isFailure)
-    }
-    const token = core.acquire(now)
-    if (token < 0 || core.pending.length > 0 || b.spec.timesCalls) {
-      return b.decided(token, this.effect, now, this.isFailure)
-    }
+    const token = b.decideNow(this.effect, this.isFailure)
+    if (typeof token !== "number") return token
     if (token !== this.token || this.matched === undefined) {
       const h = callHandlers(b, token, Number.NaN, this.isFailure ?? b.spec.isFailure)
       this.matched = Effect.matchCauseEffect(this.effect, h) as Effect.Effect<A, E, R>
       this.token = token
     }
     return enter(fiber, this.matched, this.effect)
+  }
+}
+
+/**
+ * A breaker's side of `tryPromise` (`permitPromise.ts`): decided as `protect` decides, the outcome
+ * recorded when the promise settles. A rejection after the caller was interrupted (its signal
+ * aborted) counts as neither, as an interrupted `protect` does.
+ */
+export class PromiseGate implements PermitPromise.Gate<CircuitOpenError> {
+  // the error type is the promise's (mapped by `catch`), known to the caller of `tryPromise`
+  constructor(readonly breaker: Breaker, readonly isFailure: ((error: any) => boolean) | undefined) {}
+  decide<A, E2>(general: Effect.Effect<A, E2>): number | Effect.Effect<A, E2 | CircuitOpenError> {
+    return this.breaker.decideNow(general, this.isFailure)
+  }
+  succeeded<A>(token: number, a: A): Effect.Effect<A> {
+    return this.breaker.succeeded(a, token, Number.NaN)
+  }
+  failed<E2>(token: number, cause: Cause.Cause<E2>, aborted: boolean): Effect.Effect<never, E2> {
+    const b = this.breaker
+    if (!aborted) return b.failed(cause, token, Number.NaN, this.isFailure ?? b.spec.isFailure)
+    b.record(Classify.IGNORE, token, Number.NaN, b.clock.unsafeCurrentTimeMillis(), undefined)
+    return b.core.pending.length === 0 ? Effect.failCause(cause) : Effect.zipRight(b.flush(), Effect.failCause(cause))
   }
 }

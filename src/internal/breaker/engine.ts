@@ -25,7 +25,8 @@ import * as Effect from "effect/Effect"
 import type { CircuitBreaker, Permit, ProtectOptions, State } from "../../CircuitBreaker.js"
 import { CircuitOpenError } from "../../Errors.js"
 import type * as InstanceMetrics from "../instanceMetrics.js"
-import { callHandlers, ProtectedCall } from "./call.js"
+import * as PermitPromise from "../permitPromise.js"
+import { callHandlers, PromiseGate, ProtectedCall } from "./call.js"
 import * as Classify from "./classify.js"
 import * as Core from "./core.js"
 import * as M from "./metrics.js"
@@ -96,6 +97,35 @@ export class Breaker extends Shell implements CircuitBreaker {
       const call = new ProtectedCall(this, effect, options?.isFailure)
       return Effect.withFiberRuntime((fiber) => call.run(fiber))
     }
+  }
+
+  get tryPromise(): CircuitBreaker["tryPromise"] {
+    return (evaluate: PermitPromise.Evaluate<any, any>, options?: ProtectOptions<any>) =>
+      PermitPromise.tryPromise(new PromiseGate(this, options?.isFailure), evaluate)
+  }
+
+  /**
+   * Decides a call now, as `protect` does: the core's token for a plain admission (Closed, no state
+   * change to publish, the call not timed), else the effect that runs `effect` the general way.
+   */
+  decideNow<A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    isFailure: ProtectOptions<E>["isFailure"]
+  ): number | Effect.Effect<A, E | CircuitOpenError, R> {
+    const core = this.core
+    let now: number
+    if (this.rampEnd === 0 && !this.isolated && core.untimed()) {
+      // nothing this call does depends on the time: the clock is not read (about 35 ns)
+      now = this.lastUsed
+      this.undatedUse = true
+    } else {
+      now = this.clock.unsafeCurrentTimeMillis()
+      this.lastUsed = now
+      if (this.special(now)) return this.runSpecial(now, effect, isFailure)
+    }
+    const token = core.acquire(now)
+    if (token < 0 || core.pending.length > 0 || this.spec.timesCalls) return this.decided(token, effect, now, isFailure)
+    return token
   }
 
   /** One call at `now`, read from this breaker's clock by the caller (a registry reads it once). */

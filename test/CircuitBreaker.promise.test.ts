@@ -1,0 +1,179 @@
+/**
+ * `breaker.tryPromise`: decided as `protect` decides, the outcome recorded when the promise
+ * settles, at no runtime step beyond `Effect.tryPromise`'s own.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Effect, Exit, Fiber, RuntimeFlags, RuntimeFlagsPatch, Supervisor, TestClock } from "effect"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
+import { CircuitOpenError } from "../src/Errors.js"
+import * as ResilienceMode from "../src/ResilienceMode.js"
+import { failureOf, settle } from "./support.js"
+
+const boom = () => Promise.reject(new Error("boom"))
+const ok = () => Promise.resolve("ok")
+const waitForPromises = Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
+
+/** A promise that never settles by itself: rejects when its signal aborts, or when told to. */
+const pending = () => {
+  let reject!: (e: unknown) => void
+  let started = 0
+  const promise = new Promise<string>((_, rej) => {
+    reject = rej
+  })
+  return {
+    withSignal: (signal: AbortSignal) => {
+      started++
+      signal.addEventListener("abort", () => reject(new Error("aborted")))
+      return promise
+    },
+    withoutSignal: () => {
+      started++
+      return promise
+    },
+    reject: (e: unknown) => reject(e),
+    get started() {
+      return started
+    }
+  }
+}
+
+const consecutive = (name: string, threshold: number) =>
+  CircuitBreaker.make(CircuitBreaker.consecutive({ name, threshold, openFor: "10 seconds" }))
+
+describe("CircuitBreaker.tryPromise", () => {
+  it.scoped("records successes and failures, opens at the threshold and then rejects without starting the promise", () =>
+    Effect.gen(function*() {
+      const breaker = yield* consecutive("promise-open", 2)
+      expect(yield* breaker.tryPromise(ok)).toBe("ok")
+      const failure = failureOf(yield* Effect.exit(breaker.tryPromise(boom)))
+      expect(failure).toBeInstanceOf(Cause.UnknownException)
+      expect(yield* breaker.stats).toMatchObject({ state: "Closed", successes: 1, failures: 1 })
+      yield* Effect.exit(breaker.tryPromise(boom))
+      expect(yield* breaker.state).toBe("Open")
+      let started = 0
+      const rejected = yield* Effect.exit(breaker.tryPromise(() => {
+        started++
+        return Promise.resolve(1)
+      }))
+      expect(failureOf(rejected)).toBeInstanceOf(CircuitOpenError)
+      expect(started).toBe(0)
+      // the counts start again with the new state; the errors that tripped it are kept
+      const stats = yield* breaker.stats
+      expect(stats).toMatchObject({ state: "Open", rejections: 1 })
+      expect(stats.lastErrors).toHaveLength(2)
+    }))
+
+  it.scoped("`catch` maps the rejection and `isFailure` judges the mapped error", () =>
+    Effect.gen(function*() {
+      const breaker = yield* consecutive("promise-isfailure", 1)
+      const notFound = { _tag: "NotFound" as const }
+      const exit = yield* Effect.exit(
+        breaker.tryPromise({ try: boom, catch: () => notFound }, { isFailure: (e) => e._tag !== "NotFound" })
+      )
+      expect(failureOf(exit)).toBe(notFound)
+      // judged a success: the downstream answered
+      expect(yield* breaker.state).toBe("Closed")
+      expect(yield* breaker.stats).toMatchObject({ successes: 1, failures: 0 })
+      yield* Effect.exit(breaker.tryPromise({ try: boom, catch: () => "down" as const }))
+      expect(yield* breaker.state).toBe("Open")
+    }))
+
+  it.scoped("a `catch` that throws is a defect, which counts as a failure", () =>
+    Effect.gen(function*() {
+      const breaker = yield* consecutive("promise-catch-defect", 1)
+      const exit = yield* Effect.exit(breaker.tryPromise({
+        try: boom,
+        catch: () => {
+          throw new Error("mapping failed")
+        }
+      }))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(yield* breaker.state).toBe("Open")
+    }))
+
+  it.scoped("an interrupted caller aborts the signal, and the aborted promise counts as neither", () =>
+    Effect.gen(function*() {
+      const breaker = yield* consecutive("promise-abort", 1)
+      const call = pending()
+      const fiber = yield* Effect.fork(breaker.tryPromise(call.withSignal))
+      yield* settle
+      yield* Fiber.interrupt(fiber)
+      yield* waitForPromises
+      expect(yield* breaker.state).toBe("Closed")
+      expect(yield* breaker.stats).toMatchObject({ successes: 0, failures: 0 })
+    }))
+
+  it.scoped("a promise without a signal is recorded with the outcome it settles with, even after its caller left", () =>
+    Effect.gen(function*() {
+      const breaker = yield* consecutive("promise-orphan", 1)
+      const call = pending()
+      const fiber = yield* Effect.fork(breaker.tryPromise(call.withoutSignal))
+      yield* settle
+      yield* Fiber.interrupt(fiber)
+      expect(yield* breaker.state).toBe("Closed")
+      call.reject(new Error("down"))
+      yield* waitForPromises
+      expect(yield* breaker.state).toBe("Open")
+    }))
+
+  it.scoped("after the open period a promise is the half-open probe, and its success closes the breaker", () =>
+    Effect.gen(function*() {
+      const breaker = yield* consecutive("promise-probe", 1)
+      yield* Effect.exit(breaker.tryPromise(boom))
+      expect(yield* breaker.state).toBe("Open")
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* breaker.tryPromise(ok)).toBe("ok")
+      expect(yield* breaker.state).toBe("Closed")
+    }))
+
+  it.scoped("the adaptive breaker drops calls once the downstream fails, and lets them through again", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "promise-sre", protection: 5 }))
+      const exits = yield* Effect.forEach(Array.from({ length: 200 }), () => Effect.exit(breaker.tryPromise(boom)))
+      const dropped = exits.filter((exit) => failureOf(exit) instanceof CircuitOpenError).length
+      expect(dropped).toBeGreaterThan(100)
+      yield* TestClock.adjust("11 seconds")
+      expect(yield* breaker.tryPromise(ok)).toBe("ok")
+    }))
+
+  it.scoped("a shadowed open breaker runs the promise anyway", () =>
+    Effect.gen(function*() {
+      const breaker = yield* consecutive("promise-shadow", 1)
+      yield* ResilienceMode.setShadow(false)
+      yield* Effect.exit(breaker.tryPromise(boom))
+      expect(yield* breaker.state).toBe("Open")
+      yield* ResilienceMode.setShadow(true)
+      expect(yield* breaker.tryPromise(ok)).toBe("ok")
+      expect(yield* breaker.state).toBe("Open")
+    }).pipe(Effect.provide(ResilienceMode.layerShadow(true))))
+})
+
+/** Counts the runtime steps of `effect` (every effect the fiber evaluates, with op supervision on). */
+const stepsOf = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    let steps = 0
+    class Counter extends Supervisor.AbstractSupervisor<void> {
+      value = Effect.void
+      override onEffect(): void {
+        steps++
+      }
+    }
+    yield* Effect.exit(effect.pipe(
+      Effect.supervised(new Counter()),
+      Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision))
+    ))
+    return steps
+  })
+
+describe("CircuitBreaker.tryPromise: cost", () => {
+  it.scoped("takes exactly the runtime steps of Effect.tryPromise while Closed", () =>
+    Effect.gen(function*() {
+      const consecutiveBreaker = yield* consecutive("promise-steps", 5)
+      const sreBreaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "promise-steps-sre" }))
+      const bare = yield* stepsOf(Effect.tryPromise(ok))
+      expect(bare).toBeGreaterThan(0)
+      expect(yield* stepsOf(consecutiveBreaker.tryPromise(ok))).toBe(bare)
+      expect(yield* stepsOf(sreBreaker.tryPromise(ok))).toBe(bare)
+      expect(yield* stepsOf(consecutiveBreaker.protect(Effect.tryPromise(ok)))).toBe(bare + 2)
+    }))
+})
