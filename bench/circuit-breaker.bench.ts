@@ -28,6 +28,10 @@ const policies: ReadonlyArray<readonly [string, CircuitBreaker.Policy]> = [
 const breakerCase = (label: string, p: CircuitBreaker.Policy, effect: Effect.Effect<number, unknown>) =>
   scopedEffectCase(label, Effect.map(CircuitBreaker.make(p), (b) => b.protect(effect)))
 
+/** The breaker around the promise itself (`tryPromise`): decided as the promise starts, recorded as it settles. */
+const promiseBreakerCase = (label: string, p: CircuitBreaker.Policy) =>
+  scopedEffectCase(label, Effect.map(CircuitBreaker.make(p), (b) => b.tryPromise(resolved)))
+
 const cockatielConsecutive = circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) })
 const cockatielSampling = circuitBreaker(handleAll, {
   halfOpenAfter: 10_000,
@@ -79,13 +83,16 @@ await runSuite({
     effectCase("bare Effect.tryPromise", viaPromise),
     breakerCase("sre.protect(tryPromise)", policies[0][1], viaPromise),
     breakerCase("consecutive.protect(tryPromise)", policies[1][1], viaPromise),
+    promiseBreakerCase("sre.tryPromise(resolved)", policies[0][1]),
+    promiseBreakerCase("consecutive.tryPromise(resolved)", policies[1][1]),
     effectCase("floor: withFiberRuntime entering a matchCauseEffect, no breaker", enteredSteps(viaPromise)),
     effectCase("cockatiel Consecutive in tryPromise", Effect.tryPromise(() => cockatielConsecutive.execute(resolved))),
     effectCase("cockatiel Sampling in tryPromise", Effect.tryPromise(() => cockatielSampling.execute(resolved))),
     opossumCase("opossum in tryPromise", false)
   ],
   note: "The same promise on every row; peers run it inside their breaker, called through Effect.tryPromise.\n" +
-    "The floor row runs the runtime steps a breaker's happy path takes with nothing in them.",
+    "tryPromise rows decide as the promise starts and record its outcome as it settles; protect wraps any effect,\n" +
+    "which costs two runtime steps: the floor row runs them with nothing in them.",
   peers: ["cockatiel", "opossum"]
 })
 

@@ -5,7 +5,31 @@ import type { Goal } from "./report.js"
 
 export const goals: ReadonlyArray<Goal> = [
   {
-    label: "breaker (consecutive) around async work ≤ 1.0× cockatiel's Consecutive breaker",
+    label: "breaker around a promise (consecutive.tryPromise) ≤ 1.0× cockatiel's Consecutive breaker",
+    suite: "circuit-breaker happy path (promise)",
+    subject: "consecutive.tryPromise(resolved)",
+    reference: "cockatiel Consecutive in tryPromise",
+    kind: "ratio",
+    limit: 1
+  },
+  {
+    label: "adaptive (sre) breaker around a promise (sre.tryPromise) ≤ 1.0× cockatiel's Sampling breaker",
+    suite: "circuit-breaker happy path (promise)",
+    subject: "sre.tryPromise(resolved)",
+    reference: "cockatiel Sampling in tryPromise",
+    kind: "ratio",
+    limit: 1
+  },
+  {
+    label: "adaptive (sre) breaker around a promise (sre.tryPromise) ≤ 1.0× cockatiel's Consecutive breaker",
+    suite: "circuit-breaker happy path (promise)",
+    subject: "sre.tryPromise(resolved)",
+    reference: "cockatiel Consecutive in tryPromise",
+    kind: "ratio",
+    limit: 1
+  },
+  {
+    label: "breaker around any effect (consecutive.protect(Effect.tryPromise)) ≤ 1.0× cockatiel's Consecutive breaker",
     suite: "circuit-breaker happy path (promise)",
     subject: "consecutive.protect(tryPromise)",
     reference: "cockatiel Consecutive in tryPromise",
@@ -13,7 +37,7 @@ export const goals: ReadonlyArray<Goal> = [
     limit: 1
   },
   {
-    label: "adaptive (sre) breaker around async work ≤ 1.0× cockatiel's adaptive (Sampling) breaker",
+    label: "adaptive (sre) breaker around any effect (sre.protect) ≤ 1.0× cockatiel's Sampling breaker",
     suite: "circuit-breaker happy path (promise)",
     subject: "sre.protect(tryPromise)",
     reference: "cockatiel Sampling in tryPromise",
@@ -21,7 +45,7 @@ export const goals: ReadonlyArray<Goal> = [
     limit: 1
   },
   {
-    label: "adaptive (sre) breaker around async work ≤ 1.0× cockatiel's Consecutive breaker",
+    label: "adaptive (sre) breaker around any effect (sre.protect) ≤ 1.0× cockatiel's Consecutive breaker",
     suite: "circuit-breaker happy path (promise)",
     subject: "sre.protect(tryPromise)",
     reference: "cockatiel Consecutive in tryPromise",
@@ -45,7 +69,7 @@ export const goals: ReadonlyArray<Goal> = [
     limit: 200
   },
   {
-    label: "bulkhead around a promise (bulkhead.tryPromise) ≤ 1.0× cockatiel's",
+    label: "bulkhead around a promise (bulkhead.tryPromise) ≤ 1.0× cockatiel's bulkhead",
     suite: "bulkhead around async work",
     subject: "bulkhead.tryPromise(resolved)",
     reference: "cockatiel bulkhead(10) in tryPromise",
@@ -53,7 +77,7 @@ export const goals: ReadonlyArray<Goal> = [
     limit: 1
   },
   {
-    label: "bulkhead around any effect (Bulkhead.protect(Effect.tryPromise)) ≤ 1.0× cockatiel's",
+    label: "bulkhead around any effect (Bulkhead.protect(Effect.tryPromise)) ≤ 1.0× cockatiel's bulkhead",
     suite: "bulkhead around async work",
     subject: "Bulkhead.protect(tryPromise)",
     reference: "cockatiel bulkhead(10) in tryPromise",
