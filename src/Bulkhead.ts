@@ -92,11 +92,12 @@ export interface Bulkhead {
    * step that starts the promise, given back when it settles. It queues and rejects like `protect`
    * and fails like `Effect.tryPromise` (`UnknownException`, or what `catch` makes of the rejection).
    *
-   * Two things differ from wrapping `Effect.tryPromise`. The call costs the runtime no step beyond
-   * `Effect.tryPromise`'s own (`protect` takes two more). And an interrupted caller aborts the
-   * signal passed to `evaluate` but does not give the permit back: the promise keeps it until it
-   * settles, since the work the bulkhead bounds is still running — a promise that ignores the signal
-   * holds its permit for as long as it runs.
+   * Two things differ from wrapping `Effect.tryPromise`. A call admitted at once costs the runtime
+   * no step beyond `Effect.tryPromise`'s own (`protect` takes two more). And its permit is the
+   * promise's: an interrupted caller aborts the signal passed to `evaluate` but does not give the
+   * permit back, since the work the bulkhead bounds is still running — a promise that ignores the
+   * signal holds its permit for as long as it runs. A call that had to queue runs as `protect`'s
+   * does, its permit held by the caller once granted.
    *
    * @example
    * ```ts

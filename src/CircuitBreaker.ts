@@ -141,15 +141,12 @@ export interface CircuitBreaker {
     options?: ProtectOptions<E>
   ) => Effect.Effect<A, E | CircuitOpenError, R>
   /**
-   * `protect(Effect.tryPromise(evaluate), options)` with the outcome taken from the promise itself:
-   * the call is decided in the step that starts the promise and recorded when it settles, so it
-   * costs the runtime no step beyond `Effect.tryPromise`'s own. It is rejected, probes and counts
-   * as `protect` would, and fails like `Effect.tryPromise` (`UnknownException`, or what `catch`
-   * makes of the rejection, which `isFailure` then judges).
-   *
-   * An interrupted caller aborts the signal passed to `evaluate`, and a rejection after that counts
-   * as neither success nor failure. A promise that takes no signal cannot be told; it is recorded
-   * with the outcome it settles with, as the downstream did answer.
+   * `protect(Effect.tryPromise(evaluate), options)`, decided in the step that starts the promise:
+   * it costs the runtime one step beyond `Effect.tryPromise`'s own (where `protect` takes two), the
+   * one that records the outcome when the promise settles. It is rejected, probes and counts as
+   * `protect` would — an interrupted caller counts as neither, and its signal is aborted — and
+   * fails like `Effect.tryPromise` (`UnknownException`, or what `catch` makes of the rejection,
+   * which `isFailure` then judges).
    *
    * @example
    * ```ts

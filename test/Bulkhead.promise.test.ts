@@ -208,6 +208,24 @@ describe("Bulkhead.tryPromise", () => {
       expect((yield* bulkhead.stats).active).toBe(0)
     }))
 
+  it.scoped("a call that had to queue holds its permit as protect's does: it comes back when the caller stops", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ name: "promise-queued-granted", maxConcurrent: 1, maxQueue: 1 })
+      const first = manual()
+      const second = manual()
+      const holder = yield* Effect.fork(bulkhead.tryPromise(first.start))
+      yield* settle
+      const queued = yield* Effect.fork(bulkhead.tryPromise(second.start))
+      yield* settle
+      first.resolve("a")
+      yield* Fiber.join(holder)
+      yield* settle
+      expect(second.started).toBe(1)
+      expect((yield* bulkhead.stats).active).toBe(1)
+      yield* Fiber.interrupt(queued)
+      expect((yield* bulkhead.stats).active).toBe(0)
+    }))
+
   it.effect("after the bulkhead's scope closes, calls fail BulkheadFullError", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()

@@ -3,7 +3,18 @@
  * settles, at no runtime step beyond `Effect.tryPromise`'s own.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, RuntimeFlags, RuntimeFlagsPatch, Supervisor, TestClock } from "effect"
+import {
+  Cause,
+  Effect,
+  Exit,
+  Fiber,
+  Option,
+  RuntimeFlags,
+  RuntimeFlagsPatch,
+  Stream,
+  Supervisor,
+  TestClock
+} from "effect"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { CircuitOpenError } from "../src/Errors.js"
 import * as ResilienceMode from "../src/ResilienceMode.js"
@@ -103,17 +114,80 @@ describe("CircuitBreaker.tryPromise", () => {
       expect(yield* breaker.stats).toMatchObject({ successes: 0, failures: 0 })
     }))
 
-  it.scoped("a promise without a signal is recorded with the outcome it settles with, even after its caller left", () =>
+  it.scoped("a caller interrupted before its promise settled counts as neither, with or without a signal", () =>
     Effect.gen(function*() {
       const breaker = yield* consecutive("promise-orphan", 1)
       const call = pending()
       const fiber = yield* Effect.fork(breaker.tryPromise(call.withoutSignal))
       yield* settle
       yield* Fiber.interrupt(fiber)
-      expect(yield* breaker.state).toBe("Closed")
       call.reject(new Error("down"))
       yield* waitForPromises
-      expect(yield* breaker.state).toBe("Open")
+      expect(yield* breaker.stats).toMatchObject({ state: "Closed", successes: 0, failures: 0 })
+      // a late success after an abort is not counted either
+      let resolveLate!: (s: string) => void
+      const late = yield* Effect.fork(breaker.tryPromise((signal: AbortSignal) => {
+        expect(signal.aborted).toBe(false)
+        return new Promise<string>((resolve) => {
+          resolveLate = resolve
+        })
+      }))
+      yield* settle
+      yield* Fiber.interrupt(late)
+      resolveLate("late")
+      yield* waitForPromises
+      expect(yield* breaker.stats).toMatchObject({ successes: 0, failures: 0 })
+    }))
+
+  it.scoped("a trip is published on `changes` by the tripping call itself (no later call or read needed)", () =>
+    Effect.gen(function*() {
+      const breaker = yield* consecutive("promise-publish", 1)
+      const seen = yield* Effect.fork(Stream.runHead(breaker.changes))
+      yield* settle
+      yield* Effect.exit(breaker.tryPromise(boom))
+      yield* settle
+      const change = yield* Fiber.poll(seen)
+      expect(Option.isSome(change)).toBe(true)
+      expect(yield* Fiber.join(seen)).toEqual(Option.some(expect.objectContaining({ from: "Closed", to: "Open" })))
+    }))
+
+  it.scoped("an `isFailure` that throws is a defect of the call, not a hang", () =>
+    Effect.gen(function*() {
+      const breaker = yield* consecutive("promise-isfailure-throws", 5)
+      const exit = yield* Effect.exit(breaker.tryPromise(boom, {
+        isFailure: () => {
+          throw new Error("predicate failed")
+        }
+      }))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+    }))
+
+  it.scoped("a function of no arguments is called with none, as Effect.tryPromise calls it", () =>
+    Effect.gen(function*() {
+      const breaker = yield* consecutive("promise-arity", 5)
+      let received = -1
+      yield* breaker.tryPromise((...args: Array<unknown>) => {
+        received = args.length
+        return Promise.resolve(1)
+      })
+      expect(received).toBe(0)
+    }))
+
+  it.scoped("slow-call tracking and isolation go the way protect goes", () =>
+    Effect.gen(function*() {
+      const timed = yield* CircuitBreaker.make(CircuitBreaker.countWindow({
+        name: "promise-timed",
+        size: 2,
+        minimumCalls: 2,
+        failureRateThreshold: 0.5,
+        slowCallDuration: "1 second",
+        slowCallRateThreshold: 0.5
+      }))
+      expect(yield* timed.tryPromise(ok)).toBe("ok")
+      expect(yield* timed.stats).toMatchObject({ successes: 1 })
+      const isolated = yield* consecutive("promise-isolated", 5)
+      yield* isolated.isolate
+      expect(failureOf(yield* Effect.exit(isolated.tryPromise(ok)))).toBeInstanceOf(CircuitOpenError)
     }))
 
   it.scoped("after the open period a promise is the half-open probe, and its success closes the breaker", () =>
@@ -166,14 +240,15 @@ const stepsOf = <A, E>(effect: Effect.Effect<A, E>) =>
   })
 
 describe("CircuitBreaker.tryPromise: cost", () => {
-  it.scoped("takes exactly the runtime steps of Effect.tryPromise while Closed", () =>
+  it.scoped("takes one runtime step more than Effect.tryPromise while Closed, protect two", () =>
     Effect.gen(function*() {
       const consecutiveBreaker = yield* consecutive("promise-steps", 5)
       const sreBreaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "promise-steps-sre" }))
       const bare = yield* stepsOf(Effect.tryPromise(ok))
       expect(bare).toBeGreaterThan(0)
-      expect(yield* stepsOf(consecutiveBreaker.tryPromise(ok))).toBe(bare)
-      expect(yield* stepsOf(sreBreaker.tryPromise(ok))).toBe(bare)
+      // one step records the outcome on the caller's fiber; protect takes one more to enter the work
+      expect(yield* stepsOf(consecutiveBreaker.tryPromise(ok))).toBe(bare + 1)
+      expect(yield* stepsOf(sreBreaker.tryPromise(ok))).toBe(bare + 1)
       expect(yield* stepsOf(consecutiveBreaker.protect(Effect.tryPromise(ok)))).toBe(bare + 2)
     }))
 })

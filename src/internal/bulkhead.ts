@@ -77,6 +77,7 @@ export class BulkheadImpl implements Bulkhead, Q.Permits, PermitPromise.Gate<Bul
   private values: Array<number>
   private reportedQueued = 0
   private boundProtect: Bulkhead["protect"] | undefined = undefined
+  private boundTryPromise: Bulkhead["tryPromise"] | undefined = undefined
   /** the live view, made for its first reader: a bulkhead nobody watches notifies nobody */
   private publisher: Publisher<Stats> | undefined = undefined
   private full: BulkheadFullError | undefined = undefined
@@ -126,7 +127,8 @@ export class BulkheadImpl implements Bulkhead, Q.Permits, PermitPromise.Gate<Bul
   }
 
   get tryPromise(): Bulkhead["tryPromise"] {
-    return (evaluate: PermitPromise.Evaluate<any, any>) => PermitPromise.tryPromise(this, evaluate)
+    return this.boundTryPromise ??= (evaluate: PermitPromise.Evaluate<any, any>) =>
+      PermitPromise.tryPromise(this, evaluate)
   }
 
   /** A newcomer's permit, taken now if one is free and nobody waits (a newcomer never overtakes). */
@@ -138,9 +140,12 @@ export class BulkheadImpl implements Bulkhead, Q.Permits, PermitPromise.Gate<Bul
     return true
   }
 
-  /** A promise's permit, taken now if free (`tryPromise`); otherwise its call queues or is rejected as `protect`'s. */
-  decide<A, E>(general: Effect.Effect<A, E>): number | Effect.Effect<A, E | BulkheadFullError> {
-    return this.admit() ? 0 : this.run(general)
+  /**
+   * A promise's permit (`tryPromise`), taken now if free and held until the promise settles;
+   * otherwise the call queues or is rejected as `protect`'s would.
+   */
+  decide<A, E>(call: PermitPromise.General<A, E>): number | Effect.Effect<A, E | BulkheadFullError> {
+    return this.admit() ? 0 : this.run(call.general())
   }
 
   succeeded<A>(_ticket: number, a: A): Effect.Effect<A> {
@@ -148,9 +153,9 @@ export class BulkheadImpl implements Bulkhead, Q.Permits, PermitPromise.Gate<Bul
     return Effect.succeed(a)
   }
 
-  failed<E>(_ticket: number, cause: Cause.Cause<E>): Effect.Effect<never, E> {
+  failed<E>(_ticket: number, failure: Effect.Effect<never, E>): Effect.Effect<never, E> {
     this.released()
-    return Effect.failCause(cause)
+    return failure
   }
 
   get protectWeighted(): Bulkhead["protectWeighted"] {

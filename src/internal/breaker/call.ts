@@ -8,7 +8,6 @@ import type { ProtectOptions } from "../../CircuitBreaker.js"
 import type { CircuitOpenError } from "../../Errors.js"
 import { enter } from "../frame.js"
 import type * as PermitPromise from "../permitPromise.js"
-import * as Classify from "./classify.js"
 import type { Breaker } from "./engine.js"
 
 // Builds match handlers from two arguments. Passing the closures as arguments keeps them
@@ -37,7 +36,7 @@ export const callHandlers = (breaker: Breaker, token: number, start: number, isF
  * constant), so such a run allocates nothing, and enters that match in the step that admitted it
  * (`frame.ts`); anything else takes the general path.
  */
-export class ProtectedCall<A, E, R> {
+export class ProtectedCall<A, E, R> implements PermitPromise.General<A, E, R> {
   private token = -1
   private matched: Effect.Effect<A, E, R> | undefined = undefined
   constructor(
@@ -46,10 +45,14 @@ export class ProtectedCall<A, E, R> {
     readonly isFailure: ProtectOptions<E>["isFailure"]
   ) {}
 
+  general(): Effect.Effect<A, E, R> {
+    return this.effect
+  }
+
   /** One run on `fiber`, the fiber running it (called from `Effect.withFiberRuntime`). */
   run(fiber: Fiber.RuntimeFiber<any, any>): Effect.Effect<A, E | CircuitOpenError, R> {
     const b = this.breaker
-    const token = b.decideNow(this.effect, this.isFailure)
+    const token = b.decideNow(this, this.isFailure)
     if (typeof token !== "number") return token
     if (token !== this.token || this.matched === undefined) {
       const h = callHandlers(b, token, Number.NaN, this.isFailure ?? b.spec.isFailure)
@@ -61,23 +64,25 @@ export class ProtectedCall<A, E, R> {
 }
 
 /**
- * A breaker's side of `tryPromise` (`permitPromise.ts`): decided as `protect` decides, the outcome
- * recorded when the promise settles. A rejection after the caller was interrupted (its signal
- * aborted) counts as neither, as an interrupted `protect` does.
+ * A breaker's side of `tryPromise` (`permitPromise.ts`): decided as `protect` decides; the outcome
+ * is recorded by the effect the caller resumes with, so a caller interrupted before the promise
+ * settled counts as neither, as an interrupted `protect` does, and a state change is published
+ * before the caller goes on.
  */
 export class PromiseGate implements PermitPromise.Gate<CircuitOpenError> {
   // the error type is the promise's (mapped by `catch`), known to the caller of `tryPromise`
   constructor(readonly breaker: Breaker, readonly isFailure: ((error: any) => boolean) | undefined) {}
-  decide<A, E2>(general: Effect.Effect<A, E2>): number | Effect.Effect<A, E2 | CircuitOpenError> {
-    return this.breaker.decideNow(general, this.isFailure)
+  decide<A, E>(call: PermitPromise.General<A, E>): number | Effect.Effect<A, E | CircuitOpenError> {
+    return this.breaker.decideNow(call, this.isFailure)
   }
   succeeded<A>(token: number, a: A): Effect.Effect<A> {
-    return this.breaker.succeeded(a, token, Number.NaN)
+    return Effect.suspend(() => this.breaker.succeeded(a, token, Number.NaN))
   }
-  failed<E2>(token: number, cause: Cause.Cause<E2>, aborted: boolean): Effect.Effect<never, E2> {
+  failed<E>(token: number, failure: Effect.Effect<never, E>): Effect.Effect<never, E> {
     const b = this.breaker
-    if (!aborted) return b.failed(cause, token, Number.NaN, this.isFailure ?? b.spec.isFailure)
-    b.record(Classify.IGNORE, token, Number.NaN, b.clock.unsafeCurrentTimeMillis(), undefined)
-    return b.core.pending.length === 0 ? Effect.failCause(cause) : Effect.zipRight(b.flush(), Effect.failCause(cause))
+    return Effect.catchAllCause(
+      failure,
+      (cause) => b.failed(cause, token, Number.NaN, this.isFailure ?? b.spec.isFailure)
+    )
   }
 }

@@ -75,6 +75,7 @@ export class Breaker extends Shell implements CircuitBreaker {
   /** the last rejection, reused while its state and retry-after stay the same */
   private rejection: Rejection | undefined = undefined
   private boundProtect: CircuitBreaker["protect"] | undefined = undefined
+  private boundTryPromise: CircuitBreaker["tryPromise"] | undefined = undefined
 
   /** Builds a breaker; a Schedule for the open period takes its first step. */
   static make(
@@ -100,16 +101,16 @@ export class Breaker extends Shell implements CircuitBreaker {
   }
 
   get tryPromise(): CircuitBreaker["tryPromise"] {
-    return (evaluate: PermitPromise.Evaluate<any, any>, options?: ProtectOptions<any>) =>
+    return this.boundTryPromise ??= (evaluate: PermitPromise.Evaluate<any, any>, options?: ProtectOptions<any>) =>
       PermitPromise.tryPromise(new PromiseGate(this, options?.isFailure), evaluate)
   }
 
   /**
    * Decides a call now, as `protect` does: the core's token for a plain admission (Closed, no state
-   * change to publish, the call not timed), else the effect that runs `effect` the general way.
+   * change to publish, the call not timed), else the effect that runs `call.general()` the general way.
    */
   decideNow<A, E, R>(
-    effect: Effect.Effect<A, E, R>,
+    call: PermitPromise.General<A, E, R>,
     isFailure: ProtectOptions<E>["isFailure"]
   ): number | Effect.Effect<A, E | CircuitOpenError, R> {
     const core = this.core
@@ -121,10 +122,12 @@ export class Breaker extends Shell implements CircuitBreaker {
     } else {
       now = this.clock.unsafeCurrentTimeMillis()
       this.lastUsed = now
-      if (this.special(now)) return this.runSpecial(now, effect, isFailure)
+      if (this.special(now)) return this.runSpecial(now, call.general(), isFailure)
     }
     const token = core.acquire(now)
-    if (token < 0 || core.pending.length > 0 || this.spec.timesCalls) return this.decided(token, effect, now, isFailure)
+    if (token < 0 || core.pending.length > 0 || this.spec.timesCalls) {
+      return this.decided(token, call.general(), now, isFailure)
+    }
     return token
   }
 
