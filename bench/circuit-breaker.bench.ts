@@ -28,7 +28,7 @@ const policies: ReadonlyArray<readonly [string, CircuitBreaker.Policy]> = [
 const breakerCase = (label: string, p: CircuitBreaker.Policy, effect: Effect.Effect<number, unknown>) =>
   scopedEffectCase(label, Effect.map(CircuitBreaker.make(p), (b) => b.protect(effect)))
 
-/** The breaker around the promise itself (`tryPromise`): decided as the promise starts, recorded as it settles. */
+/** The breaker around the promise itself (`tryPromise`): decided as the promise starts, recorded as the caller resumes. */
 const promiseBreakerCase = (label: string, p: CircuitBreaker.Policy) =>
   scopedEffectCase(label, Effect.map(CircuitBreaker.make(p), (b) => b.tryPromise(resolved)))
 
@@ -91,8 +91,8 @@ await runSuite({
     opossumCase("opossum in tryPromise", false)
   ],
   note: "The same promise on every row; peers run it inside their breaker, called through Effect.tryPromise.\n" +
-    "tryPromise rows decide as the promise starts and record its outcome as it settles; protect wraps any effect,\n" +
-    "which costs two runtime steps: the floor row runs them with nothing in them.",
+    "tryPromise rows decide as the promise starts and record its outcome in the one step that resumes the caller;\n" +
+    "protect wraps any effect, which costs two runtime steps: the floor row runs them with nothing in them.",
   peers: ["cockatiel", "opossum"]
 })
 
