@@ -3,8 +3,9 @@
  *
  * `policy.protect(Effect.tryPromise(f))` costs the runtime two steps of its own: one that decides
  * and enters the work, and one, after the work, that reports the outcome and hands the value on.
- * Here the policy decides in the step that starts the promise (the async registration) and hears
- * the outcome in the promise's own settle callback, before the fiber is resumed: no step is added.
+ * Here the policy decides in the step that starts the promise (the async registration), which
+ * costs no step, and hears the outcome in the promise's own settle callback, before the fiber is
+ * resumed: a bulkhead adds no step at all, a breaker one (it records on the caller's fiber).
  *
  * The gate hears of the settlement at once (a bulkhead gives its permit back then: the permit is
  * the promise's) and hands back the effect the caller resumes with, which runs only while the
