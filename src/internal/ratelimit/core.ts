@@ -128,12 +128,6 @@ export const EXPIRY_CELL = 1_000_000
 /** The largest time span an algorithm may cover, µs (about 31 years): keeps every sum below 2^53. */
 export const MAX_SPAN = 1e15
 
-/**
- * The head every script shares. With no arguments it takes one unit now (the hot path sends only
- * the key). ARGV[1] is the cost, ARGV[2] the most a reservation may wait (µs), ARGV[3] the time in
- * µs or "" to read Redis `TIME` (the normal case: every instance shares the server's clock),
- * ARGV[4] (token bucket and GCRA) the time to act of a reservation to cancel.
- */
 /** Lua: `now` (µs) from Redis `TIME` when the caller passed no time. */
 export const nowFromRedisTime = `if not now then
   local t = redis.call("TIME")
@@ -150,6 +144,12 @@ local a2 = ARGV[2]
 if a2 and a2 ~= "" then now = tonumber(a2) end
 ${nowFromRedisTime}`
 
+/**
+ * The head every script shares. With no arguments it takes one unit now (the hot path sends only
+ * the key). ARGV[1] is the cost, ARGV[2] the most a reservation may wait (µs), ARGV[3] the time in
+ * µs or "" to read Redis `TIME` (the normal case: every instance shares the server's clock),
+ * ARGV[4] (token bucket and GCRA) the time to act of a reservation to cancel.
+ */
 export const scriptHead = `local key = KEYS[1]
 local cost, maxDelay, now = 1, 0, nil
 local a1 = ARGV[1]

@@ -274,7 +274,7 @@ interface Group {
 const allStepperFor = (
   o: EngineOptions,
   health: Health,
-  call: <A>(operation: string, run: () => Promise<A>) => Effect.Effect<A, StoreError>,
+  call: Call,
   group: Group
 ): AllStepper => {
   const { client, limits, locals, script, sha } = group
@@ -373,7 +373,7 @@ const stepperFor = (
   o: EngineOptions,
   deadlines: Deadlines,
   health: Health,
-  call: <A>(operation: string, run: () => Promise<A>) => Effect.Effect<A, StoreError>,
+  call: Call,
   keyPrefix: string,
   def: Definition,
   sha: string,
