@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, RuntimeFlags, RuntimeFlagsPatch, Scope, Supervisor } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Scope } from "effect"
 import * as Bulkhead from "../src/Bulkhead.js"
 import { BulkheadFullError } from "../src/Errors.js"
-import { failureOf, settle } from "./support.js"
+import { failureOf, runtimeStepsOf, settle, waitForPromises } from "./support.js"
 
 /** A promise settled from outside, counting how often it was started. */
 const manual = <A = string>() => {
@@ -35,8 +35,6 @@ const manual = <A = string>() => {
     }
   }
 }
-
-const waitForPromises = Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
 
 describe("Bulkhead.tryPromise", () => {
   it.scoped("holds a permit while the promise runs and gives it back when it resolves", () =>
@@ -257,35 +255,15 @@ describe("Bulkhead.tryPromise", () => {
     }))
 })
 
-/** Counts the runtime steps of `effect` (every effect the fiber evaluates, with op supervision on). */
-const stepsOf = <A, E>(effect: Effect.Effect<A, E>) =>
-  Effect.gen(function*() {
-    let steps = 0
-    class Counter extends Supervisor.AbstractSupervisor<void> {
-      value = Effect.void
-      override onEffect(): void {
-        steps++
-      }
-    }
-    const counted = effect.pipe(
-      Effect.supervised(new Counter()),
-      Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision))
-    )
-    // the same frame around both, so only the effect's own steps differ
-    const before = steps
-    yield* Effect.exit(counted)
-    return steps - before
-  })
-
 describe("Bulkhead.tryPromise: cost", () => {
   it.scoped("takes exactly the runtime steps of Effect.tryPromise when a permit is free", () =>
     Effect.gen(function*() {
       const bulkhead = yield* Bulkhead.make({ name: "promise-steps", maxConcurrent: 1 })
       const resolved = () => Promise.resolve(1)
-      const bare = yield* stepsOf(Effect.tryPromise(resolved))
+      const bare = yield* runtimeStepsOf(Effect.tryPromise(resolved))
       expect(bare).toBeGreaterThan(0)
-      expect(yield* stepsOf(bulkhead.tryPromise(resolved))).toBe(bare)
+      expect(yield* runtimeStepsOf(bulkhead.tryPromise(resolved))).toBe(bare)
       // wrapping the effect costs its own steps: one to enter, one to give the permit back
-      expect(yield* stepsOf(bulkhead.protect(Effect.tryPromise(resolved)))).toBe(bare + 2)
+      expect(yield* runtimeStepsOf(bulkhead.protect(Effect.tryPromise(resolved)))).toBe(bare + 2)
     }))
 })

@@ -3,26 +3,14 @@
  * settles, at no runtime step beyond `Effect.tryPromise`'s own.
  */
 import { describe, expect, it } from "@effect/vitest"
-import {
-  Cause,
-  Effect,
-  Exit,
-  Fiber,
-  Option,
-  RuntimeFlags,
-  RuntimeFlagsPatch,
-  Stream,
-  Supervisor,
-  TestClock
-} from "effect"
+import { Cause, Effect, Exit, Fiber, Option, Stream, TestClock } from "effect"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { CircuitOpenError } from "../src/Errors.js"
 import * as ResilienceMode from "../src/ResilienceMode.js"
-import { failureOf, settle } from "./support.js"
+import { failureOf, runtimeStepsOf, settle, waitForPromises } from "./support.js"
 
 const boom = () => Promise.reject(new Error("boom"))
 const ok = () => Promise.resolve("ok")
-const waitForPromises = Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
 
 /** A promise that never settles by itself: rejects when its signal aborts, or when told to. */
 const pending = () => {
@@ -222,33 +210,16 @@ describe("CircuitBreaker.tryPromise", () => {
     }).pipe(Effect.provide(ResilienceMode.layerShadow(true))))
 })
 
-/** Counts the runtime steps of `effect` (every effect the fiber evaluates, with op supervision on). */
-const stepsOf = <A, E>(effect: Effect.Effect<A, E>) =>
-  Effect.gen(function*() {
-    let steps = 0
-    class Counter extends Supervisor.AbstractSupervisor<void> {
-      value = Effect.void
-      override onEffect(): void {
-        steps++
-      }
-    }
-    yield* Effect.exit(effect.pipe(
-      Effect.supervised(new Counter()),
-      Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision))
-    ))
-    return steps
-  })
-
 describe("CircuitBreaker.tryPromise: cost", () => {
   it.scoped("takes one runtime step more than Effect.tryPromise while Closed, protect two", () =>
     Effect.gen(function*() {
       const consecutiveBreaker = yield* consecutive("promise-steps", 5)
       const sreBreaker = yield* CircuitBreaker.make(CircuitBreaker.sre({ name: "promise-steps-sre" }))
-      const bare = yield* stepsOf(Effect.tryPromise(ok))
+      const bare = yield* runtimeStepsOf(Effect.tryPromise(ok))
       expect(bare).toBeGreaterThan(0)
       // one step records the outcome on the caller's fiber; protect takes one more to enter the work
-      expect(yield* stepsOf(consecutiveBreaker.tryPromise(ok))).toBe(bare + 1)
-      expect(yield* stepsOf(sreBreaker.tryPromise(ok))).toBe(bare + 1)
-      expect(yield* stepsOf(consecutiveBreaker.protect(Effect.tryPromise(ok)))).toBe(bare + 2)
+      expect(yield* runtimeStepsOf(consecutiveBreaker.tryPromise(ok))).toBe(bare + 1)
+      expect(yield* runtimeStepsOf(sreBreaker.tryPromise(ok))).toBe(bare + 1)
+      expect(yield* runtimeStepsOf(consecutiveBreaker.protect(Effect.tryPromise(ok)))).toBe(bare + 2)
     }))
 })

@@ -6,10 +6,35 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as RuntimeFlags from "effect/RuntimeFlags"
+import * as RuntimeFlagsPatch from "effect/RuntimeFlagsPatch"
 import type * as Scope from "effect/Scope"
+import * as Supervisor from "effect/Supervisor"
 
 /** Lets every forked fiber run until it blocks. */
 export const settle = Effect.repeatN(Effect.yieldNow(), 50)
+
+/** Waits until the promise callbacks queued so far (and those they queue) have run. */
+export const waitForPromises = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+/** Counts the runtime steps of `effect`: every effect its fiber evaluates, with op supervision on. */
+export const runtimeStepsOf = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<number> =>
+  Effect.suspend(() => {
+    let steps = 0
+    class Counter extends Supervisor.AbstractSupervisor<void> {
+      value = Effect.void
+      override onEffect(): void {
+        steps++
+      }
+    }
+    return Effect.map(
+      Effect.exit(effect.pipe(
+        Effect.supervised(new Counter()),
+        Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision))
+      )),
+      () => steps
+    )
+  })
 
 /** The typed failure of `exit`; throws when it succeeded or failed otherwise. */
 export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
